@@ -1,0 +1,237 @@
+"""The `cove` command: run a server, manage keys and images, and drive sessions through the SDK."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cove.config import DEFAULT_DATA_DIR, load_settings, settings_help
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Left-aligned columns, wide enough for their longest cell."""
+    cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    )
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+@click.group()
+@click.version_option(package_name="cove")
+def main() -> None:
+    """Cove: self-hosted sandboxes for AI agents."""
+
+
+# Server side
+
+
+@main.command(
+    epilog="Settings, also read from a TOML file given by --config or COVE_CONFIG:\n\n" + settings_help()
+)
+@click.option("--host", default=None, help="address to listen on [COVE_HOST]")
+@click.option("--port", type=int, default=None, help="port to listen on [COVE_PORT]")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="[COVE_DATA_DIR]")
+@click.option("--config", "config_file", type=click.Path(path_type=Path, exists=True), default=None)
+@click.option("--log-level", default="info", show_default=True)
+def serve(
+    host: str | None, port: int | None, data_dir: Path | None, config_file: Path | None, log_level: str
+) -> None:
+    """Run the Cove server (needs root: it runs runc and mounts overlays)."""
+    import uvicorn
+
+    from cove.server.app import create_app
+
+    settings = load_settings(config_file, host=host, port=port, data_dir=data_dir)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+
+
+@main.group()
+def key() -> None:
+    """Manage API keys (each key is a tenant)."""
+
+
+def _store(data_dir: Path | None) -> Any:
+    from cove.sessions.store import Store
+
+    settings = load_settings(data_dir=data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return Store(settings.database)
+
+
+@key.command("create")
+@click.option("--name", default="", help="a note to recognise the key by")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+def key_create(name: str, data_dir: Path | None) -> None:
+    """Create a key and print it (it is shown only this once)."""
+    from cove.auth import create_api_key
+
+    click.echo(create_api_key(_store(data_dir), name))
+
+
+@key.command("ls")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+def key_ls(data_dir: Path | None) -> None:
+    """List keys by tenant id (keys themselves are never stored)."""
+    keys = _store(data_dir).list_api_keys()
+    click.echo(
+        render_table(["TENANT", "NAME", "CREATED"], [(k.tenant_id, k.name, k.created_at) for k in keys])
+    )
+
+
+# Client side
+
+
+def _client(endpoint: str | None, api_key: str | None, data_dir: Path | None) -> Any:
+    from cove import AgentBay, Config
+
+    key_file = (data_dir or Path(os.environ.get("COVE_DATA_DIR", DEFAULT_DATA_DIR))) / "api_key"
+    if not (api_key or os.environ.get("COVE_API_KEY") or os.environ.get("AGENTBAY_API_KEY")):
+        if not os.access(key_file, os.R_OK):
+            _fail(f"no API key: pass --api-key, set COVE_API_KEY, or make {key_file} readable")
+        api_key = key_file.read_text().strip()
+    return AgentBay(api_key=api_key or "", cfg=Config(endpoint=endpoint))
+
+
+def client_options(command: Any) -> Any:
+    for option in (
+        click.option(
+            "--endpoint", default=None, help="server URL [COVE_ENDPOINT, default http://127.0.0.1:9000]"
+        ),
+        click.option("--api-key", default=None, help="[COVE_API_KEY, else DATA_DIR/api_key]"),
+        click.option(
+            "--data-dir", type=click.Path(path_type=Path), default=None, help="to find the default key"
+        ),
+    ):
+        command = option(command)
+    return command
+
+
+def _check(result: Any) -> Any:
+    if not result.success:
+        _fail(f"{result.error_message} (request {result.request_id or '-'})")
+    return result
+
+
+@main.group()
+def session() -> None:
+    """Create, list, inspect and delete sessions."""
+
+
+@session.command("create")
+@client_options
+@click.option("--image", "image_id", default=None, help="image id (default linux_latest)")
+@click.option("--label", "labels", multiple=True, help="KEY=VALUE, repeatable")
+@click.option("--memory-mb", type=int, default=None)
+@click.option("--cpus", type=float, default=None)
+@click.option("--pids", type=int, default=None)
+def session_create(
+    endpoint: str | None,
+    api_key: str | None,
+    data_dir: Path | None,
+    image_id: str | None,
+    labels: tuple[str, ...],
+    memory_mb: int | None,
+    cpus: float | None,
+    pids: int | None,
+) -> None:
+    """Create a session and print its id."""
+    from cove import CreateSessionParams
+
+    parsed = {}
+    for label in labels:
+        name, sep, value = label.partition("=")
+        if not sep:
+            _fail(f"--label {label!r} must look like KEY=VALUE")
+        parsed[name] = value
+    params = CreateSessionParams(
+        image_id=image_id, labels=parsed or None, memory_mb=memory_mb, cpus=cpus, pids=pids
+    )
+    with _client(endpoint, api_key, data_dir) as client:
+        click.echo(_check(client.create(params)).session.session_id)
+
+
+@session.command("ls")
+@client_options
+@click.option("--label", "labels", multiple=True, help="KEY=VALUE filter, repeatable")
+@click.option("--status", default=None)
+@click.option("--page", type=int, default=None)
+@click.option("--limit", type=int, default=None)
+def session_ls(
+    endpoint: str | None,
+    api_key: str | None,
+    data_dir: Path | None,
+    labels: tuple[str, ...],
+    status: str | None,
+    page: int | None,
+    limit: int | None,
+) -> None:
+    """List sessions as a table."""
+    wanted = dict(label.partition("=")[::2] for label in labels) or None
+    with _client(endpoint, api_key, data_dir) as client:
+        result = _check(client.list(labels=wanted, status=status, page=page, limit=limit))
+    rows = [
+        (
+            s["session_id"],
+            s["status"],
+            s["image_id"],
+            ",".join(f"{k}={v}" for k, v in s["labels"].items()),
+            s["created_at"],
+        )
+        for s in result.sessions
+    ]
+    click.echo(render_table(["SESSION", "STATUS", "IMAGE", "LABELS", "CREATED"], rows))
+    click.echo(f"{len(rows)} of {result.total_count} shown")
+
+
+@session.command("info")
+@client_options
+@click.argument("session_id")
+def session_info(endpoint: str | None, api_key: str | None, data_dir: Path | None, session_id: str) -> None:
+    """Show everything known about one session, as JSON."""
+    with _client(endpoint, api_key, data_dir) as client:
+        result = _check(client.get(session_id))
+        click.echo(json.dumps(result.session.data, indent=2, default=str))
+
+
+@session.command("rm")
+@client_options
+@click.argument("session_ids", nargs=-1, required=True)
+def session_rm(
+    endpoint: str | None, api_key: str | None, data_dir: Path | None, session_ids: tuple[str, ...]
+) -> None:
+    """Delete sessions (deleting one twice is fine)."""
+    with _client(endpoint, api_key, data_dir) as client:
+        for session_id in session_ids:
+            got = _check(client.get(session_id))
+            _check(client.delete(got.session))
+            click.echo(f"deleted {session_id}")
+
+
+@main.group()
+def image() -> None:
+    """Images that sessions run on."""
+
+
+@image.command("ls")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+def image_ls(data_dir: Path | None) -> None:
+    """List the images stored in the data directory (builds the default one if missing)."""
+    from cove.sandbox.images import ImageStore
+
+    settings = load_settings(data_dir=data_dir)
+    store = ImageStore(settings.data_dir / "images", settings.subordinate_id_start)
+    store.get(settings.default_image)
+    rows = [(i.image_id, f"{i.size_bytes / 2**20:.0f} MiB", i.source[:60]) for i in store.list()]
+    click.echo(render_table(["IMAGE", "SIZE", "SOURCE"], rows))

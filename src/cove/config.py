@@ -1,0 +1,83 @@
+"""Server settings: defaults that work with no configuration, then a TOML file, then COVE_* variables."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DATA_DIR = "/var/lib/cove"
+
+
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of a Cove server. Each field `name` is read from the variable COVE_NAME."""
+
+    data_dir: Path = _setting(Path(DEFAULT_DATA_DIR), "data directory: database, images, session state")
+    host: str = _setting("127.0.0.1", "address the server listens on")
+    port: int = _setting(9000, "port the server listens on")
+    database_url: str = _setting("", "SQLAlchemy URL; empty means SQLite at DATA_DIR/cove.db")
+    api_keys: str = _setting("", "comma-separated API keys accepted besides those in the database")
+    public_url: str = _setting("", "base URL clients reach the server at; default http://HOST:PORT")
+    session_quota: int = _setting(50, "live sessions allowed per API key")
+    default_image: str = _setting("linux_latest", "image used when a create names none")
+    default_memory_mb: int = _setting(1024, "memory limit of a session, MiB")
+    default_cpus: float = _setting(1.0, "CPU limit of a session, cores")
+    default_pids: int = _setting(512, "process limit of a session")
+    max_memory_mb: int = _setting(8192, "largest memory limit a create may ask for, MiB")
+    max_cpus: float = _setting(float(os.cpu_count() or 1), "largest CPU limit a create may ask for")
+    max_pids: int = _setting(4096, "largest process limit a create may ask for")
+    runc: str = _setting("runc", "OCI runtime binary (runc; crun takes the same commands)")
+    subordinate_id_start: int = _setting(100000, "first host uid/gid that sandbox uid 0 maps to")
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'cove.db'}"
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+def _convert(name: str, raw: Any, target: Any) -> Any:
+    try:
+        if isinstance(target, Path):
+            return Path(raw)
+        return type(target)(raw)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"setting {name}: cannot read {raw!r} as {type(target).__name__}") from exc
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Defaults, then the TOML file, then COVE_* environment variables, then explicit overrides."""
+    settings = Settings()
+    values: dict[str, Any] = {}
+    path = config_file or (Path(os.environ["COVE_CONFIG"]) if os.environ.get("COVE_CONFIG") else None)
+    if path is not None:
+        with path.open("rb") as handle:
+            values.update(tomllib.load(handle))
+    known = {f.name: getattr(settings, f.name) for f in fields(Settings)}
+    for name in known:
+        env = os.environ.get(f"COVE_{name.upper()}")
+        if env is not None:
+            values[name] = env
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"unknown setting(s): {', '.join(unknown)}")
+    converted = {name: _convert(name, raw, known[name]) for name, raw in values.items()}
+    return replace(settings, **converted)
+
+
+def settings_help() -> str:
+    """One line per setting, for `cove serve --help`."""
+    lines = []
+    for f in fields(Settings):
+        lines.append(f"COVE_{f.name.upper():<24} {f.metadata['help']} (default: {f.default!s})")
+    return "\n".join(lines)

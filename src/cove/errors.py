@@ -1,0 +1,50 @@
+"""Errors every layer raises and every API surface translates: a stable code and an HTTP status."""
+
+from __future__ import annotations
+
+
+class CoveError(Exception):
+    """Base of Cove's expected failures; `code` is stable, `message` says what to do."""
+
+    code = "InternalError"
+    http_status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgument(CoveError):
+    code = "InvalidArgument"
+    http_status = 400
+
+
+class Unauthorized(CoveError):
+    code = "Unauthorized"
+    http_status = 401
+
+
+class SessionNotFound(CoveError):
+    code = "SessionNotFound"
+    http_status = 404
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"session {session_id!r} not found")
+        self.session_id = session_id
+
+
+class InvalidState(CoveError):
+    code = "InvalidState"
+    http_status = 409
+
+
+class QuotaExceeded(CoveError):
+    code = "QuotaExceeded"
+    http_status = 429
+
+
+class SandboxError(CoveError):
+    """The sandbox runtime failed; whatever it had started is already cleaned up."""
+
+    code = "SandboxError"
+    http_status = 500

@@ -1,0 +1,1 @@
+"""Sandbox runtime: images, OCI specs, runc, mounts and cgroups."""

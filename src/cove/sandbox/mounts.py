@@ -1,0 +1,42 @@
+"""Overlay mounts for session root filesystems, through the mount(2) system call."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+
+_libc = ctypes.CDLL(None, use_errno=True)
+MNT_DETACH = 2
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def mount_overlay(lower: Path, upper: Path, work: Path, target: Path) -> None:
+    """A writable layer (`upper`) over the read-only image (`lower`), at `target`."""
+    options = f"lowerdir={lower},upperdir={upper},workdir={work}".encode()
+    result = _libc.mount(b"overlay", str(target).encode(), b"overlay", 0, options)
+    _check(result, f"mount overlay at {target}")
+
+
+def unmount(target: Path) -> None:
+    """Detach `target`; a lazy detach never blocks on a process still using it."""
+    result = _libc.umount2(str(target).encode(), MNT_DETACH)
+    _check(result, f"unmount {target}")
+
+
+def mount_points_under(prefix: Path) -> list[Path]:
+    """Mount points at or below `prefix` in this mount namespace, deepest first."""
+    found = []
+    base = str(prefix).rstrip("/") + "/"
+    with open("/proc/self/mountinfo") as mountinfo:
+        for line in mountinfo:
+            # Field 5 is the mount point, with spaces and the like escaped as octal.
+            point = line.split()[4].encode().decode("unicode_escape")
+            if point.startswith(base):
+                found.append(Path(point))
+    return sorted(found, key=lambda p: len(p.parts), reverse=True)

@@ -1,0 +1,202 @@
+"""The sandbox runtime: one runc container per session, over an overlay of a shared image.
+
+Layout under DATA_DIR:
+    runc/                    runc's own state (`runc --root`)
+    sessions/<id>/           config.json, upper/ + work/ (the session's writable layer), rootfs/
+                             (the overlay mount point), runc.log and init.log
+Cgroups live at /cove/<instance>/<id> in every hierarchy, so two servers on one host never touch
+each other's sessions. Containers outlive the server process: runc detaches them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from cove.errors import SandboxError
+from cove.sandbox import cgroups
+from cove.sandbox.images import SANDBOX_HOME, SANDBOX_UID, Image
+from cove.sandbox.mounts import mount_overlay, mount_points_under, unmount
+from cove.sandbox.oci_spec import IdMapping, Limits, Mount, build_spec
+
+AGENT_DIR = Path(__file__).resolve().parent.parent / "agent"
+AGENT_MOUNT = "/.cove/agent"
+INIT_ARGS = ["python3", "-I", "-S", f"{AGENT_MOUNT}/init.py"]
+ID_RANGE_SIZE = 65536
+RUNC_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class CleanupReport:
+    """What a sweep for leftovers removed."""
+
+    containers: list[str]
+    mounts: list[str]
+    cgroups: list[str]
+    directories: list[str]
+
+
+def _instance_id(data_dir: Path) -> str:
+    path = data_dir / "instance_id"
+    if not path.exists():
+        path.write_text(uuid.uuid4().hex[:12] + "\n")
+    return path.read_text().strip()
+
+
+def _runc_error(log: Path, fallback: str) -> str:
+    """The last error runc wrote to its JSON log, which says far more than its exit code."""
+    message = fallback
+    if log.exists():
+        for line in log.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if entry.get("level") in ("error", "fatal"):
+                message = entry.get("msg", message)
+    return message
+
+
+class RuncRuntime:
+    """Creates, inspects and destroys session sandboxes with runc."""
+
+    def __init__(self, data_dir: Path, runc: str = "runc", id_start: int = 100000) -> None:
+        self.sessions_dir = data_dir / "sessions"
+        self.state_dir = data_dir / "runc"
+        self.sessions_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.runc = runc
+        self.id_mapping = IdMapping(host_start=id_start, size=ID_RANGE_SIZE)
+        self.cgroup_parent = f"/cove/{_instance_id(data_dir)}"
+        if shutil.which(runc) is None:
+            raise SandboxError(f"{runc!r} not found; install it (scripts/install.sh does) or set COVE_RUNC")
+
+    def _runc(self, *args: str, timeout: float = RUNC_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [self.runc, "--root", str(self.state_dir), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def session_dir(self, session_id: str) -> Path:
+        return self.sessions_dir / session_id
+
+    def create(self, session_id: str, image: Image, limits: Limits) -> None:
+        """Start the session's container; on any failure, remove all it had made and raise."""
+        directory = self.session_dir(session_id)
+        try:
+            self._start(session_id, directory, image, limits)
+        except BaseException as exc:
+            self.destroy(session_id)
+            if isinstance(exc, SandboxError):
+                raise
+            if isinstance(exc, OSError | subprocess.SubprocessError):
+                raise SandboxError(f"could not create the sandbox of {session_id}: {exc}") from exc
+            raise
+
+    def _start(self, session_id: str, directory: Path, image: Image, limits: Limits) -> None:
+        upper, work, rootfs = directory / "upper", directory / "work", directory / "rootfs"
+        for path in (upper, work, rootfs):
+            path.mkdir(parents=True)
+        # The overlay's root takes its owner from the upper layer: make it the sandbox's root.
+        sandbox_root = self.id_mapping.to_host(0)
+        os.chown(upper, sandbox_root, sandbox_root)
+        mount_overlay(image.rootfs, upper, work, rootfs)
+        spec = build_spec(
+            hostname=session_id,
+            rootfs=str(rootfs),
+            args=INIT_ARGS,
+            user_uid=SANDBOX_UID,
+            home=SANDBOX_HOME,
+            id_mapping=self.id_mapping,
+            limits=limits,
+            cgroups_path=f"{self.cgroup_parent}/{session_id}",
+            binds=[Mount(source=str(AGENT_DIR), destination=AGENT_MOUNT)],
+        )
+        (directory / "config.json").write_text(json.dumps(spec))
+        log = directory / "runc.log"
+        with open(directory / "init.log", "ab") as init_log:
+            # The container inherits these descriptors, so they must not be pipes we wait on.
+            result = subprocess.run(
+                [
+                    self.runc,
+                    "--root",
+                    str(self.state_dir),
+                    "--log",
+                    str(log),
+                    "--log-format",
+                    "json",
+                    "run",
+                    "--detach",
+                    "--bundle",
+                    str(directory),
+                    session_id,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=init_log,
+                stderr=init_log,
+                timeout=RUNC_TIMEOUT_S,
+                check=False,
+            )
+        if result.returncode != 0:
+            raise SandboxError(
+                f"could not start the sandbox of {session_id}: {_runc_error(log, 'runc run failed')}"
+            )
+
+    def destroy(self, session_id: str) -> None:
+        """Remove the container, its mount, cgroups and files. Safe to call for any state."""
+        self._runc("delete", "--force", session_id)
+        directory = self.session_dir(session_id)
+        for point in mount_points_under(directory):
+            unmount(point)
+        cgroups.remove(self.cgroup_parent, session_id)
+        if directory.exists() and not mount_points_under(directory):
+            shutil.rmtree(directory)
+
+    def states(self) -> dict[str, str]:
+        """Every container runc knows here, by id: 'running', 'stopped', 'paused', 'created'."""
+        result = self._runc("list", "--format", "json")
+        if result.returncode != 0:
+            raise SandboxError(f"runc list failed: {result.stderr.strip()}")
+        return {entry["id"]: entry["status"] for entry in json.loads(result.stdout or "null") or []}
+
+    def state(self, session_id: str) -> str | None:
+        """The container's state, or None when runc has no such container."""
+        result = self._runc("state", session_id)
+        if result.returncode != 0:
+            return None
+        status: str = json.loads(result.stdout)["status"]
+        return status
+
+    def exec(
+        self, session_id: str, argv: list[str], timeout: float = RUNC_TIMEOUT_S
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command in the sandbox as its user and wait for it (tests and diagnostics)."""
+        return self._runc("exec", session_id, *argv, timeout=timeout)
+
+    def cleanup_leftovers(self, keep: set[str]) -> CleanupReport:
+        """Remove every container, mount, cgroup and folder here that no session in `keep` owns."""
+        containers = sorted(set(self.states()) - keep)
+        for session_id in containers:
+            self._runc("delete", "--force", session_id)
+        mounts = [p for p in mount_points_under(self.sessions_dir) if p.parent.name not in keep]
+        for point in mounts:
+            unmount(point)
+        leftover_cgroups = cgroups.remove_leftovers(self.cgroup_parent, keep)
+        directories = sorted(p.name for p in self.sessions_dir.iterdir() if p.name not in keep)
+        for name in directories:
+            if not mount_points_under(self.sessions_dir / name):
+                shutil.rmtree(self.sessions_dir / name)
+        return CleanupReport(
+            containers=containers,
+            mounts=[str(p) for p in mounts],
+            cgroups=leftover_cgroups,
+            directories=directories,
+        )

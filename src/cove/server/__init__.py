@@ -1,0 +1,1 @@
+"""Cove server: the ASGI app and one API surface per protocol."""

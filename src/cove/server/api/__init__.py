@@ -1,0 +1,1 @@
+"""API surfaces: each module translates one protocol to the session manager."""

@@ -1,0 +1,236 @@
+"""Cove's own JSON REST API under /v1: thin translation between HTTP and the session manager."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from cove.errors import InvalidArgument
+from cove.sessions.manager import CreateRequest, SessionManager
+from cove.sessions.store import SessionRecord
+
+router = APIRouter()
+bearer = HTTPBearer(auto_error=False, description="an API key from `cove key create`")
+
+
+class Resources(BaseModel):
+    memory_mb: int | None = Field(None, description="memory limit in MiB")
+    cpus: float | None = Field(None, description="CPU limit in cores")
+    pids: int | None = Field(None, description="limit on processes and threads")
+
+
+class CreateSessionBody(BaseModel):
+    image_id: str | None = None
+    labels: dict[str, str] | None = None
+    resources: Resources | None = None
+
+
+class LabelsBody(BaseModel):
+    labels: dict[str, str]
+
+
+class SessionOut(BaseModel):
+    session_id: str
+    status: str
+    status_reason: str
+    image_id: str
+    labels: dict[str, str]
+    resources: Resources
+    resource_url: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class SessionAnswer(BaseModel):
+    request_id: str
+    session: SessionOut
+
+
+class SessionListAnswer(BaseModel):
+    request_id: str
+    sessions: list[SessionOut]
+    total_count: int
+    page: int
+    limit: int
+    next_page: int | None
+
+
+class SessionInfoOut(BaseModel):
+    session_id: str
+    resource_url: str
+    image_id: str
+    status: str
+    hostname: str
+    resources: Resources
+    created_at: datetime
+
+
+class SessionInfoAnswer(BaseModel):
+    request_id: str
+    info: SessionInfoOut
+
+
+class LabelsAnswer(BaseModel):
+    request_id: str
+    labels: dict[str, str]
+
+
+class ImageOut(BaseModel):
+    image_id: str
+    source: str
+    size_bytes: int
+    created_at: datetime
+
+
+class ImagesAnswer(BaseModel):
+    request_id: str
+    images: list[ImageOut]
+
+
+def tenant(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> str:
+    header = f"Bearer {credentials.credentials}" if credentials else None
+    found: str = request.app.state.services.keys.authenticate(header)
+    return found
+
+
+Tenant = Annotated[str, Depends(tenant)]
+
+
+def manager(request: Request) -> SessionManager:
+    found: SessionManager = request.app.state.services.manager
+    return found
+
+
+def _resource_url(request: Request, session_id: str) -> str:
+    return f"{request.app.state.services.settings.base_url}/v1/sessions/{session_id}"
+
+
+def _session_out(request: Request, record: SessionRecord) -> SessionOut:
+    return SessionOut(
+        session_id=record.session_id,
+        status=record.status,
+        status_reason=record.status_reason,
+        image_id=record.image_id,
+        labels=record.labels,
+        resources=Resources(memory_mb=record.memory_mb, cpus=record.cpus, pids=record.pids),
+        resource_url=_resource_url(request, record.session_id),
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+    )
+
+
+def _answer(request: Request, record: SessionRecord) -> SessionAnswer:
+    return SessionAnswer(request_id=request.state.request_id, session=_session_out(request, record))
+
+
+def _labels_query(raw: str | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        labels = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgument(f'labels must be a JSON object such as {{"team": "a"}}: {exc}') from exc
+    if not isinstance(labels, dict):
+        raise InvalidArgument('labels must be a JSON object such as {"team": "a"}')
+    return labels
+
+
+@router.get("/v1/health", tags=["server"])
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.post("/v1/sessions", status_code=201, response_model=SessionAnswer, tags=["sessions"])
+def create_session(request: Request, tenant_id: Tenant, body: CreateSessionBody) -> SessionAnswer:
+    resources = body.resources or Resources()
+    create = CreateRequest(
+        image_id=body.image_id,
+        labels=body.labels,
+        memory_mb=resources.memory_mb,
+        cpus=resources.cpus,
+        pids=resources.pids,
+    )
+    return _answer(request, manager(request).create(tenant_id, create))
+
+
+@router.get("/v1/sessions", response_model=SessionListAnswer, tags=["sessions"])
+def list_sessions(
+    request: Request,
+    tenant_id: Tenant,
+    labels: Annotated[str | None, Query(description='JSON object, e.g. {"team": "a"}')] = None,
+    status: str | None = None,
+    page: int = 1,
+    limit: int = 10,
+) -> SessionListAnswer:
+    found = manager(request).list(
+        tenant_id, labels=_labels_query(labels), status=status, page=page, limit=limit
+    )
+    return SessionListAnswer(
+        request_id=request.state.request_id,
+        sessions=[_session_out(request, record) for record in found.sessions],
+        total_count=found.total_count,
+        page=found.page,
+        limit=found.limit,
+        next_page=found.next_page,
+    )
+
+
+@router.get("/v1/sessions/{session_id}", response_model=SessionAnswer, tags=["sessions"])
+def get_session(request: Request, tenant_id: Tenant, session_id: str) -> SessionAnswer:
+    return _answer(request, manager(request).get(tenant_id, session_id))
+
+
+@router.get("/v1/sessions/{session_id}/info", response_model=SessionInfoAnswer, tags=["sessions"])
+def session_info(request: Request, tenant_id: Tenant, session_id: str) -> SessionInfoAnswer:
+    record = manager(request).get(tenant_id, session_id)
+    info = SessionInfoOut(
+        session_id=record.session_id,
+        resource_url=_resource_url(request, record.session_id),
+        image_id=record.image_id,
+        status=record.status,
+        hostname=record.session_id,
+        resources=Resources(memory_mb=record.memory_mb, cpus=record.cpus, pids=record.pids),
+        created_at=record.created_at,
+    )
+    return SessionInfoAnswer(request_id=request.state.request_id, info=info)
+
+
+@router.get("/v1/sessions/{session_id}/labels", response_model=LabelsAnswer, tags=["sessions"])
+def get_labels(request: Request, tenant_id: Tenant, session_id: str) -> LabelsAnswer:
+    record = manager(request).get(tenant_id, session_id)
+    return LabelsAnswer(request_id=request.state.request_id, labels=record.labels)
+
+
+@router.put("/v1/sessions/{session_id}/labels", response_model=LabelsAnswer, tags=["sessions"])
+def set_labels(request: Request, tenant_id: Tenant, session_id: str, body: LabelsBody) -> LabelsAnswer:
+    record = manager(request).set_labels(tenant_id, session_id, body.labels)
+    return LabelsAnswer(request_id=request.state.request_id, labels=record.labels)
+
+
+@router.delete("/v1/sessions/{session_id}", response_model=SessionAnswer, tags=["sessions"])
+def delete_session(request: Request, tenant_id: Tenant, session_id: str) -> SessionAnswer:
+    return _answer(request, manager(request).delete(tenant_id, session_id))
+
+
+@router.get("/v1/images", response_model=ImagesAnswer, tags=["images"])
+def list_images(request: Request, tenant_id: Tenant) -> ImagesAnswer:
+    images = request.app.state.services.images.list()
+    return ImagesAnswer(
+        request_id=request.state.request_id,
+        images=[
+            ImageOut(
+                image_id=i.image_id,
+                source=i.source,
+                size_bytes=i.size_bytes,
+                created_at=datetime.fromtimestamp(i.created_at).astimezone(),
+            )
+            for i in images
+        ],
+    )

@@ -1,0 +1,113 @@
+"""The ASGI application: wires settings, store, runtime and manager, and mounts each API surface."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from importlib.metadata import version
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from cove.auth import KeyRing, ensure_default_key
+from cove.config import Settings
+from cove.errors import CoveError, InvalidArgument
+from cove.sandbox.images import ImageStore
+from cove.sandbox.runtime import RuncRuntime
+from cove.server.api import native
+from cove.sessions.manager import SessionManager
+from cove.sessions.store import Store
+
+log = logging.getLogger("cove.server")
+RECONCILE_INTERVAL_S = 10.0
+
+
+@dataclass
+class Services:
+    """Everything a request may need, built once per server."""
+
+    settings: Settings
+    store: Store
+    images: ImageStore
+    runtime: RuncRuntime
+    manager: SessionManager
+    keys: KeyRing
+
+
+def build_services(settings: Settings) -> Services:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.database)
+    images = ImageStore(settings.data_dir / "images", settings.subordinate_id_start)
+    runtime = RuncRuntime(settings.data_dir, settings.runc, settings.subordinate_id_start)
+    manager = SessionManager(settings, store, runtime, images)
+    return Services(settings, store, images, runtime, manager, KeyRing(store, settings.api_keys))
+
+
+def _start(services: Services) -> None:
+    """Blocking start-up work: default image, first key, and recovery from a crash."""
+    services.images.get(services.settings.default_image)
+    if services.keys.is_empty():
+        key = ensure_default_key(services.settings.data_dir, services.store)
+        print(f"cove: no API key configured; created one (also in {services.settings.data_dir}/api_key):")
+        print(f"cove: {key}", flush=True)
+    report = services.manager.reconcile(at_startup=True)
+    log.info("recovered %d running sessions, ended %d", len(report.kept), len(report.ended))
+
+
+async def _reconcile_forever(manager: SessionManager) -> None:
+    while True:
+        await asyncio.sleep(RECONCILE_INTERVAL_S)
+        try:
+            await run_in_threadpool(manager.reconcile)
+        except Exception:
+            log.exception("periodic reconcile failed")
+
+
+def error_response(request: Request, error: CoveError) -> JSONResponse:
+    body = {"request_id": request.state.request_id, "error": {"code": error.code, "message": error.message}}
+    return JSONResponse(body, status_code=error.http_status)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await run_in_threadpool(build_services, settings)
+        await run_in_threadpool(_start, services)
+        app.state.services = services
+        reconciler = asyncio.create_task(_reconcile_forever(services.manager))
+        yield
+        reconciler.cancel()
+        services.store.close()
+
+    app = FastAPI(title="Cove", version=version("cove"), lifespan=lifespan, docs_url="/docs")
+
+    @app.middleware("http")
+    async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        request.state.request_id = uuid.uuid4().hex
+        response = await call_next(request)
+        response.headers["X-Request-Id"] = request.state.request_id
+        return response
+
+    @app.exception_handler(CoveError)
+    async def cove_error(request: Request, error: CoveError) -> JSONResponse:
+        return error_response(request, error)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"] if part not in ("body", "query", "path"))
+        return error_response(request, InvalidArgument(f"{field or 'request'}: {first['msg']}"))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return error_response(request, CoveError(f"internal error ({type(error).__name__}); see server log"))
+
+    app.include_router(native.router)
+    return app

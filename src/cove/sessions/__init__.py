@@ -1,0 +1,1 @@
+"""Session lifecycle, validation and persistent store."""

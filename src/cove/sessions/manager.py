@@ -1,0 +1,181 @@
+"""The session lifecycle: every API surface calls this, and this alone drives the store and runtime.
+
+A row is written before its sandbox exists (status CREATING, never shown to clients) and removed
+again if the sandbox cannot start, so a crash at any point leaves something `reconcile` can finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import string
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cove.config import Settings
+from cove.errors import QuotaExceeded, SessionNotFound
+from cove.sandbox.images import ImageStore
+from cove.sandbox.runtime import CleanupReport, RuncRuntime
+from cove.sessions.store import SessionRecord, Store, utc_now
+from cove.sessions.validation import STATUSES, check_labels, check_limits, check_page, check_status
+
+log = logging.getLogger(__name__)
+
+CREATING = "CREATING"  # internal: between the row and a started sandbox
+LIVE_STATUSES = ["RUNNING", "PAUSING", "PAUSED", "RESUMING"]
+LISTED_BY_DEFAULT = [s for s in STATUSES if s != "DELETED"]
+REASON_USER = "deleted by its owner"
+REASON_DIED_WHILE_DOWN = "the sandbox process exited while the server was down"
+REASON_DIED = "the sandbox process exited"
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def new_session_id() -> str:
+    """AgentBay-style id, also the sandbox hostname: 'session-' and 17 random characters."""
+    return "session-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(17))
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    image_id: str | None = None
+    labels: Mapping[str, str] | None = None
+    memory_mb: Any = None
+    cpus: Any = None
+    pids: Any = None
+
+
+@dataclass(frozen=True)
+class Page:
+    sessions: list[SessionRecord]
+    total_count: int
+    page: int
+    limit: int
+
+    @property
+    def next_page(self) -> int | None:
+        return self.page + 1 if self.page * self.limit < self.total_count else None
+
+
+@dataclass(frozen=True)
+class RecoveryReport:
+    kept: list[str]
+    ended: list[str]
+    leftovers: CleanupReport
+
+
+class SessionManager:
+    def __init__(self, settings: Settings, store: Store, runtime: RuncRuntime, images: ImageStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.runtime = runtime
+        self.images = images
+        self._quota_lock = threading.Lock()
+
+    def create(self, tenant_id: str, request: CreateRequest) -> SessionRecord:
+        labels = check_labels(request.labels)
+        limits = check_limits(self.settings, request.memory_mb, request.cpus, request.pids)
+        image = self.images.get(request.image_id or self.settings.default_image)
+        now = utc_now()
+        record = SessionRecord(
+            session_id=new_session_id(),
+            tenant_id=tenant_id,
+            image_id=image.image_id,
+            status=CREATING,
+            memory_mb=limits.memory_mb,
+            cpus=limits.cpus,
+            pids=limits.pids,
+            created_at=now,
+            updated_at=now,
+            labels=labels,
+        )
+        with self._quota_lock:
+            live = self.store.count_live_sessions(tenant_id)
+            if live >= self.settings.session_quota:
+                raise QuotaExceeded(
+                    f"this API key already has {live} live sessions, the quota is "
+                    f"{self.settings.session_quota}; delete a session first"
+                )
+            self.store.insert_session(record)
+        try:
+            self.runtime.create(record.session_id, image, limits)
+        except BaseException:
+            self.store.delete_session_row(record.session_id)
+            raise
+        self.store.set_status(record.session_id, "RUNNING", only_from=[CREATING])
+        record.status = "RUNNING"
+        return record
+
+    def get(self, tenant_id: str, session_id: str) -> SessionRecord:
+        record = self.store.get_session(session_id)
+        if record is None or record.tenant_id != tenant_id or record.status == CREATING:
+            raise SessionNotFound(session_id)
+        return record
+
+    def list(
+        self,
+        tenant_id: str,
+        *,
+        labels: Mapping[str, str] | None = None,
+        status: str | None = None,
+        page: int = 1,
+        limit: int = 10,
+    ) -> Page:
+        page, limit = check_page(page, limit)
+        status = check_status(status)
+        records, total = self.store.list_sessions(
+            tenant_id=tenant_id,
+            statuses=[status] if status else LISTED_BY_DEFAULT,
+            labels=check_labels(labels),
+            offset=(page - 1) * limit,
+            limit=limit,
+        )
+        return Page(sessions=records, total_count=total, page=page, limit=limit)
+
+    def set_labels(self, tenant_id: str, session_id: str, labels: Mapping[str, str]) -> SessionRecord:
+        checked = check_labels(labels)
+        self.get(tenant_id, session_id)
+        self.store.replace_labels(session_id, checked)
+        return self.get(tenant_id, session_id)
+
+    def delete(self, tenant_id: str, session_id: str) -> SessionRecord:
+        """End a session; deleting one that is already gone succeeds."""
+        record = self.get(tenant_id, session_id)
+        if record.status != "DELETED":
+            self.store.set_status(session_id, "DELETING", only_from=LIVE_STATUSES)
+            self.runtime.destroy(session_id)
+            self.store.set_status(session_id, "DELETED", REASON_USER, only_from=["DELETING"])
+        return self.get(tenant_id, session_id)
+
+    def reconcile(self, *, at_startup: bool = False) -> RecoveryReport:
+        """Match the database with the sandboxes that really exist.
+
+        At startup (no request is under way) it also finishes interrupted creates and deletes and
+        sweeps containers, mounts, cgroups and folders that no session owns. Later it only notices
+        sandboxes that died on their own.
+        """
+        watched = LIVE_STATUSES + ([CREATING, "DELETING"] if at_startup else [])
+        records, _ = self.store.list_sessions(statuses=watched)
+        # Rows first, then containers: a session created in between is simply not looked at.
+        states = self.runtime.states()
+        kept, ended = [], []
+        for record in records:
+            if record.status == CREATING:
+                self.runtime.destroy(record.session_id)
+                self.store.delete_session_row(record.session_id)
+            elif record.status == "DELETING":
+                self.runtime.destroy(record.session_id)
+                self.store.set_status(record.session_id, "DELETED", REASON_USER)
+            elif states.get(record.session_id) in ("running", "paused"):
+                kept.append(record.session_id)
+            else:
+                reason = REASON_DIED_WHILE_DOWN if at_startup else REASON_DIED
+                self.runtime.destroy(record.session_id)
+                if self.store.set_status(record.session_id, "DELETED", reason, only_from=LIVE_STATUSES):
+                    ended.append(record.session_id)
+                    log.warning("session %s ended: %s", record.session_id, reason)
+        leftovers = (
+            self.runtime.cleanup_leftovers(keep=set(kept)) if at_startup else CleanupReport([], [], [], [])
+        )
+        return RecoveryReport(kept=kept, ended=ended, leftovers=leftovers)

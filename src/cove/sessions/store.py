@@ -1,0 +1,282 @@
+"""Persistent state of sessions and API keys, through SQLAlchemy (SQLite by default, PostgreSQL by URL).
+
+Labels live in their own table so that filtering by labels and paging are done by the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine
+
+metadata = MetaData()
+
+sessions_table = Table(
+    "sessions",
+    metadata,
+    Column("session_id", String(64), primary_key=True),
+    Column("tenant_id", String(64), nullable=False, index=True),
+    Column("image_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("status_reason", Text, nullable=False, default=""),
+    Column("memory_mb", Integer, nullable=False),
+    Column("cpus", Float, nullable=False),
+    Column("pids", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+labels_table = Table(
+    "session_labels",
+    metadata,
+    Column(
+        "session_id",
+        String(64),
+        ForeignKey("sessions.session_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", String(128), primary_key=True),
+    Column("value", String(256), nullable=False, index=True),
+)
+
+api_keys_table = Table(
+    "api_keys",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("name", String(128), nullable=False, default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every time in Cove is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass
+class SessionRecord:
+    """One row of the sessions table, with its labels."""
+
+    session_id: str
+    tenant_id: str
+    image_id: str
+    status: str
+    memory_mb: int
+    cpus: float
+    pids: int
+    created_at: datetime
+    updated_at: datetime
+    status_reason: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    tenant_id: str
+    name: str
+    created_at: datetime
+
+
+class Store:
+    """All database access of Cove; every method is one short transaction."""
+
+    def __init__(self, url: str) -> None:
+        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as connection:
+            yield connection
+
+    # Sessions
+
+    def insert_session(self, record: SessionRecord) -> None:
+        with self._transaction() as db:
+            db.execute(insert(sessions_table).values(**_session_columns(record)))
+            _write_labels(db, record.session_id, record.labels)
+
+    def count_live_sessions(self, tenant_id: str) -> int:
+        with self._transaction() as db:
+            query = select(func.count()).where(
+                sessions_table.c.tenant_id == tenant_id, sessions_table.c.status != "DELETED"
+            )
+            return int(db.execute(query).scalar_one())
+
+    def get_session(self, session_id: str) -> SessionRecord | None:
+        with self._transaction() as db:
+            row = db.execute(select(sessions_table).where(sessions_table.c.session_id == session_id)).first()
+            if row is None:
+                return None
+            return _record(row._mapping, _read_labels(db, [session_id])[session_id])
+
+    def list_sessions(
+        self,
+        *,
+        tenant_id: str | None = None,
+        statuses: list[str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[list[SessionRecord], int]:
+        """Sessions matching every filter, oldest first, and how many match in all."""
+        conditions: list[Any] = []
+        if tenant_id is not None:
+            conditions.append(sessions_table.c.tenant_id == tenant_id)
+        if statuses is not None:
+            conditions.append(sessions_table.c.status.in_(statuses))
+        for key, value in (labels or {}).items():
+            conditions.append(
+                sessions_table.c.session_id.in_(
+                    select(labels_table.c.session_id).where(
+                        labels_table.c.key == key, labels_table.c.value == value
+                    )
+                )
+            )
+        with self._transaction() as db:
+            total = int(
+                db.execute(select(func.count()).select_from(sessions_table).where(*conditions)).scalar_one()
+            )
+            query = (
+                select(sessions_table)
+                .where(*conditions)
+                .order_by(sessions_table.c.created_at, sessions_table.c.session_id)
+                .offset(offset)
+                .limit(limit)
+            )
+            rows = db.execute(query).all()
+            labels_by_id = _read_labels(db, [row.session_id for row in rows])
+            return [_record(row._mapping, labels_by_id[row.session_id]) for row in rows], total
+
+    def set_status(
+        self, session_id: str, status: str, reason: str = "", *, only_from: list[str] | None = None
+    ) -> bool:
+        """Move a session to `status`; with `only_from`, only if its status is one of those.
+
+        Returns whether a row changed, so concurrent callers learn who won a transition.
+        """
+        query = update(sessions_table).where(sessions_table.c.session_id == session_id)
+        if only_from is not None:
+            query = query.where(sessions_table.c.status.in_(only_from))
+        with self._transaction() as db:
+            result = db.execute(query.values(status=status, status_reason=reason, updated_at=utc_now()))
+            return result.rowcount > 0
+
+    def replace_labels(self, session_id: str, labels: Mapping[str, str]) -> None:
+        with self._transaction() as db:
+            db.execute(delete(labels_table).where(labels_table.c.session_id == session_id))
+            _write_labels(db, session_id, labels)
+            db.execute(
+                update(sessions_table)
+                .where(sessions_table.c.session_id == session_id)
+                .values(updated_at=utc_now())
+            )
+
+    def delete_session_row(self, session_id: str) -> None:
+        """Forget a session entirely: only for a create that failed before anyone saw it."""
+        with self._transaction() as db:
+            db.execute(delete(labels_table).where(labels_table.c.session_id == session_id))
+            db.execute(delete(sessions_table).where(sessions_table.c.session_id == session_id))
+
+    # API keys
+
+    def add_api_key(self, tenant_id: str, name: str) -> None:
+        with self._transaction() as db:
+            db.execute(insert(api_keys_table).values(tenant_id=tenant_id, name=name, created_at=utc_now()))
+
+    def has_api_key(self, tenant_id: str) -> bool:
+        with self._transaction() as db:
+            query = select(api_keys_table.c.tenant_id).where(api_keys_table.c.tenant_id == tenant_id)
+            return db.execute(query).first() is not None
+
+    def list_api_keys(self) -> list[ApiKeyRecord]:
+        with self._transaction() as db:
+            rows = db.execute(select(api_keys_table).order_by(api_keys_table.c.created_at)).all()
+            return [ApiKeyRecord(row.tenant_id, row.name, _aware(row.created_at)) for row in rows]
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _session_columns(record: SessionRecord) -> dict[str, Any]:
+    return {
+        "session_id": record.session_id,
+        "tenant_id": record.tenant_id,
+        "image_id": record.image_id,
+        "status": record.status,
+        "status_reason": record.status_reason,
+        "memory_mb": record.memory_mb,
+        "cpus": record.cpus,
+        "pids": record.pids,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+    }
+
+
+def _write_labels(db: Connection, session_id: str, labels: Mapping[str, str]) -> None:
+    if labels:
+        db.execute(
+            insert(labels_table),
+            [{"session_id": session_id, "key": k, "value": v} for k, v in labels.items()],
+        )
+
+
+def _read_labels(db: Connection, session_ids: list[str]) -> dict[str, dict[str, str]]:
+    found: dict[str, dict[str, str]] = {session_id: {} for session_id in session_ids}
+    if session_ids:
+        query = select(labels_table).where(labels_table.c.session_id.in_(session_ids))
+        for row in db.execute(query):
+            found[row.session_id][row.key] = row.value
+    return found
+
+
+def _record(row: Mapping[str, Any], labels: dict[str, str]) -> SessionRecord:
+    return SessionRecord(
+        session_id=row["session_id"],
+        tenant_id=row["tenant_id"],
+        image_id=row["image_id"],
+        status=row["status"],
+        status_reason=row["status_reason"],
+        memory_mb=row["memory_mb"],
+        cpus=row["cpus"],
+        pids=row["pids"],
+        created_at=_aware(row["created_at"]),
+        updated_at=_aware(row["updated_at"]),
+        labels=labels,
+    )

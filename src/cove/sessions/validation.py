@@ -1,0 +1,81 @@
+"""Checks on what clients send, each failure naming the field and the limit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cove.config import Settings
+from cove.errors import InvalidArgument
+from cove.sandbox.oci_spec import Limits
+
+STATUSES = ("RUNNING", "PAUSING", "PAUSED", "RESUMING", "DELETING", "DELETED")
+MAX_LABELS = 20
+MAX_LABEL_KEY = 128
+MAX_LABEL_VALUE = 256
+MAX_PAGE_SIZE = 100
+MIN_MEMORY_MB = 32
+MIN_CPUS = 0.01
+MIN_PIDS = 8
+
+
+def check_labels(labels: Any, field: str = "labels") -> dict[str, str]:
+    if labels is None:
+        return {}
+    if not isinstance(labels, Mapping):
+        raise InvalidArgument(f"{field} must be an object of string keys to string values")
+    if len(labels) > MAX_LABELS:
+        raise InvalidArgument(f"{field}: {len(labels)} labels given, at most {MAX_LABELS} are allowed")
+    for key, value in labels.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InvalidArgument(f"{field}: keys and values must be strings")
+        if not key.strip():
+            raise InvalidArgument(f"{field}: a label key is empty")
+        if not value.strip():
+            raise InvalidArgument(f"{field}: the value of label {key!r} is empty")
+        if len(key) > MAX_LABEL_KEY:
+            raise InvalidArgument(
+                f"{field}: label key {key[:20]!r}... is longer than {MAX_LABEL_KEY} characters"
+            )
+        if len(value) > MAX_LABEL_VALUE:
+            raise InvalidArgument(
+                f"{field}: the value of label {key!r} is longer than {MAX_LABEL_VALUE} characters"
+            )
+    return dict(labels)
+
+
+def _bounded(name: str, value: Any, default: Any, minimum: Any, maximum: Any, kind: type) -> Any:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and value != int(value)):
+        raise InvalidArgument(f"resources.{name} must be a {'whole ' if kind is int else ''}number")
+    if value < minimum:
+        raise InvalidArgument(f"resources.{name} is {value}; the minimum is {minimum}")
+    if value > maximum:
+        raise InvalidArgument(f"resources.{name} is {value}; this server's maximum is {maximum}")
+    return kind(value)
+
+
+def check_limits(settings: Settings, memory_mb: Any = None, cpus: Any = None, pids: Any = None) -> Limits:
+    """Per-session limits: defaults where unset, refused above the server maxima."""
+    return Limits(
+        memory_mb=_bounded(
+            "memory_mb", memory_mb, settings.default_memory_mb, MIN_MEMORY_MB, settings.max_memory_mb, int
+        ),
+        cpus=_bounded("cpus", cpus, settings.default_cpus, MIN_CPUS, settings.max_cpus, float),
+        pids=_bounded("pids", pids, settings.default_pids, MIN_PIDS, settings.max_pids, int),
+    )
+
+
+def check_status(status: str | None) -> str | None:
+    if status is not None and status not in STATUSES:
+        raise InvalidArgument(f"status {status!r} is not one of {', '.join(STATUSES)}")
+    return status
+
+
+def check_page(page: int, limit: int) -> tuple[int, int]:
+    if page < 1:
+        raise InvalidArgument(f"page is {page}; pages start at 1")
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidArgument(f"limit is {limit}; it must be between 1 and {MAX_PAGE_SIZE}")
+    return page, limit
