@@ -62,6 +62,17 @@ def _runc_error(log: Path, fallback: str) -> str:
     return message
 
 
+def _check_traversable(directory: Path) -> None:
+    """The sandbox's mapped root must reach DATA_DIR/sessions to mount its root filesystem."""
+    for parent in [directory, *directory.parents]:
+        if not parent.stat().st_mode & 0o001:
+            raise SandboxError(
+                f"{parent} is not searchable by other users (mode {parent.stat().st_mode & 0o777:o}), "
+                f"so sandboxes cannot reach their root filesystem under {directory}; "
+                "choose another data directory or run 'chmod o+x' on it"
+            )
+
+
 class RuncRuntime:
     """Creates, inspects and destroys session sandboxes with runc."""
 
@@ -70,6 +81,10 @@ class RuncRuntime:
         self.state_dir = data_dir / "runc"
         self.sessions_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.chmod(0o700)
+        self.sessions_dir.chmod(0o711)
+        data_dir.chmod(0o711)
+        _check_traversable(self.sessions_dir)
         self.runc = runc
         self.id_mapping = IdMapping(host_start=id_start, size=ID_RANGE_SIZE)
         self.cgroup_parent = f"/cove/{_instance_id(data_dir)}"

@@ -1,0 +1,58 @@
+"""Fixtures for tests against a real server and real runc sandboxes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.server import KEY_A, CoveServer, running_server
+
+
+@pytest.fixture
+def data_root() -> Iterator[Path]:
+    """A scratch folder sandboxes can reach (pytest's own tmp_path is private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="cove-test-", dir="/var/tmp"))
+    path.chmod(0o711)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[CoveServer]:
+    """One server shared by the tests that do not restart or reconfigure it."""
+    root = Path(tempfile.mkdtemp(prefix="cove-test-", dir="/var/tmp"))
+    root.chmod(0o711)
+    with running_server(root / "data", session_quota=20) as started:
+        yield started
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def api(server: CoveServer) -> Iterator[httpx.Client]:
+    with server.client(KEY_A) as client:
+        yield client
+
+
+@pytest.fixture
+def new_session(server: CoveServer) -> Iterator[Callable[..., dict[str, Any]]]:
+    """Create sessions through the REST API; each is deleted after the test, pass or fail."""
+    created: list[tuple[str, str]] = []
+
+    def create(key: str = KEY_A, **body: Any) -> dict[str, Any]:
+        with server.client(key) as client:
+            response = client.post("/v1/sessions", json=body)
+        assert response.status_code == 201, response.text
+        session: dict[str, Any] = response.json()["session"]
+        created.append((key, session["session_id"]))
+        return session
+
+    yield create
+    for key, session_id in created:
+        with server.client(key) as client:
+            client.delete(f"/v1/sessions/{session_id}")

@@ -1,0 +1,122 @@
+"""A real Cove server in a child process, on a free loopback port, with its own data directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+KEY_A = "test-key-tenant-a"
+KEY_B = "test-key-tenant-b"
+START_TIMEOUT_S = 120
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class CoveServer:
+    """Starts `python -m cove serve`; keeps data across restarts, like a real deployment."""
+
+    def __init__(self, data_dir: Path, **settings: Any) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.settings = {"api_keys": f"{KEY_A},{KEY_B}", **settings}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = data_dir.parent / f"{data_dir.name}-server.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        env = dict(os.environ)
+        env.update({f"COVE_{k.upper()}": str(v) for k, v in self.settings.items()})
+        command = [sys.executable, "-m", "cove", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        command += ["--data-dir", str(self.data_dir), "--log-level", "warning"]
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}: {self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/v1/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError(f"server did not start in {START_TIMEOUT_S}s: {self.log.read_text()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=60)
+        self.process = None
+
+    def client(self, key: str = KEY_A) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=120)
+
+    def runc(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """runc against this server's containers, as an operator would use it."""
+        return subprocess.run(
+            ["runc", "--root", str(self.data_dir / "runc"), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def sandbox(self, session_id: str, script: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run a shell script inside a session's sandbox, as its user."""
+        return self.runc("exec", session_id, "sh", "-c", script, timeout=timeout)
+
+    def sandbox_pid(self, session_id: str) -> int:
+        pid: int = json.loads(self.runc("state", session_id).stdout)["pid"]
+        return pid
+
+    def containers(self) -> set[str]:
+        result = self.runc("list", "-q")
+        return set(result.stdout.split())
+
+    def cgroup_dirs(self) -> list[Path]:
+        """Every cgroup directory this server's sessions have, in every hierarchy."""
+        instance = (self.data_dir / "instance_id").read_text().strip()
+        return sorted(
+            child
+            for root in Path("/sys/fs/cgroup").iterdir()
+            if (root / "cove" / instance).is_dir()
+            for child in (root / "cove" / instance).iterdir()
+            if child.is_dir()
+        )
+
+    def mounts(self) -> list[str]:
+        prefix = str(self.data_dir / "sessions") + "/"
+        return [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines() if prefix in line]
+
+
+@contextmanager
+def running_server(data_dir: Path, **settings: Any) -> Iterator[CoveServer]:
+    """A started server that is stopped, and whose sessions are all removed, at the end."""
+    server = CoveServer(data_dir, **settings)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        for session_id in server.containers():
+            server.runc("delete", "--force", session_id)
+        for mount in server.mounts():
+            subprocess.run(["umount", "-l", mount], check=False)
