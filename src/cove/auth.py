@@ -48,6 +48,7 @@ class KeyRing:
     def __init__(self, store: Store, configured_keys: str) -> None:
         self.store = store
         self.configured = {tenant_of(k.strip()) for k in configured_keys.split(",") if k.strip()}
+        self._known: set[str] = set()  # tenants already found in the store; keys are never revoked yet
 
     def is_empty(self) -> bool:
         return not self.configured and not self.store.list_api_keys()
@@ -57,6 +58,9 @@ class KeyRing:
         if scheme.lower() != "bearer" or not key.strip():
             raise Unauthorized("missing API key: send 'Authorization: Bearer KEY'")
         tenant = tenant_of(key.strip())
-        if tenant in self.configured or self.store.has_api_key(tenant):
+        if tenant in self.configured or tenant in self._known:
+            return tenant
+        if self.store.has_api_key(tenant):
+            self._known.add(tenant)
             return tenant
         raise Unauthorized("unknown API key: create one with 'cove key create'")

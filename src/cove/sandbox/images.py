@@ -58,6 +58,7 @@ class ImageStore:
     def __init__(self, root: Path, id_offset: int) -> None:
         self.root = root
         self.id_offset = id_offset
+        self._loaded: dict[str, Image] = {}  # images are immutable once stored
         root.mkdir(parents=True, exist_ok=True)
 
     def _meta_path(self, image_id: str) -> Path:
@@ -68,6 +69,8 @@ class ImageStore:
             raise InvalidArgument(
                 f"image_id {image_id!r} is not a valid image id (lower-case letters, digits, '._-')"
             )
+        if image_id in self._loaded:
+            return self._loaded[image_id]
         meta = self._meta_path(image_id)
         if not meta.exists():
             if image_id in HOST_BUILT_IMAGES:
@@ -78,13 +81,14 @@ class ImageStore:
                 "list images with 'cove image ls'"
             )
         data = json.loads(meta.read_text())
-        return Image(
+        self._loaded[image_id] = Image(
             image_id=image_id,
             rootfs=self.root / image_id / "rootfs",
             source=data["source"],
             size_bytes=data["size_bytes"],
             created_at=data["created_at"],
         )
+        return self._loaded[image_id]
 
     def list(self) -> list[Image]:
         return [self.get(meta.parent.name) for meta in sorted(self.root.glob("*/image.json"))]

@@ -91,13 +91,12 @@ class SessionManager:
             labels=labels,
         )
         with self._quota_lock:
-            live = self.store.count_live_sessions(tenant_id)
-            if live >= self.settings.session_quota:
-                raise QuotaExceeded(
-                    f"this API key already has {live} live sessions, the quota is "
-                    f"{self.settings.session_quota}; delete a session first"
-                )
-            self.store.insert_session(record)
+            live = self.store.insert_session_within_quota(record, self.settings.session_quota)
+        if live is not None:
+            raise QuotaExceeded(
+                f"this API key already has {live} live sessions, the quota is "
+                f"{self.settings.session_quota}; delete a session first"
+            )
         try:
             self.runtime.create(record.session_id, image, limits)
         except BaseException:

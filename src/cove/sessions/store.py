@@ -122,17 +122,21 @@ class Store:
 
     # Sessions
 
-    def insert_session(self, record: SessionRecord) -> None:
-        with self._transaction() as db:
-            db.execute(insert(sessions_table).values(**_session_columns(record)))
-            _write_labels(db, record.session_id, record.labels)
+    def insert_session_within_quota(self, record: SessionRecord, quota: int) -> int | None:
+        """Insert the row unless its tenant already has `quota` live sessions; then return that count.
 
-    def count_live_sessions(self, tenant_id: str) -> int:
+        Callers serialise this per server; the count and insert share one transaction.
+        """
         with self._transaction() as db:
             query = select(func.count()).where(
-                sessions_table.c.tenant_id == tenant_id, sessions_table.c.status != "DELETED"
+                sessions_table.c.tenant_id == record.tenant_id, sessions_table.c.status != "DELETED"
             )
-            return int(db.execute(query).scalar_one())
+            live = int(db.execute(query).scalar_one())
+            if live >= quota:
+                return live
+            db.execute(insert(sessions_table).values(**_session_columns(record)))
+            _write_labels(db, record.session_id, record.labels)
+            return None
 
     def get_session(self, session_id: str) -> SessionRecord | None:
         with self._transaction() as db:
@@ -229,6 +233,8 @@ class Store:
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    # In WAL mode NORMAL survives any crash of the server; only a power cut may lose the last commits.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
