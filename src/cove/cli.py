@@ -57,6 +57,33 @@ def serve(
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
 
 
+@main.command(epilog="Accepts the same COVE_* settings as 'cove serve'.")
+@click.option("--port", type=int, default=None, help="port to listen on [COVE_PORT]")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="[COVE_DATA_DIR]")
+@click.option("--exit", "exit_after", is_flag=True, help="stop the server once the demo has run")
+def demo(port: int | None, data_dir: Path | None, exit_after: bool) -> None:
+    """Start a server, create a session, show it working, and keep serving."""
+    import threading
+
+    import uvicorn
+
+    from cove.demo import show_a_session
+    from cove.server.app import create_app
+
+    settings = load_settings(port=port, data_dir=data_dir)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=settings.host, port=settings.port))
+
+    def run_demo() -> None:
+        try:
+            show_a_session(settings, server)
+        finally:
+            if exit_after:
+                server.should_exit = True
+
+    threading.Thread(target=run_demo, daemon=True).start()
+    server.run()
+
+
 @main.group()
 def key() -> None:
     """Manage API keys (each key is a tenant)."""

@@ -1,0 +1,67 @@
+"""Input checks: every refusal names its field; everything inside the limits is accepted."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cove.config import Settings
+from cove.errors import InvalidArgument
+from cove.sessions.validation import (
+    MAX_LABEL_KEY,
+    MAX_LABEL_VALUE,
+    MAX_LABELS,
+    check_labels,
+    check_limits,
+    check_page,
+    check_status,
+)
+
+visible_text = st.text(min_size=1).filter(lambda s: s.strip() != "")
+good_labels = st.dictionaries(
+    visible_text.filter(lambda s: len(s) <= MAX_LABEL_KEY),
+    visible_text.filter(lambda s: len(s) <= MAX_LABEL_VALUE),
+    max_size=MAX_LABELS,
+)
+
+
+@given(good_labels)
+def test_labels_within_limits_are_kept(labels: dict[str, str]) -> None:
+    assert check_labels(labels) == labels
+
+
+@given(st.dictionaries(st.text(), st.text(), min_size=1))
+def test_any_labels_are_accepted_or_refused_naming_the_field(labels: dict[str, str]) -> None:
+    try:
+        check_labels(labels)
+    except InvalidArgument as error:
+        assert error.message.startswith("labels")
+
+
+@pytest.mark.parametrize("labels", [[("a", "b")], "a=b", {"a": None}, {"a": ""}, {"": "b"}])
+def test_malformed_labels_are_refused(labels: object) -> None:
+    with pytest.raises(InvalidArgument, match="^labels"):
+        check_labels(labels)
+
+
+def test_limits_default_and_maxima() -> None:
+    settings = Settings(max_memory_mb=2048, max_cpus=2.0, max_pids=100)
+    assert check_limits(settings).memory_mb == settings.default_memory_mb
+    assert check_limits(settings, memory_mb=2048, cpus=2, pids=100).cpus == 2.0
+    with pytest.raises(InvalidArgument, match=r"resources.memory_mb is 4096; this server's maximum is 2048"):
+        check_limits(settings, memory_mb=4096)
+    with pytest.raises(InvalidArgument, match=r"resources.pids must be a whole number"):
+        check_limits(settings, pids=1.5)
+    with pytest.raises(InvalidArgument, match=r"resources.cpus must be a number"):
+        check_limits(settings, cpus=True)
+
+
+def test_status_and_paging() -> None:
+    assert check_status("PAUSED") == "PAUSED"
+    with pytest.raises(InvalidArgument, match="not one of RUNNING"):
+        check_status("running")
+    assert check_page(2, 100) == (2, 100)
+    for page, limit in ((0, 10), (1, 0), (1, 101)):
+        with pytest.raises(InvalidArgument):
+            check_page(page, limit)
