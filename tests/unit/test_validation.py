@@ -41,7 +41,7 @@ def test_any_labels_are_accepted_or_refused_naming_the_field(labels: dict[str, s
 
 @pytest.mark.parametrize("labels", [[("a", "b")], "a=b", {"a": None}, {"a": ""}, {"": "b"}])
 def test_malformed_labels_are_refused(labels: object) -> None:
-    with pytest.raises(InvalidArgument, match="^labels"):
+    with pytest.raises(InvalidArgument, match=r"^labels"):
         check_labels(labels)
 
 
