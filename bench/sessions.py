@@ -30,14 +30,16 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def time_cove_creates(server: CoveServer, runs: int) -> list[float]:
+def time_cove_creates(server: CoveServer, runs: int, body: dict[str, object]) -> list[float]:
     """Wall time of the create call, from request to a RUNNING answer, over real HTTP."""
     timings = []
     with server.client() as client:
-        client.delete(f"/v1/sessions/{client.post('/v1/sessions', json={}).json()['session']['session_id']}")
+        client.delete(
+            f"/v1/sessions/{client.post('/v1/sessions', json=body).json()['session']['session_id']}"
+        )
         for _ in range(runs):
             start = time.perf_counter()
-            answer = client.post("/v1/sessions", json={})
+            answer = client.post("/v1/sessions", json=body)
             timings.append(time.perf_counter() - start)
             assert answer.status_code == 201, answer.text
             client.delete(f"/v1/sessions/{answer.json()['session']['session_id']}")
@@ -132,8 +134,10 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="cove-bench-", dir="/var/tmp"))
     root.chmod(0o711)
     try:
+        with running_server(root / "cold", warm_pool=0) as server:
+            cold = time_cove_creates(server, args.runs, {})
         with running_server(root / "data", session_quota=args.idle + 10) as server:
-            cove = time_cove_creates(server, args.runs)
+            cove = time_cove_creates(server, args.runs, {})
             bare = time_bare_runc(server.data_dir / "images" / "linux_latest" / "rootfs", args.runs)
             memory = idle_memory(server, args.idle)
     finally:
@@ -141,19 +145,26 @@ def main() -> None:
     figures = {
         "runs": args.runs,
         "cove_create_ms": {"p50": percentile(cove, 0.5) * 1000, "p95": percentile(cove, 0.95) * 1000},
+        "cove_create_cold_ms": {"p50": percentile(cold, 0.5) * 1000, "p95": percentile(cold, 0.95) * 1000},
         "bare_runc_run_ms": {"p50": percentile(bare, 0.5) * 1000, "p95": percentile(bare, 0.95) * 1000},
         "idle_memory": memory,
     }
-    figures["create_p50_ratio"] = figures["cove_create_ms"]["p50"] / figures["bare_runc_run_ms"]["p50"]
+    bare_p50 = figures["bare_runc_run_ms"]["p50"]
+    figures["create_p50_ratio"] = figures["cove_create_ms"]["p50"] / bare_p50
+    figures["create_cold_p50_ratio"] = figures["cove_create_cold_ms"]["p50"] / bare_p50
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"{'':28}{'p50 ms':>10}{'p95 ms':>10}")
     for label, key in (
-        ("cove create (HTTP, ready)", "cove_create_ms"),
+        ("cove create (warm pool)", "cove_create_ms"),
+        ("cove create (no warm pool)", "cove_create_cold_ms"),
         ("bare runc run -d", "bare_runc_run_ms"),
     ):
         print(f"{label:28}{figures[key]['p50']:>10.1f}{figures[key]['p95']:>10.1f}")
-    print(f"create p50 ratio cove/bare: {figures['create_p50_ratio']:.2f} (target <= 1.5)")
+    print(
+        f"create p50 ratio cove/bare: {figures['create_p50_ratio']:.2f} warm, "
+        f"{figures['create_cold_p50_ratio']:.2f} cold (target <= 1.5)"
+    )
     print(
         f"idle sessions: {memory['sessions']}, cgroup memory median {memory['cgroup_mib_median']:.1f} MiB "
         f"(max {memory['cgroup_mib_max']:.1f}), init PSS median {memory['init_pss_mib_median']:.1f} MiB, "

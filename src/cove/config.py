@@ -33,6 +33,7 @@ class Settings:
     max_memory_mb: int = _setting(8192, "largest memory limit a create may ask for, MiB")
     max_cpus: float = _setting(float(os.cpu_count() or 1), "largest CPU limit a create may ask for")
     max_pids: int = _setting(4096, "largest process limit a create may ask for")
+    warm_pool: int = _setting(2, "sandboxes kept prepared for creates with the default image and limits")
     runc: str = _setting("runc", "OCI runtime binary (runc; crun takes the same commands)")
     subordinate_id_start: int = _setting(100000, "first host uid/gid that sandbox uid 0 maps to")
 

@@ -72,7 +72,7 @@ def test_sandbox_that_dies_while_serving_is_reported_deleted(data_root: Path) ->
 
 
 def test_failed_create_leaves_nothing_behind(data_root: Path) -> None:
-    with running_server(data_root / "data") as server:
+    with running_server(data_root / "data", warm_pool=0) as server:
         # An image with no python3: runc gets as far as namespaces, cgroups and mounts, then fails.
         broken = server.data_dir / "images" / "broken"
         (broken / "rootfs" / "home" / "user").mkdir(parents=True)
@@ -108,3 +108,40 @@ def test_quota_per_key(data_root: Path) -> None:
             _create(server, KEY_B)  # another tenant has its own quota
             client.delete(f"/v1/sessions/{first}")
             assert client.post("/v1/sessions", json={}).status_code == 201
+
+
+def _prepared(server: CoveServer, count: int) -> set[str]:
+    """Wait for the warm pool to hold `count` prepared sandboxes; return their ids."""
+    for _ in range(600):
+        states = {line.split()[0]: line.split()[2] for line in server.runc("list").stdout.splitlines()[1:]}
+        created = {name for name, state in states.items() if state == "created"}
+        if len(created) == count:
+            return created
+        time.sleep(0.1)
+    raise AssertionError(f"the warm pool did not reach {count}: {states}")
+
+
+def test_warm_pool_serves_default_creates_and_is_swept_after_a_crash(data_root: Path) -> None:
+    with running_server(data_root / "data", warm_pool=2) as server:
+        prepared = _prepared(server, 2)
+        taken = _create(server)
+        assert taken in prepared
+        assert server.sandbox(taken, "hostname").stdout.strip() == taken
+        custom = _create(server, resources={"memory_mb": 128})
+        assert custom in prepared  # other limits are set on a prepared sandbox before it starts
+        memory = next(p for p in server.cgroup_dirs() if p.name == custom and "memory" in str(p))
+        limit_file = memory / "memory.limit_in_bytes"
+        limit = limit_file if limit_file.exists() else memory / "memory.max"
+        assert int(limit.read_text()) == 128 * 2**20
+        refilled = _prepared(server, 2)
+
+        server.stop(signal.SIGKILL)
+        server.start()
+        fresh = _prepared(server, 2)
+        assert not fresh & refilled  # the old prepared sandboxes were swept, new ones made
+        for session_id in refilled:
+            _leaves_nothing(server, session_id)
+        with server.client() as client:
+            assert client.get(f"/v1/sessions/{taken}").json()["session"]["status"] == "RUNNING"
+        server.stop()
+        assert server.containers() == {taken, custom}  # a clean stop removes the pool

@@ -10,12 +10,14 @@ each other's sessions. Containers outlive the server process: runc detaches them
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from cove.errors import SandboxError
 from cove.sandbox import cgroups
 from cove.sandbox.images import SANDBOX_HOME, SANDBOX_UID, Image
 from cove.sandbox.mounts import mount_overlay, mount_points_under, unmount
-from cove.sandbox.oci_spec import IdMapping, Limits, Mount, build_spec
+from cove.sandbox.oci_spec import CPU_PERIOD_US, IdMapping, Limits, Mount, build_spec
 
 AGENT_DIR = Path(__file__).resolve().parent.parent / "agent"
 AGENT_MOUNT = "/.cove/agent"
@@ -125,19 +127,52 @@ class RuncRuntime:
         return self.sessions_dir / session_id
 
     def create(self, session_id: str, image: Image, limits: Limits) -> None:
-        """Start the session's container; on any failure, remove all it had made and raise."""
+        """Make and start the session's container; on failure nothing is left and it raises."""
+        self.prepare(session_id, image, limits)
+        self.start(session_id)
+
+    def prepare(self, session_id: str, image: Image, limits: Limits) -> None:
+        """Everything up to the first instruction of the sandbox's init (`runc create`).
+
+        The container then waits, with its namespaces, mounts and cgroups in place, for `start`;
+        a warm pool keeps a few like this so that a create only has to start one.
+        """
         directory = self.session_dir(session_id)
+        with self._cleaned_up_on_failure(session_id, "create"):
+            self._prepare(session_id, directory, image, limits)
+
+    def start(self, session_id: str, limits: Limits | None = None) -> None:
+        """Let a prepared container run its init (`runc start`), first changing its limits if given."""
+        with self._cleaned_up_on_failure(session_id, "start"):
+            if limits is not None:
+                memory = str(limits.memory_mb * 1024 * 1024)
+                quota = str(int(limits.cpus * CPU_PERIOD_US))
+                self._runc_logged(
+                    session_id,
+                    *(
+                        "update",
+                        "--memory",
+                        memory,
+                        "--memory-swap",
+                        memory,
+                        "--pids-limit",
+                        str(limits.pids),
+                    ),
+                    *("--cpu-quota", quota, "--cpu-period", str(CPU_PERIOD_US), session_id),
+                )
+            self._runc_logged(session_id, "start", session_id)
+
+    @contextlib.contextmanager
+    def _cleaned_up_on_failure(self, session_id: str, action: str) -> Iterator[None]:
         try:
-            self._start(session_id, directory, image, limits)
+            yield
         except BaseException as exc:
             self.destroy(session_id)
-            if isinstance(exc, SandboxError):
-                raise
             if isinstance(exc, OSError | subprocess.SubprocessError):
-                raise SandboxError(f"could not create the sandbox of {session_id}: {exc}") from exc
+                raise SandboxError(f"could not {action} the sandbox of {session_id}: {exc}") from exc
             raise
 
-    def _start(self, session_id: str, directory: Path, image: Image, limits: Limits) -> None:
+    def _prepare(self, session_id: str, directory: Path, image: Image, limits: Limits) -> None:
         upper, work, rootfs = directory / "upper", directory / "work", directory / "rootfs"
         for path in (upper, work, rootfs):
             path.mkdir(parents=True)
@@ -157,30 +192,24 @@ class RuncRuntime:
             binds=[Mount(source=str(AGENT_DIR), destination=AGENT_MOUNT)],
         )
         (directory / "config.json").write_text(json.dumps(spec))
+        self._runc_logged(session_id, "create", "--bundle", str(directory), session_id)
+
+    def _runc_logged(self, session_id: str, *args: str) -> None:
+        """A runc command whose errors go to the session's JSON log, raised as SandboxError."""
+        directory = self.session_dir(session_id)
         log = directory / "runc.log"
         with open(directory / "init.log", "ab") as init_log:
             # The container inherits these descriptors, so they must not be pipes we wait on.
             logging = ["--log", str(log), "--log-format", "json"]
             result = run_bounded(
-                [
-                    self.runc,
-                    "--root",
-                    str(self.state_dir),
-                    *logging,
-                    "run",
-                    "--detach",
-                    "--bundle",
-                    str(directory),
-                    session_id,
-                ],
+                [self.runc, "--root", str(self.state_dir), *logging, *args],
                 RUNC_TIMEOUT_S,
                 stdout=init_log,
                 stderr=init_log,
             )
         if result.returncode != 0:
-            raise SandboxError(
-                f"could not start the sandbox of {session_id}: {_runc_error(log, 'runc run failed')}"
-            )
+            message = _runc_error(log, f"runc {args[0]} failed")
+            raise SandboxError(f"could not start the sandbox of {session_id}: {message}")
 
     def destroy(self, session_id: str) -> None:
         """Remove the container, its mount, cgroups and files. Safe to call for any state."""

@@ -58,6 +58,7 @@ def _start(services: Services) -> None:
         print(f"cove: {key}", flush=True)
     report = services.manager.reconcile(at_startup=True)
     log.info("recovered %d running sessions, ended %d", len(report.kept), len(report.ended))
+    services.manager.start_warm_pool()
 
 
 async def _reconcile_forever(manager: SessionManager) -> None:
@@ -83,6 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
         reconciler = asyncio.create_task(_reconcile_forever(services.manager))
         yield
         reconciler.cancel()
+        await run_in_threadpool(services.manager.close)
         services.store.close()
 
     app = FastAPI(title="Cove", version=version("cove"), lifespan=lifespan, docs_url="/docs")

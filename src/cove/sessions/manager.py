@@ -20,6 +20,7 @@ from cove.sandbox.images import ImageStore
 from cove.sandbox.runtime import CleanupReport, RuncRuntime
 from cove.sessions.store import SessionRecord, Store, utc_now
 from cove.sessions.validation import STATUSES, check_labels, check_limits, check_page, check_status
+from cove.sessions.warm_pool import WarmPool
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +73,27 @@ class SessionManager:
         self.runtime = runtime
         self.images = images
         self._quota_lock = threading.Lock()
+        self.warm_pool: WarmPool | None = None
+
+    def start_warm_pool(self) -> None:
+        """Keep `settings.warm_pool` sandboxes prepared for creates with the default image and limits."""
+        image = self.images.get(self.settings.default_image)
+        limits = check_limits(self.settings)
+        self.warm_pool = WarmPool(self.runtime, image, limits, self.settings.warm_pool, new_session_id)
+        self.warm_pool.start()
+
+    def close(self) -> None:
+        if self.warm_pool is not None:
+            self.warm_pool.close()
 
     def create(self, tenant_id: str, request: CreateRequest) -> SessionRecord:
         labels = check_labels(request.labels)
         limits = check_limits(self.settings, request.memory_mb, request.cpus, request.pids)
         image = self.images.get(request.image_id or self.settings.default_image)
+        prepared = self.warm_pool.take(image) if self.warm_pool else None
         now = utc_now()
         record = SessionRecord(
-            session_id=new_session_id(),
+            session_id=prepared or new_session_id(),
             tenant_id=tenant_id,
             image_id=image.image_id,
             status=CREATING,
@@ -93,12 +107,17 @@ class SessionManager:
         with self._quota_lock:
             live = self.store.insert_session_within_quota(record, self.settings.session_quota)
         if live is not None:
+            if prepared and self.warm_pool:
+                self.warm_pool.give_back(prepared)
             raise QuotaExceeded(
                 f"this API key already has {live} live sessions, the quota is "
                 f"{self.settings.session_quota}; delete a session first"
             )
         try:
-            self.runtime.create(record.session_id, image, limits)
+            if prepared and self.warm_pool:
+                self.runtime.start(prepared, None if limits == self.warm_pool.limits else limits)
+            else:
+                self.runtime.create(record.session_id, image, limits)
         except BaseException:
             self.store.delete_session_row(record.session_id)
             raise
