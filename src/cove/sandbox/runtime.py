@@ -127,9 +127,12 @@ class RuncRuntime:
         return self.sessions_dir / session_id
 
     def create(self, session_id: str, image: Image, limits: Limits) -> None:
-        """Make and start the session's container; on failure nothing is left and it raises."""
-        self.prepare(session_id, image, limits)
-        self.start(session_id)
+        """Make and start the session's container (`runc run`); on failure nothing is left."""
+        with self._cleaned_up_on_failure(session_id, "create"):
+            self._make_bundle(session_id, image, limits)
+            self._runc_logged(
+                session_id, "run", "--detach", "--bundle", str(self.session_dir(session_id)), session_id
+            )
 
     def prepare(self, session_id: str, image: Image, limits: Limits) -> None:
         """Everything up to the first instruction of the sandbox's init (`runc create`).
@@ -137,9 +140,9 @@ class RuncRuntime:
         The container then waits, with its namespaces, mounts and cgroups in place, for `start`;
         a warm pool keeps a few like this so that a create only has to start one.
         """
-        directory = self.session_dir(session_id)
         with self._cleaned_up_on_failure(session_id, "create"):
-            self._prepare(session_id, directory, image, limits)
+            self._make_bundle(session_id, image, limits)
+            self._runc_logged(session_id, "create", "--bundle", str(self.session_dir(session_id)), session_id)
 
     def start(self, session_id: str, limits: Limits | None = None) -> None:
         """Let a prepared container run its init (`runc start`), first changing its limits if given."""
@@ -172,7 +175,9 @@ class RuncRuntime:
                 raise SandboxError(f"could not {action} the sandbox of {session_id}: {exc}") from exc
             raise
 
-    def _prepare(self, session_id: str, directory: Path, image: Image, limits: Limits) -> None:
+    def _make_bundle(self, session_id: str, image: Image, limits: Limits) -> None:
+        """The session's writable layer, its overlay root filesystem and its config.json."""
+        directory = self.session_dir(session_id)
         upper, work, rootfs = directory / "upper", directory / "work", directory / "rootfs"
         for path in (upper, work, rootfs):
             path.mkdir(parents=True)
@@ -192,7 +197,6 @@ class RuncRuntime:
             binds=[Mount(source=str(AGENT_DIR), destination=AGENT_MOUNT)],
         )
         (directory / "config.json").write_text(json.dumps(spec))
-        self._runc_logged(session_id, "create", "--bundle", str(directory), session_id)
 
     def _runc_logged(self, session_id: str, *args: str) -> None:
         """A runc command whose errors go to the session's JSON log, raised as SandboxError."""
