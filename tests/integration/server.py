@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from cove.sandbox.cgroups import hierarchy_roots
+
 KEY_A = "test-key-tenant-a"
 KEY_B = "test-key-tenant-b"
 START_TIMEOUT_S = 120
@@ -96,7 +98,7 @@ class CoveServer:
         instance = (self.data_dir / "instance_id").read_text().strip()
         return sorted(
             child
-            for root in Path("/sys/fs/cgroup").iterdir()
+            for root in hierarchy_roots()
             if (root / "cove" / instance).is_dir()
             for child in (root / "cove" / instance).iterdir()
             if child.is_dir()
