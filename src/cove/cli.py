@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -210,11 +211,11 @@ def session_ls(
         result = _check(client.list(labels=wanted, status=status, page=page, limit=limit))
     rows = [
         (
-            s["session_id"],
-            s["status"],
-            s["image_id"],
-            ",".join(f"{k}={v}" for k, v in s["labels"].items()),
-            s["created_at"],
+            s.session_id,
+            s.status,
+            s.image_id,
+            ",".join(f"{k}={v}" for k, v in s.labels.items()),
+            s.created_at,
         )
         for s in result.sessions
     ]
@@ -229,7 +230,7 @@ def session_info(endpoint: str | None, api_key: str | None, data_dir: Path | Non
     """Show everything known about one session, as JSON."""
     with _client(endpoint, api_key, data_dir) as client:
         result = _check(client.get(session_id))
-        click.echo(json.dumps(result.session.data, indent=2, default=str))
+        click.echo(json.dumps(dataclasses.asdict(result.session.data), indent=2))
 
 
 @session.command("rm")
@@ -241,8 +242,7 @@ def session_rm(
     """Delete sessions (deleting one twice is fine)."""
     with _client(endpoint, api_key, data_dir) as client:
         for session_id in session_ids:
-            got = _check(client.get(session_id))
-            _check(client.delete(got.session))
+            _check(client.delete(session_id))
             click.echo(f"deleted {session_id}")
 
 

@@ -25,7 +25,7 @@ def show_a_session(settings: Settings, server: Any) -> None:
     with AgentBay(api_key=key, cfg=Config(endpoint=settings.base_url)) as agent_bay:
         started = time.perf_counter()
         result = agent_bay.create(CreateSessionParams(labels={"demo": "yes"}))
-        if not result.success:
+        if not result.success or result.session is None:
             print(f"demo: create failed: {result.error_message}")
             return
         elapsed = (time.perf_counter() - started) * 1000

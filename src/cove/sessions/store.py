@@ -29,7 +29,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, RowMapping
 
 metadata = MetaData()
 
@@ -272,7 +272,7 @@ def _read_labels(db: Connection, session_ids: list[str]) -> dict[str, dict[str, 
     return found
 
 
-def _record(row: Mapping[str, Any], labels: dict[str, str]) -> SessionRecord:
+def _record(row: RowMapping, labels: dict[str, str]) -> SessionRecord:
     return SessionRecord(
         session_id=row["session_id"],
         tenant_id=row["tenant_id"],

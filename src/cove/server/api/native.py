@@ -19,9 +19,9 @@ bearer = HTTPBearer(auto_error=False, description="an API key from `cove key cre
 
 
 class Resources(BaseModel):
-    memory_mb: int | None = Field(None, description="memory limit in MiB")
-    cpus: float | None = Field(None, description="CPU limit in cores")
-    pids: int | None = Field(None, description="limit on processes and threads")
+    memory_mb: int | None = Field(default=None, description="memory limit in MiB")
+    cpus: float | None = Field(default=None, description="CPU limit in cores")
+    pids: int | None = Field(default=None, description="limit on processes and threads")
 
 
 class CreateSessionBody(BaseModel):

@@ -1,0 +1,42 @@
+"""Cove: self-hosted sandboxes for AI agents. This module is the SDK, named as AgentBay's Python SDK.
+
+from cove import AgentBay, CreateSessionParams
+
+with AgentBay(api_key="...") as agent_bay:
+    session = agent_bay.create(CreateSessionParams(labels={"team": "a"})).session
+"""
+
+from cove.sdk.async_client import AsyncAgentBay, AsyncSession
+from cove.sdk.models import (
+    ApiResponse,
+    Config,
+    CreateSessionParams,
+    DeleteResult,
+    OperationResult,
+    SessionData,
+    SessionInfo,
+    SessionListResult,
+    SessionResult,
+    SessionStatusResult,
+)
+from cove.sdk.sync_client import AgentBay, Session
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AgentBay",
+    "ApiResponse",
+    "AsyncAgentBay",
+    "AsyncSession",
+    "Config",
+    "CreateSessionParams",
+    "DeleteResult",
+    "OperationResult",
+    "Session",
+    "SessionData",
+    "SessionInfo",
+    "SessionListResult",
+    "SessionResult",
+    "SessionStatusResult",
+    "__version__",
+]

@@ -1,0 +1,249 @@
+"""The SDK's one implementation of every call, free of I/O, shared by the sync and async clients.
+
+Each call is described by a `Call`: the HTTP request to make and how to turn the answer into a
+result object. A client only sends the request and hands the answer back (`Call.finish`), so the
+sync and async clients differ in nothing but `await`, as in httpx.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+from cove.sdk.models import (
+    Config,
+    CreateSessionParams,
+    DeleteResult,
+    OperationResult,
+    Result,
+    SessionData,
+    SessionInfo,
+    SessionListResult,
+    SessionResult,
+    SessionStatusResult,
+)
+
+ResultT = TypeVar("ResultT", bound=Result)
+SessionT = TypeVar("SessionT")
+
+DEFAULT_ENDPOINT = "http://127.0.0.1:9000"
+DEFAULT_TIMEOUT_MS = 60_000
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Everything a client needs to reach a server, resolved once from arguments and environment."""
+
+    endpoint: str
+    api_key: str
+    timeout_seconds: float
+
+    @property
+    def headers(self) -> dict[str, str]:
+        from cove import __version__
+
+        return {"Authorization": f"Bearer {self.api_key}", "User-Agent": f"cove-sdk/{__version__}"}
+
+
+def resolve_connection(api_key: str, cfg: Config | None) -> Connection:
+    """Arguments first, then COVE_* and AGENTBAY_* variables, so AgentBay set-ups work unchanged."""
+    key = api_key or os.environ.get("COVE_API_KEY") or os.environ.get("AGENTBAY_API_KEY") or ""
+    if not key:
+        raise ValueError(
+            "an API key is required: pass api_key=..., or set COVE_API_KEY (or AGENTBAY_API_KEY)"
+        )
+    endpoint = (
+        (cfg.endpoint if cfg else None)
+        or os.environ.get("COVE_ENDPOINT")
+        or os.environ.get("AGENTBAY_ENDPOINT")
+        or DEFAULT_ENDPOINT
+    )
+    if "://" not in endpoint:
+        endpoint = f"https://{endpoint}"
+    timeout_ms = (cfg.timeout_ms if cfg else None) or DEFAULT_TIMEOUT_MS
+    return Connection(endpoint=endpoint.rstrip("/"), api_key=key, timeout_seconds=timeout_ms / 1000)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Call(Generic[ResultT]):
+    """One API call: the request, and how a successful answer becomes a result."""
+
+    method: str
+    path: str
+    result_type: type[ResultT]
+    parse: Callable[[dict[str, Any], str], ResultT]
+    params: dict[str, str | int] | None = None
+    body: dict[str, Any] | None = None
+    refusal: str = ""
+    """Set when the arguments are wrong: the client answers with it and sends nothing."""
+
+    def finish(self, status_code: int, headers: Mapping[str, str], content: bytes) -> ResultT:
+        """Turn the server's answer into a result; a failure becomes a result with success=False."""
+        try:
+            answer = json.loads(content) if content else {}
+        except ValueError:
+            answer = {}
+        if not isinstance(answer, dict):
+            answer = {}
+        request_id = str(answer.get("request_id") or headers.get("x-request-id") or "")
+        if status_code >= 400:
+            error = answer.get("error")
+            if not isinstance(error, dict):
+                error = {}
+            return self.result_type(
+                request_id=request_id,
+                success=False,
+                code=str(error.get("code") or f"HTTP{status_code}"),
+                error_message=str(error.get("message") or content[:200].decode(errors="replace")),
+                http_status_code=status_code,
+            )
+        result = self.parse(answer, request_id)
+        result.http_status_code = status_code
+        return result
+
+    def transport_failure(self, error: Exception) -> ResultT:
+        """The server could not be reached or did not answer in time."""
+        return self.result_type(
+            success=False,
+            code="ConnectionError",
+            error_message=f"{self.method} {self.path} failed: {type(error).__name__}: {error}",
+        )
+
+    def refused(self) -> ResultT:
+        return self.result_type(success=False, code="InvalidArgument", error_message=self.refusal)
+
+
+def _session_data(raw: dict[str, Any]) -> SessionData:
+    fields = set(SessionData.__dataclass_fields__)
+    return SessionData(**{k: v for k, v in raw.items() if k in fields})
+
+
+def _session_path(session_id: str) -> str:
+    return f"/v1/sessions/{quote(session_id, safe='')}"
+
+
+def _session_id_refusal(session_id: str) -> str:
+    return "" if isinstance(session_id, str) and session_id.strip() else "session_id is required"
+
+
+def create_session(
+    params: CreateSessionParams, bind: Callable[[SessionData], SessionT]
+) -> Call[SessionResult[SessionT]]:
+    resources = {
+        name: value
+        for name, value in (("memory_mb", params.memory_mb), ("cpus", params.cpus), ("pids", params.pids))
+        if value is not None
+    }
+    body: dict[str, Any] = {"image_id": params.image_id, "labels": params.labels, "resources": resources}
+    return Call(
+        method="POST",
+        path="/v1/sessions",
+        body={k: v for k, v in body.items() if v},
+        result_type=SessionResult,
+        parse=lambda answer, rid: SessionResult(
+            request_id=rid, success=True, session=bind(_session_data(answer["session"]))
+        ),
+    )
+
+
+def get_session(session_id: str, bind: Callable[[SessionData], SessionT]) -> Call[SessionResult[SessionT]]:
+    return Call(
+        method="GET",
+        path=_session_path(session_id),
+        refusal=_session_id_refusal(session_id),
+        result_type=SessionResult,
+        parse=lambda answer, rid: SessionResult(
+            request_id=rid, success=True, session=bind(_session_data(answer["session"]))
+        ),
+    )
+
+
+def list_sessions(
+    labels: dict[str, str] | None, page: int | None, limit: int | None, status: str | None
+) -> Call[SessionListResult]:
+    params: dict[str, str | int] = {}
+    if labels:
+        params["labels"] = json.dumps(labels)
+    if status:
+        params["status"] = status
+    if page is not None:
+        params["page"] = page
+    if limit is not None:
+        params["limit"] = limit
+
+    def parse(answer: dict[str, Any], request_id: str) -> SessionListResult:
+        sessions = [_session_data(raw) for raw in answer["sessions"]]
+        next_page = answer.get("next_page")
+        return SessionListResult(
+            request_id=request_id,
+            success=True,
+            session_ids=[s.session_id for s in sessions],
+            sessions=sessions,
+            next_token=str(next_page) if next_page else "",
+            max_results=int(answer["limit"]),
+            total_count=int(answer["total_count"]),
+        )
+
+    return Call(method="GET", path="/v1/sessions", params=params, result_type=SessionListResult, parse=parse)
+
+
+def delete_session(session_id: str) -> Call[DeleteResult]:
+    return Call(
+        method="DELETE",
+        path=_session_path(session_id),
+        refusal=_session_id_refusal(session_id),
+        result_type=DeleteResult,
+        parse=lambda answer, rid: DeleteResult(request_id=rid, success=True),
+    )
+
+
+def session_info(session_id: str) -> Call[OperationResult]:
+    def parse(answer: dict[str, Any], request_id: str) -> OperationResult:
+        fields = set(SessionInfo.__dataclass_fields__)
+        info = SessionInfo(**{k: v for k, v in answer["info"].items() if k in fields})
+        return OperationResult(request_id=request_id, success=True, data=info)
+
+    return Call(
+        method="GET",
+        path=f"{_session_path(session_id)}/info",
+        refusal=_session_id_refusal(session_id),
+        result_type=OperationResult,
+        parse=parse,
+    )
+
+
+def get_labels(session_id: str) -> Call[OperationResult]:
+    return Call(
+        method="GET",
+        path=f"{_session_path(session_id)}/labels",
+        refusal=_session_id_refusal(session_id),
+        result_type=OperationResult,
+        parse=lambda answer, rid: OperationResult(request_id=rid, success=True, data=answer["labels"]),
+    )
+
+
+def set_labels(session_id: str, labels: dict[str, str]) -> Call[OperationResult]:
+    return Call(
+        method="PUT",
+        path=f"{_session_path(session_id)}/labels",
+        refusal=_session_id_refusal(session_id),
+        body={"labels": labels},
+        result_type=OperationResult,
+        parse=lambda answer, rid: OperationResult(request_id=rid, success=True, data=answer["labels"]),
+    )
+
+
+def get_status(session_id: str) -> Call[SessionStatusResult]:
+    return Call(
+        method="GET",
+        path=_session_path(session_id),
+        refusal=_session_id_refusal(session_id),
+        result_type=SessionStatusResult,
+        parse=lambda answer, rid: SessionStatusResult(
+            request_id=rid, success=True, status=answer["session"]["status"]
+        ),
+    )

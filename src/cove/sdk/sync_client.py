@@ -1,0 +1,112 @@
+"""The blocking client: `AgentBay` and the `Session` objects it hands out."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TypeVar
+
+import httpx
+
+from cove.sdk import core
+from cove.sdk.models import (
+    Config,
+    CreateSessionParams,
+    DeleteResult,
+    OperationResult,
+    Result,
+    SessionData,
+    SessionListResult,
+    SessionResult,
+    SessionStatusResult,
+)
+
+ResultT = TypeVar("ResultT", bound=Result)
+
+
+class AgentBay:
+    """A connection to a Cove server. Use it as a context manager, or call `close()`."""
+
+    def __init__(self, api_key: str = "", cfg: Config | None = None) -> None:
+        self._connection = core.resolve_connection(api_key, cfg)
+        self.api_key = self._connection.api_key
+        self.endpoint = self._connection.endpoint
+        self._http = httpx.Client(
+            base_url=self.endpoint, headers=self._connection.headers, timeout=self._connection.timeout_seconds
+        )
+
+    def _send(self, call: core.Call[ResultT]) -> ResultT:
+        if call.refusal:
+            return call.refused()
+        try:
+            response = self._http.request(call.method, call.path, params=call.params, json=call.body)
+        except httpx.HTTPError as error:
+            return call.transport_failure(error)
+        return call.finish(response.status_code, response.headers, response.content)
+
+    def _bind(self, data: SessionData) -> Session:
+        return Session(self, data)
+
+    def create(self, params: CreateSessionParams | None = None) -> SessionResult[Session]:
+        """Create a session; it is RUNNING when this returns successfully."""
+        return self._send(core.create_session(params or CreateSessionParams(), self._bind))
+
+    def get(self, session_id: str) -> SessionResult[Session]:
+        return self._send(core.get_session(session_id, self._bind))
+
+    def list(
+        self,
+        labels: dict[str, str] | None = None,
+        page: int | None = None,
+        limit: int | None = None,
+        status: str | None = None,
+    ) -> SessionListResult:
+        """One page of this key's sessions matching all `labels`; without `status`, the live ones."""
+        return self._send(core.list_sessions(labels, page, limit, status))
+
+    def delete(self, session: Session | str) -> DeleteResult:
+        """Delete a session (or a session id); deleting one twice succeeds."""
+        session_id = session if isinstance(session, str) else session.session_id
+        return self._send(core.delete_session(session_id))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> AgentBay:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class Session:
+    """A handle on one session; `data` is the server's description when the handle was made."""
+
+    def __init__(self, agent_bay: AgentBay, data: SessionData) -> None:
+        self.agent_bay = agent_bay
+        self.data = data
+        self.session_id = data.session_id
+        self.resource_url = data.resource_url
+        self.image_id = data.image_id
+
+    def __repr__(self) -> str:
+        return f"Session(session_id={self.session_id!r})"
+
+    def info(self) -> OperationResult:
+        """`data` is a SessionInfo."""
+        return self.agent_bay._send(core.session_info(self.session_id))
+
+    def get_labels(self) -> OperationResult:
+        """`data` is the labels as a dict."""
+        return self.agent_bay._send(core.get_labels(self.session_id))
+
+    def set_labels(self, labels: dict[str, str]) -> OperationResult:
+        """Replace all labels; `data` is the labels now set."""
+        return self.agent_bay._send(core.set_labels(self.session_id, labels))
+
+    def get_status(self) -> SessionStatusResult:
+        return self.agent_bay._send(core.get_status(self.session_id))
+
+    def delete(self) -> DeleteResult:
+        return self.agent_bay.delete(self)
