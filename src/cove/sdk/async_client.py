@@ -6,36 +6,29 @@ It mirrors sync_client.py line for line; what each call sends and means lives in
 from __future__ import annotations
 
 from types import TracebackType
-from typing import TypeVar
 
 import httpx
 
 from cove.sdk import core
+from cove.sdk.core import ResultT
 from cove.sdk.models import (
     Config,
     CreateSessionParams,
     DeleteResult,
     OperationResult,
-    Result,
     SessionData,
     SessionListResult,
     SessionResult,
     SessionStatusResult,
 )
 
-ResultT = TypeVar("ResultT", bound=Result)
 
-
-class AsyncAgentBay:
+class AsyncAgentBay(core.ClientBase):
     """A connection to a Cove server. Use it as an async context manager, or await `close()`."""
 
     def __init__(self, api_key: str = "", cfg: Config | None = None) -> None:
-        self._connection = core.resolve_connection(api_key, cfg)
-        self.api_key = self._connection.api_key
-        self.endpoint = self._connection.endpoint
-        self._http = httpx.AsyncClient(
-            base_url=self.endpoint, headers=self._connection.headers, timeout=self._connection.timeout_seconds
-        )
+        super().__init__(api_key, cfg)
+        self._http = httpx.AsyncClient(**self._http_options())
 
     async def _send(self, call: core.Call[ResultT]) -> ResultT:
         if call.refusal:
@@ -83,18 +76,8 @@ class AsyncAgentBay:
         await self.close()
 
 
-class AsyncSession:
-    """A handle on one session; `data` is the server's description when the handle was made."""
-
-    def __init__(self, agent_bay: AsyncAgentBay, data: SessionData) -> None:
-        self.agent_bay = agent_bay
-        self.data = data
-        self.session_id = data.session_id
-        self.resource_url = data.resource_url
-        self.image_id = data.image_id
-
-    def __repr__(self) -> str:
-        return f"AsyncSession(session_id={self.session_id!r})"
+class AsyncSession(core.SessionBase[AsyncAgentBay]):
+    """A handle on one session, for calls that concern it alone."""
 
     async def info(self) -> OperationResult:
         """`data` is a SessionInfo."""

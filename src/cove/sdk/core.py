@@ -68,6 +68,41 @@ def resolve_connection(api_key: str, cfg: Config | None) -> Connection:
     return Connection(endpoint=endpoint.rstrip("/"), api_key=key, timeout_seconds=timeout_ms / 1000)
 
 
+class ClientBase:
+    """What the sync and async clients share besides their calls: where to connect, and how."""
+
+    def __init__(self, api_key: str, cfg: Config | None) -> None:
+        self._connection = resolve_connection(api_key, cfg)
+        self.api_key = self._connection.api_key
+        self.endpoint = self._connection.endpoint
+
+    def _http_options(self) -> dict[str, Any]:
+        """Arguments for httpx.Client or httpx.AsyncClient."""
+        connection = self._connection
+        return {
+            "base_url": connection.endpoint,
+            "headers": connection.headers,
+            "timeout": connection.timeout_seconds,
+        }
+
+
+ClientT = TypeVar("ClientT", bound=ClientBase)
+
+
+class SessionBase(Generic[ClientT]):
+    """A handle on one session; `data` is the server's description when the handle was made."""
+
+    def __init__(self, agent_bay: ClientT, data: SessionData) -> None:
+        self.agent_bay = agent_bay
+        self.data = data
+        self.session_id = data.session_id
+        self.resource_url = data.resource_url
+        self.image_id = data.image_id
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(session_id={self.session_id!r})"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Call(Generic[ResultT]):
     """One API call: the request, and how a successful answer becomes a result."""
