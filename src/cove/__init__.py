@@ -6,12 +6,16 @@ with AgentBay(api_key="...") as agent_bay:
     session = agent_bay.create(CreateSessionParams(labels={"team": "a"})).session
 """
 
-from cove.sdk.async_client import AsyncAgentBay, AsyncSession
+from cove.sdk.async_client import AsyncAgentBay, AsyncCommand, AsyncSession
 from cove.sdk.models import (
     ApiResponse,
+    CommandResult,
     Config,
     CreateSessionParams,
     DeleteResult,
+    McpTool,
+    McpToolResult,
+    McpToolsResult,
     OperationResult,
     SessionData,
     SessionInfo,
@@ -19,7 +23,7 @@ from cove.sdk.models import (
     SessionResult,
     SessionStatusResult,
 )
-from cove.sdk.sync_client import AgentBay, Session
+from cove.sdk.sync_client import AgentBay, Command, Session
 
 __version__ = "0.1.0"
 
@@ -27,10 +31,16 @@ __all__ = [
     "AgentBay",
     "ApiResponse",
     "AsyncAgentBay",
+    "AsyncCommand",
     "AsyncSession",
+    "Command",
+    "CommandResult",
     "Config",
     "CreateSessionParams",
     "DeleteResult",
+    "McpTool",
+    "McpToolResult",
+    "McpToolsResult",
     "OperationResult",
     "Session",
     "SessionData",

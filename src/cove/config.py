@@ -36,6 +36,8 @@ class Settings:
     warm_pool: int = _setting(2, "sandboxes kept prepared for creates with the default image and limits")
     runc: str = _setting("runc", "OCI runtime binary (runc; crun takes the same commands)")
     subordinate_id_start: int = _setting(100000, "first host uid/gid that sandbox uid 0 maps to")
+    output_limit_bytes: int = _setting(10 * 1024 * 1024, "command output kept per stream; the rest is cut")
+    max_command_timeout_ms: int = _setting(3_600_000, "longest timeout_ms a command may ask for")
 
     @property
     def database(self) -> str:

@@ -77,6 +77,7 @@ def build_spec(
     limits: Limits,
     cgroups_path: str,
     binds: list[Mount],
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The config.json of one session sandbox."""
     memory_bytes = limits.memory_mb * 1024 * 1024
@@ -126,7 +127,13 @@ def build_spec(
             "terminal": False,
             "user": {"uid": user_uid, "gid": user_uid},
             "args": args,
-            "env": [f"PATH={SANDBOX_PATH}", f"HOME={home}", "TERM=xterm", "LANG=C.UTF-8"],
+            "env": [
+                f"PATH={SANDBOX_PATH}",
+                f"HOME={home}",
+                "TERM=xterm",
+                "LANG=C.UTF-8",
+                *(f"{name}={value}" for name, value in (env or {}).items()),
+            ],
             "cwd": home,
             "capabilities": {
                 "bounding": [],

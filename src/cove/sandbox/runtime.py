@@ -3,7 +3,8 @@
 Layout under DATA_DIR:
     runc/                    runc's own state (`runc --root`)
     sessions/<id>/           config.json, upper/ + work/ (the session's writable layer), rootfs/
-                             (the overlay mount point), runc.log and init.log
+                             (the overlay mount point), runc.log and init.log, and run/: the
+                             sandbox's /.cove/run, where its tool agent listens (agent.sock)
 Cgroups live at /cove/<instance>/<id> in every hierarchy, so two servers on one host never touch
 each other's sessions. Containers outlive the server process: runc detaches them.
 """
@@ -30,6 +31,7 @@ from cove.sandbox.oci_spec import CPU_PERIOD_US, IdMapping, Limits, Mount, build
 
 AGENT_DIR = Path(__file__).resolve().parent.parent / "agent"
 AGENT_MOUNT = "/.cove/agent"
+AGENT_RUN_MOUNT = "/.cove/run"
 INIT_ARGS = ["python3", "-I", "-S", f"{AGENT_MOUNT}/init.py"]
 ID_RANGE_SIZE = 65536
 RUNC_TIMEOUT_S = 60
@@ -105,7 +107,13 @@ def _check_traversable(directory: Path) -> None:
 class RuncRuntime:
     """Creates, inspects and destroys session sandboxes with runc."""
 
-    def __init__(self, data_dir: Path, runc: str = "runc", id_start: int = 100000) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        runc: str = "runc",
+        id_start: int = 100000,
+        sandbox_env: dict[str, str] | None = None,
+    ) -> None:
         self.sessions_dir = data_dir / "sessions"
         self.state_dir = data_dir / "runc"
         self.sessions_dir.mkdir(parents=True, exist_ok=True)
@@ -115,6 +123,7 @@ class RuncRuntime:
         data_dir.chmod(0o711)
         _check_traversable(self.sessions_dir)
         self.runc = runc
+        self.sandbox_env = sandbox_env or {}
         self.id_mapping = IdMapping(host_start=id_start, size=ID_RANGE_SIZE)
         self.cgroup_parent = f"/cove/{_instance_id(data_dir)}"
         if shutil.which(runc) is None:
@@ -125,6 +134,10 @@ class RuncRuntime:
 
     def session_dir(self, session_id: str) -> Path:
         return self.sessions_dir / session_id
+
+    def agent_run_dir(self, session_id: str) -> Path:
+        """The host side of the sandbox's /.cove/run: writable by the sandbox, so never trusted."""
+        return self.session_dir(session_id) / "run"
 
     def create(self, session_id: str, image: Image, limits: Limits) -> None:
         """Make and start the session's container (`runc run`); on failure nothing is left."""
@@ -179,8 +192,12 @@ class RuncRuntime:
         """The session's writable layer, its overlay root filesystem and its config.json."""
         directory = self.session_dir(session_id)
         upper, work, rootfs = directory / "upper", directory / "work", directory / "rootfs"
-        for path in (upper, work, rootfs):
+        run = self.agent_run_dir(session_id)
+        for path in (upper, work, rootfs, run):
             path.mkdir(parents=True)
+        sandbox_user = self.id_mapping.to_host(SANDBOX_UID)
+        os.chown(run, sandbox_user, sandbox_user)
+        run.chmod(0o700)
         # The overlay's root takes its owner from the upper layer: make it the sandbox's root.
         sandbox_root = self.id_mapping.to_host(0)
         os.chown(upper, sandbox_root, sandbox_root)
@@ -194,7 +211,11 @@ class RuncRuntime:
             id_mapping=self.id_mapping,
             limits=limits,
             cgroups_path=f"{self.cgroup_parent}/{session_id}",
-            binds=[Mount(source=str(AGENT_DIR), destination=AGENT_MOUNT)],
+            binds=[
+                Mount(source=str(AGENT_DIR), destination=AGENT_MOUNT),
+                Mount(source=str(run), destination=AGENT_RUN_MOUNT, read_only=False),
+            ],
+            env=self.sandbox_env,
         )
         (directory / "config.json").write_text(json.dumps(spec))
 

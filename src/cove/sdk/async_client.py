@@ -6,15 +6,19 @@ It mirrors sync_client.py line for line; what each call sends and means lives in
 from __future__ import annotations
 
 from types import TracebackType
+from typing import Any
 
 import httpx
 
-from cove.sdk import core
+from cove.sdk import core, tool_calls
 from cove.sdk.core import ResultT
 from cove.sdk.models import (
+    CommandResult,
     Config,
     CreateSessionParams,
     DeleteResult,
+    McpToolResult,
+    McpToolsResult,
     OperationResult,
     SessionData,
     SessionListResult,
@@ -34,7 +38,13 @@ class AsyncAgentBay(core.ClientBase):
         if call.refusal:
             return call.refused()
         try:
-            response = await self._http.request(call.method, call.path, params=call.params, json=call.body)
+            response = await self._http.request(
+                call.method,
+                call.path,
+                params=call.params,
+                json=call.body,
+                timeout=call.timeout_s or httpx.USE_CLIENT_DEFAULT,
+            )
         except httpx.HTTPError as error:
             return call.transport_failure(error)
         return call.finish(response.status_code, response.headers, response.content)
@@ -96,3 +106,35 @@ class AsyncSession(core.SessionBase[AsyncAgentBay]):
 
     async def delete(self) -> DeleteResult:
         return await self.agent_bay.delete(self)
+
+    @property
+    def command(self) -> AsyncCommand:
+        return AsyncCommand(self)
+
+    async def list_mcp_tools(self) -> McpToolsResult:
+        return await self.agent_bay._send(tool_calls.list_mcp_tools(self.session_id))
+
+    async def call_mcp_tool(self, tool_name: str, args: dict[str, Any]) -> McpToolResult:
+        """Run any of the session's tools; `data` is its answer's text."""
+        return await self.agent_bay._send(tool_calls.call_mcp_tool(self.session_id, tool_name, args))
+
+
+class AsyncCommand:
+    """`session.command`: shell commands, run by the session's `shell` tool."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def execute_command(
+        self,
+        command: str,
+        timeout_ms: int = tool_calls.DEFAULT_COMMAND_TIMEOUT_MS,
+        cwd: str | None = None,
+        envs: dict[str, str] | None = None,
+    ) -> CommandResult:
+        """Run `command` with bash as the session user; success means it exited 0."""
+        call = tool_calls.execute_command(self.session.session_id, command, timeout_ms, cwd, envs)
+        return await self.session.agent_bay._send(call)
+
+    run = execute_command
+    exec = execute_command

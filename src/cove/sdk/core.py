@@ -115,6 +115,8 @@ class Call(Generic[ResultT]):
     body: dict[str, Any] | None = None
     refusal: str = ""
     """Set when the arguments are wrong: the client answers with it and sends nothing."""
+    timeout_s: float | None = None
+    """For calls that may take longer than the client's timeout (long commands)."""
 
     def finish(self, status_code: int, headers: Mapping[str, str], content: bytes) -> ResultT:
         """Turn the server's answer into a result; a failure becomes a result with success=False."""
@@ -157,11 +159,11 @@ def _session_data(raw: dict[str, Any]) -> SessionData:
     return SessionData(**{k: v for k, v in raw.items() if k in fields})
 
 
-def _session_path(session_id: str) -> str:
+def session_path(session_id: str) -> str:
     return f"/v1/sessions/{quote(session_id, safe='')}"
 
 
-def _session_id_refusal(session_id: str) -> str:
+def session_id_refusal(session_id: str) -> str:
     return "" if isinstance(session_id, str) and session_id.strip() else "session_id is required"
 
 
@@ -188,8 +190,8 @@ def create_session(
 def get_session(session_id: str, bind: Callable[[SessionData], SessionT]) -> Call[SessionResult[SessionT]]:
     return Call(
         method="GET",
-        path=_session_path(session_id),
-        refusal=_session_id_refusal(session_id),
+        path=session_path(session_id),
+        refusal=session_id_refusal(session_id),
         result_type=SessionResult,
         parse=lambda answer, rid: SessionResult(
             request_id=rid, success=True, session=bind(_session_data(answer["session"]))
@@ -229,8 +231,8 @@ def list_sessions(
 def delete_session(session_id: str) -> Call[DeleteResult]:
     return Call(
         method="DELETE",
-        path=_session_path(session_id),
-        refusal=_session_id_refusal(session_id),
+        path=session_path(session_id),
+        refusal=session_id_refusal(session_id),
         result_type=DeleteResult,
         parse=lambda answer, rid: DeleteResult(request_id=rid, success=True),
     )
@@ -244,8 +246,8 @@ def session_info(session_id: str) -> Call[OperationResult]:
 
     return Call(
         method="GET",
-        path=f"{_session_path(session_id)}/info",
-        refusal=_session_id_refusal(session_id),
+        path=f"{session_path(session_id)}/info",
+        refusal=session_id_refusal(session_id),
         result_type=OperationResult,
         parse=parse,
     )
@@ -254,8 +256,8 @@ def session_info(session_id: str) -> Call[OperationResult]:
 def get_labels(session_id: str) -> Call[OperationResult]:
     return Call(
         method="GET",
-        path=f"{_session_path(session_id)}/labels",
-        refusal=_session_id_refusal(session_id),
+        path=f"{session_path(session_id)}/labels",
+        refusal=session_id_refusal(session_id),
         result_type=OperationResult,
         parse=lambda answer, rid: OperationResult(request_id=rid, success=True, data=answer["labels"]),
     )
@@ -264,8 +266,8 @@ def get_labels(session_id: str) -> Call[OperationResult]:
 def set_labels(session_id: str, labels: dict[str, str]) -> Call[OperationResult]:
     return Call(
         method="PUT",
-        path=f"{_session_path(session_id)}/labels",
-        refusal=_session_id_refusal(session_id),
+        path=f"{session_path(session_id)}/labels",
+        refusal=session_id_refusal(session_id),
         body={"labels": labels},
         result_type=OperationResult,
         parse=lambda answer, rid: OperationResult(request_id=rid, success=True, data=answer["labels"]),
@@ -275,8 +277,8 @@ def set_labels(session_id: str, labels: dict[str, str]) -> Call[OperationResult]
 def get_status(session_id: str) -> Call[SessionStatusResult]:
     return Call(
         method="GET",
-        path=_session_path(session_id),
-        refusal=_session_id_refusal(session_id),
+        path=session_path(session_id),
+        refusal=session_id_refusal(session_id),
         result_type=SessionStatusResult,
         parse=lambda answer, rid: SessionStatusResult(
             request_id=rid, success=True, status=answer["session"]["status"]

@@ -119,3 +119,39 @@ class OperationResult(Result):
 @dataclass(kw_only=True)
 class SessionStatusResult(Result):
     status: str = ""
+
+
+@dataclass(kw_only=True)
+class McpTool:
+    """A tool the session serves; `server` is AgentBay's grouping, Cove serves them all as "cove"."""
+
+    name: str
+    server: str = "cove"
+    description: str = ""
+    input_schema: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class McpToolsResult(Result):
+    tools: list[McpTool] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class McpToolResult(Result):
+    """`data` is the text the tool answered; when the tool failed it is `error_message` too."""
+
+    data: str = ""
+
+
+@dataclass(kw_only=True)
+class CommandResult(Result):
+    """A command's outcome: success means it ran and exited 0; `output` is stdout then stderr."""
+
+    output: str = ""
+    exit_code: int = 0
+    stdout: str = ""
+    stderr: str = ""
+    trace_id: str = ""
+    timed_out: bool = False
+    stdout_truncated_bytes: int = 0
+    stderr_truncated_bytes: int = 0

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from types import TracebackType
+from typing import Any
 
 import httpx
 
-from cove.sdk import core
+from cove.sdk import core, tool_calls
 from cove.sdk.core import ResultT
 from cove.sdk.models import (
+    CommandResult,
     Config,
     CreateSessionParams,
     DeleteResult,
+    McpToolResult,
+    McpToolsResult,
     OperationResult,
     SessionData,
     SessionListResult,
@@ -31,7 +35,13 @@ class AgentBay(core.ClientBase):
         if call.refusal:
             return call.refused()
         try:
-            response = self._http.request(call.method, call.path, params=call.params, json=call.body)
+            response = self._http.request(
+                call.method,
+                call.path,
+                params=call.params,
+                json=call.body,
+                timeout=call.timeout_s or httpx.USE_CLIENT_DEFAULT,
+            )
         except httpx.HTTPError as error:
             return call.transport_failure(error)
         return call.finish(response.status_code, response.headers, response.content)
@@ -93,3 +103,35 @@ class Session(core.SessionBase[AgentBay]):
 
     def delete(self) -> DeleteResult:
         return self.agent_bay.delete(self)
+
+    @property
+    def command(self) -> Command:
+        return Command(self)
+
+    def list_mcp_tools(self) -> McpToolsResult:
+        return self.agent_bay._send(tool_calls.list_mcp_tools(self.session_id))
+
+    def call_mcp_tool(self, tool_name: str, args: dict[str, Any]) -> McpToolResult:
+        """Run any of the session's tools; `data` is its answer's text."""
+        return self.agent_bay._send(tool_calls.call_mcp_tool(self.session_id, tool_name, args))
+
+
+class Command:
+    """`session.command`: shell commands, run by the session's `shell` tool."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def execute_command(
+        self,
+        command: str,
+        timeout_ms: int = tool_calls.DEFAULT_COMMAND_TIMEOUT_MS,
+        cwd: str | None = None,
+        envs: dict[str, str] | None = None,
+    ) -> CommandResult:
+        """Run `command` with bash as the session user; success means it exited 0."""
+        call = tool_calls.execute_command(self.session.session_id, command, timeout_ms, cwd, envs)
+        return self.session.agent_bay._send(call)
+
+    run = execute_command
+    exec = execute_command

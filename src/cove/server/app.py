@@ -44,7 +44,12 @@ def build_services(settings: Settings) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.database)
     images = ImageStore(settings.data_dir / "images", settings.subordinate_id_start)
-    runtime = RuncRuntime(settings.data_dir, settings.runc, settings.subordinate_id_start)
+    runtime = RuncRuntime(
+        settings.data_dir,
+        settings.runc,
+        settings.subordinate_id_start,
+        sandbox_env={"COVE_OUTPUT_LIMIT_BYTES": str(settings.output_limit_bytes)},
+    )
     manager = SessionManager(settings, store, runtime, images)
     return Services(settings, store, images, runtime, manager, KeyRing(store, settings.api_keys))
 

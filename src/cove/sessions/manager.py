@@ -6,6 +6,7 @@ again if the sandbox cannot start, so a crash at any point leaves something `rec
 
 from __future__ import annotations
 
+import builtins
 import logging
 import secrets
 import string
@@ -15,11 +16,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from cove.config import Settings
-from cove.errors import QuotaExceeded, SessionNotFound
+from cove.errors import InvalidState, QuotaExceeded, SessionNotFound
+from cove.sandbox.agent_client import AgentClient
 from cove.sandbox.images import ImageStore
 from cove.sandbox.runtime import CleanupReport, RuncRuntime
 from cove.sessions.store import SessionRecord, Store, utc_now
-from cove.sessions.validation import STATUSES, check_labels, check_limits, check_page, check_status
+from cove.sessions.validation import (
+    STATUSES,
+    check_labels,
+    check_limits,
+    check_page,
+    check_status,
+    check_tool_call,
+)
 from cove.sessions.warm_pool import WarmPool
 
 log = logging.getLogger(__name__)
@@ -165,6 +174,27 @@ class SessionManager:
             self.runtime.destroy(session_id)
             self.store.set_status(session_id, "DELETED", REASON_USER, only_from=["DELETING"])
         return self.get(tenant_id, session_id)
+
+    def _agent(self, tenant_id: str, session_id: str) -> AgentClient:
+        record = self.get(tenant_id, session_id)
+        if record.status != "RUNNING":
+            raise InvalidState(
+                f"session {session_id} is {record.status}; tools run only in a RUNNING session"
+            )
+        return AgentClient(self.runtime.agent_run_dir(session_id), session_id)
+
+    def list_tools(self, tenant_id: str, session_id: str) -> builtins.list[dict[str, Any]]:
+        """The session's tools, as MCP describes them (name, description, inputSchema)."""
+        tools: builtins.list[dict[str, Any]] = self._agent(tenant_id, session_id).call("tools/list", {})[
+            "tools"
+        ]
+        return tools
+
+    def call_tool(self, tenant_id: str, session_id: str, name: str, arguments: Any) -> dict[str, Any]:
+        """Run one tool in the session; answers MCP's result ({"content": [...], "isError": bool})."""
+        timeout_s = check_tool_call(self.settings, name, arguments)
+        params = {"name": name, "arguments": arguments}
+        return self._agent(tenant_id, session_id).call("tools/call", params, timeout_s)
 
     def reconcile(self, *, at_startup: bool = False) -> RecoveryReport:
         """Match the database with the sandboxes that really exist.

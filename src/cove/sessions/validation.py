@@ -79,3 +79,22 @@ def check_page(page: int, limit: int) -> tuple[int, int]:
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidArgument(f"limit is {limit}; it must be between 1 and {MAX_PAGE_SIZE}")
     return page, limit
+
+
+DEFAULT_TOOL_TIMEOUT_S = 60.0
+
+
+def check_tool_call(settings: Settings, name: Any, arguments: Any) -> float:
+    """What the server, not the agent, limits in a tool call; answers how long the call may take."""
+    if not isinstance(name, str) or not name:
+        raise InvalidArgument("name: a tool name is required")
+    if not isinstance(arguments, dict):
+        raise InvalidArgument("arguments must be a JSON object")
+    if name != "shell":
+        return DEFAULT_TOOL_TIMEOUT_S
+    timeout_ms = arguments.get("timeout_ms", 50_000)
+    if isinstance(timeout_ms, int) and timeout_ms > settings.max_command_timeout_ms:
+        raise InvalidArgument(
+            f"timeout_ms is {timeout_ms}; this server's maximum is {settings.max_command_timeout_ms}"
+        )
+    return timeout_ms / 1000 if isinstance(timeout_ms, int) else DEFAULT_TOOL_TIMEOUT_S

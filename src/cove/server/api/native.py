@@ -80,6 +80,31 @@ class LabelsAnswer(BaseModel):
     labels: dict[str, str]
 
 
+class ToolOut(BaseModel):
+    name: str
+    description: str
+    inputSchema: dict[str, Any]
+
+
+class ToolsAnswer(BaseModel):
+    request_id: str
+    tools: list[ToolOut]
+
+
+class ToolCallBody(BaseModel):
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolResult(BaseModel):
+    content: list[dict[str, Any]]
+    isError: bool
+
+
+class ToolCallAnswer(BaseModel):
+    request_id: str
+    result: ToolResult
+
+
 class ImageOut(BaseModel):
     image_id: str
     source: str
@@ -234,3 +259,18 @@ def list_images(request: Request, tenant_id: Tenant) -> ImagesAnswer:
             for i in images
         ],
     )
+
+
+@router.get("/v1/sessions/{session_id}/tools", response_model=ToolsAnswer, tags=["tools"])
+def list_tools(request: Request, tenant_id: Tenant, session_id: str) -> ToolsAnswer:
+    tools = manager(request).list_tools(tenant_id, session_id)
+    return ToolsAnswer(request_id=request.state.request_id, tools=[ToolOut(**tool) for tool in tools])
+
+
+@router.post("/v1/sessions/{session_id}/tools/{name}", response_model=ToolCallAnswer, tags=["tools"])
+def call_tool(
+    request: Request, tenant_id: Tenant, session_id: str, name: str, body: ToolCallBody
+) -> ToolCallAnswer:
+    """Run a tool in the session. A tool that ran and failed answers 200 with isError true."""
+    result = manager(request).call_tool(tenant_id, session_id, name, body.arguments)
+    return ToolCallAnswer(request_id=request.state.request_id, result=ToolResult(**result))

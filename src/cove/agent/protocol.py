@@ -1,0 +1,70 @@
+"""The wire between the server and a sandbox's tool agent: JSON-RPC 2.0, one JSON object per line.
+
+Used on both sides (the host imports it as `cove.agent.protocol`), so framing exists once. A call
+may carry raw bytes after its line (an upload) or answer with raw bytes after its result line (a
+download); the JSON says how many.
+"""
+
+import json
+from typing import Any, Protocol
+
+# JSON-RPC's error codes, as MCP uses them.
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+
+MAX_LINE_BYTES = 64 * 1024 * 1024
+"""No message line may be longer; file contents beyond this go as raw bytes, not JSON."""
+
+
+class Stream(Protocol):
+    """A buffered binary stream: a socket's makefile("rwb") on the host, rfile/wfile in the agent."""
+
+    def readline(self, size: int | None = -1, /) -> bytes: ...
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
+class ProtocolError(Exception):
+    """The other side broke the protocol, or the connection ended in the middle of a message."""
+
+
+def write_message(stream: Stream, message: dict[str, Any]) -> None:
+    stream.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+    stream.flush()
+
+
+def read_message(stream: Stream) -> dict[str, Any] | None:
+    """The next message, or None at a clean end of the connection."""
+    line = stream.readline(MAX_LINE_BYTES + 1)
+    if not line:
+        return None
+    if len(line) > MAX_LINE_BYTES or not line.endswith(b"\n"):
+        raise ProtocolError("message line too long or cut short")
+    try:
+        message = json.loads(line)
+    except ValueError as error:
+        raise ProtocolError(f"not JSON: {error}") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("a message must be a JSON object")
+    return message
+
+
+def request(request_id: int, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+
+
+def result(request_id: Any, value: dict[str, Any]) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "result": value}
+
+
+def error(request_id: Any, code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
+
+
+def notification(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "method": method, "params": params}

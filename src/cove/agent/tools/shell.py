@@ -1,0 +1,163 @@
+"""The `shell` tool: run a command with bash, bounded in time and in output.
+
+A command that never ends is killed with its whole process group at the timeout; a command that
+prints without end is cut at the output limit while it keeps being drained, so it cannot block on
+a full pipe; background children that keep the pipes open do not hold the answer back.
+"""
+
+import contextlib
+import json
+import os
+import selectors
+import signal
+import subprocess
+import threading
+import time
+from typing import Any
+
+from . import Tool, ToolError
+
+DEFAULT_TIMEOUT_MS = 50_000
+OUTPUT_LIMIT_BYTES = int(os.environ.get("COVE_OUTPUT_LIMIT_BYTES", 10 * 1024 * 1024))
+LINGER_SECONDS = 0.05
+"""How long to keep reading after the command exited, for output its children still write."""
+TIMEOUT_EXIT_CODE = 124
+
+
+class Capture:
+    """One output stream, kept up to the limit and counted beyond it."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.kept = 0
+        self.dropped = 0
+
+    def add(self, data: bytes) -> None:
+        room = max(OUTPUT_LIMIT_BYTES - self.kept, 0)
+        self.chunks.append(data[:room])
+        self.kept += min(len(data), room)
+        self.dropped += max(len(data) - room, 0)
+
+    def text(self) -> str:
+        return b"".join(self.chunks).decode(errors="replace")
+
+
+def drain(stream: Any) -> None:
+    with stream:
+        while stream.read1(65536):
+            pass
+
+
+def command_environment(extra: dict[str, str]) -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("COVE_")}
+    environment.update(extra)
+    return environment
+
+
+def run_command(command: str, timeout_ms: int, cwd: str | None, envs: dict[str, str]) -> dict[str, Any]:
+    """Run `command`; the answer has exit_code, stdout, stderr and what was cut or timed out."""
+    try:
+        process = subprocess.Popen(
+            ["/bin/bash", "-c", command] if os.path.exists("/bin/bash") else ["/bin/sh", "-c", command],
+            cwd=cwd or os.environ.get("HOME") or "/",
+            env=command_environment(envs),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    except FileNotFoundError:
+        raise ToolError(f"cwd '{cwd}' does not exist") from None
+    except NotADirectoryError:
+        raise ToolError(f"cwd '{cwd}' is not a directory") from None
+    except PermissionError as error:
+        raise ToolError(f"cannot run in '{cwd}': {error.strerror}") from None
+    captures = {process.stdout: Capture(), process.stderr: Capture()}
+    deadline = time.monotonic() + timeout_ms / 1000
+    timed_out = False
+    exited_at: float | None = None
+    with selectors.DefaultSelector() as selector:
+        for stream in captures:
+            selector.register(stream, selectors.EVENT_READ)
+        while selector.get_map():
+            now = time.monotonic()
+            if exited_at is None and process.poll() is not None:
+                exited_at = now
+            if exited_at is not None and now - exited_at > LINGER_SECONDS:
+                break
+            if now >= deadline:
+                timed_out = True
+                break
+            for key, _ in selector.select(min(deadline - now, LINGER_SECONDS)):
+                data = os.read(key.fd, 65536)
+                if data:
+                    captures[key.fileobj].add(data)  # type: ignore[index]
+                else:
+                    selector.unregister(key.fileobj)
+        selector_leftovers = {key.fileobj for key in selector.get_map().values()}
+    if timed_out or process.poll() is None:
+        remaining = max(deadline - time.monotonic(), 0)
+        try:
+            process.wait(remaining)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+    if timed_out:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    for stream in selector_leftovers:
+        # Children still hold this pipe: keep draining it, so they neither block nor die of SIGPIPE.
+        threading.Thread(target=drain, args=(stream,), daemon=True).start()
+    for stream in captures.keys() - selector_leftovers:
+        stream.close()  # type: ignore[union-attr]
+    out, err = captures[process.stdout], captures[process.stderr]
+    answer: dict[str, Any] = {
+        "exit_code": TIMEOUT_EXIT_CODE if timed_out else process.returncode,
+        "stdout": out.text(),
+        "stderr": err.text(),
+    }
+    if timed_out:
+        answer["timed_out"] = True
+        answer["error"] = f"command timed out after {timeout_ms} ms; its process group was killed"
+    for name, capture in (("stdout", out), ("stderr", err)):
+        if capture.dropped:
+            answer[f"{name}_truncated_bytes"] = capture.dropped
+    return answer
+
+
+def shell(arguments: dict[str, Any]) -> str:
+    answer = run_command(
+        arguments["command"],
+        arguments.get("timeout_ms", DEFAULT_TIMEOUT_MS),
+        arguments.get("cwd"),
+        arguments.get("envs") or {},
+    )
+    text = json.dumps(answer, ensure_ascii=False)
+    if answer["exit_code"] != 0:
+        raise ToolError(text)
+    return text
+
+
+TOOLS = [
+    Tool(
+        name="shell",
+        description=(
+            "Run a command with bash as the session user. Answers JSON with exit_code, stdout and "
+            "stderr; a non-zero exit code is an error. Output beyond the limit is cut and counted in "
+            "stdout_truncated_bytes / stderr_truncated_bytes; at the timeout the command's process "
+            "group is killed and timed_out is true."
+        ),
+        run=shell,
+        properties={
+            "command": {"type": "string", "description": "the command line, run by bash -c"},
+            "timeout_ms": {"type": "integer", "minimum": 1, "description": "default 50000"},
+            "cwd": {"type": "string", "description": "working directory, default the home directory"},
+            "envs": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "extra environment variables",
+            },
+        },
+        required=("command",),
+    )
+]
