@@ -1,4 +1,4 @@
-"""Cove: self-hosted sandboxes for AI agents. This module is the SDK, named as AgentBay's Python SDK.
+"""Cove: self-hosted sandboxes for AI agents, with a Python SDK shaped like AgentBay's.
 
 from cove import AgentBay, CreateSessionParams
 
@@ -6,24 +6,40 @@ with AgentBay(api_key="...") as agent_bay:
     session = agent_bay.create(CreateSessionParams(labels={"team": "a"})).session
 """
 
-from cove.sdk.async_client import AsyncAgentBay, AsyncCommand, AsyncSession
+from cove.sdk.async_client import AsyncAgentBay, AsyncCommand, AsyncFileSystem, AsyncSession
 from cove.sdk.models import (
     ApiResponse,
+    BinaryFileContentResult,
+    BoolResult,
     CommandResult,
     Config,
     CreateSessionParams,
     DeleteResult,
+    DirectoryEntry,
+    DirectoryListResult,
+    DownloadResult,
+    FileChangeEvent,
+    FileChangeResult,
+    FileContentResult,
+    FileInfoResult,
+    FileSearchResult,
     McpTool,
     McpToolResult,
     McpToolsResult,
+    MultipleFileContentResult,
     OperationResult,
+    ProcessInfo,
+    ProcessListResult,
+    ProcessOutputResult,
+    ProcessResult,
     SessionData,
     SessionInfo,
     SessionListResult,
     SessionResult,
     SessionStatusResult,
+    UploadResult,
 )
-from cove.sdk.sync_client import AgentBay, Command, Session
+from cove.sdk.sync_client import AgentBay, Command, FileSystem, Session
 
 __version__ = "0.1.0"
 
@@ -32,21 +48,38 @@ __all__ = [
     "ApiResponse",
     "AsyncAgentBay",
     "AsyncCommand",
+    "AsyncFileSystem",
     "AsyncSession",
+    "BinaryFileContentResult",
+    "BoolResult",
     "Command",
     "CommandResult",
     "Config",
     "CreateSessionParams",
     "DeleteResult",
+    "DirectoryEntry",
+    "DirectoryListResult",
+    "DownloadResult",
+    "FileChangeEvent",
+    "FileChangeResult",
+    "FileContentResult",
+    "FileInfoResult",
+    "FileSearchResult",
+    "FileSystem",
     "McpTool",
     "McpToolResult",
     "McpToolsResult",
+    "MultipleFileContentResult",
     "OperationResult",
+    "ProcessInfo",
+    "ProcessListResult",
+    "ProcessOutputResult",
+    "ProcessResult",
     "Session",
     "SessionData",
     "SessionInfo",
     "SessionListResult",
     "SessionResult",
     "SessionStatusResult",
-    "__version__",
+    "UploadResult",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -177,14 +178,8 @@ def session_create(
     """Create a session and print its id."""
     from cove import CreateSessionParams
 
-    parsed = {}
-    for label in labels:
-        name, sep, value = label.partition("=")
-        if not sep:
-            _fail(f"--label {label!r} must look like KEY=VALUE")
-        parsed[name] = value
     params = CreateSessionParams(
-        image_id=image_id, labels=parsed or None, memory_mb=memory_mb, cpus=cpus, pids=pids
+        image_id=image_id, labels=_pairs(labels, "--label") or None, memory_mb=memory_mb, cpus=cpus, pids=pids
     )
     with _client(endpoint, api_key, data_dir) as client:
         click.echo(_check(client.create(params)).session.session_id)
@@ -244,6 +239,122 @@ def session_rm(
         for session_id in session_ids:
             _check(client.delete(session_id))
             click.echo(f"deleted {session_id}")
+
+
+@session.command("exec", context_settings={"ignore_unknown_options": True})
+@client_options
+@click.option("--timeout-ms", type=int, default=3_600_000, show_default=True)
+@click.option("--cwd", default=None, help="working directory in the session")
+@click.option("--env", "envs", multiple=True, help="KEY=VALUE, repeatable")
+@click.argument("session_id")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def session_exec(
+    endpoint: str | None,
+    api_key: str | None,
+    data_dir: Path | None,
+    timeout_ms: int,
+    cwd: str | None,
+    envs: tuple[str, ...],
+    session_id: str,
+    command: tuple[str, ...],
+) -> None:
+    """Run COMMAND in a session, streaming its output; exits with its exit code.
+
+    \b
+    cove session exec SESSION_ID -- ls -la /tmp
+    cove session exec SESSION_ID -- 'make && ./run | tee log'   (one argument: a shell line)
+    """
+    line = command[0] if len(command) == 1 else shlex.join(command)
+    with _client(endpoint, api_key, data_dir) as client:
+        handle = _check(client.get(session_id)).session
+        result = handle.command.execute_command(
+            line,
+            timeout_ms=timeout_ms,
+            cwd=cwd,
+            envs=_pairs(envs, "--env"),
+            on_stdout=lambda text: _echo(text, sys.stdout),
+            on_stderr=lambda text: _echo(text, sys.stderr),
+        )
+    if not result.success and result.exit_code == 1 and result.code:
+        _fail(f"{result.error_message} (request {result.request_id or '-'})")
+    if result.timed_out:
+        click.echo(f"cove: {result.error_message}", err=True)
+    sys.exit(result.exit_code)
+
+
+def _echo(text: str, stream: Any) -> None:
+    stream.write(text)
+    stream.flush()
+
+
+def _pairs(items: tuple[str, ...], option: str) -> dict[str, str]:
+    parsed = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            _fail(f"{option} {item!r} must look like KEY=VALUE")
+        parsed[name] = value
+    return parsed
+
+
+def _remote(spec: str) -> tuple[str, str] | None:
+    """`SESSION_ID:PATH` as (session id, path); None for a local path."""
+    session_id, sep, path = spec.partition(":")
+    if sep and session_id.startswith("session-") and "/" not in session_id:
+        return session_id, path
+    return None
+
+
+@session.command("cp")
+@client_options
+@click.argument("source")
+@click.argument("destination")
+def session_cp(
+    endpoint: str | None, api_key: str | None, data_dir: Path | None, source: str, destination: str
+) -> None:
+    """Copy a file into or out of a session, streamed, of any size.
+
+    \b
+    cove session cp ./data.csv SESSION_ID:/home/user/data.csv
+    cove session cp SESSION_ID:/home/user/out.tar.gz ./out.tar.gz
+    """
+    remote_source, remote_destination = _remote(source), _remote(destination)
+    if (remote_source is None) == (remote_destination is None):
+        _fail("exactly one of SOURCE and DESTINATION must be SESSION_ID:PATH")
+    with _client(endpoint, api_key, data_dir) as client:
+        if remote_destination is not None:
+            session_id, path = remote_destination
+            files = _check(client.get(session_id)).session.file_system
+            result = _check(files.upload_file(source, path or os.path.basename(source)))
+            click.echo(f"{result.bytes_sent} bytes to {session_id}:{result.path}")
+        elif remote_source is not None:
+            session_id, path = remote_source
+            if os.path.isdir(destination):
+                destination = os.path.join(destination, os.path.basename(path))
+            files = _check(client.get(session_id)).session.file_system
+            result = _check(files.download_file(path, destination))
+            click.echo(f"{result.bytes_received} bytes to {destination}")
+
+
+@session.command("shell")
+@client_options
+@click.option(
+    "--command", "command", default="bash -l", show_default=True, help="what to run on the terminal"
+)
+@click.argument("session_id")
+def session_shell(
+    endpoint: str | None, api_key: str | None, data_dir: Path | None, command: str, session_id: str
+) -> None:
+    """An interactive terminal in a session (Ctrl-D or `exit` leaves it)."""
+    from cove.terminal import run_shell
+
+    with _client(endpoint, api_key, data_dir) as client:
+        handle = _check(client.get(session_id)).session
+        try:
+            code = run_shell(handle, command)
+        except RuntimeError as error:
+            _fail(str(error))
+    sys.exit(code)
 
 
 @main.group()

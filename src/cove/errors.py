@@ -33,9 +33,19 @@ class SessionNotFound(CoveError):
         self.session_id = session_id
 
 
+class FileNotFound(CoveError):
+    code = "FileNotFound"
+    http_status = 404
+
+
 class InvalidState(CoveError):
     code = "InvalidState"
     http_status = 409
+
+
+class LengthRequired(CoveError):
+    code = "LengthRequired"
+    http_status = 411
 
 
 class QuotaExceeded(CoveError):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from cove import AgentBay, AsyncAgentBay, AsyncSession, Config, Session
 from tests.integration.server import KEY_A, CoveServer, running_server
 
 
@@ -56,3 +57,23 @@ def new_session(server: CoveServer) -> Iterator[Callable[..., dict[str, Any]]]:
     for key, session_id in created:
         with server.client(key) as client:
             client.delete(f"/v1/sessions/{session_id}")
+
+
+@pytest.fixture
+def session(server: CoveServer) -> Iterator[Session]:
+    """A session through the sync SDK, deleted after the test."""
+    with AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url)) as agent_bay:
+        created = agent_bay.create()
+        assert created.session is not None, created.error_message
+        yield created.session
+        created.session.delete()
+
+
+@pytest.fixture
+async def async_session(server: CoveServer) -> AsyncIterator[AsyncSession]:
+    """A session through the async SDK, deleted after the test."""
+    async with AsyncAgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url)) as agent_bay:
+        created = await agent_bay.create()
+        assert created.session is not None, created.error_message
+        yield created.session
+        await created.session.delete()

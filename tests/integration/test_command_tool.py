@@ -5,23 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from cove import AgentBay, AsyncAgentBay, Config, Session
 from tests.integration.server import KEY_A, CoveServer
-
-
-@pytest.fixture
-def session(server: CoveServer) -> Iterator[Session]:
-    with AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url)) as agent_bay:
-        created = agent_bay.create()
-        assert created.session is not None, created.error_message
-        yield created.session
-        created.session.delete()
 
 
 def test_a_command_runs_as_the_session_user(session: Session) -> None:

@@ -14,6 +14,8 @@ INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
+NOT_FOUND = -32004
+"""Cove's own code: the file a transfer names does not exist."""
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
 """No message line may be longer; file contents beyond this go as raw bytes, not JSON."""
@@ -33,14 +35,22 @@ class ProtocolError(Exception):
     """The other side broke the protocol, or the connection ended in the middle of a message."""
 
 
+def encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+
+
 def write_message(stream: Stream, message: dict[str, Any]) -> None:
-    stream.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+    stream.write(encode(message))
     stream.flush()
 
 
 def read_message(stream: Stream) -> dict[str, Any] | None:
     """The next message, or None at a clean end of the connection."""
-    line = stream.readline(MAX_LINE_BYTES + 1)
+    return decode(stream.readline(MAX_LINE_BYTES + 1))
+
+
+def decode(line: bytes) -> dict[str, Any] | None:
+    """One message line as read from the connection; None for b"" (the connection ended)."""
     if not line:
         return None
     if len(line) > MAX_LINE_BYTES or not line.endswith(b"\n"):

@@ -12,7 +12,7 @@ import sys
 import traceback
 from typing import Any
 
-from . import protocol
+from . import protocol, transfers
 from .tools import InvalidArguments, Tool, ToolError, all_tools
 
 SOCKET_PATH = "/.cove/run/agent.sock"
@@ -93,9 +93,26 @@ class Connection(socketserver.StreamRequestHandler):
                 return
             if message is None:
                 return
+            if message.get("method") in ("files/upload", "files/download"):
+                self.transfer(message)
+                return
             answer = self.agent.answer(message)
             if answer is not None:
                 protocol.write_message(self.wfile, answer)
+
+    def transfer(self, message: dict[str, Any]) -> None:
+        """A streamed upload or download: raw bytes follow the request or the answer line."""
+        request_id, params = message.get("id"), message.get("params")
+        try:
+            if message["method"] == "files/upload":
+                saved = transfers.receive_file(params, self.rfile)
+                protocol.write_message(self.wfile, protocol.result(request_id, saved))
+            else:
+                source, size = transfers.open_for_download(params)
+                protocol.write_message(self.wfile, protocol.result(request_id, {"size": size}))
+                transfers.send_file(self.connection, source, size)
+        except transfers.TransferError as error:
+            protocol.write_message(self.wfile, protocol.error(request_id, error.code, str(error)))
 
 
 class Server(socketserver.ThreadingUnixStreamServer):
@@ -107,8 +124,9 @@ def serve(path: str = SOCKET_PATH) -> None:
     Connection.agent = Agent()
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    os.umask(0o077)
     with Server(path, Connection) as server:
+        # Only the session user may connect; the umask stays the usual 022 for what tools create.
+        os.chmod(path, 0o600)
         print(f"cove-agent: serving on {path}", file=sys.stderr, flush=True)
         server.serve_forever()
 

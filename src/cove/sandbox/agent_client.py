@@ -6,21 +6,26 @@ without following symlinks and must really be a socket before the host connects 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import stat
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from cove.agent import protocol
-from cove.errors import InvalidArgument, SandboxError
+from cove.errors import FileNotFound, InvalidArgument, SandboxError
 
 SOCKET_NAME = "agent.sock"
 START_TIMEOUT_S = 10.0
 """How long a call waits for an agent that is (re)starting before it gives up."""
 ANSWER_MARGIN_S = 10.0
 """Time allowed on top of a call's own timeout for the answer to arrive."""
+TRANSFER_IDLE_TIMEOUT_S = 60.0
+"""A streamed transfer fails when the agent sends or takes nothing for this long."""
+CHUNK_BYTES = 1024 * 1024
 
 
 class AgentClient:
@@ -75,15 +80,85 @@ class AgentClient:
                     protocol.write_message(stream, protocol.request(1, method, params))
                     answer = protocol.read_message(stream)
                 except (TimeoutError, OSError, protocol.ProtocolError) as error:
-                    raise SandboxError(
-                        f"the tool agent of {self.session_id} failed to answer: {error}"
-                    ) from None
+                    raise self._failed(error) from None
+        return self._result(answer)
+
+    def _failed(self, error: BaseException) -> SandboxError:
+        reason = "no answer in time" if isinstance(error, TimeoutError) else str(error)
+        return SandboxError(f"the tool agent of {self.session_id} failed to answer: {reason}")
+
+    def _result(self, answer: dict[str, Any] | None) -> dict[str, Any]:
         if answer is None:
             raise SandboxError(f"the tool agent of {self.session_id} closed the connection without answering")
         if "error" in answer:
             code, message = answer["error"].get("code"), str(answer["error"].get("message"))
             if code in (protocol.INVALID_PARAMS, protocol.METHOD_NOT_FOUND):
                 raise InvalidArgument(message)
+            if code == protocol.NOT_FOUND:
+                raise FileNotFound(message)
             raise SandboxError(f"the tool agent of {self.session_id} failed: {message}")
         result: dict[str, Any] = answer["result"]
         return result
+
+    async def _open_stream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        sock = await asyncio.to_thread(self.connect)
+        try:
+            return await asyncio.open_unix_connection(sock=sock, limit=protocol.MAX_LINE_BYTES + 1)
+        except BaseException:
+            sock.close()
+            raise
+
+    async def _answer(self, reader: asyncio.StreamReader) -> dict[str, Any]:
+        try:
+            line = await asyncio.wait_for(reader.readline(), TRANSFER_IDLE_TIMEOUT_S)
+            return self._result(protocol.decode(line))
+        except (TimeoutError, OSError, ValueError, protocol.ProtocolError) as error:
+            raise self._failed(error) from None
+
+    async def upload(self, path: str, size: int, chunks: AsyncIterator[bytes]) -> dict[str, Any]:
+        """Stream `size` bytes into the file at `path` in the sandbox; answers its path and size.
+
+        The agent keeps the bytes only if exactly `size` arrive, so a body that is cut short or too
+        long changes nothing in the sandbox.
+        """
+        reader, writer = await self._open_stream()
+        try:
+            writer.write(protocol.encode(protocol.request(1, "files/upload", {"path": path, "size": size})))
+            sent = 0
+            async for chunk in chunks:
+                sent += len(chunk)
+                if sent > size:
+                    raise InvalidArgument(f"the upload is longer than its declared size of {size} bytes")
+                writer.write(chunk)
+                await asyncio.wait_for(writer.drain(), TRANSFER_IDLE_TIMEOUT_S)
+            if sent < size:
+                raise InvalidArgument(f"the upload ended after {sent} of its declared {size} bytes")
+            return await self._answer(reader)
+        finally:
+            writer.close()
+
+    async def download(self, path: str) -> tuple[int, AsyncIterator[bytes]]:
+        """The size of the file at `path` in the sandbox, and its bytes as they arrive."""
+        reader, writer = await self._open_stream()
+        try:
+            writer.write(protocol.encode(protocol.request(1, "files/download", {"path": path})))
+            size = int((await self._answer(reader))["size"])
+        except BaseException:
+            writer.close()
+            raise
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                remaining = size
+                while remaining:
+                    chunk = await asyncio.wait_for(
+                        reader.read(min(CHUNK_BYTES, remaining)), TRANSFER_IDLE_TIMEOUT_S
+                    )
+                    if not chunk:
+                        raise self._failed(EOFError(f"the download of {path} was cut short"))
+                    remaining -= len(chunk)
+                    yield chunk
+            finally:
+                writer.close()
+
+        return size, body()

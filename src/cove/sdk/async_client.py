@@ -5,25 +5,43 @@ It mirrors sync_client.py line for line; what each call sends and means lives in
 
 from __future__ import annotations
 
+import asyncio
+import builtins
+from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, overload
 
 import httpx
 
-from cove.sdk import core, tool_calls
+from cove.sdk import core, file_calls, process_calls, tool_calls
 from cove.sdk.core import ResultT
+from cove.sdk.file_calls import LocalDownload, LocalUpload, ProgressCallback
 from cove.sdk.models import (
+    BinaryFileContentResult,
+    BoolResult,
     CommandResult,
     Config,
     CreateSessionParams,
     DeleteResult,
+    DirectoryListResult,
+    DownloadResult,
+    FileChangeEvent,
+    FileChangeResult,
+    FileContentResult,
+    FileInfoResult,
+    FileSearchResult,
     McpToolResult,
     McpToolsResult,
+    MultipleFileContentResult,
     OperationResult,
+    ProcessListResult,
+    ProcessOutputResult,
+    ProcessResult,
     SessionData,
     SessionListResult,
     SessionResult,
     SessionStatusResult,
+    UploadResult,
 )
 
 
@@ -48,6 +66,51 @@ class AsyncAgentBay(core.ClientBase):
         except httpx.HTTPError as error:
             return call.transport_failure(error)
         return call.finish(response.status_code, response.headers, response.content)
+
+    async def _drive(self, plan: process_calls.CallPlan[ResultT]) -> ResultT:
+        """Make a plan's calls one after another, each chosen from the result of the last."""
+        try:
+            call = next(plan)
+            while True:
+                call = plan.send(await self._send(call))
+        except StopIteration as done:
+            result: ResultT = done.value
+            return result
+
+    async def _upload(self, upload: LocalUpload) -> UploadResult:
+        call = upload.call
+        if call.refusal:
+            return call.refused()
+        try:
+            response = await self._http.request(
+                call.method,
+                call.path,
+                params=call.params,
+                content=_async_chunks(upload.chunks()),
+                headers=upload.headers,
+            )
+        except (httpx.HTTPError, OSError) as error:
+            return call.transport_failure(error)
+        return call.finish(response.status_code, response.headers, response.content)
+
+    async def _download(self, download: LocalDownload) -> DownloadResult:
+        call = download.call
+        if call.refusal:
+            return call.refused()
+        try:
+            async with self._http.stream(call.method, call.path, params=call.params) as response:
+                if response.status_code >= 400:
+                    return call.finish(response.status_code, response.headers, await response.aread())
+                download.open()
+                try:
+                    async for chunk in response.aiter_raw(file_calls.CHUNK_BYTES):
+                        download.write(chunk)
+                except BaseException:
+                    download.abort()
+                    raise
+                return download.finish(response.headers)
+        except (httpx.HTTPError, OSError) as error:
+            return call.transport_failure(error)
 
     def _bind(self, data: SessionData) -> AsyncSession:
         return AsyncSession(self, data)
@@ -111,6 +174,12 @@ class AsyncSession(core.SessionBase[AsyncAgentBay]):
     def command(self) -> AsyncCommand:
         return AsyncCommand(self)
 
+    @property
+    def file_system(self) -> AsyncFileSystem:
+        return AsyncFileSystem(self)
+
+    fs = files = filesystem = file_system
+
     async def list_mcp_tools(self) -> McpToolsResult:
         return await self.agent_bay._send(tool_calls.list_mcp_tools(self.session_id))
 
@@ -120,10 +189,12 @@ class AsyncSession(core.SessionBase[AsyncAgentBay]):
 
 
 class AsyncCommand:
-    """`session.command`: shell commands, run by the session's `shell` tool."""
+    """`session.command`: shell commands, and background processes (optionally on a terminal)."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self._send = session.agent_bay._send
+        self._id = session.session_id
 
     async def execute_command(
         self,
@@ -131,10 +202,180 @@ class AsyncCommand:
         timeout_ms: int = tool_calls.DEFAULT_COMMAND_TIMEOUT_MS,
         cwd: str | None = None,
         envs: dict[str, str] | None = None,
+        on_stdout: process_calls.OutputCallback | None = None,
+        on_stderr: process_calls.OutputCallback | None = None,
     ) -> CommandResult:
-        """Run `command` with bash as the session user; success means it exited 0."""
-        call = tool_calls.execute_command(self.session.session_id, command, timeout_ms, cwd, envs)
-        return await self.session.agent_bay._send(call)
+        """Run `command` with bash as the session user; success means it exited 0.
+
+        With `on_stdout` or `on_stderr`, output is handed to them as the command produces it.
+        """
+        if on_stdout or on_stderr:
+            plan = process_calls.stream_command(
+                self._id, command, timeout_ms, cwd, envs, on_stdout, on_stderr
+            )
+            return await self.session.agent_bay._drive(plan)
+        return await self._send(tool_calls.execute_command(self._id, command, timeout_ms, cwd, envs))
 
     run = execute_command
     exec = execute_command
+
+    async def start(
+        self,
+        command: str,
+        cwd: str | None = None,
+        envs: dict[str, str] | None = None,
+        pty: bool = False,
+        cols: int | None = None,
+        rows: int | None = None,
+    ) -> ProcessResult:
+        """Start `command` in the background (on a terminal with `pty=True`) and return at once."""
+        return await self._send(process_calls.start(self._id, command, cwd, envs, pty, cols, rows))
+
+    async def output(
+        self, process_id: str, stdout_offset: int = 0, stderr_offset: int = 0, wait_ms: int = 0
+    ) -> ProcessOutputResult:
+        """Output after the offsets; waits up to `wait_ms` for some if there is none yet."""
+        return await self._send(
+            process_calls.output(self._id, process_id, stdout_offset, stderr_offset, wait_ms)
+        )
+
+    async def send_stdin(self, process_id: str, data: str, eof: bool = False) -> BoolResult:
+        return await self._send(process_calls.write_stdin(self._id, process_id, data, eof))
+
+    async def resize(self, process_id: str, cols: int, rows: int) -> BoolResult:
+        return await self._send(process_calls.resize(self._id, process_id, cols, rows))
+
+    async def kill(self, process_id: str, signal: str = "KILL") -> BoolResult:
+        """Send `signal` to the process's whole group."""
+        return await self._send(process_calls.kill(self._id, process_id, signal))
+
+    async def wait(
+        self, process_id: str, timeout_ms: int = tool_calls.DEFAULT_COMMAND_TIMEOUT_MS
+    ) -> CommandResult:
+        return await self._send(process_calls.wait(self._id, process_id, timeout_ms))
+
+    async def list_processes(self) -> ProcessListResult:
+        return await self._send(process_calls.list_processes(self._id))
+
+
+class AsyncFileSystem:
+    """`session.file_system` (also `fs`, `files`): files in the session, by the session user's rights."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._send = session.agent_bay._send
+        self._id = session.session_id
+
+    async def create_directory(self, path: str) -> BoolResult:
+        """Create a directory and its missing parents."""
+        return await self._send(file_calls.create_directory(self._id, path))
+
+    async def delete_file(self, path: str, recursive: bool = False) -> BoolResult:
+        """Delete a file, a symlink or an empty directory (any directory with `recursive`)."""
+        return await self._send(file_calls.delete_file(self._id, path, recursive))
+
+    delete = remove = rm = delete_file
+
+    async def edit_file(
+        self, path: str, edits: builtins.list[dict[str, str]], dry_run: bool = False
+    ) -> BoolResult:
+        """Replace, in order, the first occurrence of each edit's `oldText` with its `newText`."""
+        return await self._send(file_calls.edit_file(self._id, path, edits, dry_run))
+
+    async def get_file_info(self, path: str) -> FileInfoResult:
+        return await self._send(file_calls.get_file_info(self._id, path))
+
+    async def list_directory(self, path: str) -> DirectoryListResult:
+        return await self._send(file_calls.list_directory(self._id, path))
+
+    list = ls = list_directory
+
+    async def move_file(self, source: str, destination: str) -> BoolResult:
+        return await self._send(file_calls.move_file(self._id, source, destination))
+
+    @overload
+    async def read_file(self, path: str, *, format: Literal["text"] = "text") -> FileContentResult: ...
+
+    @overload
+    async def read_file(self, path: str, *, format: Literal["bytes"]) -> BinaryFileContentResult: ...
+
+    async def read_file(
+        self, path: str, *, format: str = "text"
+    ) -> FileContentResult | BinaryFileContentResult:
+        """The whole file, as text (UTF-8) or, with format="bytes", as bytes (up to 32 MiB)."""
+        if format == "bytes":
+            return await self._send(file_calls.read_file_bytes(self._id, path))
+        return await self._send(file_calls.read_file(self._id, path))
+
+    read = read_file
+
+    async def read_multiple_files(self, paths: builtins.list[str]) -> MultipleFileContentResult:
+        return await self._send(file_calls.read_multiple_files(self._id, paths))
+
+    async def search_files(
+        self, path: str, pattern: str, exclude_patterns: builtins.list[str] | None = None
+    ) -> FileSearchResult:
+        """Paths under `path` whose names match the wildcard `pattern` ("*.py", "test_*")."""
+        return await self._send(file_calls.search_files(self._id, path, pattern, exclude_patterns))
+
+    async def write_file(self, path: str, content: str | bytes, mode: str = "overwrite") -> BoolResult:
+        """Write text or bytes (mode "overwrite" or "append"); missing parents are created."""
+        return await self._send(file_calls.write_file(self._id, path, content, mode))
+
+    write = write_file
+
+    async def upload_file(
+        self, local_path: str, remote_path: str, *, progress_cb: ProgressCallback | None = None, **_: Any
+    ) -> UploadResult:
+        """Stream a local file of any size into the session; it appears there only when complete.
+
+        AgentBay's `wait`, `wait_timeout`, `poll_interval` and `content_type` are accepted and
+        not needed: the upload is done when this returns.
+        """
+        upload = LocalUpload.of(self._id, local_path, remote_path, progress_cb)
+        return await self.session.agent_bay._upload(upload)
+
+    async def download_file(
+        self,
+        remote_path: str,
+        local_path: str,
+        *,
+        overwrite: bool = True,
+        progress_cb: ProgressCallback | None = None,
+        **_: Any,
+    ) -> DownloadResult:
+        """Stream a file of any size out of the session; `local_path` is written only when complete."""
+        download = LocalDownload(self._id, remote_path, local_path, overwrite, progress_cb)
+        return await self.session.agent_bay._download(download)
+
+    async def get_file_change(self, path: str) -> FileChangeResult:
+        """Changes under `path` since the previous call for it; the first call sets the baseline."""
+        return await self._send(file_calls.get_file_change(self._id, path))
+
+    def watch_directory(
+        self,
+        path: str,
+        callback: Callable[[builtins.list[FileChangeEvent]], None],
+        interval: float = 0.5,
+        stop_event: asyncio.Event | None = None,
+    ) -> asyncio.Task[None]:
+        """Call `callback` with each batch of changes under `path` until `stop_event` is set.
+
+        Returns the started task that polls every `interval` seconds; cancelling it also stops it.
+        """
+        stop = stop_event or asyncio.Event()
+
+        async def watch() -> None:
+            while not stop.is_set():
+                changes = await self.get_file_change(path)
+                if changes.success and changes.events:
+                    callback(changes.events)
+                await asyncio.sleep(interval)
+
+        return asyncio.create_task(watch(), name=f"watch {path}")
+
+
+async def _async_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """httpx's async client takes only async bodies; the reads are local and short."""
+    for chunk in chunks:
+        yield chunk

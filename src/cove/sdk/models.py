@@ -155,3 +155,155 @@ class CommandResult(Result):
     timed_out: bool = False
     stdout_truncated_bytes: int = 0
     stderr_truncated_bytes: int = 0
+
+
+@dataclass(kw_only=True)
+class BoolResult(Result):
+    data: bool | None = None
+
+
+@dataclass(kw_only=True)
+class FileInfoResult(Result):
+    """`file_info` holds the tool's `key: value` lines, numbers and booleans already converted."""
+
+    file_info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_file(self) -> bool:
+        return bool(self.file_info.get("isFile", False))
+
+    @property
+    def is_directory(self) -> bool:
+        return bool(self.file_info.get("isDirectory", False))
+
+    @property
+    def size(self) -> int:
+        return int(self.file_info.get("size", 0))
+
+    @property
+    def permissions(self) -> str:
+        return str(self.file_info.get("permissions", ""))
+
+
+@dataclass(kw_only=True)
+class DirectoryEntry:
+    name: str
+    is_directory: bool
+
+    @property
+    def is_file(self) -> bool:
+        return not self.is_directory
+
+
+@dataclass(kw_only=True)
+class DirectoryListResult(Result):
+    entries: list[DirectoryEntry] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class FileContentResult(Result):
+    content: str = ""
+
+
+@dataclass(kw_only=True)
+class BinaryFileContentResult(Result):
+    content: bytes = b""
+    content_type: str | None = None
+    size: int | None = None
+
+
+@dataclass(kw_only=True)
+class MultipleFileContentResult(Result):
+    """`contents` maps each path to its text; a file that could not be read maps to its error."""
+
+    contents: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class FileSearchResult(Result):
+    matches: list[str] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class FileChangeEvent:
+    event_type: str = ""
+    """"create", "modify" or "delete"."""
+    path: str = ""
+    path_type: str = ""
+    """"file" or "directory"."""
+
+
+@dataclass(kw_only=True)
+class FileChangeResult(Result):
+    events: list[FileChangeEvent] = field(default_factory=list)
+    raw_data: str = ""
+
+    def has_changes(self) -> bool:
+        return bool(self.events)
+
+    def _files(self, event_type: str) -> list[str]:
+        return [e.path for e in self.events if e.event_type == event_type and e.path_type == "file"]
+
+    def get_modified_files(self) -> list[str]:
+        return self._files("modify")
+
+    def get_created_files(self) -> list[str]:
+        return self._files("create")
+
+    def get_deleted_files(self) -> list[str]:
+        return self._files("delete")
+
+
+@dataclass(kw_only=True)
+class UploadResult(Result):
+    """A streamed upload; the file exists in the session, complete, only when `success`."""
+
+    path: str = ""
+    bytes_sent: int = 0
+
+
+@dataclass(kw_only=True)
+class DownloadResult(Result):
+    """A streamed download; `local_path` holds the whole file only when `success`."""
+
+    path: str = ""
+    local_path: str = ""
+    bytes_received: int = 0
+
+
+@dataclass(kw_only=True)
+class ProcessResult(Result):
+    """A background process started in the session: pass `process_id` to the other process calls."""
+
+    process_id: str = ""
+    pid: int = 0
+
+
+@dataclass(kw_only=True)
+class ProcessInfo:
+    process_id: str
+    pid: int
+    command: str
+    pty: bool
+    running: bool
+    exit_code: int | None
+    started_at: str
+
+
+@dataclass(kw_only=True)
+class ProcessListResult(Result):
+    processes: list[ProcessInfo] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class ProcessOutputResult(Result):
+    """Output after the offsets asked for; pass the new offsets to the next call to stream."""
+
+    stdout: str = ""
+    stderr: str = ""
+    stdout_offset: int = 0
+    stderr_offset: int = 0
+    running: bool = False
+    exit_code: int | None = None
+    stdout_skipped: int = 0
+    stderr_skipped: int = 0

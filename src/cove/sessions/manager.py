@@ -175,7 +175,8 @@ class SessionManager:
             self.store.set_status(session_id, "DELETED", REASON_USER, only_from=["DELETING"])
         return self.get(tenant_id, session_id)
 
-    def _agent(self, tenant_id: str, session_id: str) -> AgentClient:
+    def agent(self, tenant_id: str, session_id: str) -> AgentClient:
+        """The client of a RUNNING session's tool agent (for calls and streamed transfers)."""
         record = self.get(tenant_id, session_id)
         if record.status != "RUNNING":
             raise InvalidState(
@@ -185,7 +186,7 @@ class SessionManager:
 
     def list_tools(self, tenant_id: str, session_id: str) -> builtins.list[dict[str, Any]]:
         """The session's tools, as MCP describes them (name, description, inputSchema)."""
-        tools: builtins.list[dict[str, Any]] = self._agent(tenant_id, session_id).call("tools/list", {})[
+        tools: builtins.list[dict[str, Any]] = self.agent(tenant_id, session_id).call("tools/list", {})[
             "tools"
         ]
         return tools
@@ -194,7 +195,7 @@ class SessionManager:
         """Run one tool in the session; answers MCP's result ({"content": [...], "isError": bool})."""
         timeout_s = check_tool_call(self.settings, name, arguments)
         params = {"name": name, "arguments": arguments}
-        return self._agent(tenant_id, session_id).call("tools/call", params, timeout_s)
+        return self.agent(tenant_id, session_id).call("tools/call", params, timeout_s)
 
     def reconcile(self, *, at_startup: bool = False) -> RecoveryReport:
         """Match the database with the sandboxes that really exist.

@@ -82,6 +82,8 @@ def check_page(page: int, limit: int) -> tuple[int, int]:
 
 
 DEFAULT_TOOL_TIMEOUT_S = 60.0
+WAITING_ARGUMENTS = ("timeout_ms", "wait_ms")
+"""Arguments by which a tool call asks to run or wait for a while (commands, process waits)."""
 
 
 def check_tool_call(settings: Settings, name: Any, arguments: Any) -> float:
@@ -90,11 +92,14 @@ def check_tool_call(settings: Settings, name: Any, arguments: Any) -> float:
         raise InvalidArgument("name: a tool name is required")
     if not isinstance(arguments, dict):
         raise InvalidArgument("arguments must be a JSON object")
-    if name != "shell":
-        return DEFAULT_TOOL_TIMEOUT_S
-    timeout_ms = arguments.get("timeout_ms", 50_000)
-    if isinstance(timeout_ms, int) and timeout_ms > settings.max_command_timeout_ms:
-        raise InvalidArgument(
-            f"timeout_ms is {timeout_ms}; this server's maximum is {settings.max_command_timeout_ms}"
-        )
-    return timeout_ms / 1000 if isinstance(timeout_ms, int) else DEFAULT_TOOL_TIMEOUT_S
+    timeout_s = DEFAULT_TOOL_TIMEOUT_S
+    for argument in WAITING_ARGUMENTS:
+        value = arguments.get(argument)
+        if not isinstance(value, int) or isinstance(value, bool):
+            continue
+        if value > settings.max_command_timeout_ms:
+            raise InvalidArgument(
+                f"{argument} is {value}; this server's maximum is {settings.max_command_timeout_ms}"
+            )
+        timeout_s = max(timeout_s, value / 1000)
+    return timeout_s

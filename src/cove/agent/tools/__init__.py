@@ -92,6 +92,6 @@ def _check_value(where: str, schema: dict[str, Any], value: Any) -> None:
 
 def all_tools() -> dict[str, Tool]:
     """Every tool by name (imported here, so the agent loads tool modules only when serving)."""
-    from . import shell
+    from . import files, processes, shell
 
-    return {tool.name: tool for module in (shell,) for tool in module.TOOLS}
+    return {tool.name: tool for module in (shell, processes, files) for tool in module.TOOLS}

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from . import Tool, ToolError
@@ -54,17 +55,30 @@ def command_environment(extra: dict[str, str]) -> dict[str, str]:
     return environment
 
 
-def run_command(command: str, timeout_ms: int, cwd: str | None, envs: dict[str, str]) -> dict[str, Any]:
-    """Run `command`; the answer has exit_code, stdout, stderr and what was cut or timed out."""
+def spawn(
+    command: str,
+    cwd: str | None,
+    envs: dict[str, str],
+    stdin: int,
+    stdout: int,
+    stderr: int,
+    preexec_fn: Callable[[], None] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start `command` with bash in a session of its own, so its whole process group can be signalled.
+
+    Shared by every tool that runs commands, so they agree on the shell, the working directory, the
+    environment and on the words for a bad cwd.
+    """
     try:
-        process = subprocess.Popen(
+        return subprocess.Popen(
             ["/bin/bash", "-c", command] if os.path.exists("/bin/bash") else ["/bin/sh", "-c", command],
             cwd=cwd or os.environ.get("HOME") or "/",
             env=command_environment(envs),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
             start_new_session=True,
+            preexec_fn=preexec_fn,
         )
     except FileNotFoundError:
         raise ToolError(f"cwd '{cwd}' does not exist") from None
@@ -72,6 +86,13 @@ def run_command(command: str, timeout_ms: int, cwd: str | None, envs: dict[str, 
         raise ToolError(f"cwd '{cwd}' is not a directory") from None
     except PermissionError as error:
         raise ToolError(f"cannot run in '{cwd}': {error.strerror}") from None
+
+
+def run_command(command: str, timeout_ms: int, cwd: str | None, envs: dict[str, str]) -> dict[str, Any]:
+    """Run `command`; the answer has exit_code, stdout, stderr and what was cut or timed out."""
+    process = spawn(
+        command, cwd, envs, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     captures = {process.stdout: Capture(), process.stderr: Capture()}
     deadline = time.monotonic() + timeout_ms / 1000
     timed_out = False

@@ -7,10 +7,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
-from cove.errors import InvalidArgument
+from cove.errors import InvalidArgument, LengthRequired
 from cove.sessions.manager import CreateRequest, SessionManager
 from cove.sessions.store import SessionRecord
 
@@ -103,6 +105,12 @@ class ToolResult(BaseModel):
 class ToolCallAnswer(BaseModel):
     request_id: str
     result: ToolResult
+
+
+class UploadAnswer(BaseModel):
+    request_id: str
+    path: str
+    size: int
 
 
 class ImageOut(BaseModel):
@@ -274,3 +282,34 @@ def call_tool(
     """Run a tool in the session. A tool that ran and failed answers 200 with isError true."""
     result = manager(request).call_tool(tenant_id, session_id, name, body.arguments)
     return ToolCallAnswer(request_id=request.state.request_id, result=ToolResult(**result))
+
+
+FilePath = Annotated[str, Query(description="the file's path in the sandbox; relative to the home directory")]
+
+
+@router.put("/v1/sessions/{session_id}/files", response_model=UploadAnswer, tags=["files"])
+async def upload_file(request: Request, tenant_id: Tenant, session_id: str, path: FilePath) -> UploadAnswer:
+    """Stream the body into a file (parents created); it appears only once complete."""
+    length = request.headers.get("content-length")
+    if length is None or not length.isdigit():
+        raise LengthRequired("an upload needs a Content-Length header (curl -T and the SDK send one)")
+    agent = await run_in_threadpool(manager(request).agent, tenant_id, session_id)
+    saved = await agent.upload(path, int(length), request.stream())
+    return UploadAnswer(request_id=request.state.request_id, path=saved["path"], size=saved["size"])
+
+
+@router.get(
+    "/v1/sessions/{session_id}/files",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+    tags=["files"],
+)
+async def download_file(
+    request: Request, tenant_id: Tenant, session_id: str, path: FilePath
+) -> StreamingResponse:
+    """Stream a regular file out of the sandbox."""
+    agent = await run_in_threadpool(manager(request).agent, tenant_id, session_id)
+    size, body = await agent.download(path)
+    return StreamingResponse(
+        body, media_type="application/octet-stream", headers={"Content-Length": str(size)}
+    )

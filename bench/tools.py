@@ -1,0 +1,117 @@
+"""Tool call round trip against `runc exec`, and streamed upload/download throughput.
+
+Run as root from the repo root: `.venv/bin/python -m bench.tools` (options: --runs, --mib).
+Prints a table and writes bench/results/tools.json. Targets: an SDK command round trip under
+0.5x `runc exec` of the same command in the same container; upload and download each at least
+200 MB/s for a 100 MiB file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from tests.integration.server import KEY_A, CoveServer, running_server
+
+from bench.sessions import percentile
+from cove import AgentBay, Config, Session
+
+RESULTS = Path(__file__).parent / "results" / "tools.json"
+MiB = 1024 * 1024
+
+
+def summary(seconds: list[float]) -> dict[str, float]:
+    milliseconds = [s * 1000 for s in seconds]
+    return {"p50": statistics.median(milliseconds), "p95": percentile(milliseconds, 0.95)}
+
+
+def time_sdk_commands(session: Session, runs: int) -> list[float]:
+    """`execute_command("true")`: SDK, HTTP, server, agent socket, bash, and back."""
+    timings = []
+    for _ in range(runs + 1):
+        start = time.perf_counter()
+        result = session.command.execute_command("true")
+        timings.append(time.perf_counter() - start)
+        assert result.success, result.error_message
+    return timings[1:]  # the first call loads the agent's tools
+
+
+def time_runc_exec(server: CoveServer, session_id: str, runs: int) -> list[float]:
+    """`runc exec` of the same command in the same container, as the same user."""
+    timings = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = server.runc("exec", session_id, "bash", "-c", "true")
+        timings.append(time.perf_counter() - start)
+        assert result.returncode == 0, result.stderr
+    return timings
+
+
+def time_transfers(session: Session, scratch: Path, mib: int, runs: int) -> dict[str, float]:
+    """Median MB/s (10^6 bytes per second) of upload and download of one `mib` MiB file."""
+    source, back = scratch / "up.bin", scratch / "down.bin"
+    source.write_bytes(os.urandom(mib * MiB))
+    uploads, downloads = [], []
+    for _ in range(runs):
+        start = time.perf_counter()
+        uploaded = session.file_system.upload_file(str(source), "/tmp/bench.bin")
+        uploads.append(time.perf_counter() - start)
+        assert uploaded.success, uploaded.error_message
+        start = time.perf_counter()
+        downloaded = session.file_system.download_file("/tmp/bench.bin", str(back))
+        downloads.append(time.perf_counter() - start)
+        assert downloaded.success and downloaded.bytes_received == mib * MiB, downloaded.error_message
+    size_mb = mib * MiB / 1e6
+    return {
+        "upload_mb_s": size_mb / statistics.median(uploads),
+        "download_mb_s": size_mb / statistics.median(downloads),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=200, help="command round trips of each kind")
+    parser.add_argument("--mib", type=int, default=100, help="size of the transferred file")
+    parser.add_argument("--transfers", type=int, default=5, help="uploads and downloads to time")
+    args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="cove-bench-", dir="/var/tmp"))
+    scratch.chmod(0o711)
+    try:
+        with (
+            running_server(scratch / "data") as server,
+            AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url)) as agent_bay,
+        ):
+            session = agent_bay.create().session
+            assert session is not None
+            sdk = summary(time_sdk_commands(session, args.runs))
+            runc = summary(time_runc_exec(server, session.session_id, args.runs))
+            transfers = time_transfers(session, scratch, args.mib, args.transfers)
+            session.delete()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    results = {
+        "runs": args.runs,
+        "sdk_command_ms": sdk,
+        "runc_exec_ms": runc,
+        "command_p50_ratio": sdk["p50"] / runc["p50"],
+        "transfer_mib": args.mib,
+        **transfers,
+    }
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"{'measure':<34}{'p50':>10}{'p95':>10}")
+    print(f"{'SDK execute_command(true)':<34}{sdk['p50']:>8.2f}ms{sdk['p95']:>8.2f}ms")
+    print(f"{'runc exec bash -c true':<34}{runc['p50']:>8.2f}ms{runc['p95']:>8.2f}ms")
+    print(f"round trip p50 ratio: {results['command_p50_ratio']:.2f}x runc exec (target < 0.5x)")
+    print(f"upload {args.mib} MiB: {transfers['upload_mb_s']:.0f} MB/s (target >= 200)")
+    print(f"download {args.mib} MiB: {transfers['download_mb_s']:.0f} MB/s (target >= 200)")
+
+
+if __name__ == "__main__":
+    main()
