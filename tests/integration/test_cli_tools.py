@@ -37,7 +37,7 @@ def test_exec_streams_output_and_exits_with_the_command_code(target: tuple[list[
     ran = cove("session", "exec", *options, "--env", "WHO=cove", session_id, "--", "echo hi $WHO; exit 7")
     assert (ran.exit_code, ran.stdout) == (7, "hi cove\n")
     words = cove("session", "exec", *options, "--cwd", "/tmp", session_id, "--", "ls", "-d", "a b", ".")
-    assert words.exit_code == 2 and "'a b'" in words.stderr and ".\n" == words.stdout, "argv is quoted"
+    assert words.exit_code == 2 and "'a b'" in words.stderr and words.stdout == ".\n", "argv is quoted"
     timed_out = cove("session", "exec", *options, "--timeout-ms", "500", session_id, "--", "sleep 30")
     assert timed_out.exit_code == 124 and "timed out" in timed_out.stderr
     missing = cove("session", "exec", *options, "session-nope", "--", "true")
