@@ -21,7 +21,6 @@ def show_a_session(settings: Settings, server: Any) -> None:
 
     _wait_until_started(server)
     key = settings.api_keys.split(",")[0].strip() or (settings.data_dir / "api_key").read_text().strip()
-    services = server.config.app.state.services
     with AgentBay(api_key=key, cfg=Config(endpoint=settings.base_url)) as agent_bay:
         started = time.perf_counter()
         result = agent_bay.create(CreateSessionParams(labels={"demo": "yes"}))
@@ -32,11 +31,15 @@ def show_a_session(settings: Settings, server: Any) -> None:
         session = result.session
         print(f"\ndemo: created {session.session_id} in {elapsed:.0f} ms")
         print(f"demo: status {session.get_status().status}, labels {session.get_labels().data}")
-        # Commands through the API arrive with the tool agent; until then, the runtime runs it.
         command = "id; hostname; uname -sr; python3 --version; ls /sys/class/net"
-        ran = services.runtime.exec(session.session_id, ["sh", "-c", command])
-        print(f"demo: inside the sandbox, '{command}' printed:")
-        print("".join(f"    {line}\n" for line in ran.stdout.splitlines()), end="")
+        ran = session.command.execute_command(command)
+        print(f"demo: session.command.execute_command('{command}') printed:")
+        print("".join(f"    {line}\n" for line in ran.output.splitlines()), end="")
+        session.file_system.write_file("hello.txt", "written through the SDK\n")
+        print(
+            f"demo: file_system.read_file('hello.txt'): {session.file_system.read_file('hello.txt').content}",
+            end="",
+        )
         listed = agent_bay.list(labels={"demo": "yes"})
         print(f"demo: {listed.total_count} session(s) labelled demo=yes")
         print(f"demo: server at {settings.base_url}, API key {key}")

@@ -71,6 +71,14 @@ def stat_fields(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
+def foreground_command(pid: int) -> str:
+    """The command of the foreground process group of `pid`'s terminal (its leader's name)."""
+    try:
+        return Path(f"/proc/{stat_fields(pid)[5]}/comm").read_text().strip()
+    except (FileNotFoundError, ProcessLookupError):  # no foreground group, or it is ending
+        return ""
+
+
 def test_output_is_long_polled_with_offsets(start: Start) -> None:
     process_id = start('echo first; read answer; echo "second $answer"')
     first = call("process_output", process_id=process_id, wait_ms=60_000)
@@ -130,14 +138,28 @@ def test_cwd_and_environment(start: Start, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_input_is_written_and_closed(start: Start) -> None:
-    process_id = start("cat")
+    process_id = start("cat; echo cat ended; exec sleep 100")
     written = call("process_write", process_id=process_id, data="héllo ")
     assert written == {"process_id": process_id, "bytes_written": 7, "eof": False}
     call("process_write", process_id=process_id, data="world\n", eof=True)
-    with pytest.raises(ToolError, match="closed"):
+    assert read_until(process_id, lambda text: "ended" in text) == "héllo world\ncat ended\n"
+    with pytest.raises(ToolError, match=r"the input of p-\d+ was closed \(eof\)"):
         call("process_write", process_id=process_id, data="more")
-    answer = call("process_wait", process_id=process_id)
-    assert (answer["stdout"], answer["exit_code"]) == ("héllo world\n", 0)
+
+
+def test_a_large_write_goes_through_in_pieces(start: Start) -> None:
+    process_id = start("wc -c")
+    call("process_write", process_id=process_id, data="x" * 1_000_000, eof=True)
+    assert call("process_wait", process_id=process_id)["stdout"].strip() == "1000000"
+
+
+def test_a_write_to_a_process_that_does_not_read_gives_up(
+    start: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(processes, "WRITE_TIMEOUT_S", 0.2)
+    process_id = start("sleep 100")
+    with pytest.raises(ToolError, match=r"read \d+ of 1000000 bytes .* it is not reading its input"):
+        call("process_write", process_id=process_id, data="x" * 1_000_000)
 
 
 @pytest.mark.parametrize(("signal", "exit_code"), [("INT", 130), ("KILL", 137), ("TERM", 143)])
@@ -174,10 +196,12 @@ def test_kill_reaches_the_whole_process_group(start: Start) -> None:
     eventually(child_ended)
 
 
-def test_output_of_children_left_behind_is_still_read(start: Start) -> None:
-    process_id = start("(read line; echo late) & echo early")
+def test_output_of_children_left_behind_is_still_read(start: Start, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    process_id = start(f"(until [ -e {go} ]; do sleep 0.01; done; echo late) & echo early")
     waited = call("process_wait", process_id=process_id)
     assert (waited["running"], waited["stdout"]) == (False, "early\n")
+    go.touch()
     assert read_until(process_id, lambda text: text != "", stdout_offset=6) == "late\n"
 
 
@@ -209,8 +233,9 @@ def test_ctrl_c_in_an_interactive_shell_interrupts_the_foreground_job(start: Sta
     process_id = start("bash --norc --noprofile -i", pty=True, envs={"PS1": "$ "})
     pid = next(entry["pid"] for entry in call("process_list") if entry["process_id"] == process_id)
     call("process_write", process_id=process_id, data="sleep 100\r")
-    eventually(lambda: int(stat_fields(pid)[5]) not in (-1, pid))  # sleep is the foreground job
+    eventually(lambda: foreground_command(pid) == "sleep")
     call("process_write", process_id=process_id, data="\x03")
+    eventually(lambda: foreground_command(pid) == "bash")
     call("process_write", process_id=process_id, data="echo alive-$((2+3))\r")
     read_until(process_id, lambda text: "alive-5\r\n" in text)
     assert call("process_output", process_id=process_id)["running"], "the shell itself lives on"
@@ -269,9 +294,10 @@ def test_processes_are_listed(start: Start) -> None:
 def test_the_oldest_finished_processes_are_evicted(start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(processes, "MAX_FINISHED", 2)
     running = start("sleep 100")
-    finished = [start(f"exit {number}") for number in range(3)]
-    for process_id in finished:
-        call("process_wait", process_id=process_id)
+    finished = []
+    for number in range(3):
+        finished.append(start(f"exit {number}"))
+        call("process_wait", process_id=finished[-1])
     listed = [entry["process_id"] for entry in call("process_list")]
     assert running in listed and finished[1:] == [p for p in listed if p in finished]
     with pytest.raises(ToolError, match=f"no process '{finished[0]}'"):

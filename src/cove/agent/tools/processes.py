@@ -102,7 +102,7 @@ class ManagedProcess:
     pty: bool
     popen: subprocess.Popen[bytes]
     input_fd: int | None
-    """stdin's pipe, or a duplicate of the pty master; closed (under the table's lock) at the exit."""
+    """stdin's pipe, or a duplicate of the pty master; closed under the table's lock, at eof or exit."""
     output_fds: dict[str, int]
     """Owned by the reader thread, which closes each at the end of its stream."""
     pidfd: int | None
