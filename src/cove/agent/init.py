@@ -34,7 +34,7 @@ def start_agent() -> int:
 
 def reap_children() -> set[int]:
     """Collect every exited child; answers their pids."""
-    reaped = set()
+    reaped: set[int] = set()
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)

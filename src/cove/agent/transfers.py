@@ -6,11 +6,12 @@ bytes (sent with sendfile). Neither side holds a whole file in memory. Both run 
 user inside the sandbox, so the sandbox's own permissions decide what may be read or written.
 """
 
+import io
 import os
 import socket
 import stat
 import tempfile
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from . import protocol
 from .tools.files import describe, resolve
@@ -42,7 +43,7 @@ def _checked_params(params: Any) -> tuple[str, int]:
     return resolve(path), size
 
 
-def receive_file(params: Any, rfile: BinaryIO) -> dict[str, Any]:
+def receive_file(params: Any, rfile: io.BufferedIOBase) -> dict[str, Any]:
     """Write the `size` bytes that follow the request to `path`, atomically: all of them, or none.
 
     The bytes go to a temporary file beside the target, renamed over it only when complete, so a
@@ -70,7 +71,7 @@ def receive_file(params: Any, rfile: BinaryIO) -> dict[str, Any]:
     return {"path": path, "size": size}
 
 
-def _copy(source: BinaryIO, target: BinaryIO, size: int) -> int:
+def _copy(source: io.BufferedIOBase, target: IO[bytes], size: int) -> int:
     buffer = memoryview(bytearray(CHUNK_BYTES))
     received = 0
     while received < size:
@@ -82,7 +83,7 @@ def _copy(source: BinaryIO, target: BinaryIO, size: int) -> int:
     return received
 
 
-def _skip(rfile: BinaryIO, size: int) -> None:
+def _skip(rfile: io.BufferedIOBase, size: int) -> None:
     """Read and drop an upload that is refused, so the answer is read after the whole request."""
     while size > 0:
         chunk = rfile.read(min(CHUNK_BYTES, size))

@@ -93,13 +93,16 @@ def run_command(command: str, timeout_ms: int, cwd: str | None, envs: dict[str, 
     process = spawn(
         command, cwd, envs, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    captures = {process.stdout: Capture(), process.stderr: Capture()}
+    assert process.stdout is not None and process.stderr is not None
+    stdout_fd, stderr_fd = process.stdout.fileno(), process.stderr.fileno()
+    pipes = {stdout_fd: process.stdout, stderr_fd: process.stderr}
+    captures = {fd: Capture() for fd in pipes}
     deadline = time.monotonic() + timeout_ms / 1000
     timed_out = False
     exited_at: float | None = None
     with selectors.DefaultSelector() as selector:
-        for stream in captures:
-            selector.register(stream, selectors.EVENT_READ)
+        for fd in pipes:
+            selector.register(fd, selectors.EVENT_READ)
         while selector.get_map():
             now = time.monotonic()
             if exited_at is None and process.poll() is not None:
@@ -112,10 +115,10 @@ def run_command(command: str, timeout_ms: int, cwd: str | None, envs: dict[str, 
             for key, _ in selector.select(min(deadline - now, LINGER_SECONDS)):
                 data = os.read(key.fd, 65536)
                 if data:
-                    captures[key.fileobj].add(data)  # type: ignore[index]
+                    captures[key.fd].add(data)
                 else:
-                    selector.unregister(key.fileobj)
-        selector_leftovers = {key.fileobj for key in selector.get_map().values()}
+                    selector.unregister(key.fd)
+        still_open = set(selector.get_map())
     if timed_out or process.poll() is None:
         remaining = max(deadline - time.monotonic(), 0)
         try:
@@ -126,12 +129,13 @@ def run_command(command: str, timeout_ms: int, cwd: str | None, envs: dict[str, 
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-    for stream in selector_leftovers:
-        # Children still hold this pipe: keep draining it, so they neither block nor die of SIGPIPE.
-        threading.Thread(target=drain, args=(stream,), daemon=True).start()
-    for stream in captures.keys() - selector_leftovers:
-        stream.close()  # type: ignore[union-attr]
-    out, err = captures[process.stdout], captures[process.stderr]
+    for fd, pipe in pipes.items():
+        if fd in still_open:
+            # Children still hold this pipe: keep draining it, so they neither block nor die of SIGPIPE.
+            threading.Thread(target=drain, args=(pipe,), daemon=True).start()
+        else:
+            pipe.close()
+    out, err = captures[stdout_fd], captures[stderr_fd]
     answer: dict[str, Any] = {
         "exit_code": TIMEOUT_EXIT_CODE if timed_out else process.returncode,
         "stdout": out.text(),
