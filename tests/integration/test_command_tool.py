@@ -57,6 +57,15 @@ def test_background_children_do_not_hold_the_answer(session: Session) -> None:
     assert "time.sleep(60)" in session.command.execute_command("ps -eo args").stdout, "it keeps running"
 
 
+def test_a_command_that_closes_its_streams_early(session: Session) -> None:
+    result = session.command.execute_command("echo first; exec >&- 2>&-; sleep 1; exit 5")
+    assert (result.exit_code, result.stdout, result.stderr) == (5, "first\n", "")
+
+
+def test_the_session_user_has_the_usual_umask(session: Session) -> None:
+    assert session.command.execute_command("umask").stdout == "0022\n"
+
+
 def test_a_fork_bomb_does_not_take_the_agent_down(session: Session) -> None:
     bomb = session.command.execute_command("bomb() { bomb | bomb & }; bomb; sleep 60", timeout_ms=3000)
     assert bomb.timed_out, "the bomb's whole process group is killed at the timeout"

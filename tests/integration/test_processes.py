@@ -92,3 +92,10 @@ async def test_async_processes(async_session: AsyncSession) -> None:
     sleeper = await command.start("sleep 600")
     assert (await command.kill(sleeper.process_id)).success
     assert (await command.wait(sleeper.process_id, timeout_ms=10_000)).exit_code == 137
+
+    terminal = await command.start("stty size; read; stty size", pty=True, cols=50, rows=10)
+    first = await command.output(terminal.process_id, wait_ms=10_000)
+    assert "10 50" in first.stdout
+    assert (await command.resize(terminal.process_id, 60, 20)).success
+    await command.send_stdin(terminal.process_id, "\r")
+    assert "20 60" in (await command.wait(terminal.process_id, timeout_ms=10_000)).stdout

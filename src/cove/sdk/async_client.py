@@ -52,7 +52,13 @@ class AsyncAgentBay(core.ClientBase):
         super().__init__(api_key, cfg)
         self._http = httpx.AsyncClient(**self._http_options())
 
-    async def _send(self, call: core.Call[ResultT]) -> ResultT:
+    async def _send(
+        self,
+        call: core.Call[ResultT],
+        content: Iterator[bytes] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> ResultT:
+        """Send the call's request (with `content` as a streamed body, for uploads) and read the answer."""
         if call.refusal:
             return call.refused()
         try:
@@ -61,9 +67,11 @@ class AsyncAgentBay(core.ClientBase):
                 call.path,
                 params=call.params,
                 json=call.body,
+                content=_async_chunks(content) if content is not None else None,
+                headers=headers,
                 timeout=call.timeout_s or httpx.USE_CLIENT_DEFAULT,
             )
-        except httpx.HTTPError as error:
+        except (httpx.HTTPError, OSError) as error:
             return call.transport_failure(error)
         return call.finish(response.status_code, response.headers, response.content)
 
@@ -76,22 +84,6 @@ class AsyncAgentBay(core.ClientBase):
         except StopIteration as done:
             result: ResultT = done.value
             return result
-
-    async def _upload(self, upload: LocalUpload) -> UploadResult:
-        call = upload.call
-        if call.refusal:
-            return call.refused()
-        try:
-            response = await self._http.request(
-                call.method,
-                call.path,
-                params=call.params,
-                content=_async_chunks(upload.chunks()),
-                headers=upload.headers,
-            )
-        except (httpx.HTTPError, OSError) as error:
-            return call.transport_failure(error)
-        return call.finish(response.status_code, response.headers, response.content)
 
     async def _download(self, download: LocalDownload) -> DownloadResult:
         call = download.call
@@ -333,7 +325,7 @@ class AsyncFileSystem:
         not needed: the upload is done when this returns.
         """
         upload = LocalUpload.of(self._id, local_path, remote_path, progress_cb)
-        return await self.session.agent_bay._upload(upload)
+        return await self._send(upload.call, upload.chunks(), upload.headers)
 
     async def download_file(
         self,

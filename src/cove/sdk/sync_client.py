@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, Literal, overload
 
@@ -49,7 +49,13 @@ class AgentBay(core.ClientBase):
         super().__init__(api_key, cfg)
         self._http = httpx.Client(**self._http_options())
 
-    def _send(self, call: core.Call[ResultT]) -> ResultT:
+    def _send(
+        self,
+        call: core.Call[ResultT],
+        content: Iterator[bytes] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> ResultT:
+        """Send the call's request (with `content` as a streamed body, for uploads) and read the answer."""
         if call.refusal:
             return call.refused()
         try:
@@ -58,9 +64,11 @@ class AgentBay(core.ClientBase):
                 call.path,
                 params=call.params,
                 json=call.body,
+                content=content if content is not None else None,
+                headers=headers,
                 timeout=call.timeout_s or httpx.USE_CLIENT_DEFAULT,
             )
-        except httpx.HTTPError as error:
+        except (httpx.HTTPError, OSError) as error:
             return call.transport_failure(error)
         return call.finish(response.status_code, response.headers, response.content)
 
@@ -73,18 +81,6 @@ class AgentBay(core.ClientBase):
         except StopIteration as done:
             result: ResultT = done.value
             return result
-
-    def _upload(self, upload: LocalUpload) -> UploadResult:
-        call = upload.call
-        if call.refusal:
-            return call.refused()
-        try:
-            response = self._http.request(
-                call.method, call.path, params=call.params, content=upload.chunks(), headers=upload.headers
-            )
-        except (httpx.HTTPError, OSError) as error:
-            return call.transport_failure(error)
-        return call.finish(response.status_code, response.headers, response.content)
 
     def _download(self, download: LocalDownload) -> DownloadResult:
         call = download.call
@@ -318,7 +314,7 @@ class FileSystem:
         not needed: the upload is done when this returns.
         """
         upload = LocalUpload.of(self._id, local_path, remote_path, progress_cb)
-        return self.session.agent_bay._upload(upload)
+        return self._send(upload.call, upload.chunks(), upload.headers)
 
     def download_file(
         self,
