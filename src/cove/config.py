@@ -38,6 +38,7 @@ class Settings:
     subordinate_id_start: int = _setting(100000, "first host uid/gid that sandbox uid 0 maps to")
     output_limit_bytes: int = _setting(10 * 1024 * 1024, "command output kept per stream; the rest is cut")
     max_command_timeout_ms: int = _setting(3_600_000, "longest timeout_ms a command may ask for")
+    agent_idle_exit_s: float = _setting(120.0, "a session's tool agent leaves after this long without calls")
 
     @property
     def database(self) -> str:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cove import AgentBay, AsyncAgentBay, Config, Session
-from tests.integration.server import KEY_A, CoveServer
+from tests.integration.server import KEY_A, CoveServer, running_server
 
 
 def test_a_command_runs_as_the_session_user(session: Session) -> None:
@@ -151,3 +152,36 @@ def test_rest_surface(api: Any, new_session: Callable[..., dict[str, Any]]) -> N
     assert called.status_code == 200 and called.json()["result"]["isError"] is True
     assert api.post(f"/v1/sessions/{session_id}/tools/shell", json={"arguments": []}).status_code == 400
     assert api.post("/v1/sessions/session-nope/tools/shell", json={}).status_code == 404
+
+
+def test_the_agent_starts_on_demand_and_leaves_when_idle(data_root: Path) -> None:
+    """An idle session is init alone; the agent comes with a call and goes after idle seconds."""
+    with (
+        running_server(data_root / "data", agent_idle_exit_s=1, warm_pool=0) as server,
+        AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url)) as agent_bay,
+    ):
+        session = agent_bay.create().session
+        assert session is not None
+
+        def agent_running() -> bool:
+            return "agent.server" in server.sandbox(session.session_id, "ps -eo args").stdout
+
+        assert not agent_running(), "no call yet: no agent"
+        assert session.command.execute_command("echo one").stdout == "one\n"
+        assert agent_running()
+        assert wait_until(lambda: not agent_running()), "the idle agent left"
+        assert session.command.execute_command("echo two").stdout == "two\n", "and comes back"
+
+        sleeper = session.command.start("sleep 600")
+        time.sleep(3)
+        assert agent_running(), "an agent with a background process stays"
+        assert session.command.output(sleeper.process_id).running
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False

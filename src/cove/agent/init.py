@@ -1,15 +1,23 @@
-"""PID 1 of every sandbox: starts the tool agent (again, if it dies), reaps orphans, ends on SIGTERM.
+"""PID 1 of every sandbox: holds the tool agent's socket, starts the agent on demand, reaps orphans.
 
 Runs as `python3 -I -S /.cove/agent/init.py`, so it imports nothing beyond the standard library and
-keeps an idle session's memory small.
+an idle session is this one small process. init listens on the agent's socket itself and starts
+the agent (server.py) when the first connection waits there, handing it the listening socket; an
+agent that dies, or leaves after being idle, is started again by the next connection, at most once
+a second. Pending connections wait in the socket's backlog meanwhile, so none is refused.
 """
 
+import contextlib
 import os
+import select
 import signal
+import socket
 import sys
 import time
 
-HANDLED = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT}
+SOCKET_PATH = "/.cove/run/agent.sock"
+LISTEN_FD = 3
+"""Where the agent finds the listening socket (server.py reads it from there)."""
 AGENT_COMMAND = [
     sys.executable,
     "-I",
@@ -17,15 +25,28 @@ AGENT_COMMAND = [
     "-c",
     "import sys; sys.path.insert(0, '/.cove'); from agent.server import serve; serve()",
 ]
+HANDLED = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT)
 RESTART_INTERVAL_S = 1.0
-"""An agent that keeps dying is restarted at most this often."""
+"""An agent that keeps dying is started at most this often."""
 
 
-def start_agent() -> int:
+def listen(path: str) -> socket.socket:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    os.chmod(path, 0o600)  # only the session user; the umask stays 022 for everything else
+    listener.listen(128)
+    return listener
+
+
+def start_agent(listener: socket.socket) -> int:
     pid = os.fork()
     if pid == 0:
         try:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
+            for number in HANDLED:
+                signal.signal(number, signal.SIG_DFL)
+            os.dup2(listener.fileno(), LISTEN_FD, inheritable=True)
             os.execv(AGENT_COMMAND[0], AGENT_COMMAND)
         finally:
             os._exit(127)
@@ -46,17 +67,28 @@ def reap_children() -> set[int]:
 
 
 def main() -> None:
-    # Blocked signals are queued for sigwaitinfo even for a namespace's init, so none is missed.
-    signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
-    agent_pid, started = start_agent(), time.monotonic()
+    # Signals wake the select below through this pipe; their handlers themselves do nothing.
+    wakeup_read, wakeup_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wakeup_write)
+    for number in HANDLED:
+        signal.signal(number, lambda *_: None)
+    listener = listen(SOCKET_PATH)
+    agent_pid: int | None = None
+    may_start_at = 0.0
     print("cove-init: ready", flush=True)
     while True:
-        received = signal.sigwaitinfo(HANDLED)
-        if received.si_signo != signal.SIGCHLD:
-            return
-        if agent_pid in reap_children():
-            time.sleep(max(0.0, started + RESTART_INTERVAL_S - time.monotonic()))
-            agent_pid, started = start_agent(), time.monotonic()
+        watched = [wakeup_read] if agent_pid is not None else [wakeup_read, listener.fileno()]
+        delay = max(0.0, may_start_at - time.monotonic())
+        ready, _, _ = select.select(watched if delay == 0 else [wakeup_read], [], [], delay or None)
+        if wakeup_read in ready:
+            received = os.read(wakeup_read, 512)
+            if signal.SIGTERM in received or signal.SIGINT in received:
+                return
+            if agent_pid in reap_children():
+                agent_pid = None
+        if agent_pid is None and listener.fileno() in ready:
+            agent_pid = start_agent(listener)
+            may_start_at = time.monotonic() + RESTART_INTERVAL_S
 
 
 if __name__ == "__main__":

@@ -1,21 +1,28 @@
 """The tool agent: serves the session's tools on a Unix socket in a folder shared with the host.
 
-Started (and restarted if it dies) by init.py inside every sandbox, as the session user, with the
-standard library only, so it runs in any image that has python3. Each connection carries requests
-one after another; the host opens as many connections as it has calls in flight.
+Started on demand by init.py inside every sandbox, as the session user, with the standard library
+only, so it runs in any image that has python3. init listens on the socket and hands it over; the
+agent leaves again after `IDLE_EXIT_S` without calls, unless it holds state (background processes,
+watched directories), so an idle session goes back to being one small process. Each connection
+carries requests one after another; the host opens as many connections as it has calls in flight.
 """
 
-import contextlib
 import os
+import socket
 import socketserver
 import sys
+import threading
+import time
 import traceback
 from typing import Any
 
-from . import protocol, transfers
-from .tools import InvalidArguments, Tool, ToolError, all_tools
+from . import protocol
+from .tools import InvalidArguments, Tool, ToolError, all_tools, hold_state
 
-SOCKET_PATH = "/.cove/run/agent.sock"
+LISTEN_FD = 3
+"""The listening socket init.py passes on."""
+IDLE_EXIT_S = float(os.environ.get("COVE_AGENT_IDLE_EXIT_S", 120))
+"""An agent with no call for this long, and nothing to remember, leaves; init starts it again."""
 SERVER_INFO = {"name": "cove-agent", "version": "1"}
 PROTOCOL_VERSION = "2025-06-18"
 
@@ -83,8 +90,13 @@ class Agent:
 
 class Connection(socketserver.StreamRequestHandler):
     agent: Agent
+    activity: "Activity"
 
     def handle(self) -> None:
+        with self.activity:
+            self.serve_requests()
+
+    def serve_requests(self) -> None:
         while True:
             try:
                 message = protocol.read_message(self.rfile)
@@ -102,6 +114,8 @@ class Connection(socketserver.StreamRequestHandler):
 
     def transfer(self, message: dict[str, Any]) -> None:
         """A streamed upload or download: raw bytes follow the request or the answer line."""
+        from . import transfers  # only when needed: it loads the file tools
+
         request_id, params = message.get("id"), message.get("params")
         try:
             if message["method"] == "files/upload":
@@ -115,22 +129,47 @@ class Connection(socketserver.StreamRequestHandler):
             protocol.write_message(self.wfile, protocol.error(request_id, error.code, str(error)))
 
 
+class Activity:
+    """Open connections and the time of the last one, to know when the agent is idle."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.open = 0
+        self.last = time.monotonic()
+
+    def __enter__(self) -> None:
+        with self.lock:
+            self.open += 1
+
+    def __exit__(self, *_: object) -> None:
+        with self.lock:
+            self.open -= 1
+            self.last = time.monotonic()
+
+    def idle_for(self, seconds: float) -> bool:
+        with self.lock:
+            return self.open == 0 and time.monotonic() - self.last > seconds
+
+
 class Server(socketserver.ThreadingUnixStreamServer):
     daemon_threads = True
-    request_queue_size = 64
+
+    def service_actions(self) -> None:
+        """Called between requests by serve_forever: leave when idle and stateless."""
+        if Connection.activity.idle_for(IDLE_EXIT_S) and not hold_state():
+            raise SystemExit(0)
 
 
-def serve(path: str = SOCKET_PATH) -> None:
+def serve() -> None:
+    """Serve on the listening socket init.py handed over (fd 3) until idle."""
     Connection.agent = Agent()
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-    with Server(path, Connection) as server:
-        # Only the session user may connect; the umask stays the usual 022 for what tools create.
-        os.chmod(path, 0o600)
-        print(f"cove-agent: serving on {path}", file=sys.stderr, flush=True)
-        server.serve_forever()
-
-
-if __name__ == "__main__":
-    # `python3 -I -S -c` with /.cove on sys.path runs this as `agent.server` (see init.py).
-    serve()
+    Connection.activity = Activity()
+    server = Server("", Connection, bind_and_activate=False)
+    server.socket.close()
+    server.socket = socket.socket(fileno=LISTEN_FD)
+    print("cove-agent: serving", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever(poll_interval=1.0)
+    finally:
+        # The listening socket stays open in init, which starts an agent for the next connection.
+        server.socket.close()

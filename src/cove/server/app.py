@@ -48,7 +48,10 @@ def build_services(settings: Settings) -> Services:
         settings.data_dir,
         settings.runc,
         settings.subordinate_id_start,
-        sandbox_env={"COVE_OUTPUT_LIMIT_BYTES": str(settings.output_limit_bytes)},
+        sandbox_env={
+            "COVE_OUTPUT_LIMIT_BYTES": str(settings.output_limit_bytes),
+            "COVE_AGENT_IDLE_EXIT_S": str(settings.agent_idle_exit_s),
+        },
     )
     manager = SessionManager(settings, store, runtime, images)
     return Services(settings, store, images, runtime, manager, KeyRing(store, settings.api_keys))

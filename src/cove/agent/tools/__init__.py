@@ -4,6 +4,7 @@ Tool functions return the text that MCP's `content[0].text` carries, in the form
 parses, and raise `ToolError` for a failure the caller should see (`isError: true`).
 """
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,6 +89,12 @@ def _check_value(where: str, schema: dict[str, Any], value: Any) -> None:
     ):
         for name, item in value.items():
             _check_value(f"{where}.{name}", schema["additionalProperties"], item)
+
+
+def hold_state() -> bool:
+    """Whether a loaded tool module remembers something a later call needs (processes, baselines)."""
+    modules = (sys.modules.get(f"{__name__}.{name}") for name in ("processes", "files"))
+    return any(module.holds_state() for module in modules if module is not None)
 
 
 def all_tools() -> dict[str, Tool]:

@@ -46,6 +46,12 @@ snapshots: dict[str, Snapshot] = {}
 snapshots_lock = threading.Lock()
 
 
+def holds_state() -> bool:
+    """A watched directory's baseline keeps the agent alive, so no change goes unreported."""
+    with snapshots_lock:
+        return bool(snapshots)
+
+
 # Helpers shared by the tools.
 
 

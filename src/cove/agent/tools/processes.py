@@ -496,6 +496,12 @@ def set_window_size(fd: int, cols: int, rows: int) -> None:
 PROCESSES = ProcessTable()
 
 
+def holds_state() -> bool:
+    """A process, running or finished with output still to read, keeps the agent alive."""
+    with PROCESSES.lock:
+        return bool(PROCESSES.processes)
+
+
 def process_start(arguments: dict[str, Any]) -> str:
     size = None
     if arguments.get("pty", False):
