@@ -42,6 +42,20 @@ def time_sdk_commands(session: Session, runs: int) -> list[float]:
     return timings[1:]  # the first call loads the agent's tools
 
 
+def time_first_commands(agent_bay: AgentBay, runs: int) -> list[float]:
+    """The first command of a new session, which starts its tool agent (init starts it on demand)."""
+    timings = []
+    for _ in range(runs):
+        session = agent_bay.create().session
+        assert session is not None
+        start = time.perf_counter()
+        result = session.command.execute_command("true")
+        timings.append(time.perf_counter() - start)
+        assert result.success, result.error_message
+        session.delete()
+    return timings
+
+
 def time_runc_exec(server: CoveServer, session_id: str, runs: int) -> list[float]:
     """`runc exec` of the same command in the same container, as the same user."""
     timings = []
@@ -79,6 +93,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200, help="command round trips of each kind")
     parser.add_argument("--mib", type=int, default=100, help="size of the transferred file")
     parser.add_argument("--transfers", type=int, default=5, help="uploads and downloads to time")
+    parser.add_argument("--first", type=int, default=20, help="new sessions whose first command is timed")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="cove-bench-", dir="/var/tmp"))
     scratch.chmod(0o711)
@@ -93,6 +108,7 @@ def main() -> None:
             runc = summary(time_runc_exec(server, session.session_id, args.runs))
             transfers = time_transfers(session, scratch, args.mib, args.transfers)
             session.delete()
+            first = summary(time_first_commands(agent_bay, args.first))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     results = {
@@ -100,6 +116,7 @@ def main() -> None:
         "sdk_command_ms": sdk,
         "runc_exec_ms": runc,
         "command_p50_ratio": sdk["p50"] / runc["p50"],
+        "first_command_ms": first,
         "transfer_mib": args.mib,
         **transfers,
     }
@@ -108,6 +125,7 @@ def main() -> None:
     print(f"{'measure':<34}{'p50':>10}{'p95':>10}")
     print(f"{'SDK execute_command(true)':<34}{sdk['p50']:>8.2f}ms{sdk['p95']:>8.2f}ms")
     print(f"{'runc exec bash -c true':<34}{runc['p50']:>8.2f}ms{runc['p95']:>8.2f}ms")
+    print(f"{'first command (agent starts)':<34}{first['p50']:>8.2f}ms{first['p95']:>8.2f}ms")
     print(f"round trip p50 ratio: {results['command_p50_ratio']:.2f}x runc exec (target < 0.5x)")
     print(f"upload {args.mib} MiB: {transfers['upload_mb_s']:.0f} MB/s (target >= 200)")
     print(f"download {args.mib} MiB: {transfers['download_mb_s']:.0f} MB/s (target >= 200)")
