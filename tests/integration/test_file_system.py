@@ -135,19 +135,19 @@ def test_watch_directory(session: Session) -> None:
         batches.append(events)
         seen.set()
 
-    stop = threading.Event()
-    thread = fs.watch_directory("/tmp/watched", on_change, interval=0.1, stop_event=stop)
+    watcher = fs.watch_directory("/tmp/watched", on_change, interval=0.1)
+    assert not watcher.is_alive(), "as in AgentBay, the caller starts it"
+    watcher.start()
     try:
-        # The first poll of a directory sets its baseline: make sure it happened before the change.
-        assert fs.get_file_change("/tmp/watched").success
+        assert watcher.ready_event.wait(30), "the baseline is taken"
         fs.write_file("/tmp/watched/new.txt", "1")
         assert seen.wait(30)
     finally:
-        stop.set()
-        thread.join(10)
+        watcher.stop_event.set()
+        watcher.join(10)
     events = [e for batch in batches for e in batch]
     assert ("create", "/tmp/watched/new.txt", "file") in [(e.event_type, e.path, e.path_type) for e in events]
-    assert not thread.is_alive()
+    assert not watcher.is_alive()
 
 
 def test_file_change_events(session: Session) -> None:
@@ -184,14 +184,14 @@ async def test_async_file_system(async_session: AsyncSession) -> None:
     assert "no such file" in (await fs.read_file("/tmp/async/b.txt")).error_message
 
     batches: list[list[FileChangeEvent]] = []
-    stop = asyncio.Event()
-    task = fs.watch_directory("/tmp/async", batches.append, interval=0.1, stop_event=stop)
-    await fs.get_file_change("/tmp/async")
+    watcher = fs.watch_directory("/tmp/async", batches.append, interval=0.1)
+    watcher.start()
+    watcher.ready_event.wait(30)  # blocking the loop, as AgentBay's example does, must not deadlock
     await fs.write_file("/tmp/async/c.txt", "3")
     for _ in range(300):
         if batches:
             break
         await asyncio.sleep(0.1)
-    stop.set()
-    await asyncio.wait_for(task, 10)
+    watcher.stop_event.set()
+    watcher.join(10)
     assert "/tmp/async/c.txt" in [e.path for batch in batches for e in batch]

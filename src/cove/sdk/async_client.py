@@ -5,8 +5,8 @@ It mirrors sync_client.py line for line; what each call sends and means lives in
 
 from __future__ import annotations
 
-import asyncio
 import builtins
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
 from typing import Any, Literal, overload
@@ -15,7 +15,7 @@ import httpx
 
 from cove.sdk import core, file_calls, process_calls, tool_calls
 from cove.sdk.core import ResultT
-from cove.sdk.file_calls import LocalDownload, LocalUpload, ProgressCallback
+from cove.sdk.file_calls import DirectoryWatcher, LocalDownload, LocalUpload, ProgressCallback
 from cove.sdk.models import (
     BinaryFileContentResult,
     BoolResult,
@@ -43,6 +43,7 @@ from cove.sdk.models import (
     SessionStatusResult,
     UploadResult,
 )
+from cove.sdk.sync_client import AgentBay
 
 
 class AsyncAgentBay(core.ClientBase):
@@ -120,9 +121,10 @@ class AsyncAgentBay(core.ClientBase):
         page: int | None = None,
         limit: int | None = None,
         status: str | None = None,
+        image_id: str | None = None,
     ) -> SessionListResult:
         """One page of this key's sessions matching all `labels`; without `status`, the live ones."""
-        return await self._send(core.list_sessions(labels, page, limit, status))
+        return await self._send(core.list_sessions(labels, page, limit, status, image_id))
 
     async def delete(self, session: AsyncSession | str) -> DeleteResult:
         """Delete a session (or a session id); deleting one twice succeeds."""
@@ -349,22 +351,19 @@ class AsyncFileSystem:
         path: str,
         callback: Callable[[builtins.list[FileChangeEvent]], None],
         interval: float = 0.5,
-        stop_event: asyncio.Event | None = None,
-    ) -> asyncio.Task[None]:
-        """Call `callback` with each batch of changes under `path` until `stop_event` is set.
+        stop_event: threading.Event | None = None,
+    ) -> DirectoryWatcher:
+        """A thread that calls `callback` with each batch of changes under `path`, as AgentBay's.
 
-        Returns the started task that polls every `interval` seconds; cancelling it also stops it.
+        It is not started: call `start()`, wait on its `ready_event`, and set its `stop_event` to
+        end it. It polls with a blocking client of its own, so it never waits for the event loop
+        (which may itself be waiting on `ready_event`).
         """
-        stop = stop_event or asyncio.Event()
-
-        async def watch() -> None:
-            while not stop.is_set():
-                changes = await self.get_file_change(path)
-                if changes.success and changes.events:
-                    callback(changes.events)
-                await asyncio.sleep(interval)
-
-        return asyncio.create_task(watch(), name=f"watch {path}")
+        connection = self.session.agent_bay._connection
+        config = Config(endpoint=connection.endpoint, timeout_ms=int(connection.timeout_seconds * 1000))
+        client = AgentBay(api_key=connection.api_key, cfg=config)
+        call = file_calls.get_file_change(self._id, path)
+        return DirectoryWatcher(lambda: client._send(call), callback, interval, stop_event, client.close)
 
 
 async def _async_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:

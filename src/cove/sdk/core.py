@@ -200,13 +200,19 @@ def get_session(session_id: str, bind: Callable[[SessionData], SessionT]) -> Cal
 
 
 def list_sessions(
-    labels: dict[str, str] | None, page: int | None, limit: int | None, status: str | None
+    labels: dict[str, str] | None,
+    page: int | None,
+    limit: int | None,
+    status: str | None,
+    image_id: str | None = None,
 ) -> Call[SessionListResult]:
     params: dict[str, str | int] = {}
     if labels:
         params["labels"] = json.dumps(labels)
     if status:
         params["status"] = status
+    if image_id:
+        params["image_id"] = image_id
     if page is not None:
         params["page"] = page
     if limit is not None:

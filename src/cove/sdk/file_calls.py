@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -314,3 +315,37 @@ class LocalDownload:
         if self._file is not None:
             self._file.close()
             os.unlink(self._temporary)
+
+
+class DirectoryWatcher(threading.Thread):
+    """Polls `get_file_change` and hands each non-empty batch of events to a callback.
+
+    Shaped as AgentBay's watcher: a thread, not yet started, with `ready_event` (set once the
+    first poll has taken the baseline) and `stop_event` (set it to end the thread).
+    """
+
+    def __init__(
+        self,
+        poll: Callable[[], FileChangeResult],
+        callback: Callable[[list[FileChangeEvent]], None],
+        interval: float,
+        stop_event: threading.Event | None = None,
+        on_stop: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(name="cove-watch-directory", daemon=True)
+        self.poll, self.callback, self.interval, self.on_stop = poll, callback, interval, on_stop
+        self.stop_event = stop_event or threading.Event()
+        self.ready_event = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while True:
+                changes = self.poll()
+                self.ready_event.set()
+                if changes.success and changes.events:
+                    self.callback(changes.events)
+                if self.stop_event.wait(self.interval):
+                    return
+        finally:
+            if self.on_stop:
+                self.on_stop()

@@ -12,7 +12,7 @@ import httpx
 
 from cove.sdk import core, file_calls, process_calls, tool_calls
 from cove.sdk.core import ResultT
-from cove.sdk.file_calls import LocalDownload, LocalUpload, ProgressCallback
+from cove.sdk.file_calls import DirectoryWatcher, LocalDownload, LocalUpload, ProgressCallback
 from cove.sdk.models import (
     BinaryFileContentResult,
     BoolResult,
@@ -117,9 +117,10 @@ class AgentBay(core.ClientBase):
         page: int | None = None,
         limit: int | None = None,
         status: str | None = None,
+        image_id: str | None = None,
     ) -> SessionListResult:
         """One page of this key's sessions matching all `labels`; without `status`, the live ones."""
-        return self._send(core.list_sessions(labels, page, limit, status))
+        return self._send(core.list_sessions(labels, page, limit, status, image_id))
 
     def delete(self, session: Session | str) -> DeleteResult:
         """Delete a session (or a session id); deleting one twice succeeds."""
@@ -339,21 +340,10 @@ class FileSystem:
         callback: Callable[[builtins.list[FileChangeEvent]], None],
         interval: float = 0.5,
         stop_event: threading.Event | None = None,
-    ) -> threading.Thread:
-        """Call `callback` with each batch of changes under `path` until `stop_event` is set.
+    ) -> DirectoryWatcher:
+        """A thread that calls `callback` with each batch of changes under `path`, as AgentBay's.
 
-        Returns the started (daemon) thread that polls every `interval` seconds.
+        It is not started: call `start()`, wait on its `ready_event` (set once the baseline is
+        taken), and set its `stop_event` to end it.
         """
-        stop = stop_event or threading.Event()
-
-        def watch() -> None:
-            while True:
-                changes = self.get_file_change(path)
-                if changes.success and changes.events:
-                    callback(changes.events)
-                if stop.wait(interval):
-                    return
-
-        thread = threading.Thread(target=watch, name=f"watch {path}", daemon=True)
-        thread.start()
-        return thread
+        return DirectoryWatcher(lambda: self.get_file_change(path), callback, interval, stop_event)

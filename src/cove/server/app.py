@@ -7,7 +7,6 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from importlib.metadata import version
 
 from fastapi import FastAPI, Request, Response
@@ -15,46 +14,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from cove.auth import KeyRing, ensure_default_key
+from cove.auth import ensure_default_key
 from cove.config import Settings
 from cove.errors import CoveError, InvalidArgument
-from cove.sandbox.images import ImageStore
-from cove.sandbox.runtime import RuncRuntime
-from cove.server.api import native
+from cove.server.api import agentbay, native
+from cove.server.services import Services, build_services
 from cove.sessions.manager import SessionManager
-from cove.sessions.store import Store
 
 log = logging.getLogger("cove.server")
 RECONCILE_INTERVAL_S = 10.0
-
-
-@dataclass
-class Services:
-    """Everything a request may need, built once per server."""
-
-    settings: Settings
-    store: Store
-    images: ImageStore
-    runtime: RuncRuntime
-    manager: SessionManager
-    keys: KeyRing
-
-
-def build_services(settings: Settings) -> Services:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store(settings.database)
-    images = ImageStore(settings.data_dir / "images", settings.subordinate_id_start)
-    runtime = RuncRuntime(
-        settings.data_dir,
-        settings.runc,
-        settings.subordinate_id_start,
-        sandbox_env={
-            "COVE_OUTPUT_LIMIT_BYTES": str(settings.output_limit_bytes),
-            "COVE_AGENT_IDLE_EXIT_S": str(settings.agent_idle_exit_s),
-        },
-    )
-    manager = SessionManager(settings, store, runtime, images)
-    return Services(settings, store, images, runtime, manager, KeyRing(store, settings.api_keys))
 
 
 def _start(services: Services) -> None:
@@ -120,4 +88,5 @@ def create_app(settings: Settings) -> FastAPI:
         return error_response(request, CoveError(f"internal error ({type(error).__name__}); see server log"))
 
     app.include_router(native.router)
+    app.include_router(agentbay.router)
     return app

@@ -146,6 +146,7 @@ class SessionManager:
         *,
         labels: Mapping[str, str] | None = None,
         status: str | None = None,
+        image_id: str | None = None,
         page: int = 1,
         limit: int = 10,
     ) -> Page:
@@ -155,6 +156,7 @@ class SessionManager:
             tenant_id=tenant_id,
             statuses=[status] if status else LISTED_BY_DEFAULT,
             labels=check_labels(labels),
+            image_id=image_id,
             offset=(page - 1) * limit,
             limit=limit,
         )

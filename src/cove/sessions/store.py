@@ -151,6 +151,7 @@ class Store:
         tenant_id: str | None = None,
         statuses: list[str] | None = None,
         labels: Mapping[str, str] | None = None,
+        image_id: str | None = None,
         offset: int = 0,
         limit: int | None = None,
     ) -> tuple[list[SessionRecord], int]:
@@ -158,6 +159,8 @@ class Store:
         conditions: list[Any] = []
         if tenant_id is not None:
             conditions.append(sessions_table.c.tenant_id == tenant_id)
+        if image_id is not None:
+            conditions.append(sessions_table.c.image_id == image_id)
         if statuses is not None:
             conditions.append(sessions_table.c.status.in_(statuses))
         for key, value in (labels or {}).items():

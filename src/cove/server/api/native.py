@@ -199,11 +199,17 @@ def list_sessions(
     tenant_id: Tenant,
     labels: Annotated[str | None, Query(description='JSON object, e.g. {"team": "a"}')] = None,
     status: str | None = None,
+    image_id: str | None = None,
     page: int = 1,
     limit: int = 10,
 ) -> SessionListAnswer:
     found = manager(request).list(
-        tenant_id, labels=_labels_query(labels), status=status, page=page, limit=limit
+        tenant_id,
+        labels=_labels_query(labels),
+        status=status,
+        image_id=image_id,
+        page=page,
+        limit=limit,
     )
     return SessionListAnswer(
         request_id=request.state.request_id,

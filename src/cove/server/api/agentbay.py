@@ -1,0 +1,333 @@
+"""AgentBay's wire API, so the official SDK (`wuying-agentbay-sdk`) works against Cove unchanged.
+
+The SDK speaks Alibaba Cloud's RPC style: `POST /?Action=Name&...` with the API key and the
+action's fields in a form body (`Authorization=Bearer KEY`), and reads JSON answers shaped
+`{"RequestId", "Success", "Code", "Message", "HttpStatusCode", "Data"}`. Each action below is a
+thin translation onto the same SessionManager and tools as the native API; actions for features
+Cove does not have yet answer a clear NotSupported error, never a pretended success.
+The wire is described in ../shared/spec/agentbay-protocol.md and docs/agentbay-compatibility.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from cove.agent.tools import all_tools
+from cove.errors import CoveError, InvalidArgument, SessionNotFound
+from cove.server.services import Services
+from cove.sessions.manager import CreateRequest
+from cove.sessions.store import SessionRecord
+
+router = APIRouter()
+
+Answer = tuple[Any, dict[str, Any]]
+"""An action's `Data`, and any fields the SDK reads beside it (NextToken, TotalCount, ...)."""
+
+ERROR_CODES = {
+    "SessionNotFound": "InvalidMcpSession.NotFound",
+    "InvalidArgument": "InvalidParameter",
+    "Unauthorized": "InvalidApiKey",
+    "InvalidState": "InvalidMcpSession.State",
+}
+"""Cove's error codes as AgentBay names them, where the SDK looks for the name."""
+
+TOOL_SERVERS = {"shell": "wuying_shell"}
+"""AgentBay's MCP server name of a tool, where it has one; Cove's own tools are served as "cove"."""
+
+NOT_YET: dict[str, str] = {
+    **dict.fromkeys(("PauseSessionAsync", "ResumeSessionAsync", "GetLink"), "pause, resume and links"),
+    **dict.fromkeys(
+        (
+            "GetContext",
+            "ListContexts",
+            "ModifyContext",
+            "DeleteContext",
+            "ClearContext",
+            "GetContextFileUploadUrl",
+            "GetContextFileDownloadUrl",
+            "DeleteContextFile",
+            "DescribeContextFiles",
+            "GetAndLoadInternalContext",
+            "SyncContext",
+            "GetContextInfo",
+            "BindContexts",
+            "DescribeSessionContexts",
+        ),
+        "contexts (persistent storage)",
+    ),
+    **dict.fromkeys(("InitBrowser", "GetCdpLink"), "the browser"),
+    "GetAdbLink": "mobile sessions",
+    **dict.fromkeys(("CreateNetwork", "DescribeNetwork"), "custom networks"),
+    **dict.fromkeys(
+        ("GetSkillMetaData", "ListSkillMetaData", "BindContextSkillAsync", "UnbindContextSkillAsync"),
+        "skills",
+    ),
+}
+"""AgentBay actions for features Cove does not have yet, and what the feature is called."""
+
+UNSUPPORTED_CREATE_FIELDS = {
+    "PersistenceDataList": "context sync",
+    "Timeout": "idle timeouts (LifecyclePolicy)",
+    "MaxRuntime": "maximum runtimes (LifecyclePolicy)",
+    "NetworkId": "custom networks",
+    "McpPolicyId": "MCP policies",
+    "Skills": "skills",
+    "EnableRecord": "browser replay",
+}
+"""Fields of CreateMcpSession that ask for something Cove cannot do yet: refused, not ignored."""
+
+
+class NotSupported(CoveError):
+    code = "NotSupported"
+    http_status = 501
+
+
+@dataclass
+class Call:
+    """One action's parameters (query and form merged), the caller's tenant, and the services."""
+
+    params: dict[str, str]
+    tenant_id: str
+    services: Services
+
+    def text(self, name: str) -> str:
+        return self.params.get(name, "")
+
+    def required(self, name: str) -> str:
+        value = self.text(name)
+        if not value:
+            raise InvalidArgument(f"{name} is required")
+        return value
+
+    def number(self, name: str, default: int) -> int:
+        raw = self.text(name)
+        if not raw:
+            return default
+        try:
+            return int(raw)
+        except ValueError:
+            raise InvalidArgument(f"{name} must be a whole number, not {raw!r}") from None
+
+    def json(self, name: str, default: Any) -> Any:
+        raw = self.text(name)
+        if not raw:
+            return default
+        try:
+            return json.loads(raw)
+        except ValueError as error:
+            raise InvalidArgument(f"{name} must be JSON: {error}") from None
+
+    def labels(self) -> dict[str, str] | None:
+        labels = self.json("Labels", None)
+        if labels is not None and not isinstance(labels, dict):
+            raise InvalidArgument('Labels must be a JSON object such as {"team": "a"}')
+        return labels
+
+    def live_session(self) -> SessionRecord:
+        """The caller's session; a deleted one is gone, as AgentBay sees it."""
+        record = self.services.manager.get(self.tenant_id, self.required("SessionId"))
+        if record.status == "DELETED":
+            raise SessionNotFound(record.session_id)
+        return record
+
+
+Handler = Callable[[Call], Answer]
+ACTIONS: dict[str, Handler] = {}
+
+
+def action(*names: str) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        for name in names:
+            ACTIONS[name] = handler
+        return handler
+
+    return register
+
+
+def tool_list() -> list[dict[str, Any]]:
+    """The tool catalogue every session serves (the agent's own descriptions, read on the host)."""
+    return [
+        {**tool.describe(), "server": TOOL_SERVERS.get(tool.name, "cove")} for tool in all_tools().values()
+    ]
+
+
+def session_data(call: Call, record: SessionRecord) -> dict[str, Any]:
+    """What CreateMcpSession and GetSession answer; empty LinkUrl and Token keep tool calls here."""
+    base_url = call.services.settings.base_url
+    return {
+        "SessionId": record.session_id,
+        "ResourceUrl": f"{base_url}/v1/sessions/{record.session_id}?resourceId={record.session_id}",
+        "AppInstanceId": record.session_id,
+        "ResourceId": record.session_id,
+        "HttpPort": "",
+        "NetworkInterfaceIp": "",
+        "VpcResource": False,
+        "VpcIp": "",
+        "VpcId": "",
+        "Token": "",
+        "LinkUrl": "",
+        "WsUrl": "",
+        "ToolList": json.dumps(tool_list()),
+    }
+
+
+@action("CreateMcpSession")
+def create_session(call: Call) -> Answer:
+    for name, feature in UNSUPPORTED_CREATE_FIELDS.items():
+        value = call.text(name)
+        if value and value not in ("False", "[]"):
+            raise NotSupported(f"{name}: {feature} are not supported by this Cove server yet")
+    request = CreateRequest(image_id=call.text("ImageId") or None, labels=call.labels())
+    record = call.services.manager.create(call.tenant_id, request)
+    return {**session_data(call, record), "Success": True, "ErrMsg": ""}, {}
+
+
+@action("GetSession")
+def get_session(call: Call) -> Answer:
+    record = call.live_session()
+    return {**session_data(call, record), "Status": record.status, "contexts": []}, {}
+
+
+@action("GetSessionDetail")
+def get_session_detail(call: Call) -> Answer:
+    """AgentBay says FINISH for a released session; the SDK's delete waits for it."""
+    record = call.services.manager.get(call.tenant_id, call.required("SessionId"))
+    status = "FINISH" if record.status == "DELETED" else record.status
+    return {
+        "Id": record.session_id,
+        "AppInstanceId": record.session_id,
+        "ImageId": record.image_id,
+        "Status": status,
+        "EndReason": record.status_reason,
+    }, {}
+
+
+@action("ListSession")
+def list_sessions(call: Call) -> Answer:
+    token = call.text("NextToken")
+    if token and not token.isdigit():
+        raise InvalidArgument(f"NextToken {token!r} is not one this server gave")
+    found = call.services.manager.list(
+        call.tenant_id,
+        labels=call.labels() or None,
+        status=call.text("Status") or None,
+        image_id=call.text("ImageId") or None,
+        page=int(token or 1),
+        limit=call.number("MaxResults", 10),
+    )
+    data = [
+        {
+            "SessionId": record.session_id,
+            "SessionStatus": record.status,
+            "AppInstanceId": record.session_id,
+            "ImageId": record.image_id,
+        }
+        for record in found.sessions
+    ]
+    next_token = str(found.next_page) if found.next_page else ""
+    return data, {"NextToken": next_token, "MaxResults": found.limit, "TotalCount": found.total_count}
+
+
+@action("DeleteSessionAsync", "ReleaseMcpSession")
+def delete_session(call: Call) -> Answer:
+    call.services.manager.delete(call.tenant_id, call.required("SessionId"))
+    return None, {}
+
+
+@action("GetLabel")
+def get_labels(call: Call) -> Answer:
+    return {"Labels": json.dumps(call.live_session().labels)}, {}
+
+
+@action("SetLabel")
+def set_labels(call: Call) -> Answer:
+    labels = call.labels()
+    if labels is None:
+        raise InvalidArgument("Labels is required")
+    call.services.manager.set_labels(call.tenant_id, call.live_session().session_id, labels)
+    return None, {}
+
+
+@action("GetMcpResource")
+def get_resource(call: Call) -> Answer:
+    record = call.live_session()
+    desktop = dict.fromkeys(("AppId", "AuthCode", "ConnectionProperties", "ResourceType", "Ticket"), "")
+    return {
+        "SessionId": record.session_id,
+        "ResourceUrl": session_data(call, record)["ResourceUrl"],
+        "DesktopInfo": {**desktop, "ResourceId": record.session_id},
+    }, {}
+
+
+@action("RefreshSessionIdleTime")
+def keep_alive(call: Call) -> Answer:
+    """Cove sessions are not released for idleness (yet), so a live session needs nothing more."""
+    call.live_session()
+    return None, {}
+
+
+@action("ListMcpTools")
+def list_tools(call: Call) -> Answer:
+    """The SDK parses `Data` as a JSON string."""
+    if image_id := call.text("ImageId"):
+        call.services.images.get(image_id)
+    return json.dumps(tool_list()), {}
+
+
+@action("CallMcpTool")
+def call_tool(call: Call) -> Answer:
+    """`Server` is ignored: every tool is found by its name."""
+    arguments = call.json("Args", {})
+    record = call.live_session()
+    result = call.services.manager.call_tool(
+        call.tenant_id, record.session_id, call.required("Name"), arguments
+    )
+    return result, {}
+
+
+def _parameters(query: dict[str, str], body: bytes) -> dict[str, str]:
+    try:
+        form = dict(parse_qsl(body.decode(), keep_blank_values=True))
+    except UnicodeDecodeError:
+        raise InvalidArgument("the form body must be UTF-8") from None
+    return {**query, **form}
+
+
+def _error(request_id: str, error: CoveError) -> JSONResponse:
+    body = {
+        "RequestId": request_id,
+        "Success": False,
+        "Code": ERROR_CODES.get(error.code, error.code),
+        "Message": error.message,
+        "HttpStatusCode": error.http_status,
+    }
+    return JSONResponse(body, status_code=error.http_status)
+
+
+@router.post("/", include_in_schema=False)
+async def dispatch(request: Request) -> JSONResponse:
+    """Every AgentBay action: read the action, authenticate, run it, answer in AgentBay's envelope."""
+    request_id: str = request.state.request_id
+    try:
+        params = _parameters(dict(request.query_params), await request.body())
+        name = params.get("Action") or request.headers.get("x-acs-action", "")
+        services: Services = request.app.state.services
+        tenant_id = services.keys.authenticate(params.get("Authorization"))
+        if name in NOT_YET:
+            raise NotSupported(f"{name}: {NOT_YET[name]} are not supported by this Cove server yet")
+        handler = ACTIONS.get(name)
+        if handler is None:
+            raise InvalidArgument(f"unknown Action {name!r}")
+        data, extra = await run_in_threadpool(handler, Call(params, tenant_id, services))
+    except CoveError as error:
+        return _error(request_id, error)
+    body = {"RequestId": request_id, "Success": True, "Code": "ok", "Message": "", "HttpStatusCode": 200}
+    return JSONResponse({**body, "Data": data, **extra})

@@ -1,0 +1,41 @@
+"""Everything a request may need, built once per server from its settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cove.auth import KeyRing
+from cove.config import Settings
+from cove.sandbox.images import ImageStore
+from cove.sandbox.runtime import RuncRuntime
+from cove.sessions.manager import SessionManager
+from cove.sessions.store import Store
+
+
+@dataclass
+class Services:
+    """Everything a request may need, built once per server."""
+
+    settings: Settings
+    store: Store
+    images: ImageStore
+    runtime: RuncRuntime
+    manager: SessionManager
+    keys: KeyRing
+
+
+def build_services(settings: Settings) -> Services:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.database)
+    images = ImageStore(settings.data_dir / "images", settings.subordinate_id_start)
+    runtime = RuncRuntime(
+        settings.data_dir,
+        settings.runc,
+        settings.subordinate_id_start,
+        sandbox_env={
+            "COVE_OUTPUT_LIMIT_BYTES": str(settings.output_limit_bytes),
+            "COVE_AGENT_IDLE_EXIT_S": str(settings.agent_idle_exit_s),
+        },
+    )
+    manager = SessionManager(settings, store, runtime, images)
+    return Services(settings, store, images, runtime, manager, KeyRing(store, settings.api_keys))

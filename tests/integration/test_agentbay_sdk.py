@@ -1,0 +1,285 @@
+"""The unmodified official AgentBay SDK (`wuying-agentbay-sdk`, pinned in pyproject.toml) against Cove.
+
+Each test drives a real server through the SDK's own wire protocol and checks the effect in the
+real sandbox (with `runc exec`, past the API), so a test passes only if the work really happened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("AGENTBAY_LOG_LEVEL", "CRITICAL")  # the SDK logs every failure as an error
+
+from agentbay import AgentBay, AsyncAgentBay, Config, CreateSessionParams
+from agentbay._common.exceptions import SessionError
+
+from tests.integration.server import KEY_A, KEY_B, CoveServer
+
+# The SDK marks `endpoint` deprecated in favour of Alibaba Cloud regions; it is how it reaches Cove.
+pytestmark = pytest.mark.filterwarnings(r"ignore:Config\(endpoint=:DeprecationWarning")
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "AGENTBAY_REGION_ID")
+
+
+@pytest.fixture
+def agent_bay(server: CoveServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[AgentBay]:
+    """The official client; it ignores NO_PROXY, so no proxy may be set for loopback."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    yield AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url, timeout_ms=60_000))
+
+
+@pytest.fixture
+def official(agent_bay: AgentBay) -> Iterator[Any]:
+    """A session made with the official SDK, deleted after the test."""
+    created = agent_bay.create(CreateSessionParams(labels={"suite": "official"}))
+    assert created.success, created.error_message
+    yield created.session
+    created.session.delete()
+
+
+def inside(server: CoveServer, session: Any, script: str) -> str:
+    """Run a script in the session's sandbox past the API, as its user."""
+    ran = server.sandbox(session.session_id, script)
+    assert ran.returncode == 0, ran.stderr
+    return ran.stdout
+
+
+def test_create_with_image_and_labels_then_info_get_status(agent_bay: AgentBay, server: CoveServer) -> None:
+    created = agent_bay.create(CreateSessionParams(image_id="linux_latest", labels={"team": "wire"}))
+    assert created.success and created.request_id, created.error_message
+    session = created.session
+    try:
+        assert session.session_id in server.containers(), "a real sandbox was started"
+        assert inside(server, session, "hostname").strip() == session.session_id
+        info = session.info()
+        assert info.success and info.data.session_id == session.session_id
+        assert "resourceId=" in info.data.resource_url
+        status = session.get_status()
+        assert status.success and status.status == "RUNNING"
+        got = agent_bay.get(session.session_id)
+        assert got.success and got.session.session_id == session.session_id
+        assert session.keep_alive().success
+        with server.client(KEY_A) as http:
+            native = http.get(f"/v1/sessions/{session.session_id}").json()["session"]
+        assert (native["image_id"], native["labels"]) == ("linux_latest", {"team": "wire"})
+    finally:
+        session.delete()
+
+
+def test_unknown_image_and_bad_key_are_refused(agent_bay: AgentBay, server: CoveServer) -> None:
+    unknown = agent_bay.create(CreateSessionParams(image_id="no_such_image"))
+    assert not unknown.success and "no_such_image" in unknown.error_message
+    stranger = AgentBay(api_key="not-a-key", cfg=Config(endpoint=server.url)).create()
+    assert not stranger.success and "InvalidApiKey" in stranger.error_message
+
+
+def test_list_by_labels_with_pages(agent_bay: AgentBay) -> None:
+    label = {"page-test": os.urandom(4).hex()}
+    sessions = [agent_bay.create(CreateSessionParams(labels=label)).session for _ in range(3)]
+    try:
+        first = agent_bay.list(labels=label, limit=2)
+        assert first.success and first.total_count == 3 and first.next_token == "2"
+        assert len(first.session_ids) == 2
+        second = agent_bay.list(labels=label, page=2, limit=2)
+        assert second.success and len(second.session_ids) == 1 and second.next_token == ""
+        listed = {entry["sessionId"] for entry in first.session_ids + second.session_ids}
+        assert listed == {session.session_id for session in sessions}
+        assert agent_bay.list(labels=label, status="DELETED").total_count == 0
+        assert agent_bay.list(labels={**label, "other": "x"}).total_count == 0
+    finally:
+        for session in sessions:
+            session.delete()
+
+
+def test_set_and_get_labels(official: Any, server: CoveServer) -> None:
+    assert official.get_labels().data == {"suite": "official"}
+    assert official.set_labels({"suite": "changed", "owner": "wire"}).success
+    assert official.get_labels().data == {"suite": "changed", "owner": "wire"}
+    with server.client(KEY_A) as http:
+        assert http.get(f"/v1/sessions/{official.session_id}/labels").json()["labels"] == {
+            "suite": "changed",
+            "owner": "wire",
+        }
+
+
+def test_list_and_call_mcp_tools(official: Any, server: CoveServer) -> None:
+    tools = {tool.name: tool for tool in official.list_mcp_tools().tools}
+    assert {"shell", "read_file", "write_file", "process_start"} <= set(tools)
+    assert tools["shell"].server == "wuying_shell"
+    called = official.call_mcp_tool("shell", {"command": "echo made > /tmp/by-mcp; whoami"})
+    assert called.success and json.loads(called.data)["stdout"] == "user\n"
+    assert inside(server, official, "cat /tmp/by-mcp") == "made\n"
+    unknown = official.call_mcp_tool("teleport", {})
+    assert not unknown.success and "teleport" in unknown.error_message
+
+
+def test_command_methods(official: Any, server: CoveServer) -> None:
+    ran = official.command.execute_command(
+        "echo $GREETING > out.txt; pwd", cwd="/tmp", envs={"GREETING": "hi"}
+    )
+    assert ran.success and ran.exit_code == 0 and ran.stdout == "/tmp\n" and ran.request_id
+    assert inside(server, official, "cat /tmp/out.txt") == "hi\n"
+    failed = official.command.run("echo partial; echo bad >&2; exit 3")
+    assert (failed.success, failed.exit_code, failed.stdout, failed.stderr) == (
+        False,
+        3,
+        "partial\n",
+        "bad\n",
+    )
+    assert failed.error_message == "bad\n"
+    slow = official.command.exec("sleep 30", timeout_ms=500)
+    assert not slow.success and slow.error_message
+
+
+def test_file_system_methods(official: Any, server: CoveServer) -> None:
+    fs = official.file_system
+    big = "".join(f"line {n}\n" for n in range(20_000))  # over 51 KiB: the SDK writes it in chunks
+    assert fs.write_file("/tmp/fs/big.txt", big).success
+    assert inside(server, official, "wc -l < /tmp/fs/big.txt").strip() == "20000"
+    assert fs.read_file("/tmp/fs/big.txt").content == big, "the SDK reads it back in 50 KiB chunks"
+    assert fs.write("/tmp/fs/big.txt", "tail\n", mode="append").success
+    assert fs.read("/tmp/fs/big.txt").content.endswith("line 19999\ntail\n")
+    inside(server, official, "printf '\\000\\377binary' > /tmp/fs/blob")
+    assert fs.read_file("/tmp/fs/blob", format="bytes").content == b"\x00\xffbinary"
+
+    assert fs.create_directory("/tmp/fs/sub/dir").success
+    assert inside(server, official, "test -d /tmp/fs/sub/dir && echo yes") == "yes\n"
+    listing = {entry.name: entry.is_directory for entry in fs.list_directory("/tmp/fs").entries}
+    assert listing == {"big.txt": False, "blob": False, "sub": True}
+    assert [entry.name for entry in fs.ls("/tmp/fs/sub").entries] == ["dir"]
+    assert [entry.name for entry in fs.list("/tmp/fs/sub").entries] == ["dir"]
+
+    info = fs.get_file_info("/tmp/fs/blob")
+    assert info.success and info.size == 8 and info.is_file and not info.is_directory
+    assert fs.get_file_info("/tmp/fs/sub").is_directory
+
+    fs.write_file("/tmp/fs/code.py", "x = 1\nprint(x)\n")
+    assert fs.edit_file("/tmp/fs/code.py", [{"oldText": "x = 1", "newText": "x = 2"}]).success
+    assert inside(server, official, "python3 /tmp/fs/code.py") == "2\n"
+    assert fs.edit_file("/tmp/fs/code.py", [{"oldText": "x = 2", "newText": "x = 3"}], dry_run=True).success
+    assert inside(server, official, "python3 /tmp/fs/code.py") == "2\n", "a dry run changes nothing"
+
+    assert fs.move_file("/tmp/fs/code.py", "/tmp/fs/sub/moved.py").success
+    assert inside(server, official, "ls /tmp/fs/sub") == "dir\nmoved.py\n"
+    assert fs.search_files("/tmp/fs", "*.py").matches == ["/tmp/fs/sub/moved.py"]
+    assert fs.search_files("/tmp/fs", "*", exclude_patterns=["sub", "big*"]).matches == ["/tmp/fs/blob"]
+    many = fs.read_multiple_files(["/tmp/fs/sub/moved.py", "/tmp/fs/blob"])
+    # The SDK's parser drops each file's last newline, as it does against AgentBay itself.
+    assert many.success and many.contents["/tmp/fs/sub/moved.py"] == "x = 2\nprint(x)"
+
+    for delete, path in ((fs.delete_file, "big.txt"), (fs.delete, "blob"), (fs.remove, "sub/moved.py")):
+        assert delete(f"/tmp/fs/{path}").success
+    fs.write_file("/tmp/fs/last", "1")
+    assert fs.rm("/tmp/fs/last").success
+    assert inside(server, official, "ls -A /tmp/fs") == "sub\n"
+
+    missing = fs.read_file("/tmp/fs/none.txt")
+    assert not missing.success and "/tmp/fs/none.txt" in missing.error_message
+    assert not fs.list_directory("/tmp/fs/none").success
+
+
+def test_watch_directory(official: Any) -> None:
+    fs = official.file_system
+    fs.create_directory("/tmp/watched")
+    seen: list[Any] = []
+    arrived = threading.Event()
+    stop = threading.Event()
+
+    def on_changes(events: list[Any]) -> None:
+        seen.extend(events)
+        arrived.set()
+
+    watcher = fs.watch_directory("/tmp/watched", on_changes, interval=0.2, stop_event=stop)
+    watcher.start()
+    try:
+        assert watcher.ready_event.wait(30)
+        fs.write_file("/tmp/watched/new.txt", "x")
+        assert arrived.wait(30)
+    finally:
+        stop.set()
+        watcher.join(10)
+    assert ("create", "/tmp/watched/new.txt") in [(event.event_type, event.path) for event in seen]
+
+
+def test_delete(agent_bay: AgentBay, server: CoveServer) -> None:
+    session = agent_bay.create().session
+    deleted = session.delete()
+    assert deleted.success, deleted.error_message
+    assert session.session_id not in server.containers()
+    gone = agent_bay.get(session.session_id)
+    assert not gone.success and "not found" in gone.error_message
+    assert "not found" in agent_bay.delete(session).error_message.lower() or agent_bay.delete(session).success
+
+
+def test_other_tenants_sessions_are_not_found(official: Any, server: CoveServer) -> None:
+    other = AgentBay(api_key=KEY_B, cfg=Config(endpoint=server.url))
+    assert not other.get(official.session_id).success
+    assert official.session_id not in [entry["sessionId"] for entry in other.list().session_ids]
+
+
+def test_what_cove_lacks_yet_fails_clearly(official: Any, agent_bay: AgentBay, data_root: Any) -> None:
+    paused = official.beta_pause(timeout=5)
+    assert not paused.success and "not supported" in paused.error_message
+    with pytest.raises(SessionError, match="not supported"):
+        official.get_link()
+    context = agent_bay.context.get("ctx", create=True)
+    assert not context.success and "not supported" in context.error_message
+    uploaded = official.file_system.upload_file(str(data_root), "/tmp/x")
+    assert not uploaded.success
+    code = official.code.run_code("print(1)", "python")
+    assert not code.success and "run_code" in code.error_message
+    refused = agent_bay.create(CreateSessionParams(idle_release_timeout=60))
+    assert not refused.success and "not supported" in refused.error_message
+
+
+@pytest.fixture
+async def async_agent_bay(
+    server: CoveServer, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[AsyncAgentBay]:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    yield AsyncAgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url, timeout_ms=60_000))
+
+
+async def test_async_sdk(async_agent_bay: AsyncAgentBay, server: CoveServer) -> None:
+    created = await async_agent_bay.create(CreateSessionParams(labels={"suite": "async"}))
+    assert created.success, created.error_message
+    session = created.session
+    try:
+        assert (await session.get_status()).status == "RUNNING"
+        assert (await session.info()).data.session_id == session.session_id
+        listed = await async_agent_bay.list(labels={"suite": "async"})
+        assert [entry["sessionId"] for entry in listed.session_ids] == [session.session_id]
+        assert (await session.set_labels({"suite": "async", "step": "2"})).success
+        assert (await session.get_labels()).data == {"suite": "async", "step": "2"}
+        assert (await async_agent_bay.get(session.session_id)).success
+
+        ran = await session.command.execute_command("echo async > /tmp/a.txt; echo ok")
+        assert ran.success and ran.stdout == "ok\n"
+        assert inside(server, session, "cat /tmp/a.txt") == "async\n"
+        failed = await session.command.run("exit 4")
+        assert not failed.success and failed.exit_code == 4
+
+        fs = session.file_system
+        assert (await fs.write_file("/tmp/b/c.txt", "written")).success
+        assert inside(server, session, "cat /tmp/b/c.txt") == "written"
+        assert (await fs.read_file("/tmp/b/c.txt")).content == "written"
+        assert [entry.name for entry in (await fs.list_directory("/tmp/b")).entries] == ["c.txt"]
+        assert (await fs.get_file_info("/tmp/b/c.txt")).size == 7
+        assert (await fs.move_file("/tmp/b/c.txt", "/tmp/b/d.txt")).success
+        assert (await fs.search_files("/tmp/b", "*.txt")).matches == ["/tmp/b/d.txt"]
+        assert (await fs.delete_file("/tmp/b/d.txt")).success
+        assert inside(server, session, "ls -A /tmp/b") == ""
+
+        tools = await session.list_mcp_tools()
+        assert "shell" in [tool.name for tool in tools.tools]
+        assert (await session.call_mcp_tool("shell", {"command": "true"})).success
+    finally:
+        deleted = await session.delete()
+    assert deleted.success and session.session_id not in server.containers()
