@@ -32,12 +32,13 @@ Answer = tuple[Any, dict[str, Any]]
 """An action's `Data`, and any fields the SDK reads beside it (NextToken, TotalCount, ...)."""
 
 ERROR_CODES = {
-    "SessionNotFound": "InvalidMcpSession.NotFound",
-    "InvalidArgument": "InvalidParameter",
-    "Unauthorized": "InvalidApiKey",
-    "InvalidState": "InvalidMcpSession.State",
+    "SessionNotFound": ("InvalidMcpSession.NotFound", 400),
+    "InvalidArgument": ("InvalidParameter", 400),
+    "Unauthorized": ("InvalidApiKey", 401),
+    "InvalidState": ("InvalidMcpSession.State", 409),
 }
-"""Cove's error codes as AgentBay names them, where the SDK looks for the name."""
+"""Cove's error codes as AgentBay names them (the SDK looks for the names), with AgentBay's status:
+an unknown session is a 400 there."""
 
 TOOL_SERVERS = {"shell": "wuying_shell"}
 """AgentBay's MCP server name of a tool, where it has one; Cove's own tools are served as "cove"."""
@@ -302,14 +303,15 @@ def _parameters(query: dict[str, str], body: bytes) -> dict[str, str]:
 
 
 def _error(request_id: str, error: CoveError) -> JSONResponse:
+    code, status = ERROR_CODES.get(error.code, (error.code, error.http_status))
     body = {
         "RequestId": request_id,
         "Success": False,
-        "Code": ERROR_CODES.get(error.code, error.code),
+        "Code": code,
         "Message": error.message,
-        "HttpStatusCode": error.http_status,
+        "HttpStatusCode": status,
     }
-    return JSONResponse(body, status_code=error.http_status)
+    return JSONResponse(body, status_code=status)
 
 
 @router.post("/", include_in_schema=False)
