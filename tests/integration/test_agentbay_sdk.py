@@ -145,6 +145,10 @@ def test_file_system_methods(official: Any, server: CoveServer) -> None:
     assert fs.read_file("/tmp/fs/big.txt").content == big, "the SDK reads it back in 50 KiB chunks"
     assert fs.write("/tmp/fs/big.txt", "tail\n", mode="append").success
     assert fs.read("/tmp/fs/big.txt").content.endswith("line 19999\ntail\n")
+    accented = "héllo wörld ✓ 漢字 " * 8000  # multi-byte characters across the SDK's 50 KiB read parts
+    assert fs.write_file("/tmp/fs/accented.txt", accented).success
+    assert fs.read_file("/tmp/fs/accented.txt").content == accented
+    assert fs.delete_file("/tmp/fs/accented.txt").success
     inside(server, official, "printf '\\000\\377binary' > /tmp/fs/blob")
     assert fs.read_file("/tmp/fs/blob", format="bytes").content == b"\x00\xffbinary"
 

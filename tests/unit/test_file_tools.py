@@ -490,3 +490,22 @@ def test_os_errors_name_the_path(error: OSError, message: str) -> None:
     with pytest.raises(ToolError) as caught, file_tools.os_errors("/p"):
         raise error
     assert str(caught.value) == message
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    text=st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=400),
+    part=st.integers(min_value=1, max_value=9),
+)
+def test_text_read_in_byte_parts_joins_into_the_exact_text(
+    tmp_path_factory: Any, text: str, part: int
+) -> None:
+    """AgentBay's SDK reads text in fixed byte parts; characters cut by a part's edge stay whole."""
+    path = tmp_path_factory.mktemp("parts") / "text.txt"
+    path.write_bytes(text.encode())
+    size = path.stat().st_size
+    joined = "".join(
+        call("read_file", path=str(path), offset=offset, length=min(part, size - offset))
+        for offset in range(0, size, part)
+    )
+    assert joined == text

@@ -28,6 +28,8 @@ from . import Tool, ToolError
 MiB = 1024 * 1024
 READ_LIMIT_BYTES = 32 * MiB
 """At most this much file content in one call; more goes in parts, or by the streamed download."""
+UTF8_LONGEST = 4
+"""Bytes in the longest UTF-8 character."""
 SEARCH_LIMIT = 10_000
 WATCH_LIMIT = 10_000
 """At most this many entries under a directory that get_file_change watches."""
@@ -173,8 +175,37 @@ def timestamp(seconds: float) -> str:
 
 def read_file(arguments: dict[str, Any]) -> str:
     path = resolve(arguments["path"])
-    data = read_bytes(path, arguments.get("offset", 0), arguments.get("length", 0), READ_LIMIT_BYTES)
-    return as_text(data, arguments.get("format", "text"))
+    offset, length, format = (
+        arguments.get("offset", 0),
+        arguments.get("length", 0),
+        arguments.get("format", "text"),
+    )
+    if format == "binary" or (offset == 0 and length == 0):
+        return as_text(read_bytes(path, offset, length, READ_LIMIT_BYTES), format)
+    return text_part(path, offset, length)
+
+
+def text_part(path: str, offset: int, length: int) -> str:
+    """The characters that start within bytes [offset, offset + length), whole.
+
+    Clients such as AgentBay's SDK read a text file in parts of a fixed number of bytes and join
+    the texts; a character cut by a part's edge belongs wholly to the part it starts in, so the
+    parts join into exactly the file's text.
+    """
+    slack = UTF8_LONGEST - 1
+    data = read_bytes(path, offset, length + slack if length else 0, READ_LIMIT_BYTES + slack)
+    start = 0
+    while offset and start < min(slack, len(data)) and is_continuation(data[start]):
+        start += 1
+    end = length or len(data)
+    while end < min(length + slack, len(data)) and is_continuation(data[end]):
+        end += 1
+    return data[start:end].decode(errors="replace")
+
+
+def is_continuation(byte: int) -> bool:
+    """A UTF-8 byte that continues a character begun before it (0b10xxxxxx)."""
+    return byte & 0xC0 == 0x80
 
 
 def write_file(arguments: dict[str, Any]) -> str:
