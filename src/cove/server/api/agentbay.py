@@ -92,7 +92,7 @@ class NotSupported(CoveError):
 
 
 @dataclass
-class Call:
+class ActionRequest:
     """One action's parameters (query and form merged), the caller's tenant, and the services."""
 
     params: dict[str, str]
@@ -140,7 +140,7 @@ class Call:
         return record
 
 
-Handler = Callable[[Call], Answer]
+Handler = Callable[[ActionRequest], Answer]
 ACTIONS: dict[str, Handler] = {}
 
 
@@ -160,7 +160,7 @@ def tool_list() -> list[dict[str, Any]]:
     ]
 
 
-def session_data(call: Call, record: SessionRecord) -> dict[str, Any]:
+def session_data(call: ActionRequest, record: SessionRecord) -> dict[str, Any]:
     """What CreateMcpSession and GetSession answer; empty LinkUrl and Token keep tool calls here."""
     base_url = call.services.settings.base_url
     return {
@@ -181,7 +181,7 @@ def session_data(call: Call, record: SessionRecord) -> dict[str, Any]:
 
 
 @action("CreateMcpSession")
-def create_session(call: Call) -> Answer:
+def create_session(call: ActionRequest) -> Answer:
     for name, feature in UNSUPPORTED_CREATE_FIELDS.items():
         value = call.text(name)
         if value and value not in ("False", "[]"):
@@ -192,13 +192,13 @@ def create_session(call: Call) -> Answer:
 
 
 @action("GetSession")
-def get_session(call: Call) -> Answer:
+def get_session(call: ActionRequest) -> Answer:
     record = call.live_session()
     return {**session_data(call, record), "Status": record.status, "contexts": []}, {}
 
 
 @action("GetSessionDetail")
-def get_session_detail(call: Call) -> Answer:
+def get_session_detail(call: ActionRequest) -> Answer:
     """AgentBay says FINISH for a released session; the SDK's delete waits for it."""
     record = call.services.manager.get(call.tenant_id, call.required("SessionId"))
     status = "FINISH" if record.status == "DELETED" else record.status
@@ -212,7 +212,7 @@ def get_session_detail(call: Call) -> Answer:
 
 
 @action("ListSession")
-def list_sessions(call: Call) -> Answer:
+def list_sessions(call: ActionRequest) -> Answer:
     token = call.text("NextToken")
     if token and not token.isdigit():
         raise InvalidArgument(f"NextToken {token!r} is not one this server gave")
@@ -238,18 +238,18 @@ def list_sessions(call: Call) -> Answer:
 
 
 @action("DeleteSessionAsync", "ReleaseMcpSession")
-def delete_session(call: Call) -> Answer:
+def delete_session(call: ActionRequest) -> Answer:
     call.services.manager.delete(call.tenant_id, call.required("SessionId"))
     return None, {}
 
 
 @action("GetLabel")
-def get_labels(call: Call) -> Answer:
+def get_labels(call: ActionRequest) -> Answer:
     return {"Labels": json.dumps(call.live_session().labels)}, {}
 
 
 @action("SetLabel")
-def set_labels(call: Call) -> Answer:
+def set_labels(call: ActionRequest) -> Answer:
     labels = call.labels()
     if labels is None:
         raise InvalidArgument("Labels is required")
@@ -258,7 +258,7 @@ def set_labels(call: Call) -> Answer:
 
 
 @action("GetMcpResource")
-def get_resource(call: Call) -> Answer:
+def get_resource(call: ActionRequest) -> Answer:
     record = call.live_session()
     desktop = dict.fromkeys(("AppId", "AuthCode", "ConnectionProperties", "ResourceType", "Ticket"), "")
     return {
@@ -269,14 +269,14 @@ def get_resource(call: Call) -> Answer:
 
 
 @action("RefreshSessionIdleTime")
-def keep_alive(call: Call) -> Answer:
+def keep_alive(call: ActionRequest) -> Answer:
     """Cove sessions are not released for idleness (yet), so a live session needs nothing more."""
     call.live_session()
     return None, {}
 
 
 @action("ListMcpTools")
-def list_tools(call: Call) -> Answer:
+def list_tools(call: ActionRequest) -> Answer:
     """The SDK parses `Data` as a JSON string."""
     if image_id := call.text("ImageId"):
         call.services.images.get(image_id)
@@ -284,7 +284,7 @@ def list_tools(call: Call) -> Answer:
 
 
 @action("CallMcpTool")
-def call_tool(call: Call) -> Answer:
+def call_tool(call: ActionRequest) -> Answer:
     """`Server` is ignored: every tool is found by its name."""
     arguments = call.json("Args", {})
     record = call.live_session()
@@ -328,7 +328,7 @@ async def dispatch(request: Request) -> JSONResponse:
         handler = ACTIONS.get(name)
         if handler is None:
             raise InvalidArgument(f"unknown Action {name!r}")
-        data, extra = await run_in_threadpool(handler, Call(params, tenant_id, services))
+        data, extra = await run_in_threadpool(handler, ActionRequest(params, tenant_id, services))
     except CoveError as error:
         return _error(request_id, error)
     body = {"RequestId": request_id, "Success": True, "Code": "ok", "Message": "", "HttpStatusCode": 200}
