@@ -35,7 +35,9 @@ from cove.sdk.models import (
     SessionData,
     SessionInfo,
     SessionListResult,
+    SessionPauseResult,
     SessionResult,
+    SessionResumeResult,
     SessionStatusResult,
     UploadResult,
 )
@@ -79,7 +81,9 @@ __all__ = [
     "SessionData",
     "SessionInfo",
     "SessionListResult",
+    "SessionPauseResult",
     "SessionResult",
+    "SessionResumeResult",
     "SessionStatusResult",
     "UploadResult",
 ]

@@ -221,6 +221,19 @@ def test_delete(agent_bay: AgentBay, server: CoveServer) -> None:
     assert "not found" in agent_bay.delete(session).error_message.lower() or agent_bay.delete(session).success
 
 
+def test_pause_and_resume(official: Any, agent_bay: AgentBay, server: CoveServer) -> None:
+    official.command.execute_command("sleep 600 > /dev/null 2>&1 &")
+    paused = official.beta_pause(timeout=30, poll_interval=0.2)
+    assert paused.success, paused.error_message
+    assert official.get_status().status == "PAUSED"
+    assert server.runc("state", official.session_id).stdout.count('"paused"') == 1, "runc froze it"
+    refused = official.command.execute_command("true")
+    assert not refused.success and "resume it first" in refused.error_message
+    resumed = agent_bay.beta_resume(official, timeout=30, poll_interval=0.2)
+    assert resumed.success, resumed.error_message
+    assert "sleep 600" in official.command.execute_command("ps -eo args").stdout
+
+
 def test_other_tenants_sessions_are_not_found(official: Any, server: CoveServer) -> None:
     other = AgentBay(api_key=KEY_B, cfg=Config(endpoint=server.url))
     assert not other.get(official.session_id).success
@@ -228,8 +241,6 @@ def test_other_tenants_sessions_are_not_found(official: Any, server: CoveServer)
 
 
 def test_what_cove_lacks_yet_fails_clearly(official: Any, agent_bay: AgentBay, data_root: Any) -> None:
-    paused = official.beta_pause(timeout=5)
-    assert not paused.success and "not supported" in paused.error_message
     with pytest.raises(SessionError, match="not supported"):
         official.get_link()
     context = agent_bay.context.get("ctx", create=True)
@@ -280,6 +291,10 @@ async def test_async_sdk(async_agent_bay: AsyncAgentBay, server: CoveServer) -> 
         assert (await fs.search_files("/tmp/b", "*.txt")).matches == ["/tmp/b/d.txt"]
         assert (await fs.delete_file("/tmp/b/d.txt")).success
         assert inside(server, session, "ls -A /tmp/b") == ""
+
+        assert (await session.beta_pause(timeout=30, poll_interval=0.2)).success
+        assert (await session.get_status()).status == "PAUSED"
+        assert (await session.beta_resume(timeout=30, poll_interval=0.2)).success
 
         tools = await session.list_mcp_tools()
         assert "shell" in [tool.name for tool in tools.tools]

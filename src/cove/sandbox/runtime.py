@@ -238,7 +238,15 @@ class RuncRuntime:
             )
         if result.returncode != 0:
             message = _runc_error(log, f"runc {args[0]} failed")
-            raise SandboxError(f"could not start the sandbox of {session_id}: {message}")
+            verb = args[0] if args[0] in ("pause", "resume") else "start"
+            raise SandboxError(f"could not {verb} the sandbox of {session_id}: {message}")
+
+    def pause(self, session_id: str) -> None:
+        """Freeze every process of the sandbox (cgroup freezer): no CPU, memory and files kept."""
+        self._runc_logged(session_id, "pause", session_id)
+
+    def resume(self, session_id: str) -> None:
+        self._runc_logged(session_id, "resume", session_id)
 
     def destroy(self, session_id: str) -> None:
         """Remove the container, its mount, cgroups and files. Safe to call for any state."""

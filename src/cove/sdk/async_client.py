@@ -39,7 +39,9 @@ from cove.sdk.models import (
     ProcessResult,
     SessionData,
     SessionListResult,
+    SessionPauseResult,
     SessionResult,
+    SessionResumeResult,
     SessionStatusResult,
     UploadResult,
 )
@@ -126,6 +128,17 @@ class AsyncAgentBay(core.ClientBase):
         """One page of this key's sessions matching all `labels`; without `status`, the live ones."""
         return await self._send(core.list_sessions(labels, page, limit, status, image_id))
 
+    async def beta_pause(
+        self, session: AsyncSession, timeout: float = 600, poll_interval: float = 2.0
+    ) -> SessionPauseResult:
+        """Pause `session` (see `AsyncSession.beta_pause`)."""
+        return await session.beta_pause(timeout, poll_interval)
+
+    async def beta_resume(
+        self, session: AsyncSession, timeout: float = 600, poll_interval: float = 2.0
+    ) -> SessionResumeResult:
+        return await session.beta_resume(timeout, poll_interval)
+
     async def delete(self, session: AsyncSession | str) -> DeleteResult:
         """Delete a session (or a session id); deleting one twice succeeds."""
         session_id = session if isinstance(session, str) else session.session_id
@@ -163,6 +176,25 @@ class AsyncSession(core.SessionBase[AsyncAgentBay]):
 
     async def delete(self) -> DeleteResult:
         return await self.agent_bay.delete(self)
+
+    async def beta_pause(self, timeout: float = 600, poll_interval: float = 2.0) -> SessionPauseResult:
+        """Freeze the session: its processes, memory and files stay, it uses no CPU.
+
+        Cove answers once the session is PAUSED, so `timeout` and `poll_interval` (AgentBay's, for
+        its polling) are accepted and not needed. Tool calls answer 409 until `beta_resume`.
+        """
+        return await self.agent_bay._send(core.pause_session(self.session_id))
+
+    async def beta_resume(self, timeout: float = 600, poll_interval: float = 2.0) -> SessionResumeResult:
+        """Let a paused session run again, exactly where it stopped."""
+        return await self.agent_bay._send(core.resume_session(self.session_id))
+
+    async def beta_pause_async(self) -> SessionPauseResult:
+        """Ask for the pause; with Cove it is done when this returns, as with `beta_pause`."""
+        return await self.agent_bay._send(core.pause_session(self.session_id))
+
+    async def beta_resume_async(self) -> SessionResumeResult:
+        return await self.agent_bay._send(core.resume_session(self.session_id))
 
     @property
     def command(self) -> AsyncCommand:

@@ -23,7 +23,9 @@ from cove.sdk.models import (
     SessionData,
     SessionInfo,
     SessionListResult,
+    SessionPauseResult,
     SessionResult,
+    SessionResumeResult,
     SessionStatusResult,
 )
 
@@ -287,6 +289,31 @@ def get_status(session_id: str) -> Call[SessionStatusResult]:
         refusal=session_id_refusal(session_id),
         result_type=SessionStatusResult,
         parse=lambda answer, rid: SessionStatusResult(
+            request_id=rid, success=True, status=answer["session"]["status"]
+        ),
+    )
+
+
+def pause_session(session_id: str) -> Call[SessionPauseResult]:
+    """The server answers once the session is frozen (or with 409 if it cannot be paused)."""
+    return Call(
+        method="POST",
+        path=f"{session_path(session_id)}/pause",
+        refusal=session_id_refusal(session_id),
+        result_type=SessionPauseResult,
+        parse=lambda answer, rid: SessionPauseResult(
+            request_id=rid, success=True, status=answer["session"]["status"]
+        ),
+    )
+
+
+def resume_session(session_id: str) -> Call[SessionResumeResult]:
+    return Call(
+        method="POST",
+        path=f"{session_path(session_id)}/resume",
+        refusal=session_id_refusal(session_id),
+        result_type=SessionResumeResult,
+        parse=lambda answer, rid: SessionResumeResult(
             request_id=rid, success=True, status=answer["session"]["status"]
         ),
     )

@@ -122,6 +122,20 @@ class SessionStatusResult(Result):
 
 
 @dataclass(kw_only=True)
+class SessionPauseResult(Result):
+    """`status` is the session's status once the call is done: PAUSED on success."""
+
+    status: str = ""
+
+
+@dataclass(kw_only=True)
+class SessionResumeResult(Result):
+    """`status` is the session's status once the call is done: RUNNING on success."""
+
+    status: str = ""
+
+
+@dataclass(kw_only=True)
 class McpTool:
     """A tool the session serves; `server` is AgentBay's grouping, Cove serves them all as "cove"."""
 

@@ -36,7 +36,9 @@ from cove.sdk.models import (
     ProcessResult,
     SessionData,
     SessionListResult,
+    SessionPauseResult,
     SessionResult,
+    SessionResumeResult,
     SessionStatusResult,
     UploadResult,
 )
@@ -122,6 +124,17 @@ class AgentBay(core.ClientBase):
         """One page of this key's sessions matching all `labels`; without `status`, the live ones."""
         return self._send(core.list_sessions(labels, page, limit, status, image_id))
 
+    def beta_pause(
+        self, session: Session, timeout: float = 600, poll_interval: float = 2.0
+    ) -> SessionPauseResult:
+        """Pause `session` (see `Session.beta_pause`)."""
+        return session.beta_pause(timeout, poll_interval)
+
+    def beta_resume(
+        self, session: Session, timeout: float = 600, poll_interval: float = 2.0
+    ) -> SessionResumeResult:
+        return session.beta_resume(timeout, poll_interval)
+
     def delete(self, session: Session | str) -> DeleteResult:
         """Delete a session (or a session id); deleting one twice succeeds."""
         session_id = session if isinstance(session, str) else session.session_id
@@ -159,6 +172,25 @@ class Session(core.SessionBase[AgentBay]):
 
     def delete(self) -> DeleteResult:
         return self.agent_bay.delete(self)
+
+    def beta_pause(self, timeout: float = 600, poll_interval: float = 2.0) -> SessionPauseResult:
+        """Freeze the session: its processes, memory and files stay, it uses no CPU.
+
+        Cove answers once the session is PAUSED, so `timeout` and `poll_interval` (AgentBay's, for
+        its polling) are accepted and not needed. Tool calls answer 409 until `beta_resume`.
+        """
+        return self.agent_bay._send(core.pause_session(self.session_id))
+
+    def beta_resume(self, timeout: float = 600, poll_interval: float = 2.0) -> SessionResumeResult:
+        """Let a paused session run again, exactly where it stopped."""
+        return self.agent_bay._send(core.resume_session(self.session_id))
+
+    def beta_pause_async(self) -> SessionPauseResult:
+        """Ask for the pause; with Cove it is done when this returns, as with `beta_pause`."""
+        return self.agent_bay._send(core.pause_session(self.session_id))
+
+    def beta_resume_async(self) -> SessionResumeResult:
+        return self.agent_bay._send(core.resume_session(self.session_id))
 
     @property
     def command(self) -> Command:

@@ -11,7 +11,7 @@ import logging
 import secrets
 import string
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -177,12 +177,48 @@ class SessionManager:
             self.store.set_status(session_id, "DELETED", REASON_USER, only_from=["DELETING"])
         return self.get(tenant_id, session_id)
 
+    def pause(self, tenant_id: str, session_id: str) -> SessionRecord:
+        """Freeze a RUNNING session: its processes keep their memory and files but get no CPU."""
+        return self._transition(tenant_id, session_id, ("RUNNING", "PAUSING", "PAUSED"), self.runtime.pause)
+
+    def resume(self, tenant_id: str, session_id: str) -> SessionRecord:
+        return self._transition(tenant_id, session_id, ("PAUSED", "RESUMING", "RUNNING"), self.runtime.resume)
+
+    def _transition(
+        self,
+        tenant_id: str,
+        session_id: str,
+        statuses: tuple[str, str, str],
+        act: Callable[[str], None],
+    ) -> SessionRecord:
+        """Move from `before` through `during` (while `act` runs) to `after`; back to `before` on failure.
+
+        Asking for the state a session is already in succeeds; any other state answers 409.
+        """
+        before, during, after = statuses
+        record = self.get(tenant_id, session_id)
+        if record.status == after:
+            return record
+        if not self.store.set_status(session_id, during, only_from=[before]):
+            raise InvalidState(
+                f"session {session_id} is {self.get(tenant_id, session_id).status}; "
+                f"only a {before} session can become {after}"
+            )
+        try:
+            act(session_id)
+        except BaseException:
+            self.store.set_status(session_id, before, only_from=[during])
+            raise
+        self.store.set_status(session_id, after, only_from=[during])
+        return self.get(tenant_id, session_id)
+
     def agent(self, tenant_id: str, session_id: str) -> AgentClient:
         """The client of a RUNNING session's tool agent (for calls and streamed transfers)."""
         record = self.get(tenant_id, session_id)
         if record.status != "RUNNING":
+            advice = "; resume it first" if record.status in ("PAUSED", "PAUSING") else ""
             raise InvalidState(
-                f"session {session_id} is {record.status}; tools run only in a RUNNING session"
+                f"session {session_id} is {record.status}; tools run only in a RUNNING session{advice}"
             )
         return AgentClient(self.runtime.agent_run_dir(session_id), session_id)
 
@@ -220,6 +256,10 @@ class SessionManager:
                 self.store.set_status(record.session_id, "DELETED", REASON_USER)
             elif states.get(record.session_id) in ("running", "paused"):
                 kept.append(record.session_id)
+                if at_startup and record.status in ("PAUSING", "RESUMING"):
+                    # A pause or resume cut off midway: the container's state says how far it got.
+                    settled = "PAUSED" if states[record.session_id] == "paused" else "RUNNING"
+                    self.store.set_status(record.session_id, settled, only_from=[record.status])
             else:
                 reason = REASON_DIED_WHILE_DOWN if at_startup else REASON_DIED
                 self.runtime.destroy(record.session_id)

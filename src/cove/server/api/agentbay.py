@@ -44,7 +44,7 @@ TOOL_SERVERS = {"shell": "wuying_shell"}
 """AgentBay's MCP server name of a tool, where it has one; Cove's own tools are served as "cove"."""
 
 NOT_YET: dict[str, str] = {
-    **dict.fromkeys(("PauseSessionAsync", "ResumeSessionAsync", "GetLink"), "pause, resume and links"),
+    "GetLink": "links to session ports",
     **dict.fromkeys(
         (
             "GetContext",
@@ -272,6 +272,19 @@ def get_resource(call: ActionRequest) -> Answer:
 def keep_alive(call: ActionRequest) -> Answer:
     """Cove sessions are not released for idleness (yet), so a live session needs nothing more."""
     call.live_session()
+    return None, {}
+
+
+@action("PauseSessionAsync")
+def pause_session(call: ActionRequest) -> Answer:
+    """Done when it answers: the SDK's poll of GetSession then sees PAUSED at once."""
+    call.services.manager.pause(call.tenant_id, call.live_session().session_id)
+    return None, {}
+
+
+@action("ResumeSessionAsync")
+def resume_session(call: ActionRequest) -> Answer:
+    call.services.manager.resume(call.tenant_id, call.live_session().session_id)
     return None, {}
 
 

@@ -258,6 +258,17 @@ def delete_session(request: Request, tenant_id: Tenant, session_id: str) -> Sess
     return _answer(request, manager(request).delete(tenant_id, session_id))
 
 
+@router.post("/v1/sessions/{session_id}/pause", response_model=SessionAnswer, tags=["sessions"])
+def pause_session(request: Request, tenant_id: Tenant, session_id: str) -> SessionAnswer:
+    """Freeze the session (PAUSED): no CPU; its processes, memory and files stay as they are."""
+    return _answer(request, manager(request).pause(tenant_id, session_id))
+
+
+@router.post("/v1/sessions/{session_id}/resume", response_model=SessionAnswer, tags=["sessions"])
+def resume_session(request: Request, tenant_id: Tenant, session_id: str) -> SessionAnswer:
+    return _answer(request, manager(request).resume(tenant_id, session_id))
+
+
 @router.get("/v1/images", response_model=ImagesAnswer, tags=["images"])
 def list_images(request: Request, tenant_id: Tenant) -> ImagesAnswer:
     images = request.app.state.services.images.list()
