@@ -234,6 +234,13 @@ def test_pause_and_resume(official: Any, agent_bay: AgentBay, server: CoveServer
     assert "sleep 600" in official.command.execute_command("ps -eo args").stdout
 
 
+def test_get_metrics(official: Any) -> None:
+    result = official.get_metrics()
+    assert result.success, result.error_message
+    assert result.metrics.cpu_count == 1 and result.metrics.mem_total == 1024 * 1024 * 1024
+    assert result.metrics.mem_used > 0 and result.metrics.timestamp
+
+
 def test_other_tenants_sessions_are_not_found(official: Any, server: CoveServer) -> None:
     other = AgentBay(api_key=KEY_B, cfg=Config(endpoint=server.url))
     assert not other.get(official.session_id).success

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from cove.agent.tools import Tool, all_tools
+from cove.sessions.manager import HOST_TOOLS
 
 DOC = (Path(__file__).parents[2] / "docs" / "tools.md").read_text()
 
@@ -25,3 +26,8 @@ def test_every_schema_is_a_closed_object() -> None:
         assert schema["type"] == "object" and schema["additionalProperties"] is False
         assert set(schema["required"]) <= set(schema["properties"]), tool.name
         assert tool.description.strip(), tool.name
+
+
+@pytest.mark.parametrize("tool", HOST_TOOLS, ids=lambda tool: tool["name"])
+def test_the_servers_own_tools_are_documented(tool: dict[str, object]) -> None:
+    assert f"`{tool['name']}`" in DOC

@@ -26,6 +26,7 @@ from typing import Any
 
 from cove.errors import SandboxError
 from cove.sandbox import cgroups
+from cove.sandbox.accounting import Usage, read_usage
 from cove.sandbox.images import SANDBOX_HOME, SANDBOX_UID, Image
 from cove.sandbox.mounts import mount_overlay, mount_points_under, unmount
 from cove.sandbox.oci_spec import CPU_PERIOD_US, IdMapping, Limits, Mount, build_spec
@@ -272,6 +273,15 @@ class RuncRuntime:
             return None
         status: str = json.loads(result.stdout)["status"]
         return status
+
+    def usage(self, session_id: str) -> Usage:
+        """A sample of the session's resource use (see accounting.py)."""
+        result = self._runc("state", session_id)
+        if result.returncode != 0:
+            raise SandboxError(f"the sandbox of {session_id} is gone: {result.stderr.strip()}")
+        pid = int(json.loads(result.stdout)["pid"])
+        layer = self.session_dir(session_id) / "upper"
+        return read_usage(f"{self.cgroup_parent}/{session_id}", layer, pid)
 
     def exec(
         self, session_id: str, argv: list[str], timeout: float = RUNC_TIMEOUT_S

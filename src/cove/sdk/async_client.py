@@ -39,6 +39,7 @@ from cove.sdk.models import (
     ProcessResult,
     SessionData,
     SessionListResult,
+    SessionMetricsResult,
     SessionPauseResult,
     SessionResult,
     SessionResumeResult,
@@ -176,6 +177,12 @@ class AsyncSession(core.SessionBase[AsyncAgentBay]):
 
     async def delete(self) -> DeleteResult:
         return await self.agent_bay.delete(self)
+
+    async def get_metrics(
+        self, read_timeout: int | None = None, connect_timeout: int | None = None
+    ) -> SessionMetricsResult:
+        """CPU, memory, disk, processes and network, read by the server from the kernel's accounting."""
+        return await self.agent_bay._send(core.session_metrics(self.session_id))
 
     async def beta_pause(self, timeout: float = 600, poll_interval: float = 2.0) -> SessionPauseResult:
         """Freeze the session: its processes, memory and files stay, it uses no CPU.

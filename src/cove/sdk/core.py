@@ -23,6 +23,8 @@ from cove.sdk.models import (
     SessionData,
     SessionInfo,
     SessionListResult,
+    SessionMetrics,
+    SessionMetricsResult,
     SessionPauseResult,
     SessionResult,
     SessionResumeResult,
@@ -316,4 +318,20 @@ def resume_session(session_id: str) -> Call[SessionResumeResult]:
         parse=lambda answer, rid: SessionResumeResult(
             request_id=rid, success=True, status=answer["session"]["status"]
         ),
+    )
+
+
+def session_metrics(session_id: str) -> Call[SessionMetricsResult]:
+    def parse(answer: dict[str, Any], request_id: str) -> SessionMetricsResult:
+        raw = answer["metrics"]
+        fields = set(SessionMetrics.__dataclass_fields__)
+        metrics = SessionMetrics(**{k: v for k, v in raw.items() if k in fields})
+        return SessionMetricsResult(request_id=request_id, success=True, metrics=metrics, raw=raw)
+
+    return Call(
+        method="GET",
+        path=f"{session_path(session_id)}/metrics",
+        refusal=session_id_refusal(session_id),
+        result_type=SessionMetricsResult,
+        parse=parse,
     )

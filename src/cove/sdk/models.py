@@ -136,6 +136,35 @@ class SessionResumeResult(Result):
 
 
 @dataclass(kw_only=True)
+class SessionMetrics:
+    """AgentBay's SessionMetrics (its names), plus Cove's `processes` and `cpu_seconds`.
+
+    `cpu_used_pct` is a share of the session's CPU limit, measured over 0.1 s; memory and disk in
+    bytes (disk_used: what the session wrote on top of its image); network in KiB, loopback included.
+    """
+
+    cpu_count: float = 0.0
+    cpu_used_pct: float = 0.0
+    cpu_seconds: float = 0.0
+    mem_total: int = 0
+    mem_used: int = 0
+    disk_total: int = 0
+    disk_used: int = 0
+    processes: int = 0
+    rx_rate_kbyte_per_s: float = 0.0
+    tx_rate_kbyte_per_s: float = 0.0
+    rx_used_kbyte: float = 0.0
+    tx_used_kbyte: float = 0.0
+    timestamp: str = ""
+
+
+@dataclass(kw_only=True)
+class SessionMetricsResult(Result):
+    metrics: SessionMetrics | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
 class McpTool:
     """A tool the session serves; `server` is AgentBay's grouping, Cove serves them all as "cove"."""
 

@@ -36,6 +36,7 @@ from cove.sdk.models import (
     ProcessResult,
     SessionData,
     SessionListResult,
+    SessionMetricsResult,
     SessionPauseResult,
     SessionResult,
     SessionResumeResult,
@@ -172,6 +173,12 @@ class Session(core.SessionBase[AgentBay]):
 
     def delete(self) -> DeleteResult:
         return self.agent_bay.delete(self)
+
+    def get_metrics(
+        self, read_timeout: int | None = None, connect_timeout: int | None = None
+    ) -> SessionMetricsResult:
+        """CPU, memory, disk, processes and network, read by the server from the kernel's accounting."""
+        return self.agent_bay._send(core.session_metrics(self.session_id))
 
     def beta_pause(self, timeout: float = 600, poll_interval: float = 2.0) -> SessionPauseResult:
         """Freeze the session: its processes, memory and files stay, it uses no CPU.

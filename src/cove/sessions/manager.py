@@ -7,16 +7,21 @@ again if the sandbox cannot start, so a crash at any point leaves something `rec
 from __future__ import annotations
 
 import builtins
+import json
 import logging
 import secrets
+import shutil
 import string
 import threading
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
+from cove.agent.tools import all_tools
 from cove.config import Settings
-from cove.errors import InvalidState, QuotaExceeded, SessionNotFound
+from cove.errors import InvalidArgument, InvalidState, QuotaExceeded, SessionNotFound
+from cove.sandbox.accounting import SessionMetrics
 from cove.sandbox.agent_client import AgentClient
 from cove.sandbox.images import ImageStore
 from cove.sandbox.runtime import CleanupReport, RuncRuntime
@@ -39,7 +44,27 @@ LISTED_BY_DEFAULT = [s for s in STATUSES if s != "DELETED"]
 REASON_USER = "deleted by its owner"
 REASON_DIED_WHILE_DOWN = "the sandbox process exited while the server was down"
 REASON_DIED = "the sandbox process exited"
+METRICS_WINDOW_S = 0.1
+"""Rates (CPU, network) are measured over this long."""
 _ID_ALPHABET = string.ascii_lowercase + string.digits
+
+
+HOST_TOOLS: list[dict[str, Any]] = [
+    {
+        "name": "get_metrics",
+        "description": (
+            "The session's resource use, read by the host from the kernel's accounting: CPU (count, "
+            "percent of its limit, seconds), memory, disk written, processes, network bytes and rates."
+        ),
+        "inputSchema": {"type": "object", "properties": {}, "required": [], "additionalProperties": False},
+    }
+]
+"""Tools the server itself serves, beside the agent's: they need the host's view of the session."""
+
+
+def tool_catalogue() -> list[dict[str, Any]]:
+    """Every tool a session serves, described without asking a sandbox (the agent's code is here too)."""
+    return [tool.describe() for tool in all_tools().values()] + HOST_TOOLS
 
 
 def new_session_id() -> str:
@@ -212,6 +237,17 @@ class SessionManager:
         self.store.set_status(session_id, after, only_from=[during])
         return self.get(tenant_id, session_id)
 
+    def metrics(self, tenant_id: str, session_id: str) -> SessionMetrics:
+        """CPU, memory, disk, processes and network of a live session, over a short window."""
+        record = self.get(tenant_id, session_id)
+        if record.status not in LIVE_STATUSES:
+            raise InvalidState(f"session {session_id} is {record.status}; only live sessions have metrics")
+        first = self.runtime.usage(session_id)
+        time.sleep(METRICS_WINDOW_S)
+        second = self.runtime.usage(session_id)
+        disk_total = shutil.disk_usage(self.runtime.sessions_dir).total
+        return SessionMetrics.between(first, second, record.cpus, disk_total)
+
     def agent(self, tenant_id: str, session_id: str) -> AgentClient:
         """The client of a RUNNING session's tool agent (for calls and streamed transfers)."""
         record = self.get(tenant_id, session_id)
@@ -227,11 +263,16 @@ class SessionManager:
         tools: builtins.list[dict[str, Any]] = self.agent(tenant_id, session_id).call("tools/list", {})[
             "tools"
         ]
-        return tools
+        return tools + HOST_TOOLS
 
     def call_tool(self, tenant_id: str, session_id: str, name: str, arguments: Any) -> dict[str, Any]:
         """Run one tool in the session; answers MCP's result ({"content": [...], "isError": bool})."""
         timeout_s = check_tool_call(self.settings, name, arguments)
+        if name == "get_metrics":
+            if arguments:
+                raise InvalidArgument("get_metrics: it takes no arguments")
+            metrics = asdict(self.metrics(tenant_id, session_id))
+            return {"content": [{"type": "text", "text": json.dumps(metrics)}], "isError": False}
         params = {"name": name, "arguments": arguments}
         return self.agent(tenant_id, session_id).call("tools/call", params, timeout_s)
 

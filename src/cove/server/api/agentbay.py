@@ -20,10 +20,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from cove.agent.tools import all_tools
 from cove.errors import CoveError, InvalidArgument, SessionNotFound
 from cove.server.services import Services
-from cove.sessions.manager import CreateRequest
+from cove.sessions.manager import CreateRequest, tool_catalogue
 from cove.sessions.store import SessionRecord
 
 router = APIRouter()
@@ -40,7 +39,7 @@ ERROR_CODES = {
 """Cove's error codes as AgentBay names them (the SDK looks for the names), with AgentBay's status:
 an unknown session is a 400 there."""
 
-TOOL_SERVERS = {"shell": "wuying_shell"}
+TOOL_SERVERS = {"shell": "wuying_shell", "get_metrics": "wuying_system"}
 """AgentBay's MCP server name of a tool, where it has one; Cove's own tools are served as "cove"."""
 
 NOT_YET: dict[str, str] = {
@@ -154,10 +153,8 @@ def action(*names: str) -> Callable[[Handler], Handler]:
 
 
 def tool_list() -> list[dict[str, Any]]:
-    """The tool catalogue every session serves (the agent's own descriptions, read on the host)."""
-    return [
-        {**tool.describe(), "server": TOOL_SERVERS.get(tool.name, "cove")} for tool in all_tools().values()
-    ]
+    """The tool catalogue every session serves, each tool with an AgentBay server name."""
+    return [{**tool, "server": TOOL_SERVERS.get(tool["name"], "cove")} for tool in tool_catalogue()]
 
 
 def session_data(call: ActionRequest, record: SessionRecord) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -267,6 +268,13 @@ def pause_session(request: Request, tenant_id: Tenant, session_id: str) -> Sessi
 @router.post("/v1/sessions/{session_id}/resume", response_model=SessionAnswer, tags=["sessions"])
 def resume_session(request: Request, tenant_id: Tenant, session_id: str) -> SessionAnswer:
     return _answer(request, manager(request).resume(tenant_id, session_id))
+
+
+@router.get("/v1/sessions/{session_id}/metrics", tags=["sessions"])
+def session_metrics(request: Request, tenant_id: Tenant, session_id: str) -> dict[str, Any]:
+    """CPU, memory, disk, processes and network of the session, from the kernel's accounting."""
+    metrics = manager(request).metrics(tenant_id, session_id)
+    return {"request_id": request.state.request_id, "metrics": asdict(metrics)}
 
 
 @router.get("/v1/images", response_model=ImagesAnswer, tags=["images"])
