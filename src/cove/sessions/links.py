@@ -1,0 +1,167 @@
+"""Links to ports inside a session (AgentBay's `get_link`): their URLs, tokens and checks.
+
+A link is `{base_url}/links/{session_id}/{port}/{token}/`. The token is an HMAC-SHA256 of the session
+id and port under a secret only the server knows (`DATA_DIR/link_secret`), so a link needs no API key
+and cannot be guessed or moved to another session or port; it works while its session is RUNNING,
+and dies with the session. The server proxies HTTP and WebSocket through it (server/link_proxy.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import os
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from cove.errors import CoveError, InvalidArgument, InvalidState, SessionNotFound
+from cove.sandbox.agent_client import AgentClient
+from cove.sessions.manager import SessionManager
+
+FIRST_PORT, LAST_PORT = 30100, 30199
+"""The ports a link may point to, as in AgentBay."""
+PORT_RANGE = f"port must be an integer in the range [{FIRST_PORT}, {LAST_PORT}]"
+PROTOCOL_TYPES = ("https", "http", "wss", "ws")
+SECRET_FILE = "link_secret"
+
+_secrets: dict[Path, bytes] = {}
+_secrets_lock = threading.Lock()
+MAX_REMEMBERED_OWNERS = 10_000
+_owners: dict[str, str] = {}
+_owners_lock = threading.Lock()
+
+
+class LinkNotFound(CoveError):
+    """A link whose token does not fit: the same answer whether or not its session exists."""
+
+    code = "LinkNotFound"
+    http_status = 404
+
+    def __init__(self) -> None:
+        super().__init__("no such link; ask for a new one with get_link")
+
+
+def check_port(raw: Any) -> int:
+    """A link's port, from an integer or its decimal text; 400 naming the range otherwise."""
+    if isinstance(raw, str) and raw.strip().isdigit():
+        raw = int(raw)
+    if isinstance(raw, bool) or not isinstance(raw, int) or not FIRST_PORT <= raw <= LAST_PORT:
+        raise InvalidArgument(f"invalid port value: {raw}; {PORT_RANGE}")
+    return raw
+
+
+def check_protocol_type(raw: str | None) -> str:
+    """`https`/`http` for an HTTP link, `wss`/`ws` for a WebSocket one; none means WebSocket, as in
+    AgentBay, where a port alone gives a wss:// link."""
+    protocol_type = (raw or "wss").strip().lower()
+    if protocol_type not in PROTOCOL_TYPES:
+        raise InvalidArgument(f"protocol_type must be one of {', '.join(PROTOCOL_TYPES)}, not {raw!r}")
+    return protocol_type
+
+
+def link_secret(data_dir: Path) -> bytes:
+    """The server's secret: made (mode 0600) on first use and kept, so links outlive restarts."""
+    with _secrets_lock:
+        if data_dir not in _secrets:
+            _secrets[data_dir] = _read_or_make_secret(data_dir / SECRET_FILE)
+        return _secrets[data_dir]
+
+
+def _read_or_make_secret(path: Path) -> bytes:
+    if not path.exists():
+        # Written whole under another name, then linked into place: no reader ever sees half of it,
+        # and of two servers starting at once the first one's secret wins.
+        temporary = path.with_name(f".{SECRET_FILE}.{secrets.token_hex(8)}")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_hex(32) + "\n")
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+        finally:
+            temporary.unlink()
+    secret = path.read_text().strip()
+    if len(secret) < 32:
+        raise CoveError(f"{path} holds no usable secret; remove it and a new one is made")
+    return secret.encode()
+
+
+def token(data_dir: Path, session_id: str, port: int) -> str:
+    message = f"{session_id}:{port}".encode()
+    return hmac.new(link_secret(data_dir), message, hashlib.sha256).hexdigest()
+
+
+def link_url(manager: SessionManager, tenant_id: str, session_id: str, port: Any, protocol_type: Any) -> str:
+    """The URL of `port` in the caller's RUNNING session: http(s):// or ws(s):// after the server's URL."""
+    if port is None or port == "":
+        raise InvalidArgument(
+            f"a port is required: links reach a server in the session on a port in [{FIRST_PORT}, "
+            f"{LAST_PORT}] (this Cove server has no browser, so there is no default CDP link)"
+        )
+    number = check_port(port)
+    kind = check_protocol_type(protocol_type)
+    record = manager.get(tenant_id, session_id)
+    if record.status != "RUNNING":
+        raise InvalidState(f"session {session_id} is {record.status}; links work only in a RUNNING session")
+    base_url = manager.settings.base_url
+    secure = urlsplit(base_url).scheme == "https"
+    scheme = ("wss" if secure else "ws") if kind in ("wss", "ws") else ("https" if secure else "http")
+    address = base_url.split("://", 1)[1]
+    secret_token = token(manager.settings.data_dir, session_id, number)
+    return f"{scheme}://{address}/links/{session_id}/{number}/{secret_token}/"
+
+
+@dataclass(frozen=True)
+class LinkTarget:
+    """What a good link leads to: the session's agent, the port, and the session's owner."""
+
+    agent: AgentClient
+    port: int
+    tenant_id: str
+
+
+def open_link(manager: SessionManager, session_id: str, port: str, given_token: str) -> LinkTarget:
+    """Where the link leads, once its token is checked and its session found RUNNING.
+
+    A token that does not fit answers LinkNotFound (404) before anything else is looked at.
+    """
+    number = int(port) if port.isdigit() and len(port) <= 5 else 0
+    expected = token(manager.settings.data_dir, session_id, number)
+    if not FIRST_PORT <= number <= LAST_PORT or not hmac.compare_digest(
+        expected.encode(), given_token.encode(errors="surrogateescape")
+    ):
+        raise LinkNotFound()
+    tenant_id = _owner(manager, session_id)
+    try:
+        # The manager's own check of the session (RUNNING), as for any use of its agent.
+        agent = manager.agent(tenant_id, session_id)
+    except (InvalidState, SessionNotFound):
+        record = manager.store.get_session(session_id)
+        if record is None:
+            raise LinkNotFound() from None
+        advice = "; resume it first" if record.status in ("PAUSED", "PAUSING") else ""
+        raise InvalidState(
+            f"session {session_id} is {record.status}; its links work only while it is RUNNING{advice}"
+        ) from None
+    return LinkTarget(agent, number, tenant_id)
+
+
+def _owner(manager: SessionManager, session_id: str) -> str:
+    """The session's tenant, which never changes: remembered, so a request reads the database once."""
+    with _owners_lock:
+        tenant_id = _owners.get(session_id)
+    if tenant_id is None:
+        record = manager.store.get_session(session_id)
+        if record is None:
+            raise LinkNotFound()
+        tenant_id = record.tenant_id
+        with _owners_lock:
+            if len(_owners) >= MAX_REMEMBERED_OWNERS:
+                _owners.clear()
+            _owners[session_id] = tenant_id
+    return tenant_id
