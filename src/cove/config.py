@@ -38,6 +38,13 @@ class Settings:
     subordinate_id_start: int = _setting(100000, "first host uid/gid that sandbox uid 0 maps to")
     output_limit_bytes: int = _setting(10 * 1024 * 1024, "command output kept per stream; the rest is cut")
     max_command_timeout_ms: int = _setting(3_600_000, "longest timeout_ms a command may ask for")
+    default_idle_timeout_s: int = _setting(
+        0, "a session idle this long is deleted unless it asks otherwise; 0: never"
+    )
+    default_max_lifetime_s: int = _setting(
+        0, "a session is deleted this long after its creation unless it asks otherwise; 0: never"
+    )
+    reconcile_interval_s: float = _setting(10.0, "how often to look for dead sandboxes and expired sessions")
     agent_idle_exit_s: float = _setting(120.0, "a session's tool agent leaves after this long without calls")
 
     @property

@@ -58,3 +58,10 @@ class SandboxError(CoveError):
 
     code = "SandboxError"
     http_status = 500
+
+
+class UpstreamError(CoveError):
+    """A link's port inside the session could not be reached, or did not answer in HTTP."""
+
+    code = "UpstreamError"
+    http_status = 502

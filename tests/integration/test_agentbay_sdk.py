@@ -16,7 +16,15 @@ import pytest
 
 os.environ.setdefault("AGENTBAY_LOG_LEVEL", "CRITICAL")  # the SDK logs every failure as an error
 
-from agentbay import AgentBay, AsyncAgentBay, Config, CreateSessionParams
+from agentbay import (
+    AgentBay,
+    AsyncAgentBay,
+    Config,
+    CreateSessionParams,
+    ExtraConfigs,
+    LifecyclePolicy,
+    MobileExtraConfig,
+)
 from agentbay._common.exceptions import SessionError
 
 from tests.integration.server import KEY_A, KEY_B, CoveServer
@@ -138,6 +146,7 @@ def test_command_methods(official: Any, server: CoveServer) -> None:
 
 
 def test_file_system_methods(official: Any, server: CoveServer) -> None:
+    assert official.fs is official.files is official.filesystem is official.file_system
     fs = official.file_system
     big = "".join(f"line {n}\n" for n in range(20_000))  # over 51 KiB: the SDK writes it in chunks
     assert fs.write_file("/tmp/fs/big.txt", big).success
@@ -218,7 +227,8 @@ def test_delete(agent_bay: AgentBay, server: CoveServer) -> None:
     assert session.session_id not in server.containers()
     gone = agent_bay.get(session.session_id)
     assert not gone.success and "not found" in gone.error_message
-    assert "not found" in agent_bay.delete(session).error_message.lower() or agent_bay.delete(session).success
+    other = agent_bay.create().session
+    assert agent_bay.delete(other).success and other.session_id not in server.containers()
 
 
 def test_pause_and_resume(official: Any, agent_bay: AgentBay, server: CoveServer) -> None:
@@ -232,6 +242,22 @@ def test_pause_and_resume(official: Any, agent_bay: AgentBay, server: CoveServer
     resumed = agent_bay.beta_resume(official, timeout=30, poll_interval=0.2)
     assert resumed.success, resumed.error_message
     assert "sleep 600" in official.command.execute_command("ps -eo args").stdout
+    assert agent_bay.beta_pause(official, timeout=30, poll_interval=0.2).success
+    assert official.beta_resume(timeout=30, poll_interval=0.2).success
+    assert official.get_status().status == "RUNNING"
+
+
+def test_lifecycle_policy_and_keep_alive(agent_bay: AgentBay, server: CoveServer) -> None:
+    policy = LifecyclePolicy(idle_release_timeout=5, max_runtime=30)
+    created = agent_bay.create(CreateSessionParams(lifecycle_policy=policy))
+    assert created.success, created.error_message
+    try:
+        with server.client(KEY_A) as http:
+            native = http.get(f"/v1/sessions/{created.session.session_id}").json()["session"]
+        assert (native["idle_timeout_s"], native["max_lifetime_s"]) == (300, 1800), "minutes, as AgentBay"
+        assert created.session.keep_alive().success
+    finally:
+        created.session.delete()
 
 
 def test_get_metrics(official: Any) -> None:
@@ -256,8 +282,13 @@ def test_what_cove_lacks_yet_fails_clearly(official: Any, agent_bay: AgentBay, d
     assert not uploaded.success
     code = official.code.run_code("print(1)", "python")
     assert not code.success and "run_code" in code.error_message
-    refused = agent_bay.create(CreateSessionParams(idle_release_timeout=60))
-    assert not refused.success and "not supported" in refused.error_message
+    mobile = agent_bay.create(
+        CreateSessionParams(extra_configs=ExtraConfigs(mobile=MobileExtraConfig(lock_resolution=True)))
+    )
+    assert not mobile.success and "not supported" in mobile.error_message
+    for tool in ("run_code", "oss_upload", "get_env"):
+        lacking = official.call_mcp_tool(tool, {})
+        assert not lacking.success and "not supported" in lacking.error_message
 
 
 @pytest.fixture

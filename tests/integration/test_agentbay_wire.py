@@ -92,9 +92,11 @@ def test_errors_have_agentbay_shape(server: CoveServer) -> None:
     assert bad_json.status_code == 400 and "Args" in envelope(bad_json)["Message"]
     no_session = rpc(server, "GetLabel", SessionId="session-nope")
     assert envelope(no_session)["Code"] == "InvalidMcpSession.NotFound"
-    later = rpc(server, "PauseSessionAsync", SessionId="session-nope")
+    later = rpc(server, "GetContext", Name="ctx")
     assert later.status_code == 501 and envelope(later)["Code"] == "NotSupported"
-    refused = rpc(server, "CreateMcpSession", Timeout="5", MaxRuntime="30")
-    assert refused.status_code == 501 and "Timeout" in envelope(refused)["Message"]
+    refused = rpc(server, "CreateMcpSession", McpPolicyId="policy-1")
+    assert refused.status_code == 501 and "McpPolicyId" in envelope(refused)["Message"]
+    mobile = rpc(server, "CreateMcpSession", **{"ExtraConfigs.Mobile.LockResolution": "True"})
+    assert mobile.status_code == 501 and "ExtraConfigs.Mobile.LockResolution" in envelope(mobile)["Message"]
     page = rpc(server, "ListSession", NextToken="abc")
     assert page.status_code == 400 and "NextToken" in envelope(page)["Message"]

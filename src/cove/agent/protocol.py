@@ -16,6 +16,8 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 NOT_FOUND = -32004
 """Cove's own code: the file a transfer names does not exist."""
+PORT_CLOSED = -32005
+"""Cove's own code: `ports/connect` found nothing listening on the port inside the sandbox."""
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
 """No message line may be longer; file contents beyond this go as raw bytes, not JSON."""

@@ -108,6 +108,9 @@ class Connection(socketserver.StreamRequestHandler):
             if message.get("method") in ("files/upload", "files/download"):
                 self.transfer(message)
                 return
+            if message.get("method") == "ports/connect":
+                self.relay_port(message)
+                return
             answer = self.agent.answer(message)
             if answer is not None:
                 protocol.write_message(self.wfile, answer)
@@ -127,6 +130,20 @@ class Connection(socketserver.StreamRequestHandler):
                 transfers.send_file(self.connection, source, size)
         except transfers.TransferError as error:
             protocol.write_message(self.wfile, protocol.error(request_id, error.code, str(error)))
+
+    def relay_port(self, message: dict[str, Any]) -> None:
+        """A TCP connection to a port in the sandbox: one answer line, then raw bytes both ways."""
+        from . import ports
+
+        request_id = message.get("id")
+        try:
+            upstream = ports.connect(ports.checked_port(message.get("params")))
+        except ports.PortError as error:
+            protocol.write_message(self.wfile, protocol.error(request_id, error.code, str(error)))
+            return
+        with upstream:
+            protocol.write_message(self.wfile, protocol.result(request_id, {}))
+            ports.relay(self.connection, self.rfile, upstream)
 
 
 class Activity:

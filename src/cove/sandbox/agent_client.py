@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cove.agent import protocol
-from cove.errors import FileNotFound, InvalidArgument, SandboxError
+from cove.errors import FileNotFound, InvalidArgument, SandboxError, UpstreamError
 
 SOCKET_NAME = "agent.sock"
 START_TIMEOUT_S = 10.0
@@ -26,6 +26,8 @@ ANSWER_MARGIN_S = 10.0
 TRANSFER_IDLE_TIMEOUT_S = 60.0
 """A streamed transfer fails when the agent sends or takes nothing for this long."""
 CHUNK_BYTES = 1024 * 1024
+PORT_BUFFER_BYTES = 256 * 1024
+"""A relayed port connection buffers about this much before it stops reading (back-pressure)."""
 
 
 class AgentClient:
@@ -100,10 +102,14 @@ class AgentClient:
         result: dict[str, Any] = answer["result"]
         return result
 
-    async def _open_stream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        sock = await asyncio.to_thread(self.connect)
+    async def _open_stream(
+        self, limit: int = protocol.MAX_LINE_BYTES + 1, sock: socket.socket | None = None
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Streams over `sock` (connected by the caller already), or over a new connection."""
+        if sock is None:
+            sock = await asyncio.to_thread(self.connect)
         try:
-            return await asyncio.open_unix_connection(sock=sock, limit=protocol.MAX_LINE_BYTES + 1)
+            return await asyncio.open_unix_connection(sock=sock, limit=limit)
         except BaseException:
             sock.close()
             raise
@@ -162,3 +168,29 @@ class AgentClient:
                 writer.close()
 
         return size, body()
+
+    async def open_port(
+        self, port: int, sock: socket.socket | None = None
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A byte stream to TCP `port` inside the sandbox, relayed by the agent (`ports/connect`).
+
+        `sock`: a connection to the agent the caller made already with `connect`, in a worker
+        thread it needed anyway (a second trip to a thread is a large part of a small request).
+        Nothing listening on the port is an UpstreamError (502). The reader given back is the one
+        the answer line was read from, so bytes the service sent right behind it are not lost.
+        """
+        reader, writer = await self._open_stream(PORT_BUFFER_BYTES, sock)
+        try:
+            writer.write(protocol.encode(protocol.request(1, "ports/connect", {"port": port})))
+            try:
+                line = await asyncio.wait_for(reader.readline(), START_TIMEOUT_S + ANSWER_MARGIN_S)
+                answer = protocol.decode(line)
+            except (TimeoutError, OSError, ValueError, protocol.ProtocolError) as error:
+                raise self._failed(error) from None
+            if answer and answer.get("error", {}).get("code") == protocol.PORT_CLOSED:
+                raise UpstreamError(str(answer["error"].get("message")))
+            self._result(answer)
+        except BaseException:
+            writer.close()
+            raise
+        return reader, writer

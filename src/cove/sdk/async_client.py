@@ -178,6 +178,20 @@ class AsyncSession(core.SessionBase[AsyncAgentBay]):
     async def delete(self) -> DeleteResult:
         return await self.agent_bay.delete(self)
 
+    async def keep_alive(self) -> OperationResult:
+        """Count as activity now: the session's idle timeout starts again."""
+        return await self.agent_bay._send(core.keep_alive(self.session_id))
+
+    async def get_link(
+        self, protocol_type: str | None = None, port: int | None = None, options: str | None = None
+    ) -> OperationResult:
+        """A URL reaching `port` (30100-30199) in the session with no API key; `data` is the URL.
+
+        "https"/"http" give an HTTP link, "wss"/"ws" (the default) a WebSocket one; the scheme follows
+        the server's. `options` is AgentBay's and not needed. No port: 400 (Cove has no browser).
+        """
+        return await self.agent_bay._send(core.session_link(self.session_id, protocol_type, port))
+
     async def get_metrics(
         self, read_timeout: int | None = None, connect_timeout: int | None = None
     ) -> SessionMetricsResult:

@@ -180,10 +180,14 @@ def create_session(
         if value is not None
     }
     body: dict[str, Any] = {"image_id": params.image_id, "labels": params.labels, "resources": resources}
+    if params.lifecycle_policy is not None:
+        body["idle_timeout_s"], body["max_lifetime_s"] = params.lifecycle_policy.seconds()
+    elif params.idle_release_timeout is not None:
+        body["idle_timeout_s"] = params.idle_release_timeout
     return Call(
         method="POST",
         path="/v1/sessions",
-        body={k: v for k, v in body.items() if v},
+        body={k: v for k, v in body.items() if v or k.endswith("_s")},
         result_type=SessionResult,
         parse=lambda answer, rid: SessionResult(
             request_id=rid, success=True, session=bind(_session_data(answer["session"]))
@@ -334,4 +338,31 @@ def session_metrics(session_id: str) -> Call[SessionMetricsResult]:
         refusal=session_id_refusal(session_id),
         result_type=SessionMetricsResult,
         parse=parse,
+    )
+
+
+def session_link(session_id: str, protocol_type: str | None, port: int | None) -> Call[OperationResult]:
+    """`data` is the URL; the server checks the port (and answers 400 without one: Cove has no browser)."""
+    params: dict[str, str | int] = {}
+    if port is not None:
+        params["port"] = port
+    if protocol_type:
+        params["protocol_type"] = protocol_type
+    return Call(
+        method="GET",
+        path=f"{session_path(session_id)}/link",
+        params=params,
+        refusal=session_id_refusal(session_id),
+        result_type=OperationResult,
+        parse=lambda answer, rid: OperationResult(request_id=rid, success=True, data=answer["url"]),
+    )
+
+
+def keep_alive(session_id: str) -> Call[OperationResult]:
+    return Call(
+        method="POST",
+        path=f"{session_path(session_id)}/keep_alive",
+        refusal=session_id_refusal(session_id),
+        result_type=OperationResult,
+        parse=lambda answer, rid: OperationResult(request_id=rid, success=True, data=True),
     )

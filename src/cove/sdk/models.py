@@ -28,14 +28,37 @@ class Config:
 
 
 @dataclass(kw_only=True)
+class LifecyclePolicy:
+    """AgentBay's lifecycle policy, in MINUTES: released after `idle_release_timeout` minutes unused
+    (default 5) or `max_runtime` minutes after creation (default 30); `manual_release` disables both."""
+
+    idle_release_timeout: int | None = None
+    max_runtime: int | None = None
+    manual_release: bool = False
+
+    def seconds(self) -> tuple[int, int]:
+        """(idle timeout, maximum lifetime) in seconds; 0 means none."""
+        if self.manual_release:
+            return 0, 0
+        return (self.idle_release_timeout or 5) * 60, (self.max_runtime or 30) * 60
+
+
+@dataclass(kw_only=True)
 class CreateSessionParams:
-    """What to create: AgentBay's `labels` and `image_id`, plus Cove's per-session resource limits."""
+    """What to create: AgentBay's `labels`, `image_id`, `idle_release_timeout` (SECONDS, as in
+    AgentBay) and `lifecycle_policy` (minutes), plus Cove's per-session resource limits.
+
+    Without either timeout the server's defaults apply (out of the box: none, the session lives
+    until it is deleted).
+    """
 
     labels: dict[str, str] | None = None
     image_id: str | None = None
     memory_mb: int | None = None
     cpus: float | None = None
     pids: int | None = None
+    idle_release_timeout: int | None = None
+    lifecycle_policy: LifecyclePolicy | None = None
 
 
 @dataclass(kw_only=True)
@@ -51,6 +74,9 @@ class SessionData:
     resource_url: str = ""
     created_at: str = ""
     updated_at: str = ""
+    idle_timeout_s: int = 0
+    max_lifetime_s: int = 0
+    last_active_at: str = ""
 
 
 @dataclass(kw_only=True)

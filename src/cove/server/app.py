@@ -17,12 +17,11 @@ from starlette.concurrency import run_in_threadpool
 from cove.auth import ensure_default_key
 from cove.config import Settings
 from cove.errors import CoveError, InvalidArgument
-from cove.server.api import agentbay, native
+from cove.server.api import agentbay, links, mcp, native
 from cove.server.services import Services, build_services
 from cove.sessions.manager import SessionManager
 
 log = logging.getLogger("cove.server")
-RECONCILE_INTERVAL_S = 10.0
 
 
 def _start(services: Services) -> None:
@@ -39,7 +38,7 @@ def _start(services: Services) -> None:
 
 async def _reconcile_forever(manager: SessionManager) -> None:
     while True:
-        await asyncio.sleep(RECONCILE_INTERVAL_S)
+        await asyncio.sleep(manager.settings.reconcile_interval_s)
         try:
             await run_in_threadpool(manager.reconcile)
         except Exception:
@@ -70,6 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
         request.state.request_id = uuid.uuid4().hex
         response = await call_next(request)
         response.headers["X-Request-Id"] = request.state.request_id
+        app.state.services.metrics.answered(response.status_code)
         return response
 
     @app.exception_handler(CoveError)
@@ -89,4 +89,6 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(native.router)
     app.include_router(agentbay.router)
+    app.include_router(mcp.router)
+    app.include_router(links.router)
     return app

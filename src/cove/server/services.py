@@ -8,6 +8,7 @@ from cove.auth import KeyRing
 from cove.config import Settings
 from cove.sandbox.images import ImageStore
 from cove.sandbox.runtime import RuncRuntime
+from cove.server.prometheus import ServerMetrics
 from cove.sessions.manager import SessionManager
 from cove.sessions.store import Store
 
@@ -22,6 +23,7 @@ class Services:
     runtime: RuncRuntime
     manager: SessionManager
     keys: KeyRing
+    metrics: ServerMetrics
 
 
 def build_services(settings: Settings) -> Services:
@@ -38,4 +40,5 @@ def build_services(settings: Settings) -> Services:
         },
     )
     manager = SessionManager(settings, store, runtime, images)
-    return Services(settings, store, images, runtime, manager, KeyRing(store, settings.api_keys))
+    manager.observer = metrics = ServerMetrics(store)
+    return Services(settings, store, images, runtime, manager, KeyRing(store, settings.api_keys), metrics)

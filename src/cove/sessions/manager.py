@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from cove.agent.tools import all_tools
@@ -32,6 +33,7 @@ from cove.sessions.validation import (
     check_limits,
     check_page,
     check_status,
+    check_timeouts,
     check_tool_call,
 )
 from cove.sessions.warm_pool import WarmPool
@@ -44,6 +46,8 @@ LISTED_BY_DEFAULT = [s for s in STATUSES if s != "DELETED"]
 REASON_USER = "deleted by its owner"
 REASON_DIED_WHILE_DOWN = "the sandbox process exited while the server was down"
 REASON_DIED = "the sandbox process exited"
+ACTIVITY_RESOLUTION_S = 5.0
+"""Activity is written down at most this often per session (or a quarter of its idle timeout)."""
 METRICS_WINDOW_S = 0.1
 """Rates (CPU, network) are measured over this long."""
 _ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -67,6 +71,29 @@ def tool_catalogue() -> list[dict[str, Any]]:
     return [tool.describe() for tool in all_tools().values()] + HOST_TOOLS
 
 
+def _expiry(record: SessionRecord, now: datetime) -> str:
+    """Why the session should end now, or "" if it may live on. A paused session is never idle."""
+    if record.max_lifetime_s and (now - record.created_at).total_seconds() > record.max_lifetime_s:
+        return f"reached its maximum lifetime of {record.max_lifetime_s} s"
+    idle_for = (now - record.active_at).total_seconds()
+    if record.status == "RUNNING" and record.idle_timeout_s and idle_for > record.idle_timeout_s:
+        return f"idle for more than its idle timeout of {record.idle_timeout_s} s"
+    return ""
+
+
+TOOL_NAMES = frozenset(tool["name"] for tool in tool_catalogue())
+
+
+class Observer:
+    """What the manager reports as it works, for the server's metrics; this one notes nothing."""
+
+    def session_created(self, seconds: float) -> None:
+        """A session became RUNNING `seconds` after its create was asked for."""
+
+    def tool_called(self, tool: str, outcome: str, seconds: float) -> None:
+        """A tool call ended: "ok", "error" (the tool failed), "invalid" (refused) or "failed"."""
+
+
 def new_session_id() -> str:
     """AgentBay-style id, also the sandbox hostname: 'session-' and 17 random characters."""
     return "session-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(17))
@@ -79,6 +106,8 @@ class CreateRequest:
     memory_mb: Any = None
     cpus: Any = None
     pids: Any = None
+    idle_timeout_s: Any = None
+    max_lifetime_s: Any = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +137,7 @@ class SessionManager:
         self.images = images
         self._quota_lock = threading.Lock()
         self.warm_pool: WarmPool | None = None
+        self.observer = Observer()
 
     def start_warm_pool(self) -> None:
         """Keep `settings.warm_pool` sandboxes prepared for creates with the default image and limits."""
@@ -121,8 +151,12 @@ class SessionManager:
             self.warm_pool.close()
 
     def create(self, tenant_id: str, request: CreateRequest) -> SessionRecord:
+        started = time.perf_counter()
         labels = check_labels(request.labels)
         limits = check_limits(self.settings, request.memory_mb, request.cpus, request.pids)
+        idle_timeout_s, max_lifetime_s = check_timeouts(
+            self.settings, request.idle_timeout_s, request.max_lifetime_s
+        )
         image = self.images.get(request.image_id or self.settings.default_image)
         prepared = self.warm_pool.take(image) if self.warm_pool else None
         now = utc_now()
@@ -137,6 +171,8 @@ class SessionManager:
             created_at=now,
             updated_at=now,
             labels=labels,
+            idle_timeout_s=idle_timeout_s,
+            max_lifetime_s=max_lifetime_s,
         )
         with self._quota_lock:
             live = self.store.insert_session_within_quota(record, self.settings.session_quota)
@@ -157,6 +193,7 @@ class SessionManager:
             raise
         self.store.set_status(record.session_id, "RUNNING", only_from=[CREATING])
         record.status = "RUNNING"
+        self.observer.session_created(time.perf_counter() - started)
         return record
 
     def get(self, tenant_id: str, session_id: str) -> SessionRecord:
@@ -197,17 +234,55 @@ class SessionManager:
         """End a session; deleting one that is already gone succeeds."""
         record = self.get(tenant_id, session_id)
         if record.status != "DELETED":
-            self.store.set_status(session_id, "DELETING", only_from=LIVE_STATUSES)
-            self.runtime.destroy(session_id)
-            self.store.set_status(session_id, "DELETED", REASON_USER, only_from=["DELETING"])
+            self._end(session_id, REASON_USER)
         return self.get(tenant_id, session_id)
+
+    def _end(self, session_id: str, reason: str) -> bool:
+        """Remove a live session's sandbox and mark it DELETED with `reason`; False if it was not live."""
+        if not self.store.set_status(session_id, "DELETING", only_from=LIVE_STATUSES):
+            return False
+        self.runtime.destroy(session_id)
+        self.store.set_status(session_id, "DELETED", reason, only_from=["DELETING"])
+        return True
+
+    def keep_alive(self, tenant_id: str, session_id: str) -> SessionRecord:
+        """Count as activity now: the idle timeout starts again."""
+        record = self.get(tenant_id, session_id)
+        if record.status not in LIVE_STATUSES:
+            raise InvalidState(f"session {session_id} is {record.status}")
+        self.store.mark_active(session_id, utc_now())
+        return record
+
+    def _touch(self, record: SessionRecord) -> None:
+        """Note activity for the idle timeout; at most every few seconds, to spare the database."""
+        now = utc_now()
+        resolution = min(ACTIVITY_RESOLUTION_S, record.idle_timeout_s / 4)
+        if record.idle_timeout_s and (now - record.active_at).total_seconds() >= resolution:
+            self.store.mark_active(record.session_id, now)
+
+    def expire(self) -> builtins.list[str]:
+        """Delete the sessions past their idle timeout or maximum lifetime; answers their ids."""
+        now = utc_now()
+        ended = []
+        records, _ = self.store.list_sessions(statuses=LIVE_STATUSES)
+        for record in records:
+            reason = _expiry(record, now)
+            if reason and self._end(record.session_id, reason):
+                log.info("session %s ended: %s", record.session_id, reason)
+                ended.append(record.session_id)
+        return ended
 
     def pause(self, tenant_id: str, session_id: str) -> SessionRecord:
         """Freeze a RUNNING session: its processes keep their memory and files but get no CPU."""
         return self._transition(tenant_id, session_id, ("RUNNING", "PAUSING", "PAUSED"), self.runtime.pause)
 
     def resume(self, tenant_id: str, session_id: str) -> SessionRecord:
-        return self._transition(tenant_id, session_id, ("PAUSED", "RESUMING", "RUNNING"), self.runtime.resume)
+        """Thaw a PAUSED session; its idle timeout starts again from now."""
+        record = self._transition(
+            tenant_id, session_id, ("PAUSED", "RESUMING", "RUNNING"), self.runtime.resume
+        )
+        self.store.mark_active(session_id, utc_now())
+        return record
 
     def _transition(
         self,
@@ -256,6 +331,7 @@ class SessionManager:
             raise InvalidState(
                 f"session {session_id} is {record.status}; tools run only in a RUNNING session{advice}"
             )
+        self._touch(record)
         return AgentClient(self.runtime.agent_run_dir(session_id), session_id)
 
     def list_tools(self, tenant_id: str, session_id: str) -> builtins.list[dict[str, Any]]:
@@ -267,6 +343,19 @@ class SessionManager:
 
     def call_tool(self, tenant_id: str, session_id: str, name: str, arguments: Any) -> dict[str, Any]:
         """Run one tool in the session; answers MCP's result ({"content": [...], "isError": bool})."""
+        started, outcome = time.perf_counter(), "failed"
+        try:
+            result = self._call_tool(tenant_id, session_id, name, arguments)
+            outcome = "error" if result.get("isError") else "ok"
+            return result
+        except InvalidArgument:
+            outcome = "invalid"
+            raise
+        finally:
+            known = name if name in TOOL_NAMES else "other"  # client-chosen names must not grow the labels
+            self.observer.tool_called(known, outcome, time.perf_counter() - started)
+
+    def _call_tool(self, tenant_id: str, session_id: str, name: str, arguments: Any) -> dict[str, Any]:
         timeout_s = check_tool_call(self.settings, name, arguments)
         if name == "get_metrics":
             if arguments:
@@ -310,4 +399,7 @@ class SessionManager:
         leftovers = (
             self.runtime.cleanup_leftovers(keep=set(kept)) if at_startup else CleanupReport([], [], [], [])
         )
-        return RecoveryReport(kept=kept, ended=ended, leftovers=leftovers)
+        expired = self.expire()
+        return RecoveryReport(
+            kept=[k for k in kept if k not in expired], ended=ended + expired, leftovers=leftovers
+        )

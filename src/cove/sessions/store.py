@@ -26,7 +26,9 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Connection, Engine, RowMapping
@@ -46,6 +48,10 @@ sessions_table = Table(
     Column("pids", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Added after the first release: nullable, so that older databases gain them in place (migrate).
+    Column("idle_timeout_s", Integer, nullable=True),
+    Column("max_lifetime_s", Integer, nullable=True),
+    Column("last_active_at", DateTime(timezone=True), nullable=True),
 )
 
 labels_table = Table(
@@ -94,6 +100,16 @@ class SessionRecord:
     updated_at: datetime
     status_reason: str = ""
     labels: dict[str, str] = field(default_factory=dict)
+    idle_timeout_s: int = 0
+    """0: never released for idleness."""
+    max_lifetime_s: int = 0
+    """0: no limit."""
+    last_active_at: datetime | None = None
+    """The last call that used the session (tool calls, transfers, keep-alive); None: its creation."""
+
+    @property
+    def active_at(self) -> datetime:
+        return self.last_active_at or self.created_at
 
 
 @dataclass(frozen=True)
@@ -111,6 +127,17 @@ class Store:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Bring a database made by an older Cove up to date: its tables lack the newer, nullable columns."""
+        for table in metadata.sorted_tables:
+            present = {column["name"] for column in inspect(self.engine).get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present:
+                    kind = column.type.compile(dialect=self.engine.dialect)
+                    with self._transaction() as db:
+                        db.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -200,6 +227,21 @@ class Store:
             result = db.execute(query.values(status=status, status_reason=reason, updated_at=utc_now()))
             return result.rowcount > 0
 
+    def count_by_status(self) -> dict[str, int]:
+        """How many sessions there are in each status, every tenant together."""
+        with self._transaction() as db:
+            query = select(sessions_table.c.status, func.count()).group_by(sessions_table.c.status)
+            return {status: int(count) for status, count in db.execute(query).all()}
+
+    def mark_active(self, session_id: str, moment: datetime) -> None:
+        """Record that the session was used, which restarts its idle timeout."""
+        with self._transaction() as db:
+            db.execute(
+                update(sessions_table)
+                .where(sessions_table.c.session_id == session_id)
+                .values(last_active_at=moment)
+            )
+
     def replace_labels(self, session_id: str, labels: Mapping[str, str]) -> None:
         with self._transaction() as db:
             db.execute(delete(labels_table).where(labels_table.c.session_id == session_id))
@@ -255,6 +297,9 @@ def _session_columns(record: SessionRecord) -> dict[str, Any]:
         "pids": record.pids,
         "created_at": record.created_at,
         "updated_at": record.updated_at,
+        "idle_timeout_s": record.idle_timeout_s,
+        "max_lifetime_s": record.max_lifetime_s,
+        "last_active_at": record.last_active_at,
     }
 
 
@@ -288,4 +333,7 @@ def _record(row: RowMapping, labels: dict[str, str]) -> SessionRecord:
         created_at=_aware(row["created_at"]),
         updated_at=_aware(row["updated_at"]),
         labels=labels,
+        idle_timeout_s=row["idle_timeout_s"] or 0,
+        max_lifetime_s=row["max_lifetime_s"] or 0,
+        last_active_at=_aware(row["last_active_at"]) if row["last_active_at"] else None,
     )

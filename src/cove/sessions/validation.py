@@ -67,6 +67,22 @@ def check_limits(settings: Settings, memory_mb: Any = None, cpus: Any = None, pi
     )
 
 
+def check_timeouts(settings: Settings, idle_timeout_s: Any, max_lifetime_s: Any) -> tuple[int, int]:
+    """A session's idle timeout and maximum lifetime in seconds; 0 means none; server defaults where unset."""
+    return (
+        _seconds("idle_timeout_s", idle_timeout_s, settings.default_idle_timeout_s),
+        _seconds("max_lifetime_s", max_lifetime_s, settings.default_max_lifetime_s),
+    )
+
+
+def _seconds(name: str, value: Any, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidArgument(f"{name} must be a whole number of seconds (0 for none), not {value!r}")
+    return value
+
+
 def check_status(status: str | None) -> str | None:
     if status is not None and status not in STATUSES:
         raise InvalidArgument(f"status {status!r} is not one of {', '.join(STATUSES)}")

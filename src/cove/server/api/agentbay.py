@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cove.errors import CoveError, InvalidArgument, SessionNotFound
 from cove.server.services import Services
+from cove.sessions import links
 from cove.sessions.manager import CreateRequest, tool_catalogue
 from cove.sessions.store import SessionRecord
 
@@ -43,7 +44,6 @@ TOOL_SERVERS = {"shell": "wuying_shell", "get_metrics": "wuying_system"}
 """AgentBay's MCP server name of a tool, where it has one; Cove's own tools are served as "cove"."""
 
 NOT_YET: dict[str, str] = {
-    "GetLink": "links to session ports",
     **dict.fromkeys(
         (
             "GetContext",
@@ -75,14 +75,25 @@ NOT_YET: dict[str, str] = {
 
 UNSUPPORTED_CREATE_FIELDS = {
     "PersistenceDataList": "context sync",
-    "Timeout": "idle timeouts (LifecyclePolicy)",
-    "MaxRuntime": "maximum runtimes (LifecyclePolicy)",
     "NetworkId": "custom networks",
     "McpPolicyId": "MCP policies",
     "Skills": "skills",
+    "LoadSkill": "skills",
     "EnableRecord": "browser replay",
+    "ExtraConfigs.": "mobile settings (ExtraConfigs)",
 }
-"""Fields of CreateMcpSession that ask for something Cove cannot do yet: refused, not ignored."""
+"""Fields of CreateMcpSession (or, ending in ".", families of flattened fields) that ask for something
+Cove cannot do yet: refused, not ignored."""
+
+TOOLS_NOT_YET = {
+    **dict.fromkeys(("run_code",), "code execution"),
+    **dict.fromkeys(("set_env", "get_env"), "session environment variables"),
+    **dict.fromkeys(
+        ("oss_env_init", "oss_upload", "oss_upload_annon", "oss_download", "oss_download_annon"),
+        "object storage",
+    ),
+}
+"""AgentBay tools Cove does not serve yet; other unknown tools are plain bad input."""
 
 
 class NotSupported(CoveError):
@@ -180,12 +191,24 @@ def session_data(call: ActionRequest, record: SessionRecord) -> dict[str, Any]:
 @action("CreateMcpSession")
 def create_session(call: ActionRequest) -> Answer:
     for name, feature in UNSUPPORTED_CREATE_FIELDS.items():
-        value = call.text(name)
-        if value and value not in ("False", "[]"):
-            raise NotSupported(f"{name}: {feature} are not supported by this Cove server yet")
-    request = CreateRequest(image_id=call.text("ImageId") or None, labels=call.labels())
+        given = [field for field, value in call.params.items() if field.startswith(name) and value]
+        if given and [call.params[field] for field in given] not in (["False"], ["[]"]):
+            raise NotSupported(f"{given[0]} is not supported by this Cove server yet ({feature})")
+    request = CreateRequest(
+        image_id=call.text("ImageId") or None,
+        labels=call.labels(),
+        idle_timeout_s=_minutes(call, "Timeout"),
+        max_lifetime_s=_minutes(call, "MaxRuntime"),
+    )
     record = call.services.manager.create(call.tenant_id, request)
     return {**session_data(call, record), "Success": True, "ErrMsg": ""}, {}
+
+
+def _minutes(call: ActionRequest, name: str) -> int | None:
+    """LifecyclePolicy's minutes as seconds; ManualRelease=True means no timeouts at all."""
+    if call.text("ManualRelease") == "True":
+        return 0
+    return call.number(name, 0) * 60 if call.text(name) else None
 
 
 @action("GetSession")
@@ -254,6 +277,21 @@ def set_labels(call: ActionRequest) -> Answer:
     return None, {}
 
 
+@action("GetLink")
+def get_link(call: ActionRequest) -> Answer:
+    """A URL to a port in the session (sessions/links.py); `Option` is accepted and not needed."""
+    record = call.live_session()
+    if not call.text("Port"):
+        raise NotSupported(
+            "GetLink without a Port (the browser's CDP link) is not supported by this Cove server yet "
+            f"(the browser); pass a Port in [{links.FIRST_PORT}, {links.LAST_PORT}]"
+        )
+    url = links.link_url(
+        call.services.manager, call.tenant_id, record.session_id, call.text("Port"), call.text("ProtocolType")
+    )
+    return {"Url": url}, {}
+
+
 @action("GetMcpResource")
 def get_resource(call: ActionRequest) -> Answer:
     record = call.live_session()
@@ -267,8 +305,7 @@ def get_resource(call: ActionRequest) -> Answer:
 
 @action("RefreshSessionIdleTime")
 def keep_alive(call: ActionRequest) -> Answer:
-    """Cove sessions are not released for idleness (yet), so a live session needs nothing more."""
-    call.live_session()
+    call.services.manager.keep_alive(call.tenant_id, call.live_session().session_id)
     return None, {}
 
 
@@ -297,6 +334,9 @@ def list_tools(call: ActionRequest) -> Answer:
 def call_tool(call: ActionRequest) -> Answer:
     """`Server` is ignored: every tool is found by its name."""
     arguments = call.json("Args", {})
+    name = call.required("Name")
+    if name in TOOLS_NOT_YET:
+        raise NotSupported(f"{name} is not supported by this Cove server yet ({TOOLS_NOT_YET[name]})")
     record = call.live_session()
     result = call.services.manager.call_tool(
         call.tenant_id, record.session_id, call.required("Name"), arguments
@@ -334,7 +374,7 @@ async def dispatch(request: Request) -> JSONResponse:
         services: Services = request.app.state.services
         tenant_id = services.keys.authenticate(params.get("Authorization"))
         if name in NOT_YET:
-            raise NotSupported(f"{name}: {NOT_YET[name]} are not supported by this Cove server yet")
+            raise NotSupported(f"{name} is not supported by this Cove server yet ({NOT_YET[name]})")
         handler = ACTIONS.get(name)
         if handler is None:
             raise InvalidArgument(f"unknown Action {name!r}")

@@ -8,12 +8,14 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from cove.errors import InvalidArgument, LengthRequired
+from cove.sessions import links
 from cove.sessions.manager import CreateRequest, SessionManager
 from cove.sessions.store import SessionRecord
 
@@ -31,6 +33,8 @@ class CreateSessionBody(BaseModel):
     image_id: str | None = None
     labels: dict[str, str] | None = None
     resources: Resources | None = None
+    idle_timeout_s: int | None = Field(default=None, description="delete after this long unused; 0: never")
+    max_lifetime_s: int | None = Field(default=None, description="delete this long after creation; 0: never")
 
 
 class LabelsBody(BaseModel):
@@ -47,6 +51,9 @@ class SessionOut(BaseModel):
     resource_url: str
     created_at: datetime
     updated_at: datetime
+    idle_timeout_s: int
+    max_lifetime_s: int
+    last_active_at: datetime
 
 
 class SessionAnswer(BaseModel):
@@ -157,6 +164,9 @@ def _session_out(request: Request, record: SessionRecord) -> SessionOut:
         resource_url=_resource_url(request, record.session_id),
         created_at=record.created_at,
         updated_at=record.updated_at,
+        idle_timeout_s=record.idle_timeout_s,
+        max_lifetime_s=record.max_lifetime_s,
+        last_active_at=record.active_at,
     )
 
 
@@ -181,6 +191,13 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
+@router.get("/metrics", tags=["server"], response_class=PlainTextResponse)
+def prometheus_metrics(request: Request) -> PlainTextResponse:
+    """Prometheus' text format; no key needed (counts only, nothing about any one tenant)."""
+    body = request.app.state.services.metrics.render()
+    return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)
+
+
 @router.post("/v1/sessions", status_code=201, response_model=SessionAnswer, tags=["sessions"])
 def create_session(request: Request, tenant_id: Tenant, body: CreateSessionBody) -> SessionAnswer:
     resources = body.resources or Resources()
@@ -190,6 +207,8 @@ def create_session(request: Request, tenant_id: Tenant, body: CreateSessionBody)
         memory_mb=resources.memory_mb,
         cpus=resources.cpus,
         pids=resources.pids,
+        idle_timeout_s=body.idle_timeout_s,
+        max_lifetime_s=body.max_lifetime_s,
     )
     return _answer(request, manager(request).create(tenant_id, create))
 
@@ -259,6 +278,13 @@ def delete_session(request: Request, tenant_id: Tenant, session_id: str) -> Sess
     return _answer(request, manager(request).delete(tenant_id, session_id))
 
 
+@router.post("/v1/sessions/{session_id}/keep_alive", response_model=SessionAnswer, tags=["sessions"])
+def keep_alive(request: Request, tenant_id: Tenant, session_id: str) -> SessionAnswer:
+    """Count as activity: the session's idle timeout starts again."""
+    manager(request).keep_alive(tenant_id, session_id)
+    return _answer(request, manager(request).get(tenant_id, session_id))
+
+
 @router.post("/v1/sessions/{session_id}/pause", response_model=SessionAnswer, tags=["sessions"])
 def pause_session(request: Request, tenant_id: Tenant, session_id: str) -> SessionAnswer:
     """Freeze the session (PAUSED): no CPU; its processes, memory and files stay as they are."""
@@ -275,6 +301,19 @@ def session_metrics(request: Request, tenant_id: Tenant, session_id: str) -> dic
     """CPU, memory, disk, processes and network of the session, from the kernel's accounting."""
     metrics = manager(request).metrics(tenant_id, session_id)
     return {"request_id": request.state.request_id, "metrics": asdict(metrics)}
+
+
+@router.get("/v1/sessions/{session_id}/link", tags=["sessions"])
+def session_link(
+    request: Request,
+    tenant_id: Tenant,
+    session_id: str,
+    port: Annotated[str | None, Query(description="a port in [30100, 30199] inside the session")] = None,
+    protocol_type: Annotated[str | None, Query(description="https or http; wss or ws (the default)")] = None,
+) -> dict[str, str]:
+    """A URL that reaches `port` inside the session with no API key (HTTP and WebSocket; docs/links.md)."""
+    url = links.link_url(manager(request), tenant_id, session_id, port, protocol_type)
+    return {"request_id": request.state.request_id, "url": url}
 
 
 @router.get("/v1/images", response_model=ImagesAnswer, tags=["images"])
