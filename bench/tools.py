@@ -1,4 +1,4 @@
-"""Tool call round trip against `runc exec`, and streamed upload/download throughput.
+"""Tool call round trip against `runc exec`, streamed upload/download throughput, pause and resume.
 
 Run as root from the repo root: `.venv/bin/python -m bench.tools` (options: --runs, --mib).
 Prints a table and writes bench/results/tools.json. Targets: an SDK command round trip under
@@ -56,6 +56,19 @@ def time_first_commands(agent_bay: AgentBay, runs: int) -> list[float]:
     return timings
 
 
+def time_pause_resume(session: Session, runs: int) -> tuple[list[float], list[float]]:
+    """`beta_pause()` and `beta_resume()` round trips (SDK, HTTP, database, `runc pause`/`resume`)."""
+    pauses, resumes = [], []
+    for _ in range(runs):
+        start = time.perf_counter()
+        assert session.beta_pause().success
+        pauses.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        assert session.beta_resume().success
+        resumes.append(time.perf_counter() - start)
+    return pauses, resumes
+
+
 def time_runc_exec(server: CoveServer, session_id: str, runs: int) -> list[float]:
     """`runc exec` of the same command in the same container, as the same user."""
     timings = []
@@ -93,6 +106,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200, help="command round trips of each kind")
     parser.add_argument("--mib", type=int, default=100, help="size of the transferred file")
     parser.add_argument("--transfers", type=int, default=5, help="uploads and downloads to time")
+    parser.add_argument("--pauses", type=int, default=50, help="pause/resume cycles to time")
     parser.add_argument("--first", type=int, default=20, help="new sessions whose first command is timed")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="cove-bench-", dir="/var/tmp"))
@@ -107,6 +121,8 @@ def main() -> None:
             sdk = summary(time_sdk_commands(session, args.runs))
             runc = summary(time_runc_exec(server, session.session_id, args.runs))
             transfers = time_transfers(session, scratch, args.mib, args.transfers)
+            session.command.start("sleep 600")  # something to freeze
+            pauses, resumes = (summary(t) for t in time_pause_resume(session, args.pauses))
             session.delete()
             first = summary(time_first_commands(agent_bay, args.first))
     finally:
@@ -117,6 +133,8 @@ def main() -> None:
         "runc_exec_ms": runc,
         "command_p50_ratio": sdk["p50"] / runc["p50"],
         "first_command_ms": first,
+        "pause_ms": pauses,
+        "resume_ms": resumes,
         "transfer_mib": args.mib,
         **transfers,
     }
@@ -126,6 +144,8 @@ def main() -> None:
     print(f"{'SDK execute_command(true)':<34}{sdk['p50']:>8.2f}ms{sdk['p95']:>8.2f}ms")
     print(f"{'runc exec bash -c true':<34}{runc['p50']:>8.2f}ms{runc['p95']:>8.2f}ms")
     print(f"{'first command (agent starts)':<34}{first['p50']:>8.2f}ms{first['p95']:>8.2f}ms")
+    print(f"{'beta_pause()':<34}{pauses['p50']:>8.2f}ms{pauses['p95']:>8.2f}ms")
+    print(f"{'beta_resume()':<34}{resumes['p50']:>8.2f}ms{resumes['p95']:>8.2f}ms")
     print(f"round trip p50 ratio: {results['command_p50_ratio']:.2f}x runc exec (target < 0.5x)")
     print(f"upload {args.mib} MiB: {transfers['upload_mb_s']:.0f} MB/s (target >= 200)")
     print(f"download {args.mib} MiB: {transfers['download_mb_s']:.0f} MB/s (target >= 200)")
