@@ -302,24 +302,24 @@ def get_status(session_id: str) -> Call[SessionStatusResult]:
 
 def pause_session(session_id: str) -> Call[SessionPauseResult]:
     """The server answers once the session is frozen (or with 409 if it cannot be paused)."""
-    return Call(
-        method="POST",
-        path=f"{session_path(session_id)}/pause",
-        refusal=session_id_refusal(session_id),
-        result_type=SessionPauseResult,
-        parse=lambda answer, rid: SessionPauseResult(
-            request_id=rid, success=True, status=answer["session"]["status"]
-        ),
-    )
+    return _status_change(session_id, "pause", SessionPauseResult)
 
 
 def resume_session(session_id: str) -> Call[SessionResumeResult]:
+    return _status_change(session_id, "resume", SessionResumeResult)
+
+
+StatusResultT = TypeVar("StatusResultT", SessionPauseResult, SessionResumeResult)
+
+
+def _status_change(session_id: str, action: str, result_type: type[StatusResultT]) -> Call[StatusResultT]:
+    """POST /v1/sessions/{id}/{action}; the result carries the session's status afterwards."""
     return Call(
         method="POST",
-        path=f"{session_path(session_id)}/resume",
+        path=f"{session_path(session_id)}/{action}",
         refusal=session_id_refusal(session_id),
-        result_type=SessionResumeResult,
-        parse=lambda answer, rid: SessionResumeResult(
+        result_type=result_type,
+        parse=lambda answer, rid: result_type(
             request_id=rid, success=True, status=answer["session"]["status"]
         ),
     )
