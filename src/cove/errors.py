@@ -48,6 +48,11 @@ class LengthRequired(CoveError):
     http_status = 411
 
 
+class PayloadTooLarge(CoveError):
+    code = "PayloadTooLarge"
+    http_status = 413
+
+
 class QuotaExceeded(CoveError):
     code = "QuotaExceeded"
     http_status = 429

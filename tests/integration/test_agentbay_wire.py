@@ -98,5 +98,7 @@ def test_errors_have_agentbay_shape(server: CoveServer) -> None:
     assert refused.status_code == 501 and "McpPolicyId" in envelope(refused)["Message"]
     mobile = rpc(server, "CreateMcpSession", **{"ExtraConfigs.Mobile.LockResolution": "True"})
     assert mobile.status_code == 501 and "ExtraConfigs.Mobile.LockResolution" in envelope(mobile)["Message"]
+    huge = rpc(server, "CallMcpTool", SessionId="session-x", Name="write_file", Args="x" * (65 * 2**20))
+    assert huge.status_code == 413 and envelope(huge)["Code"] == "PayloadTooLarge"
     page = rpc(server, "ListSession", NextToken="abc")
     assert page.status_code == 400 and "NextToken" in envelope(page)["Message"]

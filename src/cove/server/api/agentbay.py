@@ -20,7 +20,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from cove.errors import CoveError, InvalidArgument, SessionNotFound
+from cove.agent.protocol import MAX_LINE_BYTES
+from cove.errors import CoveError, InvalidArgument, PayloadTooLarge, SessionNotFound
 from cove.server.services import Services
 from cove.sessions import links
 from cove.sessions.manager import CreateRequest, tool_catalogue
@@ -40,7 +41,7 @@ ERROR_CODES = {
 """Cove's error codes as AgentBay names them (the SDK looks for the names), with AgentBay's status:
 an unknown session is a 400 there."""
 
-TOOL_SERVERS = {"shell": "wuying_shell", "get_metrics": "wuying_system"}
+TOOL_SERVERS = {"shell": "wuying_shell", "get_metrics": "wuying_system", "run_code": "wuying_codespace"}
 """AgentBay's MCP server name of a tool, where it has one; Cove's own tools are served as "cove"."""
 
 NOT_YET: dict[str, str] = {
@@ -86,7 +87,6 @@ UNSUPPORTED_CREATE_FIELDS = {
 Cove cannot do yet: refused, not ignored."""
 
 TOOLS_NOT_YET = {
-    **dict.fromkeys(("run_code",), "code execution"),
     **dict.fromkeys(("set_env", "get_env"), "session environment variables"),
     **dict.fromkeys(
         ("oss_env_init", "oss_upload", "oss_upload_annon", "oss_download", "oss_download_annon"),
@@ -344,6 +344,19 @@ def call_tool(call: ActionRequest) -> Answer:
     return result, {}
 
 
+async def _body(request: Request) -> bytes:
+    """The form body, refused past the largest message a tool call can carry to the agent."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_LINE_BYTES:
+            raise PayloadTooLarge(
+                f"the request is over {MAX_LINE_BYTES // 2**20} MiB; send large files with "
+                "PUT /v1/sessions/{id}/files (Cove's SDK: file_system.upload_file)"
+            )
+    return bytes(body)
+
+
 def _parameters(query: dict[str, str], body: bytes) -> dict[str, str]:
     try:
         form = dict(parse_qsl(body.decode(), keep_blank_values=True))
@@ -369,7 +382,7 @@ async def dispatch(request: Request) -> JSONResponse:
     """Every AgentBay action: read the action, authenticate, run it, answer in AgentBay's envelope."""
     request_id: str = request.state.request_id
     try:
-        params = _parameters(dict(request.query_params), await request.body())
+        params = _parameters(dict(request.query_params), await _body(request))
         name = params.get("Action") or request.headers.get("x-acs-action", "")
         services: Services = request.app.state.services
         tenant_id = services.keys.authenticate(params.get("Authorization"))
