@@ -6,7 +6,7 @@ with AgentBay(api_key="...") as agent_bay:
     session = agent_bay.create(CreateSessionParams(labels={"team": "a"})).session
 """
 
-from cove.sdk.async_client import AsyncAgentBay, AsyncCommand, AsyncFileSystem, AsyncSession
+from cove.sdk.async_client import AsyncAgentBay, AsyncCode, AsyncCommand, AsyncFileSystem, AsyncSession
 from cove.sdk.models import (
     ApiResponse,
     BinaryFileContentResult,
@@ -18,6 +18,10 @@ from cove.sdk.models import (
     DirectoryEntry,
     DirectoryListResult,
     DownloadResult,
+    EnhancedCodeExecutionResult,
+    ExecutionError,
+    ExecutionLogs,
+    ExecutionResult,
     FileChangeEvent,
     FileChangeResult,
     FileContentResult,
@@ -44,7 +48,7 @@ from cove.sdk.models import (
     SessionStatusResult,
     UploadResult,
 )
-from cove.sdk.sync_client import AgentBay, Command, FileSystem, Session
+from cove.sdk.sync_client import AgentBay, Code, Command, FileSystem, Session
 
 __version__ = "0.1.0"
 
@@ -52,11 +56,13 @@ __all__ = [
     "AgentBay",
     "ApiResponse",
     "AsyncAgentBay",
+    "AsyncCode",
     "AsyncCommand",
     "AsyncFileSystem",
     "AsyncSession",
     "BinaryFileContentResult",
     "BoolResult",
+    "Code",
     "Command",
     "CommandResult",
     "Config",
@@ -65,6 +71,10 @@ __all__ = [
     "DirectoryEntry",
     "DirectoryListResult",
     "DownloadResult",
+    "EnhancedCodeExecutionResult",
+    "ExecutionError",
+    "ExecutionLogs",
+    "ExecutionResult",
     "FileChangeEvent",
     "FileChangeResult",
     "FileContentResult",

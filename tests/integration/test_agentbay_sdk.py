@@ -267,6 +267,29 @@ def test_get_metrics(official: Any) -> None:
     assert result.metrics.mem_used > 0 and result.metrics.timestamp
 
 
+def test_code_run_code(official: Any) -> None:
+    """The SDK's `session.code` parses the run_code answers: state kept, results, logs, errors."""
+    code = official.code
+    first = code.run_code("x = 41\nprint('set')", "python")
+    assert first.success and first.logs.stdout == ["set\n"] and first.request_id, first.error_message
+    second = code.run("x + 1", "py", timeout_s=30)
+    assert second.success and second.result == "42" and second.execution_count == 2
+    [main] = second.results
+    assert main.is_main_result and main.text == "42"
+    rich = code.execute(
+        "class Page:\n    def _repr_html_(self):\n        return '<p>hi</p>'\nPage()", "python"
+    )
+    assert rich.success and rich.results[0].html == "<p>hi</p>"
+    failed = code.run_code("print('partial')\nx / 0", "python")
+    assert not failed.success and "ZeroDivisionError" in failed.error_message
+    assert "division by zero" in failed.error_message and "partial" in failed.error_message
+    assert code.run_code("x", "python").result == "41", "the kernel outlives the exception"
+    other = code.run_code("console.log(1)", "javascript")
+    assert not other.success and "only python" in other.error_message
+    servers = {tool.name: tool.server for tool in official.list_mcp_tools().tools}
+    assert servers["run_code"] == "wuying_codespace", "AgentBay's server name"
+
+
 def test_other_tenants_sessions_are_not_found(official: Any, server: CoveServer) -> None:
     other = AgentBay(api_key=KEY_B, cfg=Config(endpoint=server.url))
     assert not other.get(official.session_id).success
@@ -280,13 +303,11 @@ def test_what_cove_lacks_yet_fails_clearly(official: Any, agent_bay: AgentBay, d
     assert not context.success and "not supported" in context.error_message
     uploaded = official.file_system.upload_file(str(data_root), "/tmp/x")
     assert not uploaded.success
-    code = official.code.run_code("print(1)", "python")
-    assert not code.success and "run_code" in code.error_message
     mobile = agent_bay.create(
         CreateSessionParams(extra_configs=ExtraConfigs(mobile=MobileExtraConfig(lock_resolution=True)))
     )
     assert not mobile.success and "not supported" in mobile.error_message
-    for tool in ("run_code", "oss_upload", "get_env"):
+    for tool in ("oss_upload", "get_env"):
         lacking = official.call_mcp_tool(tool, {})
         assert not lacking.success and "not supported" in lacking.error_message
 

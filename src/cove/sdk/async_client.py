@@ -13,7 +13,7 @@ from typing import Any, Literal, overload
 
 import httpx
 
-from cove.sdk import core, file_calls, process_calls, tool_calls
+from cove.sdk import code_calls, core, file_calls, process_calls, tool_calls
 from cove.sdk.core import ResultT
 from cove.sdk.file_calls import DirectoryWatcher, LocalDownload, LocalUpload, ProgressCallback
 from cove.sdk.models import (
@@ -25,6 +25,7 @@ from cove.sdk.models import (
     DeleteResult,
     DirectoryListResult,
     DownloadResult,
+    EnhancedCodeExecutionResult,
     FileChangeEvent,
     FileChangeResult,
     FileContentResult,
@@ -227,6 +228,10 @@ class AsyncSession(core.SessionBase[AsyncAgentBay]):
 
     fs = files = filesystem = file_system
 
+    @property
+    def code(self) -> AsyncCode:
+        return AsyncCode(self)
+
     async def list_mcp_tools(self) -> McpToolsResult:
         return await self.agent_bay._send(tool_calls.list_mcp_tools(self.session_id))
 
@@ -303,6 +308,31 @@ class AsyncCommand:
 
     async def list_processes(self) -> ProcessListResult:
         return await self._send(process_calls.list_processes(self._id))
+
+
+class AsyncCode:
+    """`session.code`: Python cells in the session's kernel, which keeps its state between calls."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._send = session.agent_bay._send
+        self._id = session.session_id
+
+    async def run_code(
+        self,
+        code: str,
+        language: str = "python",
+        timeout_s: int = code_calls.DEFAULT_CODE_TIMEOUT_S,
+        stream_beta: bool = False,
+        on_stdout: code_calls.OutputCallback | None = None,
+        on_stderr: code_calls.OutputCallback | None = None,
+        on_error: Callable[[Any], None] | None = None,
+    ) -> EnhancedCodeExecutionResult:
+        """Run a cell; `result` is the value of its final expression, `logs` what it printed."""
+        result = await self._send(code_calls.run_code(self._id, code, language, timeout_s))
+        return code_calls.hand_out(result, on_stdout, on_stderr, on_error)
+
+    run = execute = run_code
 
 
 class AsyncFileSystem:

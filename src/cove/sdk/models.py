@@ -376,3 +376,74 @@ class ProcessOutputResult(Result):
     exit_code: int | None = None
     stdout_skipped: int = 0
     stderr_skipped: int = 0
+
+
+@dataclass(kw_only=True)
+class ExecutionResult:
+    """One result of a code cell, in each format it came in: images as base64 text, `json` as itself.
+
+    The main result is the value of the cell's final expression; display() adds others.
+    """
+
+    text: str | None = None
+    html: str | None = None
+    markdown: str | None = None
+    png: str | None = None
+    jpeg: str | None = None
+    svg: str | None = None
+    json: Any = None
+    latex: str | None = None
+    chart: Any = None
+    is_main_result: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Cove's addition: formats AgentBay has no field for (`application/javascript`, ...), by mime type."""
+
+    def formats(self) -> list[str]:
+        """The formats it has, as AgentBay's ExecutionResult names them."""
+        names = ("text", "html", "markdown", "png", "jpeg", "svg", "json", "latex", "chart")
+        return [name for name in names if getattr(self, name) is not None]
+
+
+@dataclass(kw_only=True)
+class ExecutionLogs:
+    """What a cell printed, as the chunks it came in."""
+
+    stdout: list[str] = field(default_factory=list)
+    stderr: list[str] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class ExecutionError:
+    """The exception that ended a cell (or `TimeoutError`, `KernelDied`), with the cell's traceback."""
+
+    name: str = ""
+    value: str = ""
+    traceback: str = ""
+
+
+@dataclass(kw_only=True)
+class EnhancedCodeExecutionResult(Result):
+    """A code cell's outcome, as AgentBay's: `success` unless it raised, timed out or lost its kernel.
+
+    Cove adds `kernel_restarted` (this call started a new kernel: earlier state is gone),
+    `timed_out` and `kernel_died`.
+    """
+
+    execution_count: int | None = None
+    execution_time: float = 0.0
+    logs: ExecutionLogs = field(default_factory=ExecutionLogs)
+    results: list[ExecutionResult] = field(default_factory=list)
+    error: ExecutionError | None = None
+    kernel_restarted: bool = False
+    timed_out: bool = False
+    kernel_died: bool = False
+
+    @property
+    def result(self) -> str:
+        """The main result's text; else the first result's; else everything printed to stdout."""
+        for item in self.results:
+            if item.is_main_result and item.text:
+                return item.text
+        if self.results and self.results[0].text:
+            return self.results[0].text
+        return "".join(self.logs.stdout)

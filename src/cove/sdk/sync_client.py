@@ -10,7 +10,7 @@ from typing import Any, Literal, overload
 
 import httpx
 
-from cove.sdk import core, file_calls, process_calls, tool_calls
+from cove.sdk import code_calls, core, file_calls, process_calls, tool_calls
 from cove.sdk.core import ResultT
 from cove.sdk.file_calls import DirectoryWatcher, LocalDownload, LocalUpload, ProgressCallback
 from cove.sdk.models import (
@@ -22,6 +22,7 @@ from cove.sdk.models import (
     DeleteResult,
     DirectoryListResult,
     DownloadResult,
+    EnhancedCodeExecutionResult,
     FileChangeEvent,
     FileChangeResult,
     FileContentResult,
@@ -223,6 +224,10 @@ class Session(core.SessionBase[AgentBay]):
 
     fs = files = filesystem = file_system
 
+    @property
+    def code(self) -> Code:
+        return Code(self)
+
     def list_mcp_tools(self) -> McpToolsResult:
         return self.agent_bay._send(tool_calls.list_mcp_tools(self.session_id))
 
@@ -295,6 +300,35 @@ class Command:
 
     def list_processes(self) -> ProcessListResult:
         return self._send(process_calls.list_processes(self._id))
+
+
+class Code:
+    """`session.code`: Python cells in the session's kernel, which keeps its state between calls."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._send = session.agent_bay._send
+        self._id = session.session_id
+
+    def run_code(
+        self,
+        code: str,
+        language: str = "python",
+        timeout_s: int = code_calls.DEFAULT_CODE_TIMEOUT_S,
+        stream_beta: bool = False,
+        on_stdout: code_calls.OutputCallback | None = None,
+        on_stderr: code_calls.OutputCallback | None = None,
+        on_error: Callable[[Any], None] | None = None,
+    ) -> EnhancedCodeExecutionResult:
+        """Run a cell; `result` is the value of its final expression, `logs` what it printed.
+
+        At `timeout_s` the cell is interrupted and the kernel keeps its state. AgentBay's
+        `stream_beta` is accepted; the callbacks get the output once the cell has ended.
+        """
+        result = self._send(code_calls.run_code(self._id, code, language, timeout_s))
+        return code_calls.hand_out(result, on_stdout, on_stderr, on_error)
+
+    run = execute = run_code
 
 
 class FileSystem:

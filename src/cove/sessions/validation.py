@@ -98,8 +98,9 @@ def check_page(page: int, limit: int) -> tuple[int, int]:
 
 
 DEFAULT_TOOL_TIMEOUT_S = 60.0
-WAITING_ARGUMENTS = ("timeout_ms", "wait_ms")
-"""Arguments by which a tool call asks to run or wait for a while (commands, process waits)."""
+WAITING_ARGUMENTS = {"timeout_ms": 1, "wait_ms": 1, "timeout_s": 1000}
+"""Arguments by which a tool call asks to run or wait for a while (commands, process waits, code
+cells), with the milliseconds in one unit of each."""
 
 
 def check_tool_call(settings: Settings, name: Any, arguments: Any) -> float:
@@ -109,13 +110,12 @@ def check_tool_call(settings: Settings, name: Any, arguments: Any) -> float:
     if not isinstance(arguments, dict):
         raise InvalidArgument("arguments must be a JSON object")
     timeout_s = DEFAULT_TOOL_TIMEOUT_S
-    for argument in WAITING_ARGUMENTS:
+    for argument, unit_ms in WAITING_ARGUMENTS.items():
         value = arguments.get(argument)
         if not isinstance(value, int) or isinstance(value, bool):
             continue
-        if value > settings.max_command_timeout_ms:
-            raise InvalidArgument(
-                f"{argument} is {value}; this server's maximum is {settings.max_command_timeout_ms}"
-            )
-        timeout_s = max(timeout_s, value / 1000)
+        if value * unit_ms > settings.max_command_timeout_ms:
+            maximum = settings.max_command_timeout_ms // unit_ms
+            raise InvalidArgument(f"{argument} is {value}; this server's maximum is {maximum}")
+        timeout_s = max(timeout_s, value * unit_ms / 1000)
     return timeout_s

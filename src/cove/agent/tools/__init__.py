@@ -92,13 +92,14 @@ def _check_value(where: str, schema: dict[str, Any], value: Any) -> None:
 
 
 def hold_state() -> bool:
-    """Whether a loaded tool module remembers something a later call needs (processes, baselines)."""
-    modules = (sys.modules.get(f"{__name__}.{name}") for name in ("processes", "files"))
+    """Whether a loaded tool module remembers something a later call needs (processes, baselines,
+    kernels)."""
+    modules = (sys.modules.get(f"{__name__}.{name}") for name in ("processes", "files", "code"))
     return any(module.holds_state() for module in modules if module is not None)
 
 
 def all_tools() -> dict[str, Tool]:
     """Every tool by name (imported here, so the agent loads tool modules only when serving)."""
-    from . import files, processes, shell
+    from . import code, files, processes, shell
 
-    return {tool.name: tool for module in (shell, processes, files) for tool in module.TOOLS}
+    return {tool.name: tool for module in (shell, processes, files, code) for tool in module.TOOLS}

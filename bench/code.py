@@ -1,0 +1,131 @@
+"""`run_code` round trips: a warm kernel, and the first call of a session (the kernel starts).
+
+Run as root from the repo root: `.venv/bin/python -m bench.code` (options: --runs, --first).
+Prints a table and writes bench/results/code.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.integration.server import KEY_A, running_server
+
+from bench.tools import summary
+from cove import AgentBay, Config, Session
+
+RESULTS = Path(__file__).parent / "results" / "code.json"
+
+
+def timed(call: Callable[[], Any], runs: int) -> list[float]:
+    timings = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = call()
+        timings.append(time.perf_counter() - start)
+        assert result.success, result.error_message
+    return timings
+
+
+def kernel_memory(session: Session) -> float:
+    """MiB the kernel adds to the session's memory cgroup (agent running in both readings)."""
+    assert session.command.execute_command("true").success  # starts the agent
+    time.sleep(0.5)
+    before = session.get_metrics().metrics
+    assert session.code.run_code("1+1").result == "2"  # starts the kernel
+    time.sleep(0.5)
+    after = session.get_metrics().metrics
+    assert before is not None and after is not None
+    return (after.mem_used - before.mem_used) / 2**20
+
+
+def time_warm_cells(session: Session, runs: int) -> list[float]:
+    """`run_code("1+1")` with the kernel running: SDK, HTTP, server, agent socket, kernel, and back."""
+    assert session.code.run_code("1+1").result == "2"
+    return timed(lambda: session.code.run_code("1+1"), runs)
+
+
+def time_true_commands(session: Session, runs: int) -> list[float]:
+    """`execute_command("true")` in the same session: the tool call's own round trip, for scale."""
+    return timed(lambda: session.command.execute_command("true"), runs)
+
+
+def time_python_commands(session: Session, runs: int) -> list[float]:
+    """What the same cell costs without a kernel: a new `python3` per call, through the shell tool."""
+    return timed(lambda: session.command.execute_command("python3 -c 'print(1+1)'"), runs)
+
+
+def time_first_cells(agent_bay: AgentBay, runs: int, agent_running: bool) -> list[float]:
+    """The first `run_code` of new sessions: the kernel starts (and the agent too, unless running)."""
+    timings = []
+    for _ in range(runs):
+        session = agent_bay.create().session
+        assert session is not None
+        if agent_running:
+            assert session.command.execute_command("true").success
+        start = time.perf_counter()
+        result = session.code.run_code("1+1")
+        timings.append(time.perf_counter() - start)
+        assert result.success and not result.kernel_restarted, result.error_message
+        session.delete()
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=200, help="warm round trips")
+    parser.add_argument(
+        "--first", type=int, default=20, help="new sessions whose first cell is timed, each way"
+    )
+    args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="cove-bench-", dir="/var/tmp"))
+    scratch.chmod(0o711)
+    try:
+        with (
+            running_server(scratch / "data") as server,
+            AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url)) as agent_bay,
+        ):
+            session = agent_bay.create().session
+            assert session is not None
+            memory = kernel_memory(session)
+            warm = summary(time_warm_cells(session, args.runs))
+            true = summary(time_true_commands(session, args.runs))
+            command = summary(time_python_commands(session, args.runs))
+            session.delete()
+            cold = summary(time_first_cells(agent_bay, args.first, agent_running=False))
+            kernel_start = summary(time_first_cells(agent_bay, args.first, agent_running=True))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    results = {
+        "runs": args.runs,
+        "first_runs": args.first,
+        "warm_run_code_ms": warm,
+        "true_command_ms": true,
+        "python_command_ms": command,
+        "first_run_code_ms": cold,
+        "first_run_code_agent_running_ms": kernel_start,
+        "kernel_memory_mib": memory,
+    }
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"{'measure':<44}{'p50':>10}{'p95':>10}")
+    rows = (
+        ("run_code('1+1'), warm kernel", warm),
+        ("execute_command('true')", true),
+        ("execute_command(\"python3 -c 'print(1+1)'\")", command),
+        ("first run_code (agent and kernel start)", cold),
+        ("first run_code, agent running (kernel start)", kernel_start),
+    )
+    for name, figures in rows:
+        print(f"{name:<44}{figures['p50']:>8.2f}ms{figures['p95']:>8.2f}ms")
+    print(f"memory a kernel adds to its session: {memory:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()

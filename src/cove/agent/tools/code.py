@@ -1,0 +1,357 @@
+"""The `run_code` tool: Python cells in a kernel that keeps its state, like a notebook's.
+
+The first call starts a kernel (../kernel.py) as a child of the agent, and later calls run their
+cells in it, one at a time, so variables, imports and the working directory persist. A cell past
+its timeout is interrupted with SIGINT (KeyboardInterrupt) and the kernel keeps its state; one that
+ignores the interrupt gets its kernel killed. A kernel that died is replaced on the next call, whose
+answer says `kernel_restarted`. The answer is the JSON AgentBay's SDK parses (see `answer_text`).
+"""
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import Tool, ToolError
+from .shell import OUTPUT_LIMIT_BYTES, command_environment
+
+DEFAULT_TIMEOUT_S = 60
+INTERRUPT_GRACE_S = 3.0
+"""How long a cell has to stop after the interrupt before its kernel is killed."""
+START_TIMEOUT_S = 30.0
+"""How long a new kernel may take to take its first cell."""
+KERNEL_FILE = Path(__file__).resolve().parent.parent / "kernel.py"
+BOOT = (
+    "import sys, types; from importlib.machinery import SourceFileLoader; "
+    "kernel = sys.modules['cove_kernel'] = types.ModuleType('cove_kernel'); kernel.__file__ = sys.argv[1]; "
+    "exec(SourceFileLoader('cove_kernel', sys.argv[1]).get_code('cove_kernel'), kernel.__dict__); "
+    "kernel.main(int(sys.argv[2]), int(sys.argv[3]))"
+)
+"""Loads kernel.py by its path (with its compiled bytecode), so the agent's folder is not on sys.path
+(importlib.util would cost the kernel's start 6 ms)."""
+PYTHON_NAMES = ("python", "py", "python3")
+LATER_LANGUAGES = ("javascript", "js", "node", "nodejs", "r", "java")
+"""AgentBay's other languages: they need images with their runtimes (issue 5)."""
+
+
+class KernelProcess:
+    """A running kernel: its process, and the socket that carries its cells and answers."""
+
+    def __init__(self) -> None:
+        agent_end, kernel_end = socket.socketpair()
+        environment = command_environment({})
+        environment.setdefault("MPLBACKEND", "Agg")  # matplotlib draws into images, never a window
+        try:
+            self.popen = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    BOOT,
+                    str(KERNEL_FILE),
+                    str(kernel_end.fileno()),
+                    str(OUTPUT_LIMIT_BYTES),
+                ],
+                cwd=os.environ.get("HOME") or "/",
+                env=environment,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,  # what it says before it takes over fd 2, if it cannot start
+                pass_fds=(kernel_end.fileno(),),
+                start_new_session=True,  # killing it kills what its cells started
+            )
+        except OSError as error:
+            agent_end.close()
+            raise ToolError(f"cannot start a Python kernel: {error.strerror}") from None
+        finally:
+            kernel_end.close()
+        self.socket = agent_end
+        self.received = bytearray()
+        self.scanned = 0
+        self.killed = False
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def read_line(self, deadline: float) -> bytes | None:
+        """The next line the kernel sends; None at the deadline, b"" if the kernel is gone."""
+        while True:
+            end = self.received.find(b"\n", self.scanned)
+            if end >= 0:
+                line = bytes(self.received[: end + 1])
+                del self.received[: end + 1]
+                self.scanned = 0
+                return line
+            self.scanned = len(self.received)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            self.socket.settimeout(remaining)
+            try:
+                data = self.socket.recv(1 << 20)
+            except TimeoutError:
+                return None
+            except OSError:
+                return b""
+            if not data:
+                return b""
+            self.received += data
+
+    def send(self, code: str) -> bool:
+        """Hand the kernel a cell; False if it is gone and never took it."""
+        self.socket.settimeout(START_TIMEOUT_S)
+        try:
+            self.socket.sendall(json.dumps({"code": code}).encode() + b"\n")
+        except OSError:
+            return False
+        started = self.read_line(time.monotonic() + START_TIMEOUT_S)
+        if started is None:
+            self.kill()
+            raise ToolError(
+                f"the Python kernel did not take the cell within {START_TIMEOUT_S:g} s; it was killed"
+            )
+        if started:
+            self.close_startup_stream()
+        return bool(started)
+
+    def close_startup_stream(self) -> None:
+        if self.popen.stderr is not None:
+            self.popen.stderr.close()
+            self.popen.stderr = None
+
+    def startup_failure(self) -> str:
+        """What a kernel that died before its first cell said, and how it ended."""
+        said = b""
+        if self.popen.stderr is not None:
+            said = self.popen.stderr.read()[-2000:]
+            self.close_startup_stream()
+        return f"{self.ending()}; it said: {said.decode(errors='replace').strip()}"
+
+    def ending(self) -> str:
+        """How the kernel ended, once it has."""
+        try:
+            code = self.popen.wait(5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = self.popen.returncode
+        if code >= 0:
+            return f"exit code {code}"
+        name = signal.Signals(-code).name
+        if -code == signal.SIGKILL and not self.killed:
+            return f"killed by {name}: out of memory, or killed from inside the session"
+        return f"{'killed' if self.killed else 'ended'} by {name}"
+
+    def interrupt(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.popen.pid, signal.SIGINT)
+
+    def kill(self) -> None:
+        """End the kernel and every process its cells started."""
+        if self.alive():
+            self.killed = True
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait()
+        self.close_startup_stream()
+        self.socket.close()
+
+
+@dataclass
+class CellOutcome:
+    answer: dict[str, Any] | None
+    """The kernel's answer; None if the kernel died (or was killed) before it gave one."""
+    timed_out: bool = False
+    ending: str = ""
+    """How the kernel ended, when it did."""
+
+
+@dataclass
+class KernelSlot:
+    """One language's kernel in this session; its lock lets one cell run at a time."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    kernel: KernelProcess | None = None
+    started: int = 0
+    """Kernels started so far: a new one after the first means the state of the old one is lost."""
+
+    def run(self, code: str, timeout_s: float) -> tuple[CellOutcome, bool]:
+        """Run a cell in the kernel, started first if there is none; answers its outcome and whether a
+        kernel had to be started in place of one that had ended."""
+        restarted = False
+        for _attempt in range(2):
+            if self.kernel is None or not self.kernel.alive():
+                self.forget()
+                restarted = restarted or self.started > 0
+                self.kernel = KernelProcess()
+                self.started += 1
+            kernel = self.kernel
+            if kernel.send(code):
+                return self.wait(kernel, timeout_s), restarted
+            fresh = kernel.popen.stderr is not None  # it never took a cell: it could not start
+            failure = kernel.startup_failure() if fresh else ""
+            self.forget()  # gone before it took the cell: a new one takes it
+            if fresh:
+                raise ToolError(f"the Python kernel could not start ({failure})")
+        raise ToolError("the Python kernel ended twice before it took the cell")
+
+    def wait(self, kernel: KernelProcess, timeout_s: float) -> CellOutcome:
+        started = time.monotonic()
+        line = kernel.read_line(started + timeout_s)
+        timed_out = line is None
+        if line is None:
+            kernel.interrupt()
+            line = kernel.read_line(time.monotonic() + INTERRUPT_GRACE_S)
+        if not line:  # it did not stop at the interrupt (None), or it died (b"")
+            if line is None:
+                kernel.kill()
+            ending = kernel.ending()
+            self.forget()
+            return CellOutcome(None, timed_out, ending)
+        answer = json.loads(line)
+        return CellOutcome(answer if isinstance(answer, dict) else None, timed_out)
+
+    def forget(self) -> None:
+        if self.kernel is not None:
+            self.kernel.kill()
+            self.kernel = None
+
+
+KERNELS = {"python": KernelSlot()}
+
+
+def holds_state() -> bool:
+    """A live kernel keeps the agent: its namespace is the session's notebook state."""
+    return any(slot.kernel is not None and slot.kernel.alive() for slot in KERNELS.values())
+
+
+def check_language(language: str) -> str:
+    name = language.strip().lower()
+    if name in PYTHON_NAMES:
+        return "python"
+    if name in LATER_LANGUAGES:
+        raise ToolError(
+            f"run_code: language '{language}' is not available in this session: only python is, for now "
+            "(javascript, r and java will come with images that have their runtimes)"
+        )
+    raise ToolError(f"run_code: unknown language '{language}'; run_code runs python (also py, python3)")
+
+
+def error_of(outcome: CellOutcome, timeout_s: int) -> dict[str, str] | None:
+    """The cell's error: its exception, or what the timeout or the kernel's end did to it."""
+    answer = outcome.answer or {}
+    error = answer.get("error") if isinstance(answer.get("error"), dict) else None
+    lost = "its state is lost, and the next call starts a new kernel"
+    if outcome.answer is None and outcome.timed_out:
+        return {
+            "name": "TimeoutError",
+            "value": f"the cell ran longer than timeout_s={timeout_s} s and did not stop at the interrupt, "
+            f"so its kernel was killed; {lost}",
+            "traceback": "",
+        }
+    if outcome.answer is None:
+        return {
+            "name": "KernelDied",
+            "value": f"the Python kernel ended during the cell ({outcome.ending}); {lost}",
+            "traceback": "",
+        }
+    if outcome.timed_out:
+        return {
+            "name": "TimeoutError",
+            "value": f"the cell ran longer than timeout_s={timeout_s} s and was interrupted "
+            "(KeyboardInterrupt); the kernel keeps its state",
+            "traceback": str((error or {}).get("traceback", "")),
+        }
+    return error
+
+
+def answer_text(outcome: CellOutcome, restarted: bool, timeout_s: int, elapsed: float) -> tuple[str, bool]:
+    """The answer as AgentBay's SDK reads it (its `executionError`, `result` as JSON strings of mime
+    bundles, `stdout`/`stderr` lists, counts in both spellings), with Cove's fields beside; and
+    whether it is an error."""
+    answer = outcome.answer or {}
+    error = error_of(outcome, timeout_s)
+    count = answer.get("execution_count")
+    seconds = answer.get("execution_time", elapsed)
+    payload: dict[str, Any] = {
+        "executionError": f"{error['name']}: {error['value']}" if error else "",
+        "result": [json.dumps(bundle, ensure_ascii=False) for bundle in answer.get("results", [])],
+        "stdout": answer.get("stdout", []),
+        "stderr": answer.get("stderr", []),
+        "execution_count": count,
+        "execution_time": seconds,
+        "executionCount": count,
+        "executionTime": seconds,
+        "error": error,
+        "kernel_restarted": restarted,
+        "language": "python",
+    }
+    if outcome.timed_out:
+        payload["timed_out"] = True
+    if outcome.answer is None:
+        payload["kernel_died"] = True
+    for stream in ("stdout", "stderr"):
+        if answer.get(f"{stream}_truncated_bytes"):
+            payload[f"{stream}_truncated_bytes"] = answer[f"{stream}_truncated_bytes"]
+    text = json.dumps(payload, ensure_ascii=False)
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate in some output: escape everything instead
+        text = json.dumps(payload)
+    return text, error is not None
+
+
+def run_code(arguments: dict[str, Any]) -> str:
+    check_language(arguments.get("language", "python"))
+    timeout_s: int = arguments.get("timeout_s", DEFAULT_TIMEOUT_S)
+    slot = KERNELS["python"]
+    started = time.monotonic()
+    if not slot.lock.acquire(timeout=timeout_s):
+        raise ToolError(
+            f"another cell kept this session's Python kernel busy for all of timeout_s={timeout_s} s; "
+            "cells run one at a time"
+        )
+    try:
+        waited = time.monotonic() - started  # for an earlier cell: the call as a whole keeps to timeout_s
+        outcome, restarted = slot.run(arguments["code"], max(timeout_s - waited, 1.0))
+    finally:
+        slot.lock.release()
+    text, failed = answer_text(outcome, restarted, timeout_s, time.monotonic() - started)
+    if failed:
+        raise ToolError(text)
+    return text
+
+
+TOOLS = [
+    Tool(
+        name="run_code",
+        description=(
+            "Run Python code in the session's kernel, which keeps its variables, imports and working "
+            "directory from call to call, as a notebook does. Answers JSON: result (mime bundles as "
+            "JSON strings; the value of a final expression is the main result, display() adds more), "
+            "stdout and stderr (lists), executionError, execution_count and execution_time; an "
+            "exception is an error with its name, value and traceback. At timeout_s the cell is "
+            "interrupted and the kernel keeps its state."
+        ),
+        run=run_code,
+        properties={
+            "code": {"type": "string", "description": "the cell: Python statements"},
+            "language": {
+                "type": "string",
+                "description": "python (also py, python3), the default and, for now, the only one",
+            },
+            "timeout_s": {
+                "type": "integer",
+                "minimum": 1,
+                "description": f"default {DEFAULT_TIMEOUT_S}; then the cell is interrupted",
+            },
+        },
+        required=("code",),
+    )
+]
