@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.integration.server import KEY_A, running_server
-
-from bench.tools import summary
-from cove import AgentBay, Config, Session
+from bench.harness import bench_server, summary
+from cove import AgentBay, Session
 
 RESULTS = Path(__file__).parent / "results" / "code.json"
 
@@ -84,24 +80,16 @@ def main() -> None:
         "--first", type=int, default=20, help="new sessions whose first cell is timed, each way"
     )
     args = parser.parse_args()
-    scratch = Path(tempfile.mkdtemp(prefix="cove-bench-", dir="/var/tmp"))
-    scratch.chmod(0o711)
-    try:
-        with (
-            running_server(scratch / "data") as server,
-            AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url)) as agent_bay,
-        ):
-            session = agent_bay.create().session
-            assert session is not None
-            memory = kernel_memory(session)
-            warm = summary(time_warm_cells(session, args.runs))
-            true = summary(time_true_commands(session, args.runs))
-            command = summary(time_python_commands(session, args.runs))
-            session.delete()
-            cold = summary(time_first_cells(agent_bay, args.first, agent_running=False))
-            kernel_start = summary(time_first_cells(agent_bay, args.first, agent_running=True))
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    with bench_server() as bench:
+        session = bench.agent_bay.create().session
+        assert session is not None
+        memory = kernel_memory(session)
+        warm = summary(time_warm_cells(session, args.runs))
+        true = summary(time_true_commands(session, args.runs))
+        command = summary(time_python_commands(session, args.runs))
+        session.delete()
+        cold = summary(time_first_cells(bench.agent_bay, args.first, agent_running=False))
+        kernel_start = summary(time_first_cells(bench.agent_bay, args.first, agent_running=True))
     results = {
         "runs": args.runs,
         "first_runs": args.first,

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import httpx
-from tests.integration.server import KEY_A, running_server
 
-from cove import AgentBay, Config, CreateSessionParams
+from bench.harness import bench_server
+from cove import CreateSessionParams
 
 RESULTS = Path(__file__).parent / "results" / "links.json"
 PORT = 30100
@@ -107,33 +105,23 @@ def main() -> None:
     if args.measure:
         print(json.dumps(measure(args.measure, args.requests, args.clients)))
         return
-    scratch = Path(tempfile.mkdtemp(prefix="cove-bench-", dir="/var/tmp"))
-    scratch.chmod(0o711)
-    try:
-        with (
-            running_server(scratch / "data") as server,
-            AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url)) as agent_bay,
-        ):
-            session = agent_bay.create(CreateSessionParams()).session
-            assert session is not None
-            session.file_system.write_file("/tmp/site/small.txt", "ok")
-            session.file_system.write_file("/tmp/server.py", SERVER)
-            made = session.command.execute_command(
-                f"head -c {args.mib * MiB} /dev/zero > /tmp/site/large.bin"
-            )
-            assert made.success, made.error_message
-            assert session.command.start(f"python3 /tmp/server.py {PORT}", cwd="/tmp/site").success
-            link = session.get_link("https", PORT)
-            assert link.success, link.error_message
-            deadline = time.monotonic() + 30
-            while httpx.get(link.data + "small.txt", trust_env=False).status_code != 200:
-                assert time.monotonic() < deadline, "the server in the session never answered"
-                time.sleep(0.1)
-            through_link = measure(link.data, args.requests, args.clients)
-            direct = measure_directly(server.sandbox_pid(session.session_id), args.requests, args.clients)
-            session.delete()
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    with bench_server() as bench:
+        session = bench.agent_bay.create(CreateSessionParams()).session
+        assert session is not None
+        session.file_system.write_file("/tmp/site/small.txt", "ok")
+        session.file_system.write_file("/tmp/server.py", SERVER)
+        made = session.command.execute_command(f"head -c {args.mib * MiB} /dev/zero > /tmp/site/large.bin")
+        assert made.success, made.error_message
+        assert session.command.start(f"python3 /tmp/server.py {PORT}", cwd="/tmp/site").success
+        link = session.get_link("https", PORT)
+        assert link.success, link.error_message
+        deadline = time.monotonic() + 30
+        while httpx.get(link.data + "small.txt", trust_env=False).status_code != 200:
+            assert time.monotonic() < deadline, "the server in the session never answered"
+            time.sleep(0.1)
+        through_link = measure(link.data, args.requests, args.clients)
+        direct = measure_directly(bench.server.sandbox_pid(session.session_id), args.requests, args.clients)
+        session.delete()
     results = {
         "requests": args.requests,
         "clients": args.clients,

@@ -18,16 +18,12 @@ from pathlib import Path
 
 from tests.integration.server import CoveServer, running_server
 
+from bench.harness import percentile
 from cove.sandbox.images import SANDBOX_HOME, SANDBOX_UID
 from cove.sandbox.oci_spec import IdMapping, Limits, Mount, build_spec
 from cove.sandbox.runtime import AGENT_DIR, AGENT_MOUNT, INIT_ARGS
 
 RESULTS = Path(__file__).parent / "results" / "sessions.json"
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def time_cove_creates(server: CoveServer, runs: int, body: dict[str, object]) -> list[float]:

@@ -11,24 +11,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
-from tests.integration.server import KEY_A, CoveServer, running_server
+from tests.integration.server import CoveServer
 
-from bench.sessions import percentile
-from cove import AgentBay, Config, Session
+from bench.harness import bench_server, summary
+from cove import AgentBay, Session
 
 RESULTS = Path(__file__).parent / "results" / "tools.json"
 MiB = 1024 * 1024
-
-
-def summary(seconds: list[float]) -> dict[str, float]:
-    milliseconds = [s * 1000 for s in seconds]
-    return {"p50": statistics.median(milliseconds), "p95": percentile(milliseconds, 0.95)}
 
 
 def time_sdk_commands(session: Session, runs: int) -> list[float]:
@@ -109,24 +102,16 @@ def main() -> None:
     parser.add_argument("--pauses", type=int, default=50, help="pause/resume cycles to time")
     parser.add_argument("--first", type=int, default=20, help="new sessions whose first command is timed")
     args = parser.parse_args()
-    scratch = Path(tempfile.mkdtemp(prefix="cove-bench-", dir="/var/tmp"))
-    scratch.chmod(0o711)
-    try:
-        with (
-            running_server(scratch / "data") as server,
-            AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url)) as agent_bay,
-        ):
-            session = agent_bay.create().session
-            assert session is not None
-            sdk = summary(time_sdk_commands(session, args.runs))
-            runc = summary(time_runc_exec(server, session.session_id, args.runs))
-            transfers = time_transfers(session, scratch, args.mib, args.transfers)
-            session.command.start("sleep 600")  # something to freeze
-            pauses, resumes = (summary(t) for t in time_pause_resume(session, args.pauses))
-            session.delete()
-            first = summary(time_first_commands(agent_bay, args.first))
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    with bench_server() as bench:
+        session = bench.agent_bay.create().session
+        assert session is not None
+        sdk = summary(time_sdk_commands(session, args.runs))
+        runc = summary(time_runc_exec(bench.server, session.session_id, args.runs))
+        transfers = time_transfers(session, bench.scratch, args.mib, args.transfers)
+        session.command.start("sleep 600")  # something to freeze
+        pauses, resumes = (summary(t) for t in time_pause_resume(session, args.pauses))
+        session.delete()
+        first = summary(time_first_commands(bench.agent_bay, args.first))
     results = {
         "runs": args.runs,
         "sdk_command_ms": sdk,

@@ -1,0 +1,48 @@
+"""What every benchmark starts from: a real server in a scratch data directory and an SDK client."""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.integration.server import KEY_A, CoveServer, running_server
+
+from cove import AgentBay, Config
+
+
+@dataclass(frozen=True)
+class Bench:
+    server: CoveServer
+    agent_bay: AgentBay
+    scratch: Path
+    """A folder sandboxes can reach, removed afterwards."""
+
+
+@contextmanager
+def bench_server(**settings: object) -> Iterator[Bench]:
+    scratch = Path(tempfile.mkdtemp(prefix="cove-bench-", dir="/var/tmp"))
+    scratch.chmod(0o711)
+    try:
+        with (
+            running_server(scratch / "data", **settings) as server,
+            AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url)) as agent_bay,
+        ):
+            yield Bench(server, agent_bay, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def summary(seconds: list[float]) -> dict[str, float]:
+    """p50 and p95 in milliseconds."""
+    milliseconds = [s * 1000 for s in seconds]
+    return {"p50": statistics.median(milliseconds), "p95": percentile(milliseconds, 0.95)}
