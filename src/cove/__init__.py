@@ -6,13 +6,27 @@ with AgentBay(api_key="...") as agent_bay:
     session = agent_bay.create(CreateSessionParams(labels={"team": "a"})).session
 """
 
-from cove.sdk.async_client import AsyncAgentBay, AsyncCode, AsyncCommand, AsyncFileSystem, AsyncSession
+from cove.sdk.async_client import (
+    AsyncAgentBay,
+    AsyncCode,
+    AsyncCommand,
+    AsyncContextService,
+    AsyncFileSystem,
+    AsyncSession,
+)
 from cove.sdk.models import (
     ApiResponse,
     BinaryFileContentResult,
     BoolResult,
+    ClearContextResult,
     CommandResult,
     Config,
+    Context,
+    ContextFileEntry,
+    ContextFileListResult,
+    ContextListParams,
+    ContextListResult,
+    ContextResult,
     CreateSessionParams,
     DeleteResult,
     DirectoryEntry,
@@ -27,6 +41,7 @@ from cove.sdk.models import (
     FileContentResult,
     FileInfoResult,
     FileSearchResult,
+    FileUrlResult,
     LifecyclePolicy,
     McpTool,
     McpToolResult,
@@ -48,7 +63,7 @@ from cove.sdk.models import (
     SessionStatusResult,
     UploadResult,
 )
-from cove.sdk.sync_client import AgentBay, Code, Command, FileSystem, Session
+from cove.sdk.sync_client import AgentBay, Code, Command, ContextService, FileSystem, Session
 
 __version__ = "0.1.0"
 
@@ -58,14 +73,23 @@ __all__ = [
     "AsyncAgentBay",
     "AsyncCode",
     "AsyncCommand",
+    "AsyncContextService",
     "AsyncFileSystem",
     "AsyncSession",
     "BinaryFileContentResult",
     "BoolResult",
+    "ClearContextResult",
     "Code",
     "Command",
     "CommandResult",
     "Config",
+    "Context",
+    "ContextFileEntry",
+    "ContextFileListResult",
+    "ContextListParams",
+    "ContextListResult",
+    "ContextResult",
+    "ContextService",
     "CreateSessionParams",
     "DeleteResult",
     "DirectoryEntry",
@@ -81,6 +105,7 @@ __all__ = [
     "FileInfoResult",
     "FileSearchResult",
     "FileSystem",
+    "FileUrlResult",
     "LifecyclePolicy",
     "McpTool",
     "McpToolResult",

@@ -373,3 +373,61 @@ def image_ls(data_dir: Path | None) -> None:
     store.get(settings.default_image)
     rows = [(i.image_id, f"{i.size_bytes / 2**20:.0f} MiB", i.source[:60]) for i in store.list()]
     click.echo(render_table(["IMAGE", "SIZE", "SOURCE"], rows))
+
+
+@main.group()
+def context() -> None:
+    """Contexts: named persistent storage of your API key."""
+
+
+@context.command("ls")
+@client_options
+@click.option("--limit", type=int, default=100)
+def context_ls(endpoint: str | None, api_key: str | None, data_dir: Path | None, limit: int) -> None:
+    """List contexts as a table."""
+    from cove import ContextListParams
+
+    with _client(endpoint, api_key, data_dir) as client:
+        result = _check(client.context.list(ContextListParams(max_results=limit)))
+    rows = [(c.id, c.name, c.state, c.created_at, c.last_used_at) for c in result.contexts]
+    click.echo(render_table(["CONTEXT", "NAME", "STATE", "CREATED", "LAST USED"], rows))
+    click.echo(f"{len(rows)} of {result.total_count} shown")
+
+
+@context.command("create")
+@client_options
+@click.argument("name")
+def context_create(endpoint: str | None, api_key: str | None, data_dir: Path | None, name: str) -> None:
+    """Create a context and print its id."""
+    with _client(endpoint, api_key, data_dir) as client:
+        click.echo(_check(client.context.create(name)).context_id)
+
+
+@context.command("rm")
+@client_options
+@click.argument("context_ids", nargs=-1, required=True)
+def context_rm(
+    endpoint: str | None, api_key: str | None, data_dir: Path | None, context_ids: tuple[str, ...]
+) -> None:
+    """Delete contexts and every file in them."""
+    from cove import Context
+
+    with _client(endpoint, api_key, data_dir) as client:
+        for context_id in context_ids:
+            _check(client.context.delete(Context(id=context_id, name="")))
+            click.echo(f"deleted {context_id}")
+
+
+@context.command("files")
+@client_options
+@click.argument("context_id")
+@click.option("--path", default="/", help="the folder to list (default: the top)")
+def context_files(
+    endpoint: str | None, api_key: str | None, data_dir: Path | None, context_id: str, path: str
+) -> None:
+    """List the files and folders in a folder of a context."""
+    with _client(endpoint, api_key, data_dir) as client:
+        result = _check(client.context.list_files(context_id, path, 1, 1000))
+    rows = [(e.file_path, e.file_type, e.size, e.gmt_modified) for e in result.entries]
+    click.echo(render_table(["PATH", "TYPE", "SIZE", "MODIFIED"], rows))
+    click.echo(f"{len(rows)} of {result.count} shown")

@@ -70,3 +70,17 @@ class UpstreamError(CoveError):
 
     code = "UpstreamError"
     http_status = 502
+
+
+class ContextNotFound(CoveError):
+    """No context of the caller's by that id or name (another tenant's answers the same)."""
+
+    code = "ContextNotFound"
+    http_status = 404
+
+
+class ContextExists(CoveError):
+    """A context name is unique per API key."""
+
+    code = "ContextExists"
+    http_status = 409

@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import threading
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 os.environ.setdefault("AGENTBAY_LOG_LEVEL", "CRITICAL")  # the SDK logs every failure as an error
@@ -20,6 +22,7 @@ from agentbay import (
     AgentBay,
     AsyncAgentBay,
     Config,
+    ContextListParams,
     CreateSessionParams,
     ExtraConfigs,
     LifecyclePolicy,
@@ -299,8 +302,8 @@ def test_other_tenants_sessions_are_not_found(official: Any, server: CoveServer)
 def test_what_cove_lacks_yet_fails_clearly(official: Any, agent_bay: AgentBay, data_root: Any) -> None:
     with pytest.raises(SessionError, match="not supported"):
         official.get_link()
-    context = agent_bay.context.get("ctx", create=True)
-    assert not context.success and "not supported" in context.error_message
+    with pytest.raises(Exception, match="not supported"):  # syncing contexts into sessions (issue 6)
+        official.context.list_bindings()
     uploaded = official.file_system.upload_file(str(data_root), "/tmp/x")
     assert not uploaded.success
     mobile = agent_bay.create(
@@ -361,3 +364,69 @@ async def test_async_sdk(async_agent_bay: AsyncAgentBay, server: CoveServer) -> 
     finally:
         deleted = await session.delete()
     assert deleted.success and session.session_id not in server.containers()
+
+
+def test_contexts(agent_bay: AgentBay, server: CoveServer) -> None:
+    """agent_bay.context end to end: made by name, renamed, a file put, listed, fetched, deleted."""
+    name = f"official-{uuid.uuid4().hex[:8]}"
+    assert not agent_bay.context.get(name).success  # unknown, and not asked to create
+    made = agent_bay.context.get(name, create=True)
+    assert made.success, made.error_message
+    context = made.context
+    assert made.context_id == context.id and context.id.startswith("ctx-") and context.name == name
+    assert agent_bay.context.get(name, create=True).context_id == context.id
+    try:
+        context.name = name + "-renamed"
+        assert agent_bay.context.update(context).success
+        assert agent_bay.context.get(context_id=context.id).context.name == name + "-renamed"
+        listed = agent_bay.context.list(ContextListParams(max_results=100))
+        assert listed.success and context.id in [found.id for found in listed.contexts]
+
+        upload = agent_bay.context.get_file_upload_url(context.id, "/data/hello.txt")
+        assert upload.success and upload.url.startswith(server.url) and upload.expire_time
+        assert httpx.put(upload.url, content=b"hello from agentbay").status_code == 200
+        files = agent_bay.context.list_files(context.id, "/data")
+        assert files.success, files
+        assert [(entry.file_path, entry.file_name, entry.size) for entry in files.entries] == [
+            ("/data/hello.txt", "hello.txt", 19)
+        ]
+        download = agent_bay.context.get_file_download_url(context.id, "/data/hello.txt")
+        assert download.success and httpx.get(download.url).content == b"hello from agentbay"
+
+        assert agent_bay.context.delete_file(context.id, "/data/hello.txt").success
+        assert agent_bay.context.list_files(context.id, "/data").entries == []
+        upload = agent_bay.context.get_file_upload_url(context.id, "again.txt")
+        assert httpx.put(upload.url, content=b"x").status_code == 200
+        cleared = agent_bay.context.clear(context.id, timeout=10, poll_interval=0.2)
+        assert cleared.success and cleared.status == "available", cleared.error_message
+        assert agent_bay.context.list_files(context.id, "/").entries == []
+        assert agent_bay.context.clear_async(context.id).success
+        status = agent_bay.context.get_clear_status(context.id)
+        assert status.success and status.status == "available", status.error_message
+        assert agent_bay.context.start_clear(context.id).success
+
+        second = agent_bay.context.create(name + "-second")
+        assert second.success and second.context_id != context.id
+        assert agent_bay.context.delete(second.context).success
+
+        other = AgentBay(api_key=KEY_B, cfg=Config(endpoint=server.url))
+        assert not other.context.get(context_id=context.id).success
+    finally:
+        assert agent_bay.context.delete(context).success
+    assert not agent_bay.context.get(context_id=context.id).success
+
+
+async def test_async_contexts(async_agent_bay: AsyncAgentBay) -> None:
+    made = await async_agent_bay.context.get(f"official-async-{uuid.uuid4().hex[:8]}", create=True)
+    assert made.success, made.error_message
+    try:
+        upload = await async_agent_bay.context.get_file_upload_url(made.context_id, "a.txt")
+        async with httpx.AsyncClient() as plain:
+            assert (await plain.put(upload.url, content=b"async")).status_code == 200
+            download = await async_agent_bay.context.get_file_download_url(made.context_id, "a.txt")
+            assert (await plain.get(download.url)).content == b"async"
+        files = await async_agent_bay.context.list_files(made.context_id, "/")
+        assert [entry.file_name for entry in files.entries] == ["a.txt"]
+        assert (await async_agent_bay.context.clear(made.context_id, timeout=10, poll_interval=0.2)).success
+    finally:
+        assert (await async_agent_bay.context.delete(made.context)).success

@@ -92,8 +92,10 @@ def test_errors_have_agentbay_shape(server: CoveServer) -> None:
     assert bad_json.status_code == 400 and "Args" in envelope(bad_json)["Message"]
     no_session = rpc(server, "GetLabel", SessionId="session-nope")
     assert envelope(no_session)["Code"] == "InvalidMcpSession.NotFound"
-    later = rpc(server, "GetContext", Name="ctx")
+    later = rpc(server, "GetContextInfo", SessionId="session-x")
     assert later.status_code == 501 and envelope(later)["Code"] == "NotSupported"
+    no_context = rpc(server, "GetContext", Name="no-such-context")
+    assert no_context.status_code == 404 and envelope(no_context)["Code"] == "ContextNotFound"
     refused = rpc(server, "CreateMcpSession", McpPolicyId="policy-1")
     assert refused.status_code == 501 and "McpPolicyId" in envelope(refused)["Message"]
     mobile = rpc(server, "CreateMcpSession", **{"ExtraConfigs.Mobile.LockResolution": "True"})

@@ -447,3 +447,74 @@ class EnhancedCodeExecutionResult(Result):
         if self.results and self.results[0].text:
             return self.results[0].text
         return "".join(self.logs.stdout)
+
+
+@dataclass(kw_only=True)
+class Context:
+    """A context: named persistent storage of this API key (AgentBay's `Context`)."""
+
+    id: str
+    name: str
+    created_at: str | None = None
+    last_used_at: str | None = None
+    state: str = "available"
+
+
+@dataclass(kw_only=True)
+class ContextResult(Result):
+    context_id: str = ""
+    context: Context | None = None
+
+
+@dataclass(kw_only=True)
+class ContextListParams:
+    """A page of `list`: `next_token` is the `next_token` of the page before."""
+
+    max_results: int | None = None
+    next_token: str | None = None
+    session_id: str | None = None
+
+
+@dataclass(kw_only=True)
+class ContextListResult(Result):
+    contexts: list[Context] = field(default_factory=list)
+    next_token: str | None = None
+    max_results: int | None = None
+    total_count: int | None = None
+
+
+@dataclass(kw_only=True)
+class ContextFileEntry:
+    """A file or folder of a context; `file_path` starts with "/"."""
+
+    file_id: str
+    file_name: str
+    file_path: str
+    file_type: str | None = None
+    """"file" or "folder"."""
+    gmt_create: str | None = None
+    gmt_modified: str | None = None
+    size: int | None = None
+    status: str | None = None
+
+
+@dataclass(kw_only=True)
+class ContextFileListResult(Result):
+    entries: list[ContextFileEntry] = field(default_factory=list)
+    count: int | None = None
+    """How many entries the folder has in all."""
+    next_token: str | None = None
+
+
+@dataclass(kw_only=True)
+class FileUrlResult(Result):
+    """A URL that needs no key, for an hour: PUT the file's bytes to it, or GET them (plain curl works)."""
+
+    url: str = ""
+    expire_time: int | None = None
+
+
+@dataclass(kw_only=True)
+class ClearContextResult(OperationResult):
+    status: str | None = None
+    context_id: str | None = None

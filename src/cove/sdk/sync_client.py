@@ -10,14 +10,20 @@ from typing import Any, Literal, overload
 
 import httpx
 
-from cove.sdk import code_calls, core, file_calls, process_calls, tool_calls
+from cove.sdk import code_calls, context_calls, core, file_calls, process_calls, tool_calls
 from cove.sdk.core import ResultT
 from cove.sdk.file_calls import DirectoryWatcher, LocalDownload, LocalUpload, ProgressCallback
 from cove.sdk.models import (
     BinaryFileContentResult,
     BoolResult,
+    ClearContextResult,
     CommandResult,
     Config,
+    Context,
+    ContextFileListResult,
+    ContextListParams,
+    ContextListResult,
+    ContextResult,
     CreateSessionParams,
     DeleteResult,
     DirectoryListResult,
@@ -28,6 +34,7 @@ from cove.sdk.models import (
     FileContentResult,
     FileInfoResult,
     FileSearchResult,
+    FileUrlResult,
     McpToolResult,
     McpToolsResult,
     MultipleFileContentResult,
@@ -52,6 +59,7 @@ class AgentBay(core.ClientBase):
     def __init__(self, api_key: str = "", cfg: Config | None = None) -> None:
         super().__init__(api_key, cfg)
         self._http = httpx.Client(**self._http_options())
+        self.context = ContextService(self)
 
     def _send(
         self,
@@ -434,3 +442,50 @@ class FileSystem:
         taken), and set its `stop_event` to end it.
         """
         return DirectoryWatcher(lambda: self.get_file_change(path), callback, interval, stop_event)
+
+
+class ContextService:
+    """`agent_bay.context`: this key's contexts (named persistent storage) and their files, as in
+    AgentBay's ContextService. File bytes move through `get_file_upload_url`/`get_file_download_url`:
+    URLs that need no key, for an hour (PUT the bytes, or GET them; plain curl works)."""
+
+    def __init__(self, agent_bay: AgentBay) -> None:
+        self._send = agent_bay._send
+
+    def get(
+        self, name: str | None = None, create: bool = False, context_id: str | None = None
+    ) -> ContextResult:
+        """The context named `name` (made first when `create`), or the one with `context_id`."""
+        return self._send(context_calls.get_context(name, create, context_id))
+
+    def create(self, name: str) -> ContextResult:
+        return self._send(context_calls.create_context(name))
+
+    def list(self, params: ContextListParams | None = None) -> ContextListResult:
+        return self._send(context_calls.list_contexts(params))
+
+    def update(self, context: Context) -> OperationResult:
+        """Rename the context to `context.name`."""
+        return self._send(context_calls.update_context(context))
+
+    def delete(self, context: Context) -> OperationResult:
+        """Delete the context and every file in it."""
+        return self._send(context_calls.delete_context(context.id))
+
+    def clear(self, context_id: str, timeout: int = 60, poll_interval: float = 2.0) -> ClearContextResult:
+        """Remove every file of the context; done (state "available") when it returns."""
+        return self._send(context_calls.clear_context(context_id))
+
+    def list_files(
+        self, context_id: str, parent_folder_path: str = "/", page_number: int = 1, page_size: int = 50
+    ) -> ContextFileListResult:
+        return self._send(context_calls.list_files(context_id, parent_folder_path, page_number, page_size))
+
+    def delete_file(self, context_id: str, file_path: str) -> OperationResult:
+        return self._send(context_calls.delete_file(context_id, file_path))
+
+    def get_file_upload_url(self, context_id: str, file_path: str) -> FileUrlResult:
+        return self._send(context_calls.file_url(context_id, file_path, "upload_url"))
+
+    def get_file_download_url(self, context_id: str, file_path: str) -> FileUrlResult:
+        return self._send(context_calls.file_url(context_id, file_path, "download_url"))

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from cove.auth import ensure_default_key
 from cove.config import Settings
 from cove.errors import CoveError, InvalidArgument
-from cove.server.api import agentbay, links, mcp, native
+from cove.server.api import agentbay, contexts, links, mcp, native
 from cove.server.services import Services, build_services
 from cove.sessions.manager import SessionManager
 
@@ -88,6 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
         return error_response(request, CoveError(f"internal error ({type(error).__name__}); see server log"))
 
     app.include_router(native.router)
+    app.include_router(contexts.router)
     app.include_router(agentbay.router)
     app.include_router(mcp.router)
     app.include_router(links.router)

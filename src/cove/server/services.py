@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from cove.auth import KeyRing
 from cove.config import Settings
+from cove.contexts.service import ContextService
+from cove.contexts.storage import LocalFolderStorage
+from cove.contexts.store import ContextStore
 from cove.sandbox.images import ImageStore
 from cove.sandbox.runtime import RuncRuntime
 from cove.server.prometheus import ServerMetrics
@@ -24,6 +27,7 @@ class Services:
     manager: SessionManager
     keys: KeyRing
     metrics: ServerMetrics
+    contexts: ContextService
 
 
 def build_services(settings: Settings) -> Services:
@@ -41,4 +45,8 @@ def build_services(settings: Settings) -> Services:
     )
     manager = SessionManager(settings, store, runtime, images)
     manager.observer = metrics = ServerMetrics(store)
-    return Services(settings, store, images, runtime, manager, KeyRing(store, settings.api_keys), metrics)
+    contexts = ContextService(
+        settings, ContextStore(store.engine), LocalFolderStorage(settings.data_dir / "contexts")
+    )
+    keys = KeyRing(store, settings.api_keys)
+    return Services(settings, store, images, runtime, manager, keys, metrics, contexts)

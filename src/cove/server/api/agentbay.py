@@ -21,6 +21,8 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from cove.agent.protocol import MAX_LINE_BYTES
+from cove.contexts.service import iso
+from cove.contexts.store import ContextRecord
 from cove.errors import CoveError, InvalidArgument, PayloadTooLarge, SessionNotFound
 from cove.server.services import Services
 from cove.sessions import links
@@ -47,22 +49,13 @@ TOOL_SERVERS = {"shell": "wuying_shell", "get_metrics": "wuying_system", "run_co
 NOT_YET: dict[str, str] = {
     **dict.fromkeys(
         (
-            "GetContext",
-            "ListContexts",
-            "ModifyContext",
-            "DeleteContext",
-            "ClearContext",
-            "GetContextFileUploadUrl",
-            "GetContextFileDownloadUrl",
-            "DeleteContextFile",
-            "DescribeContextFiles",
             "GetAndLoadInternalContext",
             "SyncContext",
             "GetContextInfo",
             "BindContexts",
             "DescribeSessionContexts",
         ),
-        "contexts (persistent storage)",
+        "syncing contexts into sessions",
     ),
     **dict.fromkeys(("InitBrowser", "GetCdpLink"), "the browser"),
     "GetAdbLink": "mobile sessions",
@@ -342,6 +335,109 @@ def call_tool(call: ActionRequest) -> Answer:
         call.tenant_id, record.session_id, call.required("Name"), arguments
     )
     return result, {}
+
+
+def context_data(record: ContextRecord) -> dict[str, Any]:
+    return {
+        "Id": record.context_id,
+        "Name": record.name,
+        "CreateTime": iso(record.created_at),
+        "LastUsedTime": iso(record.last_used_at),
+        "State": record.state,
+        "OsType": "linux",
+    }
+
+
+@action("GetContext")
+def get_context(call: ActionRequest) -> Answer:
+    """By `ContextId`, or by `Name` (made first when `AllowCreate` is True)."""
+    contexts = call.services.contexts
+    if context_id := call.text("ContextId"):
+        return context_data(contexts.get(call.tenant_id, context_id)), {}
+    create = call.text("AllowCreate").lower() == "true"
+    return context_data(contexts.get_by_name(call.tenant_id, call.required("Name"), create)), {}
+
+
+@action("ListContexts")
+def list_contexts(call: ActionRequest) -> Answer:
+    token = call.text("NextToken")
+    if token and not token.isdigit():
+        raise InvalidArgument(f"NextToken {token!r} is not one this server gave")
+    found = call.services.contexts.list(call.tenant_id, int(token or 1), call.number("MaxResults", 10))
+    next_token = str(found.next_page) if found.next_page else ""
+    extra = {"NextToken": next_token, "MaxResults": found.limit, "TotalCount": found.total_count}
+    return [context_data(record) for record in found.items], extra
+
+
+@action("ModifyContext")
+def modify_context(call: ActionRequest) -> Answer:
+    call.services.contexts.rename(call.tenant_id, call.required("Id"), call.required("Name"))
+    return None, {}
+
+
+@action("DeleteContext")
+def delete_context(call: ActionRequest) -> Answer:
+    call.services.contexts.delete(call.tenant_id, call.required("Id"))
+    return None, {}
+
+
+@action("ClearContext")
+def clear_context(call: ActionRequest) -> Answer:
+    """Done when it answers: the SDK's poll of GetContext then sees `available` at once."""
+    record = call.services.contexts.clear(call.tenant_id, call.required("Id"))
+    return {"Id": record.context_id, "State": record.state}, {}
+
+
+@action("GetContextFileUploadUrl")
+def context_file_upload_url(call: ActionRequest) -> Answer:
+    """A URL to PUT the file's bytes to, for an hour, with no key (contexts/service.py)."""
+    found = call.services.contexts.upload_url(
+        call.tenant_id, call.required("ContextId"), call.required("FilePath")
+    )
+    return {"Url": found.url, "ExpireTime": found.expire_time}, {}
+
+
+@action("GetContextFileDownloadUrl")
+def context_file_download_url(call: ActionRequest) -> Answer:
+    found = call.services.contexts.download_url(
+        call.tenant_id, call.required("ContextId"), call.required("FilePath")
+    )
+    return {"Url": found.url, "ExpireTime": found.expire_time}, {}
+
+
+@action("DeleteContextFile")
+def delete_context_file(call: ActionRequest) -> Answer:
+    call.services.contexts.delete_file(call.tenant_id, call.required("ContextId"), call.required("FilePath"))
+    return None, {}
+
+
+@action("DescribeContextFiles")
+def describe_context_files(call: ActionRequest) -> Answer:
+    """Page mode (`PageNumber`, `PageSize`), or token mode (`MaxResults`, `NextToken`)."""
+    token = call.text("NextToken")
+    if token and not token.isdigit():
+        raise InvalidArgument(f"NextToken {token!r} is not one this server gave")
+    token_mode = bool(token or call.text("MaxResults"))
+    page = int(token or 1) if token_mode else call.number("PageNumber", 1)
+    limit = call.number("MaxResults", 50) if token_mode else call.number("PageSize", 50)
+    found = call.services.contexts.list_files(
+        call.tenant_id, call.required("ContextId"), call.text("ParentFolderPath") or "/", page, limit
+    )
+    data = [
+        {
+            "FileId": stored.path,
+            "FileName": stored.name,
+            "FilePath": stored.path,
+            "FileType": "folder" if stored.is_folder else "file",
+            "GmtCreate": iso(stored.created_at),
+            "GmtModified": iso(stored.modified_at),
+            "Size": stored.size,
+            "Status": "available",
+        }
+        for stored in found.items
+    ]
+    next_token = str(found.next_page) if found.next_page else ""
+    return data, {"Count": found.total_count, "NextToken": next_token, "MaxResults": found.limit}
 
 
 async def _body(request: Request) -> bytes:

@@ -1,0 +1,1 @@
+"""Contexts: named persistent storage owned by an API key (the store, the storage backends, the service)."""
