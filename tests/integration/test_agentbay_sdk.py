@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -21,12 +22,15 @@ os.environ.setdefault("AGENTBAY_LOG_LEVEL", "CRITICAL")  # the SDK logs every fa
 from agentbay import (
     AgentBay,
     AsyncAgentBay,
+    BrowserContext,
     Config,
     ContextListParams,
+    ContextSync,
     CreateSessionParams,
     ExtraConfigs,
     LifecyclePolicy,
     MobileExtraConfig,
+    SyncPolicy,
 )
 from agentbay._common.exceptions import SessionError
 
@@ -364,6 +368,44 @@ async def test_async_sdk(async_agent_bay: AsyncAgentBay, server: CoveServer) -> 
     finally:
         deleted = await session.delete()
     assert deleted.success and session.session_id not in server.containers()
+
+
+def test_context_sync(agent_bay: AgentBay, server: CoveServer) -> None:
+    """create with context_syncs returns promptly with the files there; info, sync, delete(sync_context)."""
+    context = agent_bay.context.get(f"sync-{uuid.uuid4().hex[:8]}", create=True).context
+    folder = "/home/user/work"
+    try:
+        url = agent_bay.context.get_file_upload_url(context.id, "seed.txt").url
+        assert httpx.put(url, content=b"seeded").status_code == 200
+        started = time.monotonic()
+        created = agent_bay.create(
+            CreateSessionParams(context_syncs=[ContextSync.new(context.id, folder, SyncPolicy())])
+        )
+        assert created.success, created.error_message
+        assert time.monotonic() - started < 20
+        session = created.session
+        try:
+            assert inside(server, session, f"cat {folder}/seed.txt") == "seeded"
+            info = session.context.info()
+            assert [
+                (item.context_id, item.path, item.status, item.task_type) for item in info.context_status_data
+            ] == [(context.id, folder, "Success", "download")]
+            inside(server, session, f"echo now > {folder}/now.txt")
+            assert session.context.sync().success
+            uploaded = session.context.info(task_type="upload").context_status_data
+            assert [(item.status, item.task_type) for item in uploaded] == [("Success", "upload")]
+            assert "now.txt" in [
+                entry.file_name for entry in agent_bay.context.list_files(context.id, "/").entries
+            ]
+            inside(server, session, f"echo back > {folder}/back.txt")
+        finally:
+            assert session.delete(sync_context=True).success
+        url = agent_bay.context.get_file_download_url(context.id, "back.txt").url
+        assert httpx.get(url).content == b"back\n"
+        browser = agent_bay.create(CreateSessionParams(browser_context=BrowserContext(context.id)))
+        assert not browser.success and "not supported" in browser.error_message
+    finally:
+        agent_bay.context.delete(context)
 
 
 def test_contexts(agent_bay: AgentBay, server: CoveServer) -> None:

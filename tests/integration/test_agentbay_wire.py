@@ -92,7 +92,7 @@ def test_errors_have_agentbay_shape(server: CoveServer) -> None:
     assert bad_json.status_code == 400 and "Args" in envelope(bad_json)["Message"]
     no_session = rpc(server, "GetLabel", SessionId="session-nope")
     assert envelope(no_session)["Code"] == "InvalidMcpSession.NotFound"
-    later = rpc(server, "GetContextInfo", SessionId="session-x")
+    later = rpc(server, "BindContexts", SessionId="session-x")
     assert later.status_code == 501 and envelope(later)["Code"] == "NotSupported"
     no_context = rpc(server, "GetContext", Name="no-such-context")
     assert no_context.status_code == 404 and envelope(no_context)["Code"] == "ContextNotFound"

@@ -105,7 +105,7 @@ class Connection(socketserver.StreamRequestHandler):
                 return
             if message is None:
                 return
-            if message.get("method") in ("files/upload", "files/download"):
+            if message.get("method") in ("files/upload", "files/download", "files/pack", "files/unpack"):
                 self.transfer(message)
                 return
             if message.get("method") == "ports/connect":
@@ -116,7 +116,7 @@ class Connection(socketserver.StreamRequestHandler):
                 protocol.write_message(self.wfile, answer)
 
     def transfer(self, message: dict[str, Any]) -> None:
-        """A streamed upload or download: raw bytes follow the request or the answer line."""
+        """A streamed upload, download, unpack or pack: raw bytes follow the request or the answer line."""
         from . import transfers  # only when needed: it loads the file tools
 
         request_id, params = message.get("id"), message.get("params")
@@ -124,6 +124,13 @@ class Connection(socketserver.StreamRequestHandler):
             if message["method"] == "files/upload":
                 saved = transfers.receive_file(params, self.rfile)
                 protocol.write_message(self.wfile, protocol.result(request_id, saved))
+            elif message["method"] == "files/unpack":
+                unpacked = transfers.receive_pack(params, self.rfile)
+                protocol.write_message(self.wfile, protocol.result(request_id, unpacked))
+            elif message["method"] == "files/pack":
+                folder = transfers.open_for_pack(params)
+                protocol.write_message(self.wfile, protocol.result(request_id, {"path": folder}))
+                transfers.send_pack(self.wfile, folder)
             else:
                 source, size = transfers.open_for_download(params)
                 protocol.write_message(self.wfile, protocol.result(request_id, {"size": size}))

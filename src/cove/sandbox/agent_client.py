@@ -169,6 +169,48 @@ class AgentClient:
 
         return size, body()
 
+    async def pack(self, path: str) -> AsyncIterator[bytes]:
+        """The folder at `path` in the sandbox as a tar stream (`files/pack`), until the agent ends it.
+
+        The stream comes from the sandbox: whoever reads it must treat every member as untrusted.
+        """
+        reader, writer = await self._open_stream()
+        try:
+            writer.write(protocol.encode(protocol.request(1, "files/pack", {"path": path})))
+            await self._answer(reader)
+        except BaseException:
+            writer.close()
+            raise
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                while chunk := await asyncio.wait_for(reader.read(CHUNK_BYTES), TRANSFER_IDLE_TIMEOUT_S):
+                    yield chunk
+            except (TimeoutError, OSError) as error:
+                raise self._failed(error) from None
+            finally:
+                writer.close()
+
+        return body()
+
+    async def unpack(self, path: str, size: int, chunks: AsyncIterator[bytes]) -> dict[str, Any]:
+        """Unpack a `size`-byte tar stream into the folder `path` in the sandbox (`files/unpack`)."""
+        reader, writer = await self._open_stream()
+        try:
+            writer.write(protocol.encode(protocol.request(1, "files/unpack", {"path": path, "size": size})))
+            sent = 0
+            async for chunk in chunks:
+                sent += len(chunk)
+                if sent > size:
+                    raise InvalidArgument(f"the archive is longer than its declared size of {size} bytes")
+                writer.write(chunk)
+                await asyncio.wait_for(writer.drain(), TRANSFER_IDLE_TIMEOUT_S)
+            if sent < size:
+                raise InvalidArgument(f"the archive ended after {sent} of its declared {size} bytes")
+            return await self._answer(reader)
+        finally:
+            writer.close()
+
     async def open_port(
         self, port: int, sock: socket.socket | None = None
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

@@ -184,6 +184,8 @@ def create_session(
         body["idle_timeout_s"], body["max_lifetime_s"] = params.lifecycle_policy.seconds()
     elif params.idle_release_timeout is not None:
         body["idle_timeout_s"] = params.idle_release_timeout
+    if params.context_syncs:
+        body["context_syncs"] = [sync.to_json() for sync in params.context_syncs]
     return Call(
         method="POST",
         path="/v1/sessions",

@@ -43,6 +43,71 @@ class LifecyclePolicy:
         return (self.idle_release_timeout or 5) * 60, (self.max_runtime or 30) * 60
 
 
+@dataclass
+class UploadPolicy:
+    """AgentBay's UploadPolicy: upload the folder to the context before the session is released.
+    Only the strategy UploadBeforeResourceRelease and the mode File exist on Cove."""
+
+    auto_upload: bool = True
+
+
+@dataclass
+class DownloadPolicy:
+    """AgentBay's DownloadPolicy: unpack the context into the folder when the session is created."""
+
+    auto_download: bool = True
+
+
+@dataclass
+class DeletePolicy:
+    """AgentBay's DeletePolicy: files deleted from the folder are removed from the context on upload."""
+
+    sync_local_file: bool = True
+
+
+@dataclass
+class SyncPolicy:
+    """AgentBay's SyncPolicy, the parts Cove implements; the server refuses the others (periodic
+    upload, archives, extract, white lists, recycle, mapping) with NotSupported."""
+
+    upload_policy: UploadPolicy | None = None
+    download_policy: DownloadPolicy | None = None
+    delete_policy: DeletePolicy | None = None
+
+    @classmethod
+    def default(cls) -> SyncPolicy:
+        return cls()
+
+    def to_json(self) -> dict[str, Any]:
+        """The camelCase JSON of AgentBay's wire (and Cove's `context_syncs[].policy`)."""
+        upload, download = self.upload_policy or UploadPolicy(), self.download_policy or DownloadPolicy()
+        return {
+            "uploadPolicy": {"autoUpload": upload.auto_upload},
+            "downloadPolicy": {"autoDownload": download.auto_download},
+            "deletePolicy": {"syncLocalFile": (self.delete_policy or DeletePolicy()).sync_local_file},
+        }
+
+
+@dataclass
+class ContextSync:
+    """A context synced into a session at `path` (absolute, in the session): AgentBay's ContextSync."""
+
+    context_id: str
+    path: str
+    policy: SyncPolicy | None = None
+
+    @classmethod
+    def new(cls, context_id: str, path: str, policy: SyncPolicy | None = None) -> ContextSync:
+        return cls(context_id, path, policy)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "context_id": self.context_id,
+            "path": self.path,
+            "policy": (self.policy or SyncPolicy()).to_json(),
+        }
+
+
 @dataclass(kw_only=True)
 class CreateSessionParams:
     """What to create: AgentBay's `labels`, `image_id`, `idle_release_timeout` (SECONDS, as in
@@ -59,6 +124,8 @@ class CreateSessionParams:
     pids: int | None = None
     idle_release_timeout: int | None = None
     lifecycle_policy: LifecyclePolicy | None = None
+    context_syncs: list[ContextSync] = field(default_factory=list)
+    """Contexts unpacked into their paths before create returns, uploaded back before release."""
 
 
 @dataclass(kw_only=True)

@@ -48,5 +48,6 @@ def build_services(settings: Settings) -> Services:
     contexts = ContextService(
         settings, ContextStore(store.engine), LocalFolderStorage(settings.data_dir / "contexts")
     )
+    manager.contexts = contexts
     keys = KeyRing(store, settings.api_keys)
     return Services(settings, store, images, runtime, manager, keys, metrics, contexts)

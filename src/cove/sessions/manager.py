@@ -6,22 +6,33 @@ again if the sandbox cannot start, so a crash at any point leaves something `rec
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import json
 import logging
 import secrets
 import shutil
 import string
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 from cove.agent.tools import all_tools
 from cove.config import Settings
-from cove.errors import InvalidArgument, InvalidState, QuotaExceeded, SessionNotFound
+from cove.contexts.sync import ContextSync, check_syncs, export_tar, import_tar
+from cove.errors import (
+    CoveError,
+    FileNotFound,
+    InvalidArgument,
+    InvalidState,
+    QuotaExceeded,
+    SandboxError,
+    SessionNotFound,
+)
 from cove.sandbox.accounting import SessionMetrics
 from cove.sandbox.agent_client import AgentClient
 from cove.sandbox.images import ImageStore
@@ -37,6 +48,9 @@ from cove.sessions.validation import (
     check_tool_call,
 )
 from cove.sessions.warm_pool import WarmPool
+
+if TYPE_CHECKING:
+    from cove.contexts.service import ContextService
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +122,8 @@ class CreateRequest:
     pids: Any = None
     idle_timeout_s: Any = None
     max_lifetime_s: Any = None
+    context_syncs: Any = None
+    """A list of {context_id, path, policy} (contexts/sync.py)."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +154,8 @@ class SessionManager:
         self._quota_lock = threading.Lock()
         self.warm_pool: WarmPool | None = None
         self.observer = Observer()
+        self.contexts: ContextService | None = None
+        """Set by the server: the contexts that sessions sync (create and release)."""
 
     def start_warm_pool(self) -> None:
         """Keep `settings.warm_pool` sandboxes prepared for creates with the default image and limits."""
@@ -157,6 +175,9 @@ class SessionManager:
         idle_timeout_s, max_lifetime_s = check_timeouts(
             self.settings, request.idle_timeout_s, request.max_lifetime_s
         )
+        syncs = check_syncs(request.context_syncs)
+        for sync in syncs:
+            self._context_service().get(tenant_id, sync.context_id)  # 404 unless it is the caller's
         image = self.images.get(request.image_id or self.settings.default_image)
         prepared = self.warm_pool.take(image) if self.warm_pool else None
         now = utc_now()
@@ -184,11 +205,21 @@ class SessionManager:
                 f"{self.settings.session_quota}; delete a session first"
             )
         try:
+            self.store.add_context_syncs(
+                record.session_id,
+                [{"context_id": s.context_id, "path": s.path, "policy": s.policy_json()} for s in syncs],
+            )
             if prepared and self.warm_pool:
                 self.runtime.start(prepared, None if limits == self.warm_pool.limits else limits)
             else:
                 self.runtime.create(record.session_id, image, limits)
         except BaseException:
+            self.store.delete_session_row(record.session_id)
+            raise
+        try:
+            self._download_contexts(record.session_id, syncs)
+        except BaseException:
+            self.runtime.destroy(record.session_id)
             self.store.delete_session_row(record.session_id)
             raise
         self.store.set_status(record.session_id, "RUNNING", only_from=[CREATING])
@@ -238,12 +269,161 @@ class SessionManager:
         return self.get(tenant_id, session_id)
 
     def _end(self, session_id: str, reason: str) -> bool:
-        """Remove a live session's sandbox and mark it DELETED with `reason`; False if it was not live."""
+        """Remove a live session's sandbox and mark it DELETED with `reason`; False if it was not live.
+
+        Synced folders are uploaded to their contexts first; if that fails the session is kept
+        as it was and the error raised, so no work is lost silently.
+        """
+        record = self.store.get_session(session_id)
+        if record is None or record.status not in LIVE_STATUSES:
+            return False
+        self._upload_before_release(record)
         if not self.store.set_status(session_id, "DELETING", only_from=LIVE_STATUSES):
             return False
         self.runtime.destroy(session_id)
         self.store.set_status(session_id, "DELETED", reason, only_from=["DELETING"])
         return True
+
+    # Context syncs (contexts/sync.py)
+
+    def _context_service(self) -> ContextService:
+        if self.contexts is None:
+            raise InvalidArgument("context syncs are not available on this server")
+        return self.contexts
+
+    def _download_contexts(self, session_id: str, syncs: builtins.list[ContextSync]) -> None:
+        """Unpack each context with autoDownload into its path, before create returns."""
+        for position, sync in enumerate(syncs):
+            if sync.auto_download:
+                self._download(session_id, position, sync)
+
+    def _download(self, session_id: str, position: int, sync: ContextSync) -> None:
+        """Unpack the context's files into `sync.path` in the sandbox (created if missing)."""
+        agent = AgentClient(self.runtime.agent_run_dir(session_id), session_id)
+        started = int(time.time())
+        try:
+            with tempfile.TemporaryFile() as spool:
+                export_tar(self._context_service().storage, sync.context_id, spool)
+                size = spool.tell()
+                spool.seek(0)
+                asyncio.run(agent.unpack(sync.path, size, _read_chunks(spool)))
+        except CoveError as error:
+            self._note_task(session_id, position, sync, "download", started, error.message)
+            raise
+        self._note_task(session_id, position, sync, "download", started, "")
+
+    def sync_contexts(
+        self, tenant_id: str, session_id: str, context_id: str = "", path: str = "", mode: str = ""
+    ) -> int:
+        """Sync the session's contexts now (all, or those of `context_id` and/or `path`); answers how many.
+
+        `mode` is "upload" (the default: the folder into the context) or "download".
+        """
+        self.agent(tenant_id, session_id)  # a RUNNING session of the caller's
+        mode = (mode or "upload").lower()
+        if mode not in ("upload", "download"):
+            raise InvalidArgument(f"mode must be 'upload' or 'download', not {mode!r}")
+        chosen = [
+            (position, sync)
+            for position, sync in enumerate(
+                ContextSync.from_row(row) for row in self.store.context_syncs(session_id)
+            )
+            if (not context_id or sync.context_id == context_id)
+            and (not path or sync.path == path.rstrip("/"))
+        ]
+        if not chosen and (context_id or path):
+            raise InvalidArgument(
+                f"session {session_id} syncs no context {context_id or '(any)'} at {path or '(any path)'}; "
+                "give a context and path it was created with"
+            )
+        for position, sync in chosen:
+            if mode == "upload":
+                self._upload(session_id, position, sync)
+            else:
+                self._download(session_id, position, sync)
+        return len(chosen)
+
+    def _note_task(
+        self, session_id: str, position: int, sync: ContextSync, kind: str, started: int, error: str
+    ) -> None:
+        rows = self.store.context_syncs(session_id)
+        tasks = [task for task in json.loads(rows[position]["tasks"]) if task["taskType"] != kind]
+        tasks.append(
+            {
+                "contextId": sync.context_id,
+                "path": sync.path,
+                "errorMessage": error,
+                "status": "Failed" if error else "Success",
+                "startTime": started,
+                "finishTime": int(time.time()),
+                "taskType": kind,
+            }
+        )
+        self.store.set_sync_tasks(session_id, position, json.dumps(tasks))
+
+    def context_tasks(self, tenant_id: str, session_id: str) -> builtins.list[dict[str, Any]]:
+        """The download and upload tasks of the session's context syncs (AgentBay's GetContextInfo)."""
+        self.get(tenant_id, session_id)
+        tasks: builtins.list[dict[str, Any]] = []
+        for row in self.store.context_syncs(session_id):
+            tasks.extend(json.loads(row["tasks"]))
+        return tasks
+
+    def _upload_before_release(self, record: SessionRecord) -> None:
+        syncs = [ContextSync.from_row(row) for row in self.store.context_syncs(record.session_id)]
+        if not any(sync.auto_upload for sync in syncs):
+            return
+        if record.status not in ("RUNNING", "PAUSED"):
+            raise InvalidState(f"session {record.session_id} is {record.status}; delete it again in a moment")
+        if record.status == "PAUSED":
+            self.runtime.resume(record.session_id)
+        try:
+            for position, sync in enumerate(syncs):
+                if sync.auto_upload:
+                    self._upload(record.session_id, position, sync)
+        except BaseException:
+            if record.status == "PAUSED":
+                self.runtime.pause(record.session_id)
+            raise
+
+    def _upload(self, session_id: str, position: int, sync: ContextSync) -> None:
+        """Pack `sync.path` in the sandbox and write its files into the context."""
+        agent = AgentClient(self.runtime.agent_run_dir(session_id), session_id)
+        started = int(time.time())
+        if self._context_service().store.get_by_id(sync.context_id) is None:
+            # Deleted meanwhile: writing would bring its folder back as an orphan. Not worth keeping
+            # the session for, since there is nowhere left to put the files.
+            self._note_task(session_id, position, sync, "upload", started, "the context was deleted")
+            log.warning(
+                "session %s: context %s was deleted; %s not uploaded", session_id, sync.context_id, sync.path
+            )
+            return
+        try:
+            with tempfile.TemporaryFile() as spool:
+                try:
+                    asyncio.run(_receive(agent.pack(sync.path), spool))
+                except FileNotFound:
+                    return  # the folder is gone from the session: nothing to upload, nothing removed
+                spool.seek(0)
+                report = import_tar(
+                    self._context_service().storage, sync.context_id, spool, sync.sync_deletions
+                )
+        except Exception as error:
+            message = error.message if isinstance(error, CoveError) else str(error)
+            self._note_task(session_id, position, sync, "upload", started, message or type(error).__name__)
+            raise SandboxError(
+                f"could not upload {sync.path} of session {session_id} to context {sync.context_id}: "
+                f"{message}; the session is kept, delete it again to retry"
+            ) from None
+        if report.skipped:
+            log.warning(
+                "session %s: %d entries of %s not uploaded (links, special files or unsafe names): %s",
+                session_id,
+                len(report.skipped),
+                sync.path,
+                report.skipped[:10],
+            )
+        self._note_task(session_id, position, sync, "upload", started, "")
 
     def keep_alive(self, tenant_id: str, session_id: str) -> SessionRecord:
         """Count as activity now: the idle timeout starts again."""
@@ -267,9 +447,12 @@ class SessionManager:
         records, _ = self.store.list_sessions(statuses=LIVE_STATUSES)
         for record in records:
             reason = _expiry(record, now)
-            if reason and self._end(record.session_id, reason):
-                log.info("session %s ended: %s", record.session_id, reason)
-                ended.append(record.session_id)
+            try:
+                if reason and self._end(record.session_id, reason):
+                    log.info("session %s ended: %s", record.session_id, reason)
+                    ended.append(record.session_id)
+            except CoveError as error:  # kept, and tried again on the next sweep
+                log.warning("session %s not ended (%s): %s", record.session_id, reason, error.message)
         return ended
 
     def pause(self, tenant_id: str, session_id: str) -> SessionRecord:
@@ -403,3 +586,14 @@ class SessionManager:
         return RecoveryReport(
             kept=[k for k in kept if k not in expired], ended=ended + expired, leftovers=leftovers
         )
+
+
+async def _read_chunks(source: IO[bytes]) -> AsyncIterator[bytes]:
+    while chunk := source.read(1024 * 1024):
+        yield chunk
+
+
+async def _receive(stream: Any, target: IO[bytes]) -> None:
+    """Write a stream the agent sends (an awaitable of an async iterator of bytes) into `target`."""
+    async for chunk in await stream:
+        target.write(chunk)

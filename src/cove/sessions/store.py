@@ -54,6 +54,19 @@ sessions_table = Table(
     Column("last_active_at", DateTime(timezone=True), nullable=True),
 )
 
+context_syncs_table = Table(
+    "session_context_syncs",
+    metadata,
+    Column("session_id", String(64), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("context_id", String(64), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("policy", Text, nullable=False),
+    Column("tasks", Text, nullable=False, default="[]"),
+)
+"""The contexts a session syncs (contexts/sync.py): policy is the checked policy as JSON, tasks the
+JSON list of its download and upload tasks, as GetContextInfo reports them."""
+
 labels_table = Table(
     "session_labels",
     metadata,
@@ -256,7 +269,38 @@ class Store:
         """Forget a session entirely: only for a create that failed before anyone saw it."""
         with self._transaction() as db:
             db.execute(delete(labels_table).where(labels_table.c.session_id == session_id))
+            db.execute(delete(context_syncs_table).where(context_syncs_table.c.session_id == session_id))
             db.execute(delete(sessions_table).where(sessions_table.c.session_id == session_id))
+
+    # Context syncs
+
+    def add_context_syncs(self, session_id: str, syncs: list[dict[str, Any]]) -> None:
+        """Note a session's context syncs: dicts of context_id, path, policy (JSON) and tasks (JSON)."""
+        if syncs:
+            with self._transaction() as db:
+                db.execute(
+                    insert(context_syncs_table),
+                    [{"session_id": session_id, "position": n, **sync} for n, sync in enumerate(syncs)],
+                )
+
+    def context_syncs(self, session_id: str) -> list[dict[str, Any]]:
+        with self._transaction() as db:
+            rows = db.execute(
+                select(context_syncs_table)
+                .where(context_syncs_table.c.session_id == session_id)
+                .order_by(context_syncs_table.c.position)
+            ).all()
+        return [dict(row._mapping) for row in rows]
+
+    def set_sync_tasks(self, session_id: str, position: int, tasks: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                update(context_syncs_table)
+                .where(
+                    context_syncs_table.c.session_id == session_id, context_syncs_table.c.position == position
+                )
+                .values(tasks=tasks)
+            )
 
     # API keys
 

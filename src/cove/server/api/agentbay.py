@@ -50,8 +50,6 @@ NOT_YET: dict[str, str] = {
     **dict.fromkeys(
         (
             "GetAndLoadInternalContext",
-            "SyncContext",
-            "GetContextInfo",
             "BindContexts",
             "DescribeSessionContexts",
         ),
@@ -68,7 +66,6 @@ NOT_YET: dict[str, str] = {
 """AgentBay actions for features Cove does not have yet, and what the feature is called."""
 
 UNSUPPORTED_CREATE_FIELDS = {
-    "PersistenceDataList": "context sync",
     "NetworkId": "custom networks",
     "McpPolicyId": "MCP policies",
     "Skills": "skills",
@@ -192,9 +189,57 @@ def create_session(call: ActionRequest) -> Answer:
         labels=call.labels(),
         idle_timeout_s=_minutes(call, "Timeout"),
         max_lifetime_s=_minutes(call, "MaxRuntime"),
+        context_syncs=_context_syncs(call),
     )
     record = call.services.manager.create(call.tenant_id, request)
     return {**session_data(call, record), "Success": True, "ErrMsg": ""}, {}
+
+
+def _context_syncs(call: ActionRequest) -> list[dict[str, Any]] | None:
+    """PersistenceDataList (spec §5.5) as the manager's syncs; mount items are not supported."""
+    items = call.json("PersistenceDataList", None)
+    if items is None:
+        return None
+    if not isinstance(items, list):
+        raise InvalidArgument("PersistenceDataList must be a JSON list of {ContextId, Path, Policy}")
+    syncs = []
+    for n, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise InvalidArgument(f"PersistenceDataList[{n}] must be an object with ContextId, Path, Policy")
+        if item.get("Type") == "mount" or "MountConfig" in item:
+            raise NotSupported(
+                f"PersistenceDataList[{n}]: context mounts are not supported by this Cove server yet"
+            )
+        syncs.append(
+            {"context_id": item.get("ContextId"), "path": item.get("Path"), "policy": item.get("Policy")}
+        )
+    return syncs
+
+
+@action("GetContextInfo")
+def get_context_info(call: ActionRequest) -> Answer:
+    """The session's sync tasks, in AgentBay's double-encoded ContextStatus (spec §3.3)."""
+    tasks = call.services.manager.context_tasks(call.tenant_id, call.required("SessionId"))
+    wanted = {
+        "contextId": call.text("ContextId"),
+        "path": call.text("Path"),
+        "taskType": call.text("TaskType"),
+    }
+    chosen = [task for task in tasks if all(not value or task[key] == value for key, value in wanted.items())]
+    return {"ContextStatus": json.dumps([{"type": "data", "data": json.dumps(chosen)}])}, {}
+
+
+@action("SyncContext")
+def sync_context(call: ActionRequest) -> Answer:
+    """Upload (or, with Mode=download, download) the session's synced folders now."""
+    call.services.manager.sync_contexts(
+        call.tenant_id,
+        call.required("SessionId"),
+        call.text("ContextId"),
+        call.text("Path"),
+        call.text("Mode"),
+    )
+    return {}, {}
 
 
 def _minutes(call: ActionRequest, name: str) -> int | None:

@@ -35,6 +35,13 @@ class CreateSessionBody(BaseModel):
     resources: Resources | None = None
     idle_timeout_s: int | None = Field(default=None, description="delete after this long unused; 0: never")
     max_lifetime_s: int | None = Field(default=None, description="delete this long after creation; 0: never")
+    context_syncs: list[Any] | None = Field(
+        default=None,
+        description=(
+            "contexts to sync: [{context_id, path, policy?}], policy being AgentBay's SyncPolicy in "
+            "camelCase JSON; downloaded into path on create, uploaded back before the session is released"
+        ),
+    )
 
 
 class LabelsBody(BaseModel):
@@ -209,6 +216,7 @@ def create_session(request: Request, tenant_id: Tenant, body: CreateSessionBody)
         pids=resources.pids,
         idle_timeout_s=body.idle_timeout_s,
         max_lifetime_s=body.max_lifetime_s,
+        context_syncs=body.context_syncs,
     )
     return _answer(request, manager(request).create(tenant_id, create))
 

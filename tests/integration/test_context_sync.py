@@ -1,0 +1,233 @@
+"""Contexts synced into sessions: download on create, upload on delete and on expiry, SyncContext,
+unsafe trees packed in the sandbox, bad input, and Cove's SDK. The official AgentBay SDK's create
+with context_syncs, info, sync and delete(sync_context=True): test_agentbay_sdk.py::test_context_sync."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from cove.contexts.storage import LocalFolderStorage
+from cove.contexts.sync import import_tar
+from cove.sandbox.images import SANDBOX_HOME
+from tests.integration.server import KEY_A, KEY_B, CoveServer
+
+os.environ.setdefault("AGENTBAY_LOG_LEVEL", "CRITICAL")
+
+from agentbay import AgentBay, Config
+
+pytestmark = pytest.mark.filterwarnings(r"ignore:Config\(endpoint=:DeprecationWarning")
+SYNCED = f"{SANDBOX_HOME}/work"
+
+
+@pytest.fixture
+def context(api: httpx.Client) -> Iterator[dict[str, Any]]:
+    created = api.post("/v1/contexts", json={"name": f"sync-{uuid.uuid4().hex[:8]}"})
+    assert created.status_code == 201, created.text
+    found: dict[str, Any] = created.json()["context"]
+    yield found
+    api.delete(f"/v1/contexts/{found['id']}")
+
+
+def context_file(api: httpx.Client, context_id: str, path: str) -> httpx.Response:
+    answer = api.post(f"/v1/contexts/{context_id}/download_url", params={"path": path})
+    assert answer.status_code == 200, answer.text
+    return httpx.get(answer.json()["url"])
+
+
+def inside(server: CoveServer, session_id: str, script: str) -> str:
+    ran = server.sandbox(session_id, script)
+    assert ran.returncode == 0, ran.stderr
+    return ran.stdout
+
+
+def test_written_in_one_session_read_in_the_next(
+    api: httpx.Client, server: CoveServer, new_session: Any, context: dict[str, Any]
+) -> None:
+    syncs = [{"context_id": context["id"], "path": SYNCED}]
+    first = new_session(context_syncs=syncs)
+    inside(server, first["session_id"], f"mkdir -p {SYNCED}/sub && echo hello > {SYNCED}/sub/note.txt")
+    deleted = api.delete(f"/v1/sessions/{first['session_id']}")
+    assert deleted.status_code == 200, deleted.text
+    assert context_file(api, context["id"], "sub/note.txt").content == b"hello\n"
+
+    second = new_session(context_syncs=syncs)
+    assert inside(server, second["session_id"], f"cat {SYNCED}/sub/note.txt") == "hello\n"
+    # deletions propagate (deletePolicy.syncLocalFile, the default), SyncContext uploads now
+    inside(server, second["session_id"], f"rm {SYNCED}/sub/note.txt && echo two > {SYNCED}/two.txt")
+    official = AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url, timeout_ms=60_000))
+    session = official.get(second["session_id"]).session
+    assert session.context.sync().success
+    assert context_file(api, context["id"], "two.txt").content == b"two\n"
+    assert context_file(api, context["id"], "sub/note.txt").status_code == 404
+
+
+def test_no_auto_upload_keeps_the_context(
+    api: httpx.Client, server: CoveServer, new_session: Any, context: dict[str, Any]
+) -> None:
+    policy = {"uploadPolicy": {"autoUpload": False}}
+    made = new_session(context_syncs=[{"context_id": context["id"], "path": SYNCED, "policy": policy}])
+    inside(server, made["session_id"], f"echo x > {SYNCED}/x.txt")
+    assert api.delete(f"/v1/sessions/{made['session_id']}").status_code == 200
+    assert api.get(f"/v1/contexts/{context['id']}/files").json()["files"] == []
+
+
+def test_upload_when_the_session_expires(
+    api: httpx.Client, server: CoveServer, context: dict[str, Any]
+) -> None:
+    created = api.post(
+        "/v1/sessions",
+        json={"max_lifetime_s": 2, "context_syncs": [{"context_id": context["id"], "path": SYNCED}]},
+    )
+    assert created.status_code == 201, created.text
+    session_id = created.json()["session"]["session_id"]
+    try:
+        inside(server, session_id, f"echo late > {SYNCED}/late.txt")
+        deadline = time.monotonic() + 60
+        while api.get(f"/v1/sessions/{session_id}").json()["session"]["status"] != "DELETED":
+            assert time.monotonic() < deadline, "the session did not expire"
+            time.sleep(0.5)
+        assert context_file(api, context["id"], "late.txt").content == b"late\n"
+    finally:
+        api.delete(f"/v1/sessions/{session_id}")
+
+
+def test_links_and_special_names_from_the_sandbox_stay_out(
+    api: httpx.Client, server: CoveServer, new_session: Any, context: dict[str, Any]
+) -> None:
+    made = new_session(context_syncs=[{"context_id": context["id"], "path": SYNCED}])
+    inside(
+        server,
+        made["session_id"],
+        f"mkdir -p {SYNCED} && cd {SYNCED} && ln -s /etc etc && ln -s /etc/passwd passwd && "
+        f"ln -s {server.data_dir} host && echo ok > ok.txt",
+    )
+    assert api.delete(f"/v1/sessions/{made['session_id']}").status_code == 200
+    names = {item["name"] for item in api.get(f"/v1/contexts/{context['id']}/files").json()["files"]}
+    assert names == {"ok.txt"}
+    folder = server.data_dir / "contexts" / context["id"]
+    assert not any(path.is_symlink() for path in folder.rglob("*"))
+
+
+def test_an_unsafe_tar_does_not_escape_the_context_folder(data_root: Any) -> None:
+    """What a hostile agent could send instead of a packed folder."""
+    storage = LocalFolderStorage(data_root / "contexts")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, kind, target in [
+            ("../escaped.txt", tarfile.REGTYPE, ""),
+            ("/abs.txt", tarfile.REGTYPE, ""),
+            ("link", tarfile.SYMTYPE, str(data_root)),
+            ("link/through.txt", tarfile.REGTYPE, ""),
+            ("hard", tarfile.LNKTYPE, "/etc/passwd"),
+            ("good/file.txt", tarfile.REGTYPE, ""),
+        ]:
+            member = tarfile.TarInfo(name)
+            member.type, member.linkname = kind, target
+            content = b"data" if kind == tarfile.REGTYPE else b""
+            member.size = len(content)
+            archive.addfile(member, io.BytesIO(content))
+    buffer.seek(0)
+    report = import_tar(storage, "ctx-unsafe", buffer, sync_deletions=True)
+    assert set(report.skipped) == {"../escaped.txt", "/abs.txt", "link", "hard"}
+    assert not (data_root / "escaped.txt").exists() and not (data_root / "contexts" / "escaped.txt").exists()
+    assert not (data_root / "through.txt").exists()
+    files = sorted(p.relative_to(data_root) for p in (data_root / "contexts").rglob("*") if p.is_file())
+    assert [str(p) for p in files] == [
+        "contexts/ctx-unsafe/good/file.txt",
+        "contexts/ctx-unsafe/link/through.txt",
+    ]
+
+
+def test_bad_syncs_are_refused(api: httpx.Client, server: CoveServer, context: dict[str, Any]) -> None:
+    def create(syncs: Any, key: str = KEY_A) -> httpx.Response:
+        with server.client(key) as client:
+            return client.post("/v1/sessions", json={"context_syncs": syncs})
+
+    for path in ("relative/dir", "/", "/proc/x", f"{SANDBOX_HOME}/../etc"):
+        refused = create([{"context_id": context["id"], "path": path}])
+        assert refused.status_code == 400 and "context_syncs[0].path" in refused.text, refused.text
+    unknown = create([{"context_id": "ctx-nope", "path": SYNCED}])
+    assert unknown.status_code == 404, unknown.text
+    other_tenant = create([{"context_id": context["id"], "path": SYNCED}], KEY_B)
+    assert other_tenant.status_code == 404, other_tenant.text
+    periodic = create(
+        [
+            {
+                "context_id": context["id"],
+                "path": SYNCED,
+                "policy": {"uploadPolicy": {"uploadStrategy": "Periodic"}},
+            }
+        ]
+    )
+    assert periodic.status_code == 501 and "uploadStrategy" in periodic.text, periodic.text
+    assert api.get("/v1/sessions", params={"status": "RUNNING"}).status_code == 200
+
+
+def test_coves_sdk_create_with_context_sync(
+    api: httpx.Client, server: CoveServer, context: dict[str, Any]
+) -> None:
+    from cove import AgentBay as CoveAgentBay
+    from cove import Config as CoveConfig
+    from cove import ContextSync as CoveContextSync
+    from cove import CreateSessionParams as CoveParams
+    from cove import SyncPolicy as CoveSyncPolicy
+    from cove import UploadPolicy
+
+    upload = api.post(f"/v1/contexts/{context['id']}/upload_url", params={"path": "seed.txt"}).json()["url"]
+    assert httpx.put(upload, content=b"seeded").status_code == 200
+    with CoveAgentBay(api_key=KEY_A, cfg=CoveConfig(endpoint=server.url)) as agent_bay:
+        policy = CoveSyncPolicy(upload_policy=UploadPolicy(auto_upload=False))
+        created = agent_bay.create(
+            CoveParams(context_syncs=[CoveContextSync.new(context["id"], SYNCED, policy)])
+        )
+        assert created.success, created.error_message
+        assert inside(server, created.session.session_id, f"cat {SYNCED}/seed.txt") == "seeded"
+        assert created.session.delete().success
+        refused = agent_bay.create(CoveParams(context_syncs=[CoveContextSync.new(context["id"], "relative")]))
+        assert not refused.success and "path" in refused.error_message
+
+
+def test_a_paused_session_uploads_on_delete(
+    api: httpx.Client, server: CoveServer, new_session: Any, context: dict[str, Any]
+) -> None:
+    made = new_session(context_syncs=[{"context_id": context["id"], "path": SYNCED}])
+    inside(server, made["session_id"], f"echo paused > {SYNCED}/paused.txt")
+    assert api.post(f"/v1/sessions/{made['session_id']}/pause").status_code == 200
+    deleted = api.delete(f"/v1/sessions/{made['session_id']}")
+    assert deleted.status_code == 200 and deleted.json()["session"]["status"] == "DELETED", deleted.text
+    assert context_file(api, context["id"], "paused.txt").content == b"paused\n"
+
+
+def test_a_failed_upload_keeps_the_session(
+    api: httpx.Client, server: CoveServer, new_session: Any, context: dict[str, Any]
+) -> None:
+    made = new_session(context_syncs=[{"context_id": context["id"], "path": SYNCED}])
+    inside(server, made["session_id"], f"rm -rf {SYNCED} && echo not-a-folder > {SYNCED}")
+    refused = api.delete(f"/v1/sessions/{made['session_id']}")
+    assert refused.status_code == 500 and "the session is kept" in refused.text, refused.text
+    assert api.get(f"/v1/sessions/{made['session_id']}").json()["session"]["status"] == "RUNNING"
+    inside(server, made["session_id"], f"rm {SYNCED} && mkdir {SYNCED} && echo fixed > {SYNCED}/fixed.txt")
+    assert api.delete(f"/v1/sessions/{made['session_id']}").status_code == 200
+    assert context_file(api, context["id"], "fixed.txt").content == b"fixed\n"
+
+
+def test_a_file_replacing_a_folder_replaces_it_in_the_context(
+    api: httpx.Client, server: CoveServer, new_session: Any, context: dict[str, Any]
+) -> None:
+    upload = api.post(f"/v1/contexts/{context['id']}/upload_url", params={"path": "f/inner.txt"}).json()[
+        "url"
+    ]
+    assert httpx.put(upload, content=b"inner").status_code == 200
+    made = new_session(context_syncs=[{"context_id": context["id"], "path": SYNCED}])
+    inside(server, made["session_id"], f"rm -r {SYNCED}/f && echo file > {SYNCED}/f")
+    assert api.delete(f"/v1/sessions/{made['session_id']}").status_code == 200
+    assert context_file(api, context["id"], "f").content == b"file\n"
