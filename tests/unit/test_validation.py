@@ -8,13 +8,13 @@ from hypothesis import strategies as st
 
 from cove.config import Settings
 from cove.errors import InvalidArgument
+from cove.paging import check_page
 from cove.sessions.validation import (
     MAX_LABEL_KEY,
     MAX_LABEL_VALUE,
     MAX_LABELS,
     check_labels,
     check_limits,
-    check_page,
     check_status,
 )
 

@@ -16,12 +16,12 @@ import secrets
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Generic, TypeVar
 
 from cove.config import Settings
 from cove.contexts.storage import StorageBackend, StoredFile, clean_path
 from cove.contexts.store import ContextRecord, ContextStore, NameTaken
 from cove.errors import ContextExists, ContextNotFound, CoveError, InvalidArgument
+from cove.paging import Page, check_page
 from cove.sessions.links import link_secret
 from cove.sessions.store import utc_now
 
@@ -29,7 +29,6 @@ URL_LIFETIME_S = 3600
 MAX_NAME_CHARS = 255
 MAX_PAGE_SIZE = 1000
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
-T = TypeVar("T")
 
 
 class FileUrlNotValid(CoveError):
@@ -52,26 +51,6 @@ def check_name(raw: object) -> str:
     if "/" in name or any(ord(character) < 32 or ord(character) == 127 for character in raw):
         raise InvalidArgument("name must not contain '/' or control characters")
     return name
-
-
-def check_page(page: int, limit: int) -> tuple[int, int]:
-    if page < 1:
-        raise InvalidArgument("page must be 1 or more")
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise InvalidArgument(f"limit must be between 1 and {MAX_PAGE_SIZE}")
-    return page, limit
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    items: list[T]
-    total_count: int
-    page: int
-    limit: int
-
-    @property
-    def next_page(self) -> int | None:
-        return self.page + 1 if self.page * self.limit < self.total_count else None
 
 
 @dataclass(frozen=True)
@@ -132,7 +111,7 @@ class ContextService:
         return record
 
     def list(self, tenant_id: str, page: int = 1, limit: int = 10) -> Page[ContextRecord]:
-        page, limit = check_page(page, limit)
+        page, limit = check_page(page, limit, MAX_PAGE_SIZE)
         records, total = self.store.list(tenant_id, (page - 1) * limit, limit)
         return Page(records, total, page, limit)
 
@@ -166,7 +145,7 @@ class ContextService:
         self, tenant_id: str, context_id: str, parent_path: str = "/", page: int = 1, limit: int = 50
     ) -> Page[StoredFile]:
         record = self.get(tenant_id, context_id)
-        page, limit = check_page(page, limit)
+        page, limit = check_page(page, limit, MAX_PAGE_SIZE)
         found = self.storage.list(record.context_id, parent_path or "/")
         return Page(found[(page - 1) * limit : page * limit], len(found), page, limit)
 

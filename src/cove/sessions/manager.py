@@ -33,6 +33,7 @@ from cove.errors import (
     SandboxError,
     SessionNotFound,
 )
+from cove.paging import Page, check_page
 from cove.sandbox.accounting import SessionMetrics
 from cove.sandbox.agent_client import AgentClient
 from cove.sandbox.images import ImageStore
@@ -42,7 +43,6 @@ from cove.sessions.validation import (
     STATUSES,
     check_labels,
     check_limits,
-    check_page,
     check_status,
     check_timeouts,
     check_tool_call,
@@ -124,18 +124,6 @@ class CreateRequest:
     max_lifetime_s: Any = None
     context_syncs: Any = None
     """A list of {context_id, path, policy} (contexts/sync.py)."""
-
-
-@dataclass(frozen=True)
-class Page:
-    sessions: list[SessionRecord]
-    total_count: int
-    page: int
-    limit: int
-
-    @property
-    def next_page(self) -> int | None:
-        return self.page + 1 if self.page * self.limit < self.total_count else None
 
 
 @dataclass(frozen=True)
@@ -242,7 +230,7 @@ class SessionManager:
         image_id: str | None = None,
         page: int = 1,
         limit: int = 10,
-    ) -> Page:
+    ) -> Page[SessionRecord]:
         page, limit = check_page(page, limit)
         status = check_status(status)
         records, total = self.store.list_sessions(
@@ -253,7 +241,7 @@ class SessionManager:
             offset=(page - 1) * limit,
             limit=limit,
         )
-        return Page(sessions=records, total_count=total, page=page, limit=limit)
+        return Page(items=records, total_count=total, page=page, limit=limit)
 
     def set_labels(self, tenant_id: str, session_id: str, labels: Mapping[str, str]) -> SessionRecord:
         checked = check_labels(labels)

@@ -13,7 +13,6 @@ STATUSES = ("RUNNING", "PAUSING", "PAUSED", "RESUMING", "DELETING", "DELETED")
 MAX_LABELS = 20
 MAX_LABEL_KEY = 128
 MAX_LABEL_VALUE = 256
-MAX_PAGE_SIZE = 100
 MIN_MEMORY_MB = 32
 MIN_CPUS = 0.01
 MIN_PIDS = 8
@@ -87,14 +86,6 @@ def check_status(status: str | None) -> str | None:
     if status is not None and status not in STATUSES:
         raise InvalidArgument(f"status {status!r} is not one of {', '.join(STATUSES)}")
     return status
-
-
-def check_page(page: int, limit: int) -> tuple[int, int]:
-    if page < 1:
-        raise InvalidArgument(f"page is {page}; pages start at 1")
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise InvalidArgument(f"limit is {limit}; it must be between 1 and {MAX_PAGE_SIZE}")
-    return page, limit
 
 
 DEFAULT_TOOL_TIMEOUT_S = 60.0

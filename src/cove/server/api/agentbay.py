@@ -289,7 +289,7 @@ def list_sessions(call: ActionRequest) -> Answer:
             "AppInstanceId": record.session_id,
             "ImageId": record.image_id,
         }
-        for record in found.sessions
+        for record in found.items
     ]
     next_token = str(found.next_page) if found.next_page else ""
     return data, {"NextToken": next_token, "MaxResults": found.limit, "TotalCount": found.total_count}

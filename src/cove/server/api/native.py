@@ -241,7 +241,7 @@ def list_sessions(
     )
     return SessionListAnswer(
         request_id=request.state.request_id,
-        sessions=[_session_out(request, record) for record in found.sessions],
+        sessions=[_session_out(request, record) for record in found.items],
         total_count=found.total_count,
         page=found.page,
         limit=found.limit,
