@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +18,13 @@ from tests.integration.server import KEY_A, CoveServer, running_server
 @pytest.fixture(scope="module")
 def quick_server() -> Iterator[CoveServer]:
     """A server that looks for expired sessions every 0.5 s."""
-    root = Path("/var/tmp") / f"cove-timeouts-{time.monotonic_ns()}"
-    root.mkdir(mode=0o711)
-    with running_server(root / "data", reconcile_interval_s=0.5) as server:
-        yield server
+    root = Path(tempfile.mkdtemp(prefix="cove-timeouts-", dir="/var/tmp"))
+    root.chmod(0o711)
+    try:
+        with running_server(root / "data", reconcile_interval_s=0.5) as server:
+            yield server
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def wait_for_status(http: Any, session_id: str, status: str, seconds: float = 30) -> dict[str, Any]:
