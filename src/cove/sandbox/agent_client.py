@@ -127,21 +127,7 @@ class AgentClient:
         The agent keeps the bytes only if exactly `size` arrive, so a body that is cut short or too
         long changes nothing in the sandbox.
         """
-        reader, writer = await self._open_stream()
-        try:
-            writer.write(protocol.encode(protocol.request(1, "files/upload", {"path": path, "size": size})))
-            sent = 0
-            async for chunk in chunks:
-                sent += len(chunk)
-                if sent > size:
-                    raise InvalidArgument(f"the upload is longer than its declared size of {size} bytes")
-                writer.write(chunk)
-                await asyncio.wait_for(writer.drain(), TRANSFER_IDLE_TIMEOUT_S)
-            if sent < size:
-                raise InvalidArgument(f"the upload ended after {sent} of its declared {size} bytes")
-            return await self._answer(reader)
-        finally:
-            writer.close()
+        return await self._send_stream("files/upload", path, size, chunks, "upload")
 
     async def download(self, path: str) -> tuple[int, AsyncIterator[bytes]]:
         """The size of the file at `path` in the sandbox, and its bytes as they arrive."""
@@ -195,18 +181,24 @@ class AgentClient:
 
     async def unpack(self, path: str, size: int, chunks: AsyncIterator[bytes]) -> dict[str, Any]:
         """Unpack a `size`-byte tar stream into the folder `path` in the sandbox (`files/unpack`)."""
+        return await self._send_stream("files/unpack", path, size, chunks, "archive")
+
+    async def _send_stream(
+        self, method: str, path: str, size: int, chunks: AsyncIterator[bytes], what: str
+    ) -> dict[str, Any]:
+        """A request line, then exactly `size` raw bytes, then the agent's answer."""
         reader, writer = await self._open_stream()
         try:
-            writer.write(protocol.encode(protocol.request(1, "files/unpack", {"path": path, "size": size})))
+            writer.write(protocol.encode(protocol.request(1, method, {"path": path, "size": size})))
             sent = 0
             async for chunk in chunks:
                 sent += len(chunk)
                 if sent > size:
-                    raise InvalidArgument(f"the archive is longer than its declared size of {size} bytes")
+                    raise InvalidArgument(f"the {what} is longer than its declared size of {size} bytes")
                 writer.write(chunk)
                 await asyncio.wait_for(writer.drain(), TRANSFER_IDLE_TIMEOUT_S)
             if sent < size:
-                raise InvalidArgument(f"the archive ended after {sent} of its declared {size} bytes")
+                raise InvalidArgument(f"the {what} ended after {sent} of its declared {size} bytes")
             return await self._answer(reader)
         finally:
             writer.close()
