@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 
 import pytest
 
 from tests.postgres import PostgresServer
+
+# The official AgentBay SDK writes agentbay.log into the working directory (the checkout) by default.
+os.environ.setdefault("AGENTBAY_LOG_FILE", os.path.join(tempfile.gettempdir(), "agentbay-tests.log"))
 
 
 @pytest.fixture(scope="session")
