@@ -49,7 +49,9 @@ if [[ ${#image_packages[@]} -eq 0 ]]; then
 fi
 
 # runuser (util-linux) starts PostgreSQL as its own user in the tests; umount (mount) cleans up.
-packages=(runc python3 python3-venv python3-pip util-linux mount "${image_packages[@]}")
+# `cove image build` runs debootstrap, which checks Debian's signatures with the keyring (also on Ubuntu).
+packages=(runc python3 python3-venv python3-pip util-linux mount debootstrap debian-archive-keyring
+    "${image_packages[@]}")
 if [[ $with_test_deps -eq 1 ]]; then
     packages+=(postgresql)
 fi

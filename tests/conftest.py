@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.postgres import PostgresServer
+from tests.s3 import S3Server
 
 # The official AgentBay SDK writes agentbay.log into the working directory (the checkout) by default.
 os.environ.setdefault("AGENTBAY_LOG_FILE", os.path.join(tempfile.gettempdir(), "agentbay-tests.log"))
@@ -23,3 +24,10 @@ def postgres_url() -> Iterator[str]:
     """
     with PostgresServer() as server:
         yield server.url
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A real S3-compatible server (moto's) for the whole run, taking any credentials."""
+    with S3Server() as server:
+        yield server

@@ -362,17 +362,116 @@ def image() -> None:
     """Images that sessions run on."""
 
 
+def _images(data_dir: Path | None) -> Any:
+    from cove.sandbox.images import image_store
+
+    return image_store(load_settings(data_dir=data_dir))
+
+
+def _image_action(action: Any) -> Any:
+    """Run an image store call, turning its expected failures into a one-line error."""
+    from cove.errors import CoveError
+
+    try:
+        return action()
+    except (CoveError, OSError) as error:
+        _fail(str(error))
+
+
+def _needs_root(command: str) -> None:
+    if os.geteuid() != 0:
+        _fail(f"cove image {command} needs root: it stores files owned by the sandboxes' user IDs")
+
+
 @image.command("ls")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None)
 def image_ls(data_dir: Path | None) -> None:
     """List the images stored in the data directory (builds the default one if missing)."""
-    from cove.sandbox.images import ImageStore
-
     settings = load_settings(data_dir=data_dir)
-    store = ImageStore(settings.data_dir / "images", settings.subordinate_id_start)
-    store.get(settings.default_image)
-    rows = [(i.image_id, f"{i.size_bytes / 2**20:.0f} MiB", i.source[:60]) for i in store.list()]
+    store = _images(data_dir)
+    _image_action(lambda: store.get(settings.default_image))
+    rows = [(i.image_id, f"{i.size_bytes / 2**20:.0f} MiB", i.source[:70]) for i in store.list()]
     click.echo(render_table(["IMAGE", "SIZE", "SOURCE"], rows))
+
+
+@image.command("build")
+@click.argument("image_id")
+@click.option("--force", is_flag=True, help="replace the image if it exists (refused while sandboxes use it)")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+def image_build(image_id: str, force: bool, data_dir: Path | None) -> None:
+    """Build IMAGE_ID from its recipe: debootstrap from the Debian mirror, then apt.
+
+    \b
+    Recipes: linux_latest (shell and python3), code_latest (python3 with ipykernel, numpy,
+    pandas, matplotlib; nodejs). Downloads are kept in COVE_IMAGE_CACHE_DIR, so a rebuild
+    fetches only the package indexes. `build linux_latest --force` replaces the default image
+    built from the host's packages with a debootstrapped one (docs/images.md).
+    """
+    import time
+
+    _needs_root("build")
+    started = time.monotonic()
+    built = _image_action(lambda: _images(data_dir).build(image_id, on_progress=click.echo, force=force))
+    seconds = time.monotonic() - started
+    click.echo(f"built {built.image_id}: {built.size_bytes / 2**20:.0f} MiB in {seconds:.0f} s")
+
+
+@image.command("import")
+@click.argument("image_id")
+@click.argument("path", type=click.Path(path_type=Path, exists=True))
+@click.option("--force", is_flag=True, help="replace the image if it exists (refused while sandboxes use it)")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+def image_import(image_id: str, path: Path, force: bool, data_dir: Path | None) -> None:
+    """Import PATH, a `docker save` tarball or an OCI image layout (a folder or a tar), as IMAGE_ID.
+
+    \b
+    docker save debian:12 -o debian.tar && cove image import debian12 debian.tar
+    skopeo copy docker://python:3-slim oci:python-slim && cove image import py ./python-slim
+    Sessions run the image's own python3 (Cove's init and tools are Python): an image without
+    python3 is stored, but sessions cannot start on it.
+    """
+    import time
+
+    _needs_root("import")
+    started = time.monotonic()
+    imported = _image_action(
+        lambda: _images(data_dir).import_image(image_id, path, on_progress=click.echo, force=force)
+    )
+    seconds = time.monotonic() - started
+    click.echo(f"imported {imported.image_id}: {imported.size_bytes / 2**20:.0f} MiB in {seconds:.1f} s")
+    if imported.python3 is None:
+        click.echo(f"warning: {image_id} has no python3, so sessions cannot start on it", err=True)
+
+
+@image.command("rm")
+@click.argument("image_ids", nargs=-1, required=True)
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+def image_rm(image_ids: tuple[str, ...], data_dir: Path | None) -> None:
+    """Delete images; refused while sandboxes on this machine use them (sessions, warm pools)."""
+    store = _images(data_dir)
+    for image_id in image_ids:
+        _image_action(lambda image_id=image_id: store.remove(image_id))
+        click.echo(f"deleted {image_id}")
+
+
+@image.command("inspect")
+@click.argument("image_id")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+def image_inspect(image_id: str, data_dir: Path | None) -> None:
+    """Show an image's image.json, with its size, python3 and the sandboxes using it, as JSON."""
+    store = _images(data_dir)
+    image = _image_action(lambda: store.get(image_id))
+    shown = {
+        "image_id": image.image_id,
+        "rootfs": str(image.rootfs),
+        "size": f"{image.size_bytes / 2**20:.0f} MiB",
+        "python3": image.python3,
+        "sandboxes_using_it": len(store.in_use(image_id)),
+        **store.record(image_id),
+    }
+    if image.python3 is None:
+        shown["warning"] = "no python3 on the PATH: sessions cannot start (Cove's init and tools are Python)"
+    click.echo(json.dumps(shown, indent=2))
 
 
 @main.group()

@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_DATA_DIR = "/var/lib/cove"
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False}
+"""How a true/false setting may be written (`bool("false")` would be True)."""
 
 
-def _setting(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+def _setting(default: Any, help: str, *, secret: bool = False) -> Any:
+    """A setting; a `secret` one is left out of the settings' repr, so it never reaches a log."""
+    return field(default=default, repr=not secret, metadata={"help": help})
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,12 @@ class Settings:
     public_url: str = _setting("", "base URL clients reach the server at; default http://HOST:PORT")
     session_quota: int = _setting(50, "live sessions allowed per API key")
     default_image: str = _setting("linux_latest", "image used when a create names none")
+    images_dir: str = _setting("", "where images are stored; empty means DATA_DIR/images")
+    image_cache_dir: str = _setting(
+        "", "downloaded packages kept for 'cove image build'; empty means DATA_DIR/image-cache"
+    )
+    debian_mirror: str = _setting("", "Debian mirror for 'cove image build'; empty means the host's")
+    debian_suite: str = _setting("", "Debian suite for 'cove image build'; empty means the host's")
     default_memory_mb: int = _setting(1024, "memory limit of a session, MiB")
     default_cpus: float = _setting(1.0, "CPU limit of a session, cores")
     default_pids: int = _setting(512, "process limit of a session")
@@ -46,10 +55,29 @@ class Settings:
     )
     reconcile_interval_s: float = _setting(10.0, "how often to look for dead sandboxes and expired sessions")
     agent_idle_exit_s: float = _setting(120.0, "a session's tool agent leaves after this long without calls")
+    storage_backend: str = _setting("local", "where context files live: local (DATA_DIR/contexts) or s3")
+    s3_endpoint_url: str = _setting("", "S3-compatible endpoint, such as http://minio:9000; empty: AWS S3")
+    s3_bucket: str = _setting("", "bucket of the s3 storage backend (it must exist)")
+    s3_region: str = _setting("us-east-1", "region the s3 storage backend signs requests for")
+    s3_access_key_id: str = _setting("", "access key of the s3 backend; empty: boto3's own (AWS_*, roles)")
+    s3_secret_access_key: str = _setting("", "secret of that access key", secret=True)
+    s3_prefix: str = _setting("contexts", "key prefix of context files in the bucket")
+    s3_path_style: bool = _setting(False, "address the bucket in the path (most self-hosted S3 servers)")
+    oss_private_networks: bool = _setting(
+        False, "let OSS tools reach loopback, private and link-local addresses (an in-house store)"
+    )
 
     @property
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'cove.db'}"
+
+    @property
+    def images_path(self) -> Path:
+        return Path(self.images_dir) if self.images_dir else self.data_dir / "images"
+
+    @property
+    def image_cache_path(self) -> Path:
+        return Path(self.image_cache_dir) if self.image_cache_dir else self.data_dir / "image-cache"
 
     @property
     def base_url(self) -> str:
@@ -60,8 +88,10 @@ def _convert(name: str, raw: Any, target: Any) -> Any:
     try:
         if isinstance(target, Path):
             return Path(raw)
+        if isinstance(target, bool) and isinstance(raw, str):
+            return _BOOLEANS[raw.strip().lower()]
         return type(target)(raw)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, KeyError) as exc:
         raise ValueError(f"setting {name}: cannot read {raw!r} as {type(target).__name__}") from exc
 
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from cove import AgentBay, AsyncAgentBay, AsyncSession, Config, Session
+from tests.integration.recipe_images import IMAGES_DIR, ensure_built
 from tests.integration.server import KEY_A, CoveServer, running_server
 
 
@@ -29,7 +30,30 @@ def server() -> Iterator[CoveServer]:
     """One server shared by the tests that do not restart or reconfigure it."""
     root = Path(tempfile.mkdtemp(prefix="cove-test-", dir="/var/tmp"))
     root.chmod(0o711)
-    with running_server(root / "data", session_quota=20) as started:
+    # OSS tools may reach the loopback S3 server the tests start (s3_server), which is refused by default
+    with running_server(root / "data", session_quota=20, oss_private_networks=True) as started:
+        yield started
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Build the images `code_server` needs before any test runs, outside the tests' timeouts."""
+    needed = any("code_server" in getattr(item, "fixturenames", ()) for item in items)
+    if needed and not config.option.collectonly:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        ensure_built("code_latest", lambda line: reporter.write_line(line) if line[:1] != " " else None)
+
+
+@pytest.fixture(scope="session")
+def code_server() -> Iterator[CoveServer]:
+    """A server whose default image is `code_latest`, built by ImageStore.build (recipe_images.py).
+
+    Its images folder (COVE_IMAGES_DIR) is the persistent test image cache, shared across runs.
+    """
+    root = Path(tempfile.mkdtemp(prefix="cove-test-", dir="/var/tmp"))
+    root.chmod(0o711)
+    settings = {"images_dir": IMAGES_DIR, "default_image": "code_latest", "session_quota": 20}
+    with running_server(root / "data", **settings) as started:
         yield started
     shutil.rmtree(root, ignore_errors=True)
 

@@ -73,9 +73,12 @@ def test_sandbox_that_dies_while_serving_is_reported_deleted(data_root: Path) ->
 
 def test_failed_create_leaves_nothing_behind(data_root: Path) -> None:
     with running_server(data_root / "data", warm_pool=0) as server:
-        # An image with no python3: runc gets as far as namespaces, cgroups and mounts, then fails.
+        # An image whose python3 the sandbox user may not run (its folder is closed to it): runc
+        # gets as far as namespaces, cgroups and mounts, then fails.
         broken = server.data_dir / "images" / "broken"
         (broken / "rootfs" / "home" / "user").mkdir(parents=True)
+        (broken / "rootfs" / "usr" / "bin").mkdir(parents=True, mode=0o700)
+        (broken / "rootfs" / "usr" / "bin" / "python3").touch(mode=0o755)
         (broken / "image.json").write_text(json.dumps({"source": "test", "size_bytes": 0, "created_at": 0}))
         for path in (broken / "rootfs", broken / "rootfs" / "home", broken / "rootfs" / "home" / "user"):
             os.chown(path, 100000, 100000)

@@ -103,7 +103,7 @@ def test_unknown_session_is_404_naming_it(api: httpx.Client) -> None:
         ({"resources": {"cpus": 1000}}, ["resources.cpus", "maximum"]),
         ({"resources": {"pids": 10**6}}, ["resources.pids", "maximum is 4096"]),
         ({"resources": {"memory_mb": 1}}, ["resources.memory_mb", "minimum"]),
-        ({"image_id": "no_such_image"}, ["no_such_image", "cove image ls"]),
+        ({"image_id": "no_such_image"}, ["no_such_image", "cove image import no_such_image PATH"]),
         ({"image_id": "../etc"}, ["image_id", "not a valid image id"]),
     ],
 )

@@ -41,3 +41,17 @@ def test_help_lists_every_setting() -> None:
     text = settings_help()
     for name in Settings.__dataclass_fields__:
         assert f"COVE_{name.upper()}" in text
+
+
+def test_true_false_settings_and_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COVE_S3_PATH_STYLE", "false")  # bool("false") would be True
+    monkeypatch.setenv("COVE_S3_SECRET_ACCESS_KEY", "very-secret")
+    settings = load_settings()
+    assert settings.s3_path_style is False and "very-secret" not in repr(settings)
+    config = tmp_path / "cove.toml"
+    config.write_text("s3_path_style = true\n")
+    monkeypatch.delenv("COVE_S3_PATH_STYLE")
+    assert load_settings(config).s3_path_style is True
+    monkeypatch.setenv("COVE_OSS_PRIVATE_NETWORKS", "maybe")
+    with pytest.raises(ValueError, match="oss_private_networks"):
+        load_settings()

@@ -15,6 +15,8 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
+from cove.sandbox.sandbox_files import write_sandbox_files
+
 # What a shell-and-python sandbox needs; their dependencies are added automatically.
 LINUX_LATEST_PACKAGES = (
     "base-files",
@@ -39,7 +41,7 @@ LINUX_LATEST_PACKAGES = (
 # Top-level paths that are symlinks into /usr on a merged-/usr host (Debian 12 and later).
 _MERGED_USR = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 # Paths dpkg lists that make no sense inside a sandbox.
-_SKIPPED_PREFIXES = ("/usr/share/doc/", "/usr/share/man/", "/usr/share/info/", "/usr/share/lintian/")
+SKIPPED_PREFIXES = ("/usr/share/doc/", "/usr/share/man/", "/usr/share/info/", "/usr/share/lintian/")
 
 
 class HostImageError(RuntimeError):
@@ -116,7 +118,7 @@ def resolve_packages(roots: Iterable[str]) -> list[str]:
 def _package_files(packages: list[str]) -> list[str]:
     result = subprocess.run(["dpkg", "-L", *packages], capture_output=True, text=True, check=True)
     paths = {line for line in result.stdout.splitlines() if line.startswith("/")}
-    return sorted(p for p in paths if not p.startswith(_SKIPPED_PREFIXES) and p != "/.")
+    return sorted(p for p in paths if not p.startswith(SKIPPED_PREFIXES) and p != "/.")
 
 
 def _copy_entry(source: Path, target: Path, rootfs: Path) -> None:
@@ -161,23 +163,8 @@ def _copy_alternatives(rootfs: Path) -> None:
                 _copy_entry(entry, rootfs / directory / entry.name, rootfs)
 
 
-def _write_base_files(rootfs: Path, user: str, uid: int) -> None:
-    """Accounts, mount points and the few /etc files every sandbox expects."""
-    for directory, mode in (
-        ("proc", 0o555),
-        ("sys", 0o555),
-        ("dev", 0o755),
-        ("tmp", 0o1777),
-        ("var/tmp", 0o1777),
-        ("run", 0o755),
-        ("root", 0o700),
-        ("home", 0o755),
-        (f"home/{user}", 0o750),
-        (".cove", 0o755),
-    ):
-        path = rootfs / directory
-        path.mkdir(parents=True, exist_ok=True)
-        path.chmod(mode)
+def _write_accounts(rootfs: Path, user: str, uid: int) -> None:
+    """root, the sandbox user and nobody: the host's packages bring no /etc/passwd of their own."""
     etc = rootfs / "etc"
     (etc / "passwd").write_text(
         "root:x:0:0:root:/root:/bin/bash\n"
@@ -187,10 +174,6 @@ def _write_base_files(rootfs: Path, user: str, uid: int) -> None:
     (etc / "group").write_text(f"root:x:0:\n{user}:x:{uid}:\nnogroup:x:65534:\n")
     (etc / "shadow").write_text(f"root:*:19000:0:99999:7:::\n{user}:*:19000:0:99999:7:::\n")
     (etc / "shadow").chmod(0o640)
-    (etc / "hosts").write_text("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
-    (etc / "resolv.conf").write_text("")
-    (etc / "hostname").write_text("sandbox\n")
-    os.chown(rootfs / "home" / user, uid, uid)
 
 
 def build_host_rootfs(rootfs: Path, packages: Iterable[str], user: str, uid: int) -> list[str]:
@@ -204,7 +187,8 @@ def build_host_rootfs(rootfs: Path, packages: Iterable[str], user: str, uid: int
     for path in _package_files(resolved):
         _copy_entry(Path(path), rootfs / path.lstrip("/"), rootfs)
     _copy_alternatives(rootfs)
-    _write_base_files(rootfs, user, uid)
+    _write_accounts(rootfs, user, uid)
+    write_sandbox_files(rootfs, user, uid)
     _compile_python(rootfs)
     return resolved
 

@@ -40,3 +40,17 @@ def mount_points_under(prefix: Path) -> list[Path]:
             if point.startswith(base):
                 found.append(Path(point))
     return sorted(found, key=lambda p: len(p.parts), reverse=True)
+
+
+def overlays_over(lower: Path) -> list[Path]:
+    """Mount points of the overlays in this mount namespace that have `lower` as a lower layer."""
+    wanted = {str(lower), str(lower.resolve())}
+    found = []
+    with open("/proc/self/mountinfo") as mountinfo:
+        for line in mountinfo:
+            mount, _, filesystem = line.partition(" - ")
+            kind, _, options = [*filesystem.split(), "", "", ""][:3]
+            lowers = [o.removeprefix("lowerdir=") for o in options.split(",") if o.startswith("lowerdir=")]
+            if kind == "overlay" and wanted & {d for dirs in lowers for d in dirs.split(":")}:
+                found.append(Path(mount.split()[4].encode().decode("unicode_escape")))
+    return found

@@ -259,6 +259,20 @@ class RuncRuntime:
         if directory.exists() and not mount_points_under(directory):
             shutil.rmtree(directory)
 
+    def root_view(self, session_id: str, image: Image) -> Path:
+        """The session's root filesystem as the host sees it (image and writable layer), for reading
+        what a stopped sandbox left; mounted again if it is not (after a reboot of the host)."""
+        directory = self.session_dir(session_id)
+        rootfs = directory / "rootfs"
+        if rootfs not in mount_points_under(directory):
+            mount_overlay(image.rootfs, directory / "upper", directory / "work", rootfs)
+        return rootfs
+
+    def sandbox_user(self) -> tuple[int, int]:
+        """The session user's uid and gid as the host sees them."""
+        host_id = self.id_mapping.to_host(SANDBOX_UID)
+        return host_id, host_id
+
     def states(self) -> dict[str, str]:
         """Every container runc knows here, by id: 'running', 'stopped', 'paused', 'created'."""
         result = self._runc("list", "--format", "json")

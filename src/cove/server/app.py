@@ -34,6 +34,7 @@ def _start(services: Services) -> None:
     report = services.manager.reconcile(at_startup=True)
     log.info("recovered %d running sessions, ended %d", len(report.kept), len(report.ended))
     services.manager.start_warm_pool()
+    services.manager.syncs.start_periodic()
 
 
 async def _reconcile_forever(manager: SessionManager) -> None:

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from cove.auth import KeyRing
 from cove.config import Settings
 from cove.contexts.service import ContextService
-from cove.contexts.storage import LocalFolderStorage
+from cove.contexts.storage import LocalFolderStorage, StorageBackend
 from cove.contexts.store import ContextStore
-from cove.sandbox.images import ImageStore
+from cove.contexts.transfers import FileTransfers
+from cove.sandbox.images import ImageStore, image_store
 from cove.sandbox.runtime import RuncRuntime
 from cove.server.prometheus import ServerMetrics
 from cove.sessions.manager import SessionManager
@@ -28,12 +29,35 @@ class Services:
     keys: KeyRing
     metrics: ServerMetrics
     contexts: ContextService
+    transfers: FileTransfers
+
+
+def context_storage(settings: Settings) -> StorageBackend:
+    """The storage backend `COVE_STORAGE_BACKEND` names; an S3 bucket is checked now, not at first use."""
+    if settings.storage_backend == "local":
+        return LocalFolderStorage(settings.data_dir / "contexts")
+    if settings.storage_backend != "s3":
+        raise ValueError(f"setting storage_backend: {settings.storage_backend!r} is not 'local' or 's3'")
+    if not settings.s3_bucket:
+        raise ValueError("setting s3_bucket: the s3 storage backend needs a bucket (COVE_S3_BUCKET)")
+    from cove.contexts.s3_storage import S3Storage, s3_client  # boto3 only where it is used
+
+    client = s3_client(
+        settings.s3_endpoint_url,
+        settings.s3_region,
+        settings.s3_access_key_id,
+        settings.s3_secret_access_key,
+        path_style=settings.s3_path_style,
+    )
+    storage = S3Storage(client, settings.s3_bucket, settings.s3_prefix)
+    storage.check()
+    return storage
 
 
 def build_services(settings: Settings) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.database)
-    images = ImageStore(settings.data_dir / "images", settings.subordinate_id_start)
+    images = image_store(settings)
     runtime = RuncRuntime(
         settings.data_dir,
         settings.runc,
@@ -45,9 +69,8 @@ def build_services(settings: Settings) -> Services:
     )
     manager = SessionManager(settings, store, runtime, images)
     manager.observer = metrics = ServerMetrics(store)
-    contexts = ContextService(
-        settings, ContextStore(store.engine), LocalFolderStorage(settings.data_dir / "contexts")
-    )
+    contexts = ContextService(settings, ContextStore(store.engine), context_storage(settings))
     manager.contexts = contexts
     keys = KeyRing(store, settings.api_keys)
-    return Services(settings, store, images, runtime, manager, keys, metrics, contexts)
+    transfers = FileTransfers(manager, contexts)
+    return Services(settings, store, images, runtime, manager, keys, metrics, contexts, transfers)

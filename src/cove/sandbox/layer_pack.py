@@ -1,0 +1,95 @@
+"""A folder of a session packed as a tar by the host, from the session's root filesystem on disk.
+
+Used when the sandbox cannot pack it itself (its init died, or the server restarts after a crash
+and finds the container stopped): the session's writable layer still holds every acknowledged
+write. The tree is the sandbox's and so untrusted: every name is opened from its parent folder with
+O_NOFOLLOW, never through a symlink; symlinks, sockets, FIFOs and devices are left out; and only
+what the session user could read (by owner, group and mode) is packed, as the agent would.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tarfile
+from pathlib import Path
+from typing import IO
+
+from cove.errors import FileNotFound
+
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+
+
+def pack_from_host(root: Path, path: str, user: tuple[int, int], target: IO[bytes]) -> None:
+    """Write the folder `path` (absolute in the sandbox) below `root` into `target` as a tar.
+
+    `user` is the session user's (uid, gid) on the host. FileNotFound if the folder is missing, or
+    is not a folder (a symlink included).
+    """
+    folder = _open_folder(root, [name for name in path.split("/") if name])
+    try:
+        with tarfile.open(fileobj=target, mode="w", format=tarfile.PAX_FORMAT) as archive:
+            _add_folder(archive, folder, "", user)
+    finally:
+        os.close(folder)
+
+
+def _open_folder(root: Path, names: list[str]) -> int:
+    current = os.open(root, _FOLDER)
+    try:
+        for name in names:
+            try:
+                following = os.open(name, _FOLDER, dir_fd=current)
+            except OSError as error:
+                raise FileNotFound(
+                    f"{'/' + '/'.join(names)} is not a folder of the session ({error.strerror})"
+                ) from None
+            os.close(current)
+            current = following
+    except BaseException:
+        os.close(current)
+        raise
+    return current
+
+
+def _readable(info: os.stat_result, user: tuple[int, int], folder: bool) -> bool:
+    """Whether the session user may read the entry (and enter it, for a folder), by its mode bits."""
+    uid, gid = user
+    if info.st_uid == uid:
+        need = stat.S_IRUSR | (stat.S_IXUSR if folder else 0)
+    elif info.st_gid == gid:
+        need = stat.S_IRGRP | (stat.S_IXGRP if folder else 0)
+    else:
+        need = stat.S_IROTH | (stat.S_IXOTH if folder else 0)
+    return info.st_mode & need == need
+
+
+def _add_folder(archive: tarfile.TarFile, folder: int, prefix: str, user: tuple[int, int]) -> None:
+    with os.scandir(folder) as scan:
+        entries = sorted(scan, key=lambda entry: entry.name)
+    for entry in entries:
+        name = prefix + entry.name
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(info.st_mode) and _readable(info, user, folder=True):
+                child = os.open(entry.name, _FOLDER, dir_fd=folder)
+                try:
+                    _add_folder(archive, child, name + "/", user)
+                finally:
+                    os.close(child)
+            elif stat.S_ISREG(info.st_mode) and _readable(info, user, folder=False):
+                _add_file(archive, folder, entry.name, name)
+        except OSError:
+            continue  # gone meanwhile, or replaced by something that is not a file or folder
+
+
+def _add_file(archive: tarfile.TarFile, folder: int, entry: str, name: str) -> None:
+    descriptor = os.open(entry, _FILE, dir_fd=folder)
+    with os.fdopen(descriptor, "rb") as source:
+        info = os.fstat(source.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            return
+        member = tarfile.TarInfo(name)
+        member.size, member.mode, member.mtime = info.st_size, info.st_mode & 0o777, int(info.st_mtime)
+        archive.addfile(member, source)
