@@ -1,13 +1,16 @@
 """`run_code` round trips: a warm kernel, and the first call of a session (the kernel starts).
 
-Run as root from the repo root: `.venv/bin/python -m bench.code` (options: --runs, --first).
-Prints a table and writes bench/results/code.json.
+Python on the default image; JavaScript on `code_latest` (Node.js), if a folder of images has it
+(--images-dir; otherwise the first of IMAGE_DIRS with one), else skipped with the reason printed.
+Run as root from the repo root: `.venv/bin/python -m bench.code` (options: --runs, --first,
+--images-dir). Prints a table and writes bench/results/code.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +20,9 @@ from bench.harness import bench_server, summary
 from cove import AgentBay, Session
 
 RESULTS = Path(__file__).parent / "results" / "code.json"
+CODE_IMAGE = "code_latest"
+IMAGE_DIRS = (os.environ.get("COVE_IMAGES_DIR", ""), "/var/lib/cove/images", "/var/cache/cove-test/images")
+"""Where a built code_latest may be: the server's own folder, and the one the tests build it in."""
 
 
 def timed(call: Callable[[], Any], runs: int) -> list[float]:
@@ -41,10 +47,10 @@ def kernel_memory(session: Session) -> float:
     return (after.mem_used - before.mem_used) / 2**20
 
 
-def time_warm_cells(session: Session, runs: int) -> list[float]:
+def time_warm_cells(session: Session, runs: int, language: str = "python") -> list[float]:
     """`run_code("1+1")` with the kernel running: SDK, HTTP, server, agent socket, kernel, and back."""
-    assert session.code.run_code("1+1").result == "2"
-    return timed(lambda: session.code.run_code("1+1"), runs)
+    assert session.code.run_code("1+1", language).result == "2"
+    return timed(lambda: session.code.run_code("1+1", language), runs)
 
 
 def time_true_commands(session: Session, runs: int) -> list[float]:
@@ -57,7 +63,9 @@ def time_python_commands(session: Session, runs: int) -> list[float]:
     return timed(lambda: session.command.execute_command("python3 -c 'print(1+1)'"), runs)
 
 
-def time_first_cells(agent_bay: AgentBay, runs: int, agent_running: bool) -> list[float]:
+def time_first_cells(
+    agent_bay: AgentBay, runs: int, agent_running: bool, language: str = "python"
+) -> list[float]:
     """The first `run_code` of new sessions: the kernel starts (and the agent too, unless running)."""
     timings = []
     for _ in range(runs):
@@ -66,11 +74,35 @@ def time_first_cells(agent_bay: AgentBay, runs: int, agent_running: bool) -> lis
         if agent_running:
             assert session.command.execute_command("true").success
         start = time.perf_counter()
-        result = session.code.run_code("1+1")
+        result = session.code.run_code("1+1", language)
         timings.append(time.perf_counter() - start)
         assert result.success and not result.kernel_restarted, result.error_message
         session.delete()
     return timings
+
+
+def code_images_dir(chosen: str) -> Path | None:
+    """The folder of images that has code_latest: the one chosen, or the first of IMAGE_DIRS."""
+    candidates = [chosen] if chosen else [folder for folder in IMAGE_DIRS if folder]
+    return next((Path(f) for f in candidates if (Path(f) / CODE_IMAGE / "image.json").is_file()), None)
+
+
+def javascript_figures(images_dir: Path, runs: int, first: int) -> dict[str, Any]:
+    """The same round trips for JavaScript, on a server whose default image is code_latest."""
+    with bench_server(images_dir=str(images_dir), default_image=CODE_IMAGE) as bench:
+        session = bench.agent_bay.create().session
+        assert session is not None
+        warm = summary(time_warm_cells(session, runs, "javascript"))
+        session.delete()
+        cold = summary(time_first_cells(bench.agent_bay, first, agent_running=False, language="javascript"))
+        kernel_start = summary(
+            time_first_cells(bench.agent_bay, first, agent_running=True, language="javascript")
+        )
+    return {
+        "javascript_warm_run_code_ms": warm,
+        "javascript_first_run_code_ms": cold,
+        "javascript_first_run_code_agent_running_ms": kernel_start,
+    }
 
 
 def main() -> None:
@@ -79,6 +111,7 @@ def main() -> None:
     parser.add_argument(
         "--first", type=int, default=20, help="new sessions whose first cell is timed, each way"
     )
+    parser.add_argument("--images-dir", default="", help=f"a folder of images with {CODE_IMAGE} in it")
     args = parser.parse_args()
     with bench_server() as bench:
         session = bench.agent_bay.create().session
@@ -100,19 +133,34 @@ def main() -> None:
         "first_run_code_agent_running_ms": kernel_start,
         "kernel_memory_mib": memory,
     }
+    images_dir = code_images_dir(args.images_dir)
+    if images_dir is not None:
+        results.update(javascript_figures(images_dir, args.runs, args.first))
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"{'measure':<44}{'p50':>10}{'p95':>10}")
-    rows = (
+    rows: list[tuple[str, dict[str, float]]] = [
         ("run_code('1+1'), warm kernel", warm),
         ("execute_command('true')", true),
         ("execute_command(\"python3 -c 'print(1+1)'\")", command),
         ("first run_code (agent and kernel start)", cold),
         ("first run_code, agent running (kernel start)", kernel_start),
-    )
+    ]
+    if images_dir is not None:
+        rows += [
+            ("run_code('1+1', 'javascript'), warm kernel", results["javascript_warm_run_code_ms"]),
+            ("first javascript run_code (agent, kernel)", results["javascript_first_run_code_ms"]),
+            (
+                "first javascript run_code, agent running",
+                results["javascript_first_run_code_agent_running_ms"],
+            ),
+        ]
     for name, figures in rows:
         print(f"{name:<44}{figures['p50']:>8.2f}ms{figures['p95']:>8.2f}ms")
     print(f"memory a kernel adds to its session: {memory:.1f} MiB")
+    if images_dir is None:
+        searched = args.images_dir or ", ".join(folder for folder in IMAGE_DIRS if folder)
+        print(f"javascript skipped: no {CODE_IMAGE} image in {searched} (`cove image build {CODE_IMAGE}`)")
 
 
 if __name__ == "__main__":

@@ -167,9 +167,11 @@ def test_kernels_of_two_sessions_are_apart(session: Session, server: CoveServer)
 
 
 def test_languages(session: Session) -> None:
-    for language in ("javascript", "r", "java"):
+    for language in ("r", "java"):
         refused = session.code.run_code("1", language=language)
-        assert not refused.success and "only python" in refused.error_message
+        assert not refused.success and f"no {language} kernel yet" in refused.error_message
+    no_node = session.code.run_code("1", language="javascript")
+    assert not no_node.success and "image_id='code_latest'" in no_node.error_message, "no node here"
     unknown = session.code.run_code("1", language="cobol")
     assert not unknown.success and "unknown language 'cobol'" in unknown.error_message
     for language in ("py", "Python3", "python"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,13 @@ from cove.sessions.validation import check_tool_call
 
 
 @pytest.fixture
-def kernel(monkeypatch: pytest.MonkeyPatch) -> Iterator[code.KernelSlot]:
-    """A kernel of its own for the test, ended afterwards."""
-    slot = code.KernelSlot()
-    monkeypatch.setattr(code, "KERNELS", {"python": slot})
-    yield slot
-    slot.forget()
+def kernels(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, code.KernelSlot]]:
+    """Kernels of the test's own (started on first use), ended afterwards."""
+    slots = {name: code.KernelSlot(language) for name, language in code.LANGUAGES.items()}
+    monkeypatch.setattr(code, "KERNELS", slots)
+    yield slots
+    for slot in slots.values():
+        slot.forget()
 
 
 def run(source: str, **arguments: Any) -> tuple[bool, dict[str, Any]]:
@@ -37,17 +39,17 @@ def bundles(answer: dict[str, Any]) -> list[dict[str, Any]]:
     return [json.loads(item) for item in answer["result"]]
 
 
-def test_results_come_in_order_displays_then_the_main_result(kernel: code.KernelSlot) -> None:
+def test_results_come_in_order_displays_then_the_main_result(kernels: dict[str, code.KernelSlot]) -> None:
     failed, answer = run("display(1)\nprint('out')\n'main'")
     assert not failed
     assert bundles(answer) == [
         {"text/plain": "1", "isMainResult": False},
         {"text/plain": "'main'", "isMainResult": True},
     ]
-    assert answer["stdout"] == ["out\n"] and answer["executionCount"] == 1
+    assert "".join(answer["stdout"]) == "out\n" and answer["executionCount"] == 1  # in one chunk or two
 
 
-def test_a_failing_repr_method_is_skipped_and_told(kernel: code.KernelSlot) -> None:
+def test_a_failing_repr_method_is_skipped_and_told(kernels: dict[str, code.KernelSlot]) -> None:
     failed, answer = run("class A:\n    def _repr_html_(self):\n        raise ValueError('no')\nA()")
     assert not failed
     [main] = bundles(answer)
@@ -55,7 +57,7 @@ def test_a_failing_repr_method_is_skipped_and_told(kernel: code.KernelSlot) -> N
     assert "_repr_html_() failed" in "".join(answer["stderr"])
 
 
-def test_top_level_await_and_its_traceback(kernel: code.KernelSlot) -> None:
+def test_top_level_await_and_its_traceback(kernels: dict[str, code.KernelSlot]) -> None:
     assert run("import asyncio\nawait asyncio.sleep(0)\n3")[1]["result"] == [
         '{"text/plain": "3", "isMainResult": true}'
     ]
@@ -65,7 +67,9 @@ def test_top_level_await_and_its_traceback(kernel: code.KernelSlot) -> None:
     assert trace.startswith("Traceback") and "asyncio" not in trace and "kernel.py" not in trace
 
 
-def test_output_and_results_are_bounded(kernel: code.KernelSlot, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_output_and_results_are_bounded(
+    kernels: dict[str, code.KernelSlot], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(code, "OUTPUT_LIMIT_BYTES", 1000)
     failed, answer = run("print('x' * 1500)\n'y' * 2000")
     assert not failed
@@ -74,17 +78,124 @@ def test_output_and_results_are_bounded(kernel: code.KernelSlot, monkeypatch: py
     assert main["isMainResult"] and "left out" in main["text/plain"]
 
 
-def test_a_lone_surrogate_does_not_break_the_answer(kernel: code.KernelSlot) -> None:
+def test_a_lone_surrogate_does_not_break_the_answer(kernels: dict[str, code.KernelSlot]) -> None:
     failed, answer = run("class A:\n    def __repr__(self):\n        return '\\ud800'\nA()")
     assert not failed and bundles(answer)[0]["text/plain"] == "\ud800"
 
 
 def test_a_kernel_that_cannot_start_says_why(
-    kernel: code.KernelSlot, monkeypatch: pytest.MonkeyPatch
+    kernels: dict[str, code.KernelSlot], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(code, "KERNEL_FILE", Path("/nonexistent/kernel.py"))
     with pytest.raises(ToolError, match=r"(?s)could not start \(exit code 1; it said: .*No such file"):
         code.run_code({"code": "1"})
+
+
+def js(source: str, **arguments: Any) -> tuple[bool, dict[str, Any]]:
+    return run(source, language="javascript", **arguments)
+
+
+def main_text(answer: dict[str, Any]) -> str:
+    [main] = [bundle for bundle in bundles(answer) if bundle["isMainResult"]]
+    return str(main["text/plain"])
+
+
+needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="no node on this machine")
+
+
+@needs_node
+def test_javascript_declarations_persist_and_can_be_declared_again(
+    kernels: dict[str, code.KernelSlot],
+) -> None:
+    assert not js(
+        "let a = 40; const b = 2; class Box { size() { return 3 } }; function twice(x) { return 2 * x }"
+    )[0]
+    assert main_text(js("twice(a + b) + new Box().size()")[1]) == "87"
+    failed, again = js("const a = 1; class Box {}; a")
+    assert not failed and main_text(again) == "1", "a cell may be run again"
+    assert main_text(js("{ key: [1, 'two'] }")[1]) == "{ key: [ 1, 'two' ] }", "an object, not a block"
+    assert js("let hidden = 1")[1]["result"] == [], "a declaration shows nothing"
+
+
+@needs_node
+def test_javascript_top_level_await_keeps_its_declarations(kernels: dict[str, code.KernelSlot]) -> None:
+    failed, answer = js(
+        "const {v} = await new Promise(r => setTimeout(() => r({v: 5}), 5));\n"
+        "async function f() { return v }\n"
+        "await f()"
+    )
+    assert not failed and main_text(answer) == "5"
+    assert main_text(js("v + (await f())")[1]) == "10"
+    imported = js("const {sep} = await import('node:path')\nlet load = () => import('os'); sep")[1]
+    assert main_text(imported) == "'/'"
+    failed, answer = js("async function g() {\n  throw new RangeError('far')\n}\nawait g()")
+    assert failed and (answer["error"]["name"], answer["error"]["value"]) == ("RangeError", "far")
+    frames = answer["error"]["traceback"].splitlines()
+    assert frames[:2] == ["RangeError: far", "    at g (<cell 4>:2:9)"] and len(frames) == 3
+    assert frames[2].startswith("    at <cell 4>:4:"), "the cell's frames, at the cell's own lines"
+
+
+@needs_node
+def test_javascript_output_results_and_errors(kernels: dict[str, code.KernelSlot]) -> None:
+    failed, answer = js(
+        "console.log('log'); console.error('error'); process.stdout.write('raw\\n')\n"
+        "require('child_process').execSync('echo child; echo child-error >&2', {stdio: 'inherit'})\n"
+        "display({a: 1}); display.html('<b>b</b>'); display.png(Buffer.from('PNG'));\n"
+        "({ _repr_mimebundle_: () => ({'text/markdown': '*m*'}), toString() { return 'x' } })"
+    )
+    assert not failed
+    assert answer["stdout"] == ["log\n", "raw\n", "child\n"] and answer["stderr"] == [
+        "error\n",
+        "child-error\n",
+    ]
+    assert [{k: v for k, v in b.items() if k != "text/plain"} for b in bundles(answer)] == [
+        {"isMainResult": False},
+        {"text/html": "<b>b</b>", "isMainResult": False},
+        {"image/png": "UE5H", "isMainResult": False},
+        {"text/markdown": "*m*", "isMainResult": True},
+    ]
+    failed, answer = js("function f() { return null.x }\nf()")
+    assert (
+        failed
+        and answer["error"]["name"] == "TypeError"
+        and "at f (<cell 2>:1:" in answer["error"]["traceback"]
+    )
+    assert "kernel.js" not in answer["error"]["traceback"] and "node:" not in answer["error"]["traceback"]
+    failed, answer = js("let broken = (")
+    assert failed and answer["error"]["name"] == "SyntaxError"
+
+
+@needs_node
+def test_javascript_interrupts_keep_the_state(kernels: dict[str, code.KernelSlot]) -> None:
+    assert not js("var kept = 'here'")[0]
+    for cell in ("while (true) {}", "await new Promise(() => {})", "await null; kept; for (;;) {}"):
+        failed, answer = js(cell, timeout_s=1)
+        assert failed and answer["timed_out"] and answer["error"]["name"] == "TimeoutError"
+        assert answer.get("kernel_died", False) == cell.startswith("await null"), cell
+    failed, answer = js("typeof kept")
+    assert not failed and main_text(answer) == "'undefined'" and answer["kernel_restarted"]
+    assert not js("var kept = 'again'")[0]
+    failed, answer = js("kept", timeout_s=1)
+    assert main_text(answer) == "'again'" and not answer["kernel_restarted"]
+
+
+@needs_node
+def test_languages_have_kernels_of_their_own(kernels: dict[str, code.KernelSlot]) -> None:
+    assert not run("shared = 'python'")[0] and not js("var shared = 'javascript'")[0]
+    assert main_text(run("shared", language="py")[1]) == "'python'"
+    answer = run("shared", language="NodeJS")[1]
+    assert main_text(answer) == "'javascript'" and answer["language"] == "javascript"
+    assert answer["execution_count"] == 2 and answer["executionCount"] == 2, "counted per language"
+    with pytest.raises(ToolError, match="no r kernel yet"):
+        code.run_code({"code": "1", "language": "r"})
+
+
+def test_javascript_without_node_names_the_image_that_has_it(
+    kernels: dict[str, code.KernelSlot], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(ToolError, match="image_id='code_latest'"):
+        code.run_code({"code": "1", "language": "js"})
 
 
 def test_the_sdk_reads_answers_and_plain_text() -> None:

@@ -7,9 +7,10 @@ installed packages.
 
 The wire is a socket the agent passes (its fd is the first argument of `main`): the agent
 writes one JSON line per cell, `{"code": "..."}`; the kernel answers `{"started": true}` at once,
-then one JSON line with the cell's outcome (see `Kernel.run_cell`). fds 1 and 2 are pipes the
-kernel reads itself, so what print() and child processes write alike lands in the running cell's
-stdout and stderr. SIGINT interrupts a running cell (KeyboardInterrupt) and is ignored between
+then one JSON line with the cell's outcome (see `Kernel.run_cell`). fds 1 and 2 are pipes whose
+read ends the agent passes too, and the kernel reads them itself, so what print() and child
+processes write alike lands in the running cell's stdout and stderr. kernel.js, the JavaScript
+kernel, speaks the same protocol. SIGINT interrupts a running cell (KeyboardInterrupt) and is ignored between
 cells; the end of the socket (the agent is gone) ends the kernel.
 """
 
@@ -54,20 +55,14 @@ class OutputCapture:
     """fds 1 and 2 are pipes read here by a thread into the running cell's stdout and stderr, up to
     `limit` bytes each per cell (the rest is counted), so nothing that writes to them can block."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, stdout_fd: int, stderr_fd: int) -> None:
         self.limit = limit
         self.lock = threading.Lock()
-        self.streams: dict[int, str] = {}
+        self.streams = {stdout_fd: "stdout", stderr_fd: "stderr"}  # the read ends, not blocking
         self.chunks: dict[str, list[str]] = {"stdout": [], "stderr": []}
         self.kept = dict.fromkeys(self.chunks, 0)
         self.dropped = dict.fromkeys(self.chunks, 0)
         self.decoders = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in self.chunks}
-        for name, target in (("stdout", 1), ("stderr", 2)):
-            read_end, write_end = os.pipe()
-            os.dup2(write_end, target)
-            os.close(write_end)
-            os.set_blocking(read_end, False)
-            self.streams[read_end] = name
         threading.Thread(target=self.run, name="cove-kernel-output", daemon=True).start()
 
     def run(self) -> None:
@@ -352,10 +347,13 @@ def describe_error(error: BaseException) -> dict[str, str]:
     return {"name": type(error).__name__, "value": str(error), "traceback": "".join(report.format())}
 
 
-def main(control_fd: int, output_limit: int) -> None:
-    """Serve cells on the socket `control_fd` until the agent closes it."""
+def main(control_fd: int, output_limit: int, stdout_fd: int, stderr_fd: int) -> None:
+    """Serve cells on the socket `control_fd` until the agent closes it; `stdout_fd` and `stderr_fd`
+    read what is written to fds 1 and 2."""
     sys.argv = [""]
-    capture = OutputCapture(output_limit)
+    for fd in (stdout_fd, stderr_fd):
+        os.set_inheritable(fd, False)  # a cell's child processes write to fds 1 and 2, never read them
+    capture = OutputCapture(output_limit, stdout_fd, stderr_fd)
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(line_buffering=True)  # in step with what child processes write

@@ -1,21 +1,25 @@
-"""The `run_code` tool: Python cells in a kernel that keeps its state, like a notebook's.
+"""The `run_code` tool: cells in a kernel per language that keeps its state, like a notebook's.
 
-The first call starts a kernel (../kernel.py) as a child of the agent, and later calls run their
-cells in it, one at a time, so variables, imports and the working directory persist. A cell past
-its timeout is interrupted with SIGINT (KeyboardInterrupt) and the kernel keeps its state; one that
-ignores the interrupt gets its kernel killed. A kernel that died is replaced on the next call, whose
-answer says `kernel_restarted`. The answer is the JSON AgentBay's SDK parses (see `answer_text`).
+The first call in a language starts its kernel (../kernel.py for Python, ../kernel.js for JavaScript)
+as a child of the agent, and later calls run their cells in it, one at a time, so variables, imports
+and the working directory persist. Every kernel speaks the same protocol on a socket and gets the
+same pipes as its stdout and stderr, so one `KernelProcess` and `KernelSlot` serve all languages. A
+cell past its timeout is interrupted with SIGINT and the kernel keeps its state; one that ignores
+the interrupt gets its kernel killed. A kernel that died is replaced on the next call, whose answer
+says `kernel_restarted`. The answer is the JSON AgentBay's SDK parses (see `answer_text`).
 """
 
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,50 +32,93 @@ INTERRUPT_GRACE_S = 3.0
 """How long a cell has to stop after the interrupt before its kernel is killed."""
 START_TIMEOUT_S = 30.0
 """How long a new kernel may take to take its first cell."""
-KERNEL_FILE = Path(__file__).resolve().parent.parent / "kernel.py"
+AGENT_DIR = Path(__file__).resolve().parent.parent
+KERNEL_FILE = AGENT_DIR / "kernel.py"
+JAVASCRIPT_KERNEL_FILE = AGENT_DIR / "kernel.js"
 BOOT = (
     "import sys, types; from importlib.machinery import SourceFileLoader; "
     "kernel = sys.modules['cove_kernel'] = types.ModuleType('cove_kernel'); kernel.__file__ = sys.argv[1]; "
     "exec(SourceFileLoader('cove_kernel', sys.argv[1]).get_code('cove_kernel'), kernel.__dict__); "
-    "kernel.main(int(sys.argv[2]), int(sys.argv[3]))"
+    "kernel.main(*map(int, sys.argv[2:]))"
 )
 """Loads kernel.py by its path (with its compiled bytecode), so the agent's folder is not on sys.path
 (importlib.util would cost the kernel's start 6 ms)."""
-PYTHON_NAMES = ("python", "py", "python3")
-LATER_LANGUAGES = ("javascript", "js", "node", "nodejs", "r", "java")
-"""AgentBay's other languages: they need images with their runtimes (issue 5)."""
+CODE_IMAGE = "code_latest"
+"""The built-in image with every runtime run_code uses (docs/images.md)."""
+LATER_LANGUAGES = ("r", "java")
+"""AgentBay's other languages: Cove has no kernel for them yet (issue 5)."""
+
+
+@dataclass(frozen=True)
+class Language:
+    """How to start one language's kernel; every kernel then speaks the same protocol."""
+
+    name: str
+    title: str
+    aliases: tuple[str, ...]
+    command: Callable[[dict[str, str]], list[str]]
+    """The kernel's command line, given its environment, but for the numbers every kernel takes last:
+    its socket's fd, the output limit per cell, and the fds to read its stdout and stderr from."""
+
+
+def python_command(environment: dict[str, str]) -> list[str]:
+    return [sys.executable, "-c", BOOT, str(KERNEL_FILE)]
+
+
+def javascript_command(environment: dict[str, str]) -> list[str]:
+    """Node with its internals exposed: the kernel parses cells with the acorn parser Node bundles."""
+    node = shutil.which("node", path=environment.get("PATH", os.defpath))
+    if node is None:
+        raise ToolError(
+            "run_code: javascript needs Node.js (`node` on PATH), and this session's image has none; "
+            f"create the session with image_id='{CODE_IMAGE}', which has it (`cove image build {CODE_IMAGE}`)"
+        )
+    return [node, "--expose-internals", str(JAVASCRIPT_KERNEL_FILE)]
+
+
+PYTHON = Language("python", "Python", ("python", "py", "python3"), python_command)
+JAVASCRIPT = Language("javascript", "JavaScript", ("javascript", "js", "node", "nodejs"), javascript_command)
+LANGUAGES = {language.name: language for language in (PYTHON, JAVASCRIPT)}
 
 
 class KernelProcess:
-    """A running kernel: its process, and the socket that carries its cells and answers."""
+    """A running kernel: its process, and the socket that carries its cells and answers.
 
-    def __init__(self) -> None:
-        agent_end, kernel_end = socket.socketpair()
+    Its stdout and stderr are pipes whose read ends it gets too, so what its cells and their child
+    processes write lands in the running cell's output; the agent keeps the stderr pipe until the
+    first cell, to tell what a kernel that could not start said."""
+
+    def __init__(self, language: Language) -> None:
+        self.language = language
         environment = command_environment({})
         environment.setdefault("MPLBACKEND", "Agg")  # matplotlib draws into images, never a window
+        command = language.command(environment)
+        agent_end, kernel_end = socket.socketpair()
+        pipes = [os.pipe(), os.pipe()]  # (read, write) for stdout, stderr
+        for read_end, _ in pipes:
+            os.set_blocking(read_end, False)
+        (stdout_read, stdout_write), (stderr_read, stderr_write) = pipes
+        numbers = (kernel_end.fileno(), OUTPUT_LIMIT_BYTES, stdout_read, stderr_read)
         try:
             self.popen = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    BOOT,
-                    str(KERNEL_FILE),
-                    str(kernel_end.fileno()),
-                    str(OUTPUT_LIMIT_BYTES),
-                ],
+                [*command, *map(str, numbers)],
                 cwd=os.environ.get("HOME") or "/",
                 env=environment,
                 stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,  # what it says before it takes over fd 2, if it cannot start
-                pass_fds=(kernel_end.fileno(),),
+                stdout=stdout_write,
+                stderr=stderr_write,
+                pass_fds=(kernel_end.fileno(), stdout_read, stderr_read),
                 start_new_session=True,  # killing it kills what its cells started
             )
         except OSError as error:
             agent_end.close()
-            raise ToolError(f"cannot start a Python kernel: {error.strerror}") from None
+            os.close(stderr_read)
+            raise ToolError(f"cannot start a {language.title} kernel: {error.strerror}") from None
         finally:
             kernel_end.close()
+            for fd in (stdout_read, stdout_write, stderr_write):
+                os.close(fd)
+        self.startup_stream: int | None = stderr_read
         self.socket = agent_end
         self.received = bytearray()
         self.scanned = 0
@@ -115,24 +162,31 @@ class KernelProcess:
         if started is None:
             self.kill()
             raise ToolError(
-                f"the Python kernel did not take the cell within {START_TIMEOUT_S:g} s; it was killed"
+                f"the {self.language.title} kernel did not take the cell within {START_TIMEOUT_S:g} s; "
+                "it was killed"
             )
         if started:
             self.close_startup_stream()
         return bool(started)
 
     def close_startup_stream(self) -> None:
-        if self.popen.stderr is not None:
-            self.popen.stderr.close()
-            self.popen.stderr = None
+        if self.startup_stream is not None:
+            os.close(self.startup_stream)
+            self.startup_stream = None
 
     def startup_failure(self) -> str:
         """What a kernel that died before its first cell said, and how it ended."""
-        said = b""
-        if self.popen.stderr is not None:
-            said = self.popen.stderr.read()[-2000:]
-            self.close_startup_stream()
-        return f"{self.ending()}; it said: {said.decode(errors='replace').strip()}"
+        ending = self.ending()
+        said = bytearray()
+        while self.startup_stream is not None:
+            try:
+                data = os.read(self.startup_stream, 65536)
+            except BlockingIOError:  # a process it started still holds the pipe
+                data = b""
+            if not data:
+                self.close_startup_stream()
+            said += data
+        return f"{ending}; it said: {said[-2000:].decode(errors='replace').strip()}"
 
     def ending(self) -> str:
         """How the kernel ended, once it has."""
@@ -176,6 +230,7 @@ class CellOutcome:
 class KernelSlot:
     """One language's kernel in this session; its lock lets one cell run at a time."""
 
+    language: Language
     lock: threading.Lock = field(default_factory=threading.Lock)
     kernel: KernelProcess | None = None
     started: int = 0
@@ -189,17 +244,17 @@ class KernelSlot:
             if self.kernel is None or not self.kernel.alive():
                 self.forget()
                 restarted = restarted or self.started > 0
-                self.kernel = KernelProcess()
+                self.kernel = KernelProcess(self.language)
                 self.started += 1
             kernel = self.kernel
             if kernel.send(code):
                 return self.wait(kernel, timeout_s), restarted
-            fresh = kernel.popen.stderr is not None  # it never took a cell: it could not start
+            fresh = kernel.startup_stream is not None  # it never took a cell: it could not start
             failure = kernel.startup_failure() if fresh else ""
             self.forget()  # gone before it took the cell: a new one takes it
             if fresh:
-                raise ToolError(f"the Python kernel could not start ({failure})")
-        raise ToolError("the Python kernel ended twice before it took the cell")
+                raise ToolError(f"the {self.language.title} kernel could not start ({failure})")
+        raise ToolError(f"the {self.language.title} kernel ended twice before it took the cell")
 
     def wait(self, kernel: KernelProcess, timeout_s: float) -> CellOutcome:
         started = time.monotonic()
@@ -223,7 +278,7 @@ class KernelSlot:
             self.kernel = None
 
 
-KERNELS = {"python": KernelSlot()}
+KERNELS = {name: KernelSlot(language) for name, language in LANGUAGES.items()}
 
 
 def holds_state() -> bool:
@@ -231,19 +286,23 @@ def holds_state() -> bool:
     return any(slot.kernel is not None and slot.kernel.alive() for slot in KERNELS.values())
 
 
-def check_language(language: str) -> str:
+def check_language(language: str) -> Language:
     name = language.strip().lower()
-    if name in PYTHON_NAMES:
-        return "python"
+    for known in LANGUAGES.values():
+        if name in known.aliases:
+            return known
     if name in LATER_LANGUAGES:
         raise ToolError(
-            f"run_code: language '{language}' is not available in this session: only python is, for now "
-            "(javascript, r and java will come with images that have their runtimes)"
+            f"run_code: language '{language}' is not supported: Cove has no {name} kernel yet; "
+            "run_code runs python and javascript"
         )
-    raise ToolError(f"run_code: unknown language '{language}'; run_code runs python (also py, python3)")
+    raise ToolError(
+        f"run_code: unknown language '{language}'; run_code runs python (also py, python3) and "
+        "javascript (also js, node, nodejs)"
+    )
 
 
-def error_of(outcome: CellOutcome, timeout_s: int) -> dict[str, str] | None:
+def error_of(outcome: CellOutcome, title: str, timeout_s: int) -> dict[str, str] | None:
     """The cell's error: its exception, or what the timeout or the kernel's end did to it."""
     answer = outcome.answer or {}
     error = answer.get("error") if isinstance(answer.get("error"), dict) else None
@@ -258,25 +317,27 @@ def error_of(outcome: CellOutcome, timeout_s: int) -> dict[str, str] | None:
     if outcome.answer is None:
         return {
             "name": "KernelDied",
-            "value": f"the Python kernel ended during the cell ({outcome.ending}); {lost}",
+            "value": f"the {title} kernel ended during the cell ({outcome.ending}); {lost}",
             "traceback": "",
         }
     if outcome.timed_out:
         return {
             "name": "TimeoutError",
-            "value": f"the cell ran longer than timeout_s={timeout_s} s and was interrupted "
-            "(KeyboardInterrupt); the kernel keeps its state",
+            "value": f"the cell ran longer than timeout_s={timeout_s} s and was interrupted (SIGINT); "
+            "the kernel keeps its state",
             "traceback": str((error or {}).get("traceback", "")),
         }
     return error
 
 
-def answer_text(outcome: CellOutcome, restarted: bool, timeout_s: int, elapsed: float) -> tuple[str, bool]:
+def answer_text(
+    outcome: CellOutcome, language: Language, restarted: bool, timeout_s: int, elapsed: float
+) -> tuple[str, bool]:
     """The answer as AgentBay's SDK reads it (its `executionError`, `result` as JSON strings of mime
     bundles, `stdout`/`stderr` lists, counts in both spellings), with Cove's fields beside; and
     whether it is an error."""
     answer = outcome.answer or {}
-    error = error_of(outcome, timeout_s)
+    error = error_of(outcome, language.title, timeout_s)
     count = answer.get("execution_count")
     seconds = answer.get("execution_time", elapsed)
     payload: dict[str, Any] = {
@@ -290,7 +351,7 @@ def answer_text(outcome: CellOutcome, restarted: bool, timeout_s: int, elapsed: 
         "executionTime": seconds,
         "error": error,
         "kernel_restarted": restarted,
-        "language": "python",
+        "language": language.name,
     }
     if outcome.timed_out:
         payload["timed_out"] = True
@@ -308,21 +369,21 @@ def answer_text(outcome: CellOutcome, restarted: bool, timeout_s: int, elapsed: 
 
 
 def run_code(arguments: dict[str, Any]) -> str:
-    check_language(arguments.get("language", "python"))
+    language = check_language(arguments.get("language", "python"))
     timeout_s: int = arguments.get("timeout_s", DEFAULT_TIMEOUT_S)
-    slot = KERNELS["python"]
+    slot = KERNELS[language.name]
     started = time.monotonic()
     if not slot.lock.acquire(timeout=timeout_s):
         raise ToolError(
-            f"another cell kept this session's Python kernel busy for all of timeout_s={timeout_s} s; "
-            "cells run one at a time"
+            f"another cell kept this session's {language.title} kernel busy for all of "
+            f"timeout_s={timeout_s} s; cells run one at a time"
         )
     try:
         waited = time.monotonic() - started  # for an earlier cell: the call as a whole keeps to timeout_s
         outcome, restarted = slot.run(arguments["code"], max(timeout_s - waited, 1.0))
     finally:
         slot.lock.release()
-    text, failed = answer_text(outcome, restarted, timeout_s, time.monotonic() - started)
+    text, failed = answer_text(outcome, language, restarted, timeout_s, time.monotonic() - started)
     if failed:
         raise ToolError(text)
     return text
@@ -332,8 +393,9 @@ TOOLS = [
     Tool(
         name="run_code",
         description=(
-            "Run Python code in the session's kernel, which keeps its variables, imports and working "
-            "directory from call to call, as a notebook does. Answers JSON: result (mime bundles as "
+            "Run Python or JavaScript code in the session's kernel for that language, which keeps its "
+            "variables, imports and working directory from call to call, as a notebook does. Answers "
+            "JSON: result (mime bundles as "
             "JSON strings; the value of a final expression is the main result, display() adds more), "
             "stdout and stderr (lists), executionError, execution_count and execution_time; an "
             "exception is an error with its name, value and traceback. At timeout_s the cell is "
@@ -341,10 +403,11 @@ TOOLS = [
         ),
         run=run_code,
         properties={
-            "code": {"type": "string", "description": "the cell: Python statements"},
+            "code": {"type": "string", "description": "the cell: statements in its language"},
             "language": {
                 "type": "string",
-                "description": "python (also py, python3), the default and, for now, the only one",
+                "description": "python (also py, python3), the default, or javascript (also js, node, "
+                "nodejs: Node.js, in images that have it, such as code_latest)",
             },
             "timeout_s": {
                 "type": "integer",
