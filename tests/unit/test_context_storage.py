@@ -1,5 +1,6 @@
-"""The local-folder context storage: paths never leave the context's folder, links are never followed,
-writes appear whole; and the service's file-URL tokens."""
+"""The context storage backends, local folder and S3 (against a real moto server): paths never leave the
+context, files and folders keep to their places, writes appear whole; links are never followed in a
+local folder; and the service's file-URL tokens."""
 
 from __future__ import annotations
 
@@ -7,24 +8,44 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from cove.config import Settings
+from cove.contexts.s3_storage import PART_BYTES, S3Storage
 from cove.contexts.service import ContextService, FileUrlNotValid
-from cove.contexts.storage import LocalFolderStorage, clean_path
+from cove.contexts.storage import LocalFolderStorage, StorageBackend, clean_path
 from cove.contexts.store import ContextStore
-from cove.errors import ContextExists, ContextNotFound, FileNotFound, InvalidArgument
+from cove.errors import ContextExists, ContextNotFound, FileNotFound, InvalidArgument, InvalidState
 from cove.sessions.store import Store
+from tests.s3 import S3Server
 
 CONTEXT = "ctx-test"
 
 
 @pytest.fixture
-def storage(tmp_path: Path) -> LocalFolderStorage:
+def local_storage(tmp_path: Path) -> LocalFolderStorage:
     return LocalFolderStorage(tmp_path / "contexts")
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> StorageBackend:
+    """Each backend in turn; the S3 one in a bucket of its own on the moto server."""
+    if request.param == "local":
+        return LocalFolderStorage(tmp_path / "contexts")
+    s3_server: S3Server = request.getfixturevalue("s3_server")
+    return S3Storage(s3_server.client(), s3_server.new_bucket(), prefix="cove/contexts")
+
+
+def leftovers(storage: StorageBackend) -> list[Any]:
+    """What a write in progress left behind: temporary files, or S3 multipart uploads."""
+    if isinstance(storage, LocalFolderStorage):
+        return [name for name in os.listdir(storage.root / CONTEXT) if name.startswith(".cove-upload-")]
+    assert isinstance(storage, S3Storage)
+    return list(storage.client.list_multipart_uploads(Bucket=storage.bucket).get("Uploads", []))
 
 
 @given(st.lists(st.sampled_from(["a", "b", ".", "..", "", "/", "x y", "é"]), max_size=8).map("/".join))
@@ -51,12 +72,12 @@ def test_clean_path_accepts_or_names_the_field(raw: str) -> None:
 
 
 @pytest.mark.parametrize("raw", ["../x", "a/../../x", "/../etc/passwd", "..", "", "/", "a\0b", "x" * 2000])
-def test_bad_paths_are_refused(storage: LocalFolderStorage, raw: str) -> None:
+def test_bad_paths_are_refused(storage: StorageBackend, raw: str) -> None:
     with pytest.raises(InvalidArgument):
         storage.put(CONTEXT, raw, [b"x"])
 
 
-def test_put_get_list_delete(storage: LocalFolderStorage) -> None:
+def test_put_get_list_delete(storage: StorageBackend) -> None:
     assert storage.put(CONTEXT, "/a/b/c.txt", [b"he", b"llo"]) == 5
     size, chunks = storage.open_download(CONTEXT, "a/b/c.txt")
     assert size == 5 and b"".join(chunks) == b"hello"
@@ -69,20 +90,69 @@ def test_put_get_list_delete(storage: LocalFolderStorage) -> None:
     assert storage.list(CONTEXT, "/") == []
 
 
-def test_a_failed_write_leaves_nothing(storage: LocalFolderStorage) -> None:
+@pytest.mark.parametrize("written", [3, 2 * PART_BYTES + 5], ids=["small", "multipart"])
+def test_a_failed_write_leaves_nothing(storage: StorageBackend, written: int) -> None:
     storage.put(CONTEXT, "kept.txt", [b"old"])
 
     def chunks() -> Iterator[bytes]:
-        yield b"new"
+        yield b"n" * written
         raise RuntimeError("client went away")
 
     with pytest.raises(RuntimeError):
         storage.put(CONTEXT, "kept.txt", chunks())
+    with pytest.raises(RuntimeError):
+        storage.put(CONTEXT, "new.txt", chunks())
     assert b"".join(storage.open_download(CONTEXT, "kept.txt")[1]) == b"old"
-    assert os.listdir(storage.root / CONTEXT) == ["kept.txt"]
+    assert [f.name for f in storage.list(CONTEXT, "/")] == ["kept.txt"]
+    assert leftovers(storage) == []
 
 
-def test_symlinks_are_never_followed(storage: LocalFolderStorage, tmp_path: Path) -> None:
+def test_a_file_appears_only_on_commit(storage: StorageBackend) -> None:
+    pending = storage.open_upload(CONTEXT, "file.bin")
+    piece = os.urandom(1024 * 1024)
+    for _ in range(PART_BYTES // len(piece) * 2 + 1):  # past two parts: a multipart upload in S3
+        pending.write(piece)
+    assert storage.list(CONTEXT, "/") == []
+    with pytest.raises(FileNotFound):
+        storage.open_download(CONTEXT, "file.bin")
+    assert pending.commit() == 2 * PART_BYTES + len(piece)
+    size, chunks = storage.open_download(CONTEXT, "file.bin")
+    assert size == 2 * PART_BYTES + len(piece)
+    assert sum(len(chunk) for chunk in chunks) == size and leftovers(storage) == []
+
+
+def test_files_and_folders_keep_their_places(storage: StorageBackend) -> None:
+    storage.put(CONTEXT, "dir/file.txt", [b"x"])
+    with pytest.raises(InvalidState):
+        storage.put(CONTEXT, "dir", [b"over a folder"])
+    with pytest.raises(InvalidArgument):
+        storage.put(CONTEXT, "dir/file.txt/below", [b"under a file"])
+    with pytest.raises(InvalidArgument):
+        storage.list(CONTEXT, "dir/file.txt")
+    with pytest.raises(FileNotFound):
+        storage.list(CONTEXT, "missing")
+    with pytest.raises(FileNotFound):
+        storage.open_download(CONTEXT, "dir")
+    with pytest.raises(FileNotFound):
+        storage.delete(CONTEXT, "missing.txt")
+    assert [(f.name, f.is_folder, f.size) for f in storage.list(CONTEXT, "/")] == [("dir", True, 0)]
+
+
+def test_deleting_a_folder_or_a_context(storage: StorageBackend) -> None:
+    for path in ("a/1.txt", "a/b/2.txt", "c.txt"):
+        storage.put(CONTEXT, path, [path.encode()])
+    storage.put("ctx-other", "a/1.txt", [b"other"])
+    storage.delete(CONTEXT, "a")
+    assert [f.path for f in storage.list(CONTEXT, "/")] == ["/c.txt"]
+    storage.delete_all(CONTEXT)
+    assert storage.list(CONTEXT, "/") == []
+    assert b"".join(storage.open_download("ctx-other", "a/1.txt")[1]) == b"other"
+    with pytest.raises(InvalidArgument):
+        storage.delete_all("../x")
+
+
+def test_symlinks_are_never_followed(local_storage: LocalFolderStorage, tmp_path: Path) -> None:
+    storage = local_storage
     storage.put(CONTEXT, "seed", [b""])
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -104,7 +174,8 @@ def test_symlinks_are_never_followed(storage: LocalFolderStorage, tmp_path: Path
     assert (outside / "secret").read_text() == "secret" and not (outside / "new").exists()
 
 
-def test_a_linked_context_folder_is_not_followed(storage: LocalFolderStorage, tmp_path: Path) -> None:
+def test_a_linked_context_folder_is_not_followed(local_storage: LocalFolderStorage, tmp_path: Path) -> None:
+    storage = local_storage
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     (storage.root / CONTEXT).symlink_to(outside)

@@ -1,5 +1,7 @@
 """Where a context's files live: the `StorageBackend` protocol and the local-folder backend.
 
+The S3-compatible backend (`s3_storage.S3Storage`) keeps the same promises behind the same protocol.
+
 `LocalFolderStorage` keeps context `ctx-...` under `DATA_DIR/contexts/ctx-.../`. Every path is
 relative to that folder (a leading "/" means its top); `..`, NUL and empty names are refused, and
 the folder is walked one name at a time with O_NOFOLLOW from an open directory, so a symlink
@@ -70,6 +72,22 @@ class PendingFile(Protocol):
     def abort(self) -> None: ...
 
 
+def check_context_id(context_id: str) -> None:
+    if not context_id or "/" in context_id or context_id in (".", ".."):
+        raise InvalidArgument(f"invalid context id {context_id!r}")
+
+
+def write_all(pending: PendingFile, chunks: Iterable[bytes]) -> int:
+    """Write `chunks` into `pending` and commit it; nothing appears if an error cuts it short."""
+    try:
+        for chunk in chunks:
+            pending.write(chunk)
+    except BaseException:
+        pending.abort()
+        raise
+    return pending.commit()
+
+
 class StorageBackend(Protocol):
     """The files of contexts, wherever they are kept."""
 
@@ -135,8 +153,7 @@ class LocalFolderStorage:
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def _context_folder(self, context_id: str, create: bool) -> int:
-        if not context_id or "/" in context_id or context_id in (".", ".."):
-            raise InvalidArgument(f"invalid context id {context_id!r}")
+        check_context_id(context_id)
         top = os.open(self.root, _NOFOLLOW_DIRECTORY)
         try:
             return _descend(top, (context_id,), create)
@@ -161,14 +178,7 @@ class LocalFolderStorage:
             raise
 
     def put(self, context_id: str, path: str, chunks: Iterable[bytes]) -> int:
-        pending = self.open_upload(context_id, path)
-        try:
-            for chunk in chunks:
-                pending.write(chunk)
-        except BaseException:
-            pending.abort()
-            raise
-        return pending.commit()
+        return write_all(self.open_upload(context_id, path), chunks)
 
     def open_download(self, context_id: str, path: str) -> tuple[int, Iterator[bytes]]:
         names = clean_path(path)
@@ -233,8 +243,7 @@ class LocalFolderStorage:
             os.close(directory)
 
     def delete_all(self, context_id: str) -> None:
-        if not context_id or "/" in context_id or context_id in (".", ".."):
-            raise InvalidArgument(f"invalid context id {context_id!r}")
+        check_context_id(context_id)
         folder = self.root / context_id
         if folder.is_symlink():
             folder.unlink()

@@ -1,0 +1,319 @@
+"""AgentBay's OSS tools (`oss_env_init`, `oss_upload`, `oss_download`, `oss_upload_annon`,
+`oss_download_annon`), served by the server itself: sessions have no network, so the server moves
+the bytes between the sandbox's files (streamed through its tool agent) and an S3-compatible store
+(boto3) or a URL (httpx). Nothing is held whole in memory.
+
+Credentials given to `oss_env_init` stay in this process's memory, per session, until the session
+ends; they are never stored, logged or answered back. A restart of the server forgets them.
+
+The server makes requests to endpoints and URLs that the session's user chose. So that a session
+cannot use it to reach what only the server can (its own API, a database, a cloud metadata service),
+hosts that resolve to a loopback, private, link-local or other non-global address are refused unless
+`COVE_OSS_PRIVATE_NETWORKS` allows them; redirects are not followed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import posixpath
+import socket
+import tempfile
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+import httpx
+from botocore.exceptions import BotoCoreError, ClientError
+
+from cove.contexts.s3_storage import ObjectWriter, s3_client, store_failed
+from cove.errors import CoveError, InvalidArgument
+from cove.sandbox.agent_client import CHUNK_BYTES, AgentClient
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+HTTP_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+"""A URL that sends or takes nothing for this long fails the transfer."""
+
+
+def _tool(name: str, description: str, required: list[str], optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    properties = {argument: {"type": "string"} for argument in (*required, *optional)}
+    return {
+        "name": name,
+        "description": description,
+        "inputSchema": {
+            "type": "object",
+            "properties": properties,
+            "required": required,
+            "additionalProperties": False,
+        },
+    }
+
+
+OSS_TOOLS: list[dict[str, Any]] = [
+    _tool(
+        "oss_env_init",
+        "Keep the credentials and endpoint that oss_upload and oss_download use in this session (any "
+        "S3-compatible store; AWS S3 when no endpoint is given). Kept in the server's memory only.",
+        ["access_key_id", "access_key_secret"],
+        ("security_token", "endpoint", "region"),
+    ),
+    _tool(
+        "oss_upload",
+        "Upload the file at `path` in the session to `object` in `bucket`.",
+        ["bucket", "object", "path"],
+    ),
+    _tool(
+        "oss_download",
+        "Download `object` of `bucket` to `path` in the session (a path ending in / gets the object's name).",
+        ["bucket", "object", "path"],
+    ),
+    _tool(
+        "oss_upload_annon",
+        "PUT the file at `path` in the session to an http(s) URL, such as a presigned upload URL.",
+        ["url", "path"],
+    ),
+    _tool(
+        "oss_download_annon",
+        "GET an http(s) URL, such as a presigned download URL, into `path` in the session.",
+        ["url", "path"],
+    ),
+]
+OSS_TOOL_NAMES = frozenset(tool["name"] for tool in OSS_TOOLS)
+
+
+class OssFailed(CoveError):
+    """A transfer that could not be done; the tool answers it as an error, for the caller to read."""
+
+
+@dataclass(frozen=True)
+class OssCredentials:
+    access_key_id: str
+    access_key_secret: str = field(repr=False)
+    security_token: str = field(repr=False)
+    endpoint: str
+    region: str
+
+
+def _arguments(name: str, raw: Any) -> dict[str, str]:
+    """The tool's arguments, each a string; 400 naming the first missing or wrong one."""
+    schema = next(tool for tool in OSS_TOOLS if tool["name"] == name)["inputSchema"]
+    for key, value in raw.items():
+        if key not in schema["properties"]:
+            raise InvalidArgument(f"{name}: unknown argument {key!r}")
+        if not isinstance(value, str):
+            raise InvalidArgument(f"{name}: {key} must be a string")
+    for key in schema["required"]:
+        if not raw.get(key):
+            raise InvalidArgument(f"{name}: {key} is required")
+    return dict(raw)
+
+
+def check_destination(url: str, private_networks: bool) -> None:
+    """Refuse a URL that is not http(s), or whose host resolves to a non-global address."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise OssFailed(f"{url!r} is not an http:// or https:// URL")
+    if private_networks:
+        return
+    try:
+        found = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError) as error:
+        raise OssFailed(f"cannot resolve {parts.hostname!r}: {error}") from None
+    for *_, address in found:
+        ip = ipaddress.ip_address(str(address[0]).split("%")[0])
+        if not ip.is_global:
+            raise OssFailed(
+                f"{parts.hostname} resolves to {ip}, a loopback, private or reserved address, which this "
+                "server does not reach for sessions (an operator can allow it: COVE_OSS_PRIVATE_NETWORKS)"
+            )
+
+
+def _answer(text: str, is_error: bool = False) -> dict[str, Any]:
+    return {"content": [{"type": "text", "text": text}], "isError": is_error}
+
+
+def _into_folder(path: str, name: str) -> str:
+    """`path`, or `path` + `name` when `path` names a folder by ending in '/'."""
+    return path + (name or "download") if path.endswith("/") else path
+
+
+class ObjectStorageTools:
+    """The OSS tools of every session, and the credentials each session's `oss_env_init` gave."""
+
+    def __init__(self, private_networks: bool = False) -> None:
+        self.private_networks = private_networks
+        self._credentials: dict[str, OssCredentials] = {}
+        self._clients: dict[str, S3Client] = {}
+        """Made on first use and kept: making a boto3 client takes a good half second."""
+        self._lock = threading.Lock()
+
+    def forget(self, session_id: str) -> None:
+        with self._lock:
+            self._credentials.pop(session_id, None)
+            self._clients.pop(session_id, None)
+
+    def call(self, session_id: str, agent: AgentClient, name: str, raw: Any) -> dict[str, Any]:
+        """Run OSS tool `name`; answers MCP's result, with what went wrong as an error answer."""
+        arguments = _arguments(name, raw)
+        handlers: dict[str, Callable[[str, AgentClient, dict[str, str]], str]] = {
+            "oss_env_init": self._env_init,
+            "oss_upload": self._upload,
+            "oss_download": self._download,
+            "oss_upload_annon": self._upload_anonymous,
+            "oss_download_annon": self._download_anonymous,
+        }
+        try:
+            return _answer(handlers[name](session_id, agent, arguments))
+        except CoveError as error:
+            return _answer(f"{name}: {error.message}", is_error=True)
+
+    def _env_init(self, session_id: str, agent: AgentClient, arguments: dict[str, str]) -> str:
+        endpoint = arguments.get("endpoint", "")
+        if endpoint and "://" not in endpoint:
+            endpoint = "https://" + endpoint  # AgentBay's endpoints are host names
+        if endpoint:
+            check_destination(endpoint, self.private_networks)
+        credentials = OssCredentials(
+            arguments["access_key_id"],
+            arguments["access_key_secret"],
+            arguments.get("security_token", ""),
+            endpoint,
+            arguments.get("region", "") or "us-east-1",
+        )
+        with self._lock:
+            self._credentials[session_id] = credentials
+            self._clients.pop(session_id, None)
+        return json.dumps({"endpoint": endpoint or "AWS S3", "region": credentials.region})
+
+    def _store(self, session_id: str) -> tuple[S3Client, str]:
+        """The S3 client of the session's credentials, and how errors name it."""
+        with self._lock:
+            credentials, client = self._credentials.get(session_id), self._clients.get(session_id)
+        if credentials is None:
+            raise OssFailed("no credentials in this session: call oss_env_init first")
+        if credentials.endpoint:
+            check_destination(credentials.endpoint, self.private_networks)  # its address may have changed
+        if client is None:
+            client = s3_client(
+                credentials.endpoint,
+                credentials.region,
+                credentials.access_key_id,
+                credentials.access_key_secret,
+                credentials.security_token,
+            )
+            with self._lock:
+                if self._credentials.get(session_id) is credentials:
+                    self._clients[session_id] = client
+        return client, credentials.endpoint or "AWS S3"
+
+    def _upload(self, session_id: str, agent: AgentClient, arguments: dict[str, str]) -> str:
+        client, where = self._store(session_id)
+        bucket, key, path = arguments["bucket"], arguments["object"], arguments["path"]
+
+        async def copy() -> int:
+            _, chunks = await agent.download(path)
+            writer = ObjectWriter(client, bucket, key)
+            try:
+                async for chunk in chunks:
+                    writer.write(chunk)
+            except BaseException:
+                writer.abort()
+                raise
+            return writer.commit()
+
+        try:
+            size = asyncio.run(copy())
+        except (ClientError, BotoCoreError) as error:
+            raise store_failed(error, f"{where} (bucket {bucket!r})") from None
+        return f"Upload success: {size} bytes from {path} to {bucket}/{key}"
+
+    def _download(self, session_id: str, agent: AgentClient, arguments: dict[str, str]) -> str:
+        client, where = self._store(session_id)
+        bucket, key = arguments["bucket"], arguments["object"]
+        path = _into_folder(arguments["path"], posixpath.basename(key))
+        try:
+            found = client.get_object(Bucket=bucket, Key=key)
+            body = found["Body"]
+            try:
+                size = found["ContentLength"]
+                asyncio.run(agent.upload(path, size, _async(body.iter_chunks(CHUNK_BYTES))))
+            finally:
+                body.close()
+        except (ClientError, BotoCoreError) as error:
+            raise store_failed(error, f"{where} (bucket {bucket!r}, object {key!r})") from None
+        return f"Download success: {size} bytes from {bucket}/{key} to {path}"
+
+    def _upload_anonymous(self, session_id: str, agent: AgentClient, arguments: dict[str, str]) -> str:
+        url, path = arguments["url"], arguments["path"]
+        check_destination(url, self.private_networks)
+
+        async def send() -> tuple[int, httpx.Response]:
+            size, chunks = await agent.download(path)
+            async with httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False) as http:
+                # S3 wants a length, not a chunked body
+                return size, await http.put(url, content=chunks, headers={"Content-Length": str(size)})
+
+        try:
+            size, response = asyncio.run(send())
+        except httpx.HTTPError as error:
+            raise OssFailed(f"the upload to {_shown(url)} failed: {error}") from None
+        _check_status(response, url)
+        return f"Upload success: {size} bytes from {path}"
+
+    def _download_anonymous(self, session_id: str, agent: AgentClient, arguments: dict[str, str]) -> str:
+        url = arguments["url"]
+        path = _into_folder(arguments["path"], posixpath.basename(unquote(urlsplit(url).path)))
+        check_destination(url, self.private_networks)
+
+        async def fetch() -> int:
+            async with (
+                httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False) as http,
+                http.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response,
+            ):
+                if response.status_code != 200:
+                    await response.aread()
+                    _check_status(response, url)
+                length = response.headers.get("Content-Length")
+                if length is not None and length.isdigit():
+                    await agent.upload(path, int(length), response.aiter_raw())
+                    return int(length)
+                with tempfile.TemporaryFile() as spool:  # no length given: learn it first
+                    async for chunk in response.aiter_raw():
+                        spool.write(chunk)
+                    size = spool.tell()
+                    spool.seek(0)
+                    await agent.upload(path, size, _async(iter(lambda: spool.read(CHUNK_BYTES), b"")))
+                    return size
+
+        try:
+            size = asyncio.run(fetch())
+        except httpx.HTTPError as error:
+            raise OssFailed(f"the download from {_shown(url)} failed: {error}") from None
+        return f"Download success: {size} bytes to {path}"
+
+
+async def _async(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+def _shown(url: str) -> str:
+    """A URL without its query, which may hold a presigned signature."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def _check_status(response: httpx.Response, url: str) -> None:
+    if response.status_code < 300:
+        return
+    if response.is_redirect:
+        raise OssFailed(
+            f"{_shown(url)} redirects to {response.headers.get('Location', '?')}; redirects are not "
+            "followed, give the final URL"
+        )
+    raise OssFailed(f"{_shown(url)} answered HTTP {response.status_code}: {response.text[:300]}")
