@@ -6,6 +6,7 @@ real sandbox (with `runc exec`, past the API), so a test passes only if the work
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -22,6 +23,7 @@ os.environ.setdefault("AGENTBAY_LOG_LEVEL", "CRITICAL")  # the SDK logs every fa
 from agentbay import (
     AgentBay,
     AsyncAgentBay,
+    BetaContextMount,
     BrowserContext,
     Config,
     ContextListParams,
@@ -35,6 +37,7 @@ from agentbay import (
 from agentbay._common.exceptions import SessionError
 
 from tests.integration.server import KEY_A, KEY_B, CoveServer
+from tests.s3 import S3Server
 
 # The SDK marks `endpoint` deprecated in favour of Alibaba Cloud regions; it is how it reaches Cove.
 pytestmark = pytest.mark.filterwarnings(r"ignore:Config\(endpoint=:DeprecationWarning")
@@ -292,7 +295,7 @@ def test_code_run_code(official: Any) -> None:
     assert "division by zero" in failed.error_message and "partial" in failed.error_message
     assert code.run_code("x", "python").result == "41", "the kernel outlives the exception"
     other = code.run_code("console.log(1)", "javascript")
-    assert not other.success and "only python" in other.error_message
+    assert not other.success and "code_latest" in other.error_message, "the default image has no node"
     servers = {tool.name: tool.server for tool in official.list_mcp_tools().tools}
     assert servers["run_code"] == "wuying_codespace", "AgentBay's server name"
 
@@ -303,20 +306,15 @@ def test_other_tenants_sessions_are_not_found(official: Any, server: CoveServer)
     assert official.session_id not in [entry["sessionId"] for entry in other.list().session_ids]
 
 
-def test_what_cove_lacks_yet_fails_clearly(official: Any, agent_bay: AgentBay, data_root: Any) -> None:
+def test_what_cove_lacks_yet_fails_clearly(official: Any, agent_bay: AgentBay) -> None:
     with pytest.raises(SessionError, match="not supported"):
         official.get_link()
-    with pytest.raises(Exception, match="not supported"):  # syncing contexts into sessions (issue 6)
-        official.context.list_bindings()
-    uploaded = official.file_system.upload_file(str(data_root), "/tmp/x")
-    assert not uploaded.success
     mobile = agent_bay.create(
         CreateSessionParams(extra_configs=ExtraConfigs(mobile=MobileExtraConfig(lock_resolution=True)))
     )
     assert not mobile.success and "not supported" in mobile.error_message
-    for tool in ("oss_upload", "get_env"):
-        lacking = official.call_mcp_tool(tool, {})
-        assert not lacking.success and "not supported" in lacking.error_message
+    lacking = official.call_mcp_tool("get_env", {})
+    assert not lacking.success and "not supported" in lacking.error_message
 
 
 @pytest.fixture
@@ -402,8 +400,22 @@ def test_context_sync(agent_bay: AgentBay, server: CoveServer) -> None:
             assert session.delete(sync_context=True).success
         url = agent_bay.context.get_file_download_url(context.id, "back.txt").url
         assert httpx.get(url).content == b"back\n"
+        # browser_context is a sync of the profile folder with white lists: only those files move
         browser = agent_bay.create(CreateSessionParams(browser_context=BrowserContext(context.id)))
-        assert not browser.success and "not supported" in browser.error_message
+        assert browser.success, browser.error_message
+        profile = "/tmp/agentbay_browser"
+        assert "back.txt" not in inside(server, browser.session, f"ls -A {profile}")
+        inside(
+            server,
+            browser.session,
+            f"mkdir -p {profile}/Default/Cache && echo c > {profile}/Default/Cookies && "
+            f"echo x > {profile}/Default/Cache/blob",
+        )
+        assert browser.session.delete(sync_context=True).success
+        kept = agent_bay.context.list_files(context.id, "/Default").entries
+        assert [entry.file_name for entry in kept] == ["Cookies"]
+        top = agent_bay.context.list_files(context.id, "/").entries
+        assert "back.txt" in [entry.file_name for entry in top]  # outside the white lists: untouched
     finally:
         agent_bay.context.delete(context)
 
@@ -472,3 +484,136 @@ async def test_async_contexts(async_agent_bay: AsyncAgentBay) -> None:
         assert (await async_agent_bay.context.clear(made.context_id, timeout=10, poll_interval=0.2)).success
     finally:
         assert (await async_agent_bay.context.delete(made.context)).success
+
+
+def test_bind_contexts_to_a_running_session(official: Any, agent_bay: AgentBay, server: CoveServer) -> None:
+    """bind: the files are there when it returns, list_bindings shows it, sync and delete upload."""
+    name = f"bind-{uuid.uuid4().hex[:8]}"
+    context = agent_bay.context.get(name, create=True).context
+    folder = "/home/user/bound"
+    try:
+        url = agent_bay.context.get_file_upload_url(context.id, "seed.txt").url
+        assert httpx.put(url, content=b"seeded").status_code == 200
+        assert official.context.list_bindings().bindings == []
+        bound = official.context.bind(ContextSync.new(context.id, folder, SyncPolicy()))
+        assert bound.success and bound.request_id, bound.error_message
+        assert inside(server, official, f"cat {folder}/seed.txt") == "seeded"
+        listed = official.context.list_bindings()
+        assert listed.success, listed.error_message
+        assert [(b.context_id, b.context_name, b.path) for b in listed.bindings] == [
+            (context.id, name, folder)
+        ]
+        assert listed.bindings[0].bind_time and '"autoUpload": true' in listed.bindings[0].policy
+        reported = json.loads(listed.bindings[0].policy)  # the whole SyncPolicy, as the SDK sends it
+        assert reported["uploadPolicy"]["uploadStrategy"] == "UploadBeforeResourceRelease"
+        assert reported["recyclePolicy"] == {"lifecycle": "Lifecycle_Forever", "paths": [""]}
+        downloads = official.context.info(context_id=context.id, task_type="download").context_status_data
+        assert [(item.path, item.status) for item in downloads] == [(folder, "Success")]
+
+        inside(server, official, f"echo one > {folder}/one.txt")
+        assert official.context.sync(context_id=context.id, path=folder).success
+        files = agent_bay.context.list_files(context.id, "/").entries
+        assert sorted(entry.file_name for entry in files) == ["one.txt", "seed.txt"]
+
+        with pytest.raises(Exception, match="overlaps"):  # the SDK raises on HTTP errors here
+            official.context.bind(ContextSync.new(context.id, folder + "/inner", SyncPolicy()))
+        with pytest.raises(Exception, match="ContextNotFound"):
+            official.context.bind(ContextSync.new("ctx-nosuchcontext00", "/home/user/x", SyncPolicy()))
+        with pytest.raises(Exception, match="not supported"):
+            official.context.bind(BetaContextMount(context.id, "/home/user/mounted"))
+        assert len(official.context.list_bindings().bindings) == 1, "refused binds left nothing behind"
+        other = AgentBay(api_key=KEY_B, cfg=Config(endpoint=server.url)).get(official.session_id)
+        assert not other.success, "another key's session is unknown"
+
+        inside(server, official, f"echo two > {folder}/two.txt")
+        assert official.delete().success  # uploads before release, as the policy says
+        url = agent_bay.context.get_file_download_url(context.id, "two.txt").url
+        assert httpx.get(url).content == b"two\n"
+    finally:
+        agent_bay.context.delete(context)
+
+
+def test_upload_file_and_download_file(
+    official: Any, agent_bay: AgentBay, server: CoveServer, data_root: Any
+) -> None:
+    """The SDK's transfers through the session's internal context, with a multi-MiB file each way."""
+    folder = official.file_system.get_file_transfer_context_path()
+    assert folder == "/tmp/file_transfer"
+    local = data_root / "big.bin"
+    local.write_bytes(os.urandom(9 * 2**20 + 17))
+    uploaded = official.file_system.upload_file(str(local), f"{folder}/big.bin", poll_interval=0.2)
+    assert uploaded.success and uploaded.bytes_sent == local.stat().st_size, uploaded.error_message
+    digest = hashlib.sha256(local.read_bytes()).hexdigest()
+    assert inside(server, official, f"sha256sum < {folder}/big.bin").split()[0] == digest
+
+    inside(server, official, "head -c 7340041 /dev/urandom > /home/user/made.bin")
+    made = inside(server, official, "sha256sum < /home/user/made.bin").split()[0]
+    fetched = data_root / "fetched" / "made.bin"
+    downloaded = official.file_system.download_file("/home/user/made.bin", str(fetched), poll_interval=0.2)
+    assert downloaded.success and downloaded.bytes_received == 7340041, downloaded.error_message
+    assert hashlib.sha256(fetched.read_bytes()).hexdigest() == made
+
+    missing = official.file_system.download_file("/home/user/none.bin", str(data_root / "none"))
+    assert not missing.success and "none.bin" in missing.error_message
+    nowhere = official.file_system.upload_file(str(local), "relative/path.bin")
+    assert not nowhere.success and "absolute" in nowhere.error_message
+    internal = official.file_system._file_transfer._context_id
+    listed = agent_bay.context.list(ContextListParams(max_results=100)).contexts
+    assert internal not in [found.id for found in listed], "the internal context is not listed"
+    assert official.delete().success
+    assert not agent_bay.context.get(context_id=internal).success, "it ends with its session"
+    assert not official.file_system.upload_file(str(local), f"{folder}/late.bin").success
+
+
+async def test_async_bind_and_file_transfer(
+    async_agent_bay: AsyncAgentBay, server: CoveServer, data_root: Any
+) -> None:
+    context = (await async_agent_bay.context.get(f"async-bind-{uuid.uuid4().hex[:8]}", create=True)).context
+    session = (await async_agent_bay.create()).session
+    try:
+        assert (await session.context.bind(ContextSync.new(context.id, "/home/user/a", SyncPolicy()))).success
+        bindings = (await session.context.list_bindings()).bindings
+        assert [(b.context_id, b.path) for b in bindings] == [(context.id, "/home/user/a")]
+        local = data_root / "small.txt"
+        local.write_bytes(b"async transfer")
+        fs = session.file_system
+        assert (await fs.upload_file(str(local), "/home/user/a/small.txt", poll_interval=0.2)).success
+        assert inside(server, session, "cat /home/user/a/small.txt") == "async transfer"
+        back = data_root / "back.txt"
+        assert (await fs.download_file("/home/user/a/small.txt", str(back), poll_interval=0.2)).success
+        assert back.read_bytes() == b"async transfer"
+    finally:
+        await session.delete()
+        await async_agent_bay.context.delete(context)
+
+
+def test_oss(official: Any, server: CoveServer, s3_server: S3Server) -> None:
+    """`session.oss` against a real S3 server (moto's): both ways, by bucket and by presigned URL."""
+    bucket, client = s3_server.new_bucket(), s3_server.client()
+    early = official.oss.upload(bucket, "x", "/home/user/x")
+    assert not early.success and "oss_env_init first" in early.error_message
+    init = official.oss.env_init(
+        s3_server.access_key_id, s3_server.secret_access_key, "", s3_server.endpoint, "us-east-1"
+    )
+    assert init.success, init.error_message
+    assert s3_server.secret_access_key not in json.dumps(init.client_config)
+    inside(server, official, "head -c 9437189 /dev/urandom > /home/user/big.bin")  # past a part: multipart
+    made = inside(server, official, "sha256sum < /home/user/big.bin").split()[0]
+
+    uploaded = official.oss.upload(bucket, "data/big.bin", "/home/user/big.bin")
+    assert uploaded.success and "9437189 bytes" in uploaded.content, uploaded.error_message
+    stored = client.get_object(Bucket=bucket, Key="data/big.bin")["Body"].read()
+    assert hashlib.sha256(stored).hexdigest() == made
+    downloaded = official.oss.download(bucket, "data/big.bin", "/home/user/back/")
+    assert downloaded.success, downloaded.error_message
+    assert inside(server, official, "sha256sum < /home/user/back/big.bin").split()[0] == made
+
+    put_url = client.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "anon.bin"})
+    assert official.oss.upload_anonymous(put_url, "/home/user/big.bin").success
+    get_url = client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "anon.bin"})
+    fetched = official.oss.download_anonymous(get_url, "/home/user/anon.bin")
+    assert fetched.success, fetched.error_message
+    assert inside(server, official, "sha256sum < /home/user/anon.bin").split()[0] == made
+
+    missing = official.oss.download("no-such-bucket-here", "k", "/home/user/k")
+    assert not missing.success and "NoSuchBucket" in missing.error_message

@@ -92,8 +92,11 @@ def test_errors_have_agentbay_shape(server: CoveServer) -> None:
     assert bad_json.status_code == 400 and "Args" in envelope(bad_json)["Message"]
     no_session = rpc(server, "GetLabel", SessionId="session-nope")
     assert envelope(no_session)["Code"] == "InvalidMcpSession.NotFound"
-    later = rpc(server, "BindContexts", SessionId="session-x")
+    later = rpc(server, "InitBrowser", SessionId="session-x")
     assert later.status_code == 501 and envelope(later)["Code"] == "NotSupported"
+    for action in ("BindContexts", "DescribeSessionContexts", "GetAndLoadInternalContext"):
+        unknown_session = rpc(server, action, SessionId="session-nope", PersistenceDataList="[]")
+        assert envelope(unknown_session)["Code"] == "InvalidMcpSession.NotFound", action
     no_context = rpc(server, "GetContext", Name="no-such-context")
     assert no_context.status_code == 404 and envelope(no_context)["Code"] == "ContextNotFound"
     refused = rpc(server, "CreateMcpSession", McpPolicyId="policy-1")

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cove.contexts.policy import ContextSync
 from cove.contexts.storage import LocalFolderStorage
 from cove.contexts.sync import import_tar
 from cove.sandbox.images import SANDBOX_HOME
@@ -136,7 +137,7 @@ def test_an_unsafe_tar_does_not_escape_the_context_folder(data_root: Any) -> Non
             member.size = len(content)
             archive.addfile(member, io.BytesIO(content))
     buffer.seek(0)
-    report = import_tar(storage, "ctx-unsafe", buffer, sync_deletions=True)
+    report = import_tar(storage, ContextSync("ctx-unsafe", "/d"), buffer)
     assert set(report.skipped) == {"../escaped.txt", "/abs.txt", "link", "hard"}
     assert not (data_root / "escaped.txt").exists() and not (data_root / "contexts" / "escaped.txt").exists()
     assert not (data_root / "through.txt").exists()
@@ -159,16 +160,21 @@ def test_bad_syncs_are_refused(api: httpx.Client, server: CoveServer, context: d
     assert unknown.status_code == 404, unknown.text
     other_tenant = create([{"context_id": context["id"], "path": SYNCED}], KEY_B)
     assert other_tenant.status_code == 404, other_tenant.text
-    periodic = create(
-        [
-            {
-                "context_id": context["id"],
-                "path": SYNCED,
-                "policy": {"uploadPolicy": {"uploadStrategy": "Periodic"}},
-            }
-        ]
-    )
-    assert periodic.status_code == 501 and "uploadStrategy" in periodic.text, periodic.text
+
+    def with_policy(policy: Any) -> httpx.Response:
+        return create([{"context_id": context["id"], "path": SYNCED, "policy": policy}])
+
+    on_close = with_policy({"uploadPolicy": {"uploadStrategy": "UploadAfterFileClose"}})
+    assert on_close.status_code == 501 and "uploadStrategy" in on_close.text, on_close.text
+    for policy, field in [
+        ({"uploadPolicy": {"uploadStrategy": "Periodic"}}, "uploadPolicy.uploadStrategy"),
+        ({"uploadPolicy": {"uploadStrategy": "PeriodicUpload", "period": -1}}, "uploadPolicy.period"),
+        ({"bwList": {"whiteLists": [{"path": "../../etc"}]}}, "bwList.whiteLists[0].path"),
+        ({"recyclePolicy": {"lifecycle": "Lifecycle_7Days"}}, "recyclePolicy.lifecycle"),
+        ("{not json", "context_syncs[0].policy"),
+    ]:
+        refused = with_policy(policy)
+        assert refused.status_code == 400 and field in refused.text, refused.text
     assert api.get("/v1/sessions", params={"status": "RUNNING"}).status_code == 200
 
 
@@ -176,21 +182,25 @@ def test_coves_sdk_create_with_context_sync(
     api: httpx.Client, server: CoveServer, context: dict[str, Any]
 ) -> None:
     from cove import AgentBay as CoveAgentBay
+    from cove import BWList, Lifecycle, RecyclePolicy, UploadPolicy, WhiteList
     from cove import Config as CoveConfig
     from cove import ContextSync as CoveContextSync
     from cove import CreateSessionParams as CoveParams
     from cove import SyncPolicy as CoveSyncPolicy
-    from cove import UploadPolicy
 
-    upload = api.post(f"/v1/contexts/{context['id']}/upload_url", params={"path": "seed.txt"}).json()["url"]
-    assert httpx.put(upload, content=b"seeded").status_code == 200
+    put_file(api, context["id"], "seed.txt", b"seeded")
+    put_file(api, context["id"], "other.txt", b"left out")
     with CoveAgentBay(api_key=KEY_A, cfg=CoveConfig(endpoint=server.url)) as agent_bay:
-        policy = CoveSyncPolicy(upload_policy=UploadPolicy(auto_upload=False))
+        policy = CoveSyncPolicy(
+            upload_policy=UploadPolicy(auto_upload=False),
+            bw_list=BWList([WhiteList(path="/seed.txt")]),
+            recycle_policy=RecyclePolicy(Lifecycle.LIFECYCLE_30DAYS),
+        )
         created = agent_bay.create(
             CoveParams(context_syncs=[CoveContextSync.new(context["id"], SYNCED, policy)])
         )
         assert created.success, created.error_message
-        assert inside(server, created.session.session_id, f"cat {SYNCED}/seed.txt") == "seeded"
+        assert inside(server, created.session.session_id, f"ls {SYNCED}") == "seed.txt\n"
         assert created.session.delete().success
         refused = agent_bay.create(CoveParams(context_syncs=[CoveContextSync.new(context["id"], "relative")]))
         assert not refused.success and "path" in refused.error_message
@@ -231,3 +241,84 @@ def test_a_file_replacing_a_folder_replaces_it_in_the_context(
     inside(server, made["session_id"], f"rm -r {SYNCED}/f && echo file > {SYNCED}/f")
     assert api.delete(f"/v1/sessions/{made['session_id']}").status_code == 200
     assert context_file(api, context["id"], "f").content == b"file\n"
+
+
+def put_file(api: httpx.Client, context_id: str, path: str, content: bytes) -> None:
+    url = api.post(f"/v1/contexts/{context_id}/upload_url", params={"path": path}).json()["url"]
+    assert httpx.put(url, content=content).status_code == 200
+
+
+def test_white_lists_and_the_delete_policy(
+    api: httpx.Client, server: CoveServer, new_session: Any, context: dict[str, Any]
+) -> None:
+    put_file(api, context["id"], "Default/kept.txt", b"kept")
+    put_file(api, context["id"], "Other/never.txt", b"never downloaded")
+    policy = {
+        "bwList": {"whiteLists": [{"path": "/Default", "excludePaths": ["/Default/Cache", "*.log"]}]},
+        "deletePolicy": {"syncLocalFile": False},
+    }
+    made = new_session(context_syncs=[{"context_id": context["id"], "path": SYNCED, "policy": policy}])
+    session_id = made["session_id"]
+    assert inside(server, session_id, f"ls -R {SYNCED}").split() == [
+        f"{SYNCED}:",
+        "Default",
+        f"{SYNCED}/Default:",
+        "kept.txt",
+    ]
+    inside(
+        server,
+        session_id,
+        f"cd {SYNCED} && rm Default/kept.txt && mkdir -p Default/Cache Other && echo c > Default/Cookies && "
+        "echo x > Default/Cache/blob && echo l > Default/debug.log && echo o > Other/new.txt",
+    )
+    assert api.delete(f"/v1/sessions/{session_id}").status_code == 200
+    assert context_file(api, context["id"], "Default/Cookies").content == b"c\n"
+    assert context_file(api, context["id"], "Default/kept.txt").content == b"kept"  # not synced deletions
+    assert context_file(api, context["id"], "Other/never.txt").content == b"never downloaded"
+    for absent in ("Default/Cache/blob", "Default/debug.log", "Other/new.txt"):
+        assert context_file(api, context["id"], absent).status_code == 404, absent
+
+
+def test_archives_in_the_context_are_unpacked_on_download(
+    api: httpx.Client, server: CoveServer, new_session: Any, context: dict[str, Any]
+) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        member = tarfile.TarInfo("inner/data.csv")
+        member.size = 3
+        archive.addfile(member, io.BytesIO(b"1,2"))
+    put_file(api, context["id"], "dataset.tar.gz", buffer.getvalue())
+    made = new_session(context_syncs=[{"context_id": context["id"], "path": SYNCED}])
+    assert inside(server, made["session_id"], f"cat {SYNCED}/dataset/inner/data.csv") == "1,2"
+    assert "dataset.tar.gz" not in inside(server, made["session_id"], f"ls {SYNCED}")  # deleteSrcFile
+
+
+def test_periodic_upload(
+    api: httpx.Client, server: CoveServer, new_session: Any, context: dict[str, Any]
+) -> None:
+    policy = {"uploadPolicy": {"uploadStrategy": "PeriodicUpload", "period": 1 / 30}}  # two seconds
+    made = new_session(context_syncs=[{"context_id": context["id"], "path": SYNCED, "policy": policy}])
+    inside(server, made["session_id"], f"echo tick > {SYNCED}/tick.txt")
+    deadline = time.monotonic() + 30
+    while context_file(api, context["id"], "tick.txt").status_code != 200:
+        assert time.monotonic() < deadline, "no periodic upload within 30 s"
+        time.sleep(0.5)
+    assert api.get(f"/v1/sessions/{made['session_id']}").json()["session"]["status"] == "RUNNING"
+
+
+def test_sync_and_info_report_each_task(
+    api: httpx.Client, server: CoveServer, new_session: Any, context: dict[str, Any]
+) -> None:
+    made = new_session(context_syncs=[{"context_id": context["id"], "path": SYNCED}])
+    official = AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url, timeout_ms=60_000))
+    session = official.get(made["session_id"]).session
+    inside(server, made["session_id"], f"rm -rf {SYNCED} && echo not-a-folder > {SYNCED}")
+    with pytest.raises(Exception, match="is not a folder"):  # the SDK raises what the server answers
+        session.context.sync()
+    statuses = {item.task_type: item for item in session.context.info().context_status_data}
+    assert statuses["download"].status == "Success" and statuses["upload"].status == "Failed"
+    assert "not a folder" in statuses["upload"].error_message
+    inside(server, made["session_id"], f"rm {SYNCED} && mkdir {SYNCED}")
+    assert session.context.sync().success
+    statuses = {item.task_type: item for item in session.context.info().context_status_data}
+    assert statuses["upload"].status == "Success" and statuses["upload"].error_message == ""

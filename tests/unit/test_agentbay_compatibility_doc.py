@@ -26,6 +26,7 @@ CLASSES = {
     "Code": ("code", "Code", "AsyncCode"),
     "ContextService": ("context", "ContextService", "AsyncContextService"),
     "ContextManager": ("context_manager", "ContextManager", "AsyncContextManager"),
+    "Oss": ("oss", "Oss", "AsyncOss"),
 }
 STATUS = re.compile(
     r"works|not yet \(issue [567]\)|not yet \(not covered by a test yet\)|not applicable \(.+\)"

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from cove import AgentBay, Config, CreateSessionParams, SessionData
 from cove.sdk import core
+from cove.sdk import session_context_calls as calls
 from cove.sdk.models import SessionResult
 
 
@@ -106,3 +107,20 @@ def test_list_sends_labels_as_json_and_reads_the_next_page() -> None:
         5,
         6,
     )
+
+
+def test_session_context_calls_wait_as_long_as_agentbays_polling() -> None:
+    """sync is one request, allowed AgentBay's polling time: growing waits, then 5 s each."""
+    assert 670 < calls.polling_budget_s(150, 500) < 680
+    assert calls.polling_budget_s(2, 1000) == pytest.approx(2.1)
+    assert calls.polling_budget_s(0, 500) == 1.0
+    call = calls.sync("session-x", None, None, "download", 10, 500)
+    assert (call.path, call.body, call.timeout_s) == (
+        "/v1/sessions/session-x/contexts/sync",
+        {"mode": "download"},
+        calls.polling_budget_s(10, 500),
+    )
+    answer = {"tasks": [{"path": "/a", "status": "Failed", "error_message": "disk full"}]}
+    failed = call.finish(200, {}, json.dumps(answer).encode())
+    assert not failed.success and failed.error_message == "/a: disk full"
+    assert calls.bind("session-x", ()).refusal == "No contexts provided"

@@ -14,6 +14,7 @@ import hmac
 import json
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -125,9 +126,11 @@ class ContextService:
         return replace(record, name=clean)
 
     def delete(self, tenant_id: str, context_id: str) -> None:
-        record = self.get(tenant_id, context_id)
-        self.storage.delete_all(record.context_id)
-        self.store.delete(record.context_id)
+        self._remove(self.get(tenant_id, context_id).context_id)
+
+    def _remove(self, context_id: str) -> None:
+        self.storage.delete_all(context_id)
+        self.store.delete(context_id)
 
     def clear(self, tenant_id: str, context_id: str) -> ContextRecord:
         """Remove every file; the context is `clearing` meanwhile and `available` after."""
@@ -138,6 +141,40 @@ class ContextService:
         finally:
             self.store.change(record.context_id, state="available")
         return replace(record, state="available")
+
+    # Sessions' internal contexts (contexts/transfers.py)
+
+    def session_context(self, tenant_id: str, session_id: str) -> ContextRecord:
+        """The session's internal file-transfer context, made on first use; `list` does not show it.
+
+        Its name holds a '/', which names given by clients may not, so it never takes a name of theirs.
+        """
+        record = self.store.get_for_session(session_id)
+        if record is not None:
+            return record
+        now = utc_now()
+        record = ContextRecord(
+            new_context_id(), tenant_id, f"file_transfer/{session_id}", "available", now, now, session_id
+        )
+        try:
+            self.store.insert(record)
+        except NameTaken:  # made by a concurrent call meanwhile
+            found = self.store.get_for_session(session_id)
+            if found is None:
+                raise
+            return found
+        return record
+
+    def drop_session_context(self, session_id: str) -> None:
+        """Delete the session's internal context (and its files): the session has ended."""
+        found = self.store.get_for_session(session_id)
+        if found is not None:
+            self._remove(found.context_id)
+
+    def sweep_session_contexts(self, live_statuses: Sequence[str]) -> None:
+        """Delete internal contexts whose session ended otherwise (a sandbox that died, a crash)."""
+        for context_id in self.store.ended_sessions_contexts(live_statuses):
+            self._remove(context_id)
 
     # Files
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,6 +12,7 @@ from sqlalchemy import (
     DateTime,
     String,
     Table,
+    Text,
     UniqueConstraint,
     delete,
     func,
@@ -21,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from cove.sessions.store import _aware, metadata
+from cove.sessions.store import _aware, metadata, sessions_table
 
 CONTEXT_STATES = ("available", "clearing")
 
@@ -34,6 +36,10 @@ contexts_table = Table(
     Column("state", String(16), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("last_used_at", DateTime(timezone=True), nullable=False),
+    # Added later, nullable so that older databases gain them in place: set only for a session's
+    # internal file-transfer context (contexts/transfers.py), which lists do not show.
+    Column("session_id", String(64), nullable=True, index=True),
+    Column("tasks", Text, nullable=True),
     UniqueConstraint("tenant_id", "name", name="contexts_tenant_name"),
 )
 
@@ -46,6 +52,10 @@ class ContextRecord:
     state: str
     created_at: datetime
     last_used_at: datetime
+    session_id: str | None = None
+    """The session whose internal file-transfer context this is; None for the tenant's own contexts."""
+    tasks: str | None = None
+    """An internal context's file-transfer tasks, as JSON (GetContextInfo's items)."""
 
 
 class NameTaken(Exception):
@@ -75,20 +85,33 @@ class ContextStore:
     def get_by_name(self, tenant_id: str, name: str) -> ContextRecord | None:
         return self._one(contexts_table.c.tenant_id == tenant_id, contexts_table.c.name == name)
 
+    def get_for_session(self, session_id: str) -> ContextRecord | None:
+        return self._one(contexts_table.c.session_id == session_id)
+
+    def ended_sessions_contexts(self, live_statuses: Sequence[str]) -> list[str]:
+        """Ids of internal contexts whose session is not in one of `live_statuses` (or is gone)."""
+        live = select(sessions_table.c.session_id).where(sessions_table.c.status.in_(live_statuses))
+        with self.engine.begin() as db:
+            rows = db.execute(
+                select(contexts_table.c.context_id).where(
+                    contexts_table.c.session_id.is_not(None), contexts_table.c.session_id.not_in(live)
+                )
+            ).all()
+        return [row.context_id for row in rows]
+
     def _one(self, *conditions: Any) -> ContextRecord | None:
         with self.engine.begin() as db:
             row = db.execute(select(contexts_table).where(*conditions)).first()
         return None if row is None else _record(row._mapping)
 
     def list(self, tenant_id: str, offset: int, limit: int) -> tuple[list[ContextRecord], int]:
-        """The tenant's contexts, oldest first, and how many it has in all."""
+        """The tenant's own contexts (not sessions' internal ones), oldest first, and how many in all."""
+        mine = (contexts_table.c.tenant_id == tenant_id, contexts_table.c.session_id.is_(None))
         with self.engine.begin() as db:
-            total = int(
-                db.execute(select(func.count()).where(contexts_table.c.tenant_id == tenant_id)).scalar_one()
-            )
+            total = int(db.execute(select(func.count()).where(*mine)).scalar_one())
             rows = db.execute(
                 select(contexts_table)
-                .where(contexts_table.c.tenant_id == tenant_id)
+                .where(*mine)
                 .order_by(contexts_table.c.created_at, contexts_table.c.context_id)
                 .offset(offset)
                 .limit(limit)
@@ -96,7 +119,7 @@ class ContextStore:
         return [_record(row._mapping) for row in rows], total
 
     def change(self, context_id: str, **values: Any) -> None:
-        """Set columns of one context (name, state, last_used_at)."""
+        """Set columns of one context (name, state, last_used_at, tasks)."""
         try:
             with self.engine.begin() as db:
                 db.execute(
@@ -118,4 +141,6 @@ def _record(row: Any) -> ContextRecord:
         state=row["state"],
         created_at=_aware(row["created_at"]),
         last_used_at=_aware(row["last_used_at"]),
+        session_id=row["session_id"],
+        tasks=row["tasks"],
     )

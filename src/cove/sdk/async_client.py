@@ -13,7 +13,16 @@ from typing import Any, Literal, overload
 
 import httpx
 
-from cove.sdk import code_calls, context_calls, core, file_calls, process_calls, tool_calls
+from cove.sdk import (
+    code_calls,
+    context_calls,
+    core,
+    file_calls,
+    oss_calls,
+    process_calls,
+    session_context_calls,
+    tool_calls,
+)
 from cove.sdk.core import ResultT
 from cove.sdk.file_calls import DirectoryWatcher, LocalDownload, LocalUpload, ProgressCallback
 from cove.sdk.models import (
@@ -23,10 +32,15 @@ from cove.sdk.models import (
     CommandResult,
     Config,
     Context,
+    ContextBindingsResult,
+    ContextBindResult,
     ContextFileListResult,
+    ContextInfoResult,
     ContextListParams,
     ContextListResult,
     ContextResult,
+    ContextSync,
+    ContextSyncResult,
     CreateSessionParams,
     DeleteResult,
     DirectoryListResult,
@@ -42,6 +56,9 @@ from cove.sdk.models import (
     McpToolsResult,
     MultipleFileContentResult,
     OperationResult,
+    OSSClientResult,
+    OSSDownloadResult,
+    OSSUploadResult,
     ProcessListResult,
     ProcessOutputResult,
     ProcessResult,
@@ -240,6 +257,14 @@ class AsyncSession(core.SessionBase[AsyncAgentBay]):
     def code(self) -> AsyncCode:
         return AsyncCode(self)
 
+    @property
+    def oss(self) -> AsyncOss:
+        return AsyncOss(self)
+
+    @property
+    def context(self) -> AsyncContextManager:
+        return AsyncContextManager(self)
+
     async def list_mcp_tools(self) -> McpToolsResult:
         return await self.agent_bay._send(tool_calls.list_mcp_tools(self.session_id))
 
@@ -341,6 +366,87 @@ class AsyncCode:
         return code_calls.hand_out(result, on_stdout, on_stderr, on_error)
 
     run = execute = run_code
+
+
+class AsyncOss:
+    """`session.oss`: files between the session and an S3-compatible store, or a URL.
+
+    The server moves the bytes (sessions have no network). `env_init` keeps the credentials in the
+    server's memory for this session; call it before `upload` and `download`.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._send = session.agent_bay._send
+        self._id = session.session_id
+
+    async def env_init(
+        self,
+        access_key_id: str,
+        access_key_secret: str,
+        security_token: str = "",
+        endpoint: str | None = None,
+        region: str | None = None,
+    ) -> OSSClientResult:
+        """`endpoint`: an S3-compatible store's URL or host name (AWS S3 if none)."""
+        call = oss_calls.env_init(
+            self._id, access_key_id, access_key_secret, security_token, endpoint, region
+        )
+        return await self._send(call)
+
+    async def upload(self, bucket: str, object: str, path: str) -> OSSUploadResult:
+        """Upload the session's file at `path` to `object` in `bucket`."""
+        return await self._send(oss_calls.upload(self._id, bucket, object, path))
+
+    async def download(self, bucket: str, object: str, path: str) -> OSSDownloadResult:
+        """Download `object` to `path` in the session (a path ending in / gets the object's name)."""
+        return await self._send(oss_calls.download(self._id, bucket, object, path))
+
+    async def upload_anonymous(self, url: str, path: str) -> OSSUploadResult:
+        """PUT the session's file at `path` to `url`, such as a presigned upload URL."""
+        return await self._send(oss_calls.upload_anonymous(self._id, url, path))
+
+    async def download_anonymous(self, url: str, path: str) -> OSSDownloadResult:
+        """GET `url`, such as a presigned download URL, into `path` in the session."""
+        return await self._send(oss_calls.download_anonymous(self._id, url, path))
+
+
+class AsyncContextManager:
+    """`session.context`: the session's context syncs, as AgentBay's session ContextManager.
+
+    Each call answers once the server has done it; AgentBay's polling arguments (`max_retries`,
+    `retry_interval`, `wait_for_completion`) only bound how long the one request may take.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._send = session.agent_bay._send
+        self._id = session.session_id
+
+    async def sync(
+        self,
+        context_id: str | None = None,
+        path: str | None = None,
+        mode: str | None = None,
+        max_retries: int = 150,
+        retry_interval: int = 500,
+    ) -> ContextSyncResult:
+        """Upload (mode "download": download) the session's synced folders now, all or those of
+        `context_id` and/or `path`; `success` only if every task succeeded."""
+        call = session_context_calls.sync(self._id, context_id, path, mode, max_retries, retry_interval)
+        return await self._send(call)
+
+    async def info(
+        self, context_id: str | None = None, path: str | None = None, task_type: str | None = None
+    ) -> ContextInfoResult:
+        """The last download and upload task of each sync, filtered by any of the arguments."""
+        return await self._send(session_context_calls.info(self._id, context_id, path, task_type))
+
+    async def bind(self, *contexts: ContextSync, wait_for_completion: bool = True) -> ContextBindResult:
+        """Sync more contexts into the running session; their files are there when it returns."""
+        return await self._send(session_context_calls.bind(self._id, contexts))
+
+    async def list_bindings(self) -> ContextBindingsResult:
+        """The session's syncs, made at create or bound later, each with its policy as JSON."""
+        return await self._send(session_context_calls.list_bindings(self._id))
 
 
 class AsyncFileSystem:

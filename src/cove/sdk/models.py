@@ -7,6 +7,7 @@ Results never raise for a failed call: `success` is False and `error_message`, `
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Generic, TypeVar
 
 SessionT = TypeVar("SessionT")
@@ -43,12 +44,49 @@ class LifecyclePolicy:
         return (self.idle_release_timeout or 5) * 60, (self.max_runtime or 30) * 60
 
 
+class UploadStrategy(Enum):
+    UPLOAD_BEFORE_RESOURCE_RELEASE = "UploadBeforeResourceRelease"
+    PERIODIC_UPLOAD = "PeriodicUpload"
+    """Every `UploadPolicy.period` minutes while the session runs, and before it is released."""
+
+
+class UploadMode(Enum):
+    FILE = "File"
+    ARCHIVE = "Archive"
+    """Refused by Cove (NotSupported): files are stored one by one."""
+
+
+class DownloadStrategy(Enum):
+    """Either way, Cove's create returns once the files are in the session."""
+
+    DOWNLOAD_ASYNC = "DownloadAsync"
+    DOWNLOAD_SYNC = "DownloadSync"
+
+
+class Lifecycle(Enum):
+    """How long a context's files are kept after their last change (RecyclePolicy)."""
+
+    LIFECYCLE_1DAY = "Lifecycle_1Day"
+    LIFECYCLE_3DAYS = "Lifecycle_3Days"
+    LIFECYCLE_5DAYS = "Lifecycle_5Days"
+    LIFECYCLE_10DAYS = "Lifecycle_10Days"
+    LIFECYCLE_15DAYS = "Lifecycle_15Days"
+    LIFECYCLE_30DAYS = "Lifecycle_30Days"
+    LIFECYCLE_90DAYS = "Lifecycle_90Days"
+    LIFECYCLE_180DAYS = "Lifecycle_180Days"
+    LIFECYCLE_360DAYS = "Lifecycle_360Days"
+    LIFECYCLE_FOREVER = "Lifecycle_Forever"
+
+
 @dataclass
 class UploadPolicy:
-    """AgentBay's UploadPolicy: upload the folder to the context before the session is released.
-    Only the strategy UploadBeforeResourceRelease and the mode File exist on Cove."""
+    """AgentBay's UploadPolicy: when the folder is written into the context."""
 
     auto_upload: bool = True
+    upload_strategy: UploadStrategy = UploadStrategy.UPLOAD_BEFORE_RESOURCE_RELEASE
+    upload_mode: UploadMode = UploadMode.FILE
+    period: float = 30
+    """Minutes between uploads with PERIODIC_UPLOAD (Cove takes fractions, down to one second)."""
 
 
 @dataclass
@@ -56,6 +94,7 @@ class DownloadPolicy:
     """AgentBay's DownloadPolicy: unpack the context into the folder when the session is created."""
 
     auto_download: bool = True
+    download_strategy: DownloadStrategy = DownloadStrategy.DOWNLOAD_ASYNC
 
 
 @dataclass
@@ -66,13 +105,58 @@ class DeletePolicy:
 
 
 @dataclass
+class ExtractPolicy:
+    """AgentBay's ExtractPolicy: archives in the context are unpacked into the folder on download."""
+
+    extract: bool = True
+    delete_src_file: bool = True
+    extract_current_folder: bool = False
+
+
+@dataclass
+class RecyclePolicy:
+    """AgentBay's RecyclePolicy: the context's files below `paths` ("" is all) are deleted
+    `lifecycle` after their last change."""
+
+    lifecycle: Lifecycle = Lifecycle.LIFECYCLE_FOREVER
+    paths: list[str] = field(default_factory=lambda: [""])
+
+
+@dataclass
+class WhiteList:
+    """Files synced: those at or below `path` (relative to the synced folder), except `exclude_paths`
+    (wildcards allowed); either may be a regular expression (docs/contexts.md)."""
+
+    path: str = ""
+    exclude_paths: list[str] = field(default_factory=list)
+    is_path_regex: bool = False
+    is_exclude_regex: bool = False
+
+
+@dataclass
+class BWList:
+    white_lists: list[WhiteList] = field(default_factory=list)
+
+
+@dataclass
+class MappingPolicy:
+    """Accepted and without effect on Cove: a context's files are stored relative to the synced
+    folder, so they follow it to any path already."""
+
+    path: str = ""
+
+
+@dataclass
 class SyncPolicy:
-    """AgentBay's SyncPolicy, the parts Cove implements; the server refuses the others (periodic
-    upload, archives, extract, white lists, recycle, mapping) with NotSupported."""
+    """AgentBay's SyncPolicy, every part with its names and defaults."""
 
     upload_policy: UploadPolicy | None = None
     download_policy: DownloadPolicy | None = None
     delete_policy: DeletePolicy | None = None
+    extract_policy: ExtractPolicy | None = None
+    recycle_policy: RecyclePolicy | None = None
+    bw_list: BWList | None = None
+    mapping_policy: MappingPolicy | None = None
 
     @classmethod
     def default(cls) -> SyncPolicy:
@@ -81,10 +165,38 @@ class SyncPolicy:
     def to_json(self) -> dict[str, Any]:
         """The camelCase JSON of AgentBay's wire (and Cove's `context_syncs[].policy`)."""
         upload, download = self.upload_policy or UploadPolicy(), self.download_policy or DownloadPolicy()
+        extract, recycle = self.extract_policy or ExtractPolicy(), self.recycle_policy or RecyclePolicy()
+        white_lists = (self.bw_list or BWList([WhiteList()])).white_lists
         return {
-            "uploadPolicy": {"autoUpload": upload.auto_upload},
-            "downloadPolicy": {"autoDownload": download.auto_download},
+            "uploadPolicy": {
+                "autoUpload": upload.auto_upload,
+                "uploadStrategy": upload.upload_strategy.value,
+                "uploadMode": upload.upload_mode.value,
+                "period": upload.period,
+            },
+            "downloadPolicy": {
+                "autoDownload": download.auto_download,
+                "downloadStrategy": download.download_strategy.value,
+            },
             "deletePolicy": {"syncLocalFile": (self.delete_policy or DeletePolicy()).sync_local_file},
+            "extractPolicy": {
+                "extract": extract.extract,
+                "deleteSrcFile": extract.delete_src_file,
+                "extractToCurrentFolder": extract.extract_current_folder,
+            },
+            "recyclePolicy": {"lifecycle": recycle.lifecycle.value, "paths": recycle.paths},
+            "bwList": {
+                "whiteLists": [
+                    {
+                        "path": white.path,
+                        "excludePaths": white.exclude_paths,
+                        "isPathRegex": white.is_path_regex,
+                        "isExcludeRegex": white.is_exclude_regex,
+                    }
+                    for white in white_lists
+                ]
+            },
+            "mappingPolicy": {"path": (self.mapping_policy or MappingPolicy()).path},
         }
 
 
@@ -585,3 +697,68 @@ class FileUrlResult(Result):
 class ClearContextResult(OperationResult):
     status: str | None = None
     context_id: str | None = None
+
+
+@dataclass(kw_only=True)
+class ContextStatusData:
+    """The last download or upload task of one sync of a session (`session.context.info()`)."""
+
+    context_id: str = ""
+    path: str = ""
+    error_message: str = ""
+    status: str = ""
+    """Pending, Running, Success or Failed."""
+    start_time: int = 0
+    finish_time: int = 0
+    """Unix seconds; 0 while unfinished."""
+    task_type: str = ""
+    """upload or download."""
+
+
+@dataclass(kw_only=True)
+class ContextInfoResult(Result):
+    context_status_data: list[ContextStatusData] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class ContextSyncResult(Result):
+    """`success` only if every task of the sync succeeded."""
+
+
+@dataclass(kw_only=True)
+class ContextBindResult(Result):
+    pass
+
+
+@dataclass(kw_only=True)
+class ContextBinding:
+    """A context synced into a session; `policy` is its SyncPolicy as JSON text, as AgentBay's."""
+
+    context_id: str = ""
+    context_name: str = ""
+    path: str = ""
+    policy: str = ""
+    bind_time: str = ""
+
+
+@dataclass(kw_only=True)
+class ContextBindingsResult(Result):
+    bindings: list[ContextBinding] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class OSSClientResult(Result):
+    """`client_config`: the endpoint and region `session.oss.env_init` keeps (never the keys)."""
+
+    client_config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class OSSUploadResult(Result):
+    content: str = ""
+    """What the upload did, such as "Upload success: 5 bytes from /home/user/a.txt to bucket/a.txt"."""
+
+
+@dataclass(kw_only=True)
+class OSSDownloadResult(Result):
+    content: str = ""

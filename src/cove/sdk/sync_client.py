@@ -10,7 +10,16 @@ from typing import Any, Literal, overload
 
 import httpx
 
-from cove.sdk import code_calls, context_calls, core, file_calls, process_calls, tool_calls
+from cove.sdk import (
+    code_calls,
+    context_calls,
+    core,
+    file_calls,
+    oss_calls,
+    process_calls,
+    session_context_calls,
+    tool_calls,
+)
 from cove.sdk.core import ResultT
 from cove.sdk.file_calls import DirectoryWatcher, LocalDownload, LocalUpload, ProgressCallback
 from cove.sdk.models import (
@@ -20,10 +29,15 @@ from cove.sdk.models import (
     CommandResult,
     Config,
     Context,
+    ContextBindingsResult,
+    ContextBindResult,
     ContextFileListResult,
+    ContextInfoResult,
     ContextListParams,
     ContextListResult,
     ContextResult,
+    ContextSync,
+    ContextSyncResult,
     CreateSessionParams,
     DeleteResult,
     DirectoryListResult,
@@ -39,6 +53,9 @@ from cove.sdk.models import (
     McpToolsResult,
     MultipleFileContentResult,
     OperationResult,
+    OSSClientResult,
+    OSSDownloadResult,
+    OSSUploadResult,
     ProcessListResult,
     ProcessOutputResult,
     ProcessResult,
@@ -236,6 +253,14 @@ class Session(core.SessionBase[AgentBay]):
     def code(self) -> Code:
         return Code(self)
 
+    @property
+    def oss(self) -> Oss:
+        return Oss(self)
+
+    @property
+    def context(self) -> ContextManager:
+        return ContextManager(self)
+
     def list_mcp_tools(self) -> McpToolsResult:
         return self.agent_bay._send(tool_calls.list_mcp_tools(self.session_id))
 
@@ -337,6 +362,87 @@ class Code:
         return code_calls.hand_out(result, on_stdout, on_stderr, on_error)
 
     run = execute = run_code
+
+
+class Oss:
+    """`session.oss`: files between the session and an S3-compatible store, or a URL.
+
+    The server moves the bytes (sessions have no network). `env_init` keeps the credentials in the
+    server's memory for this session; call it before `upload` and `download`.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self._send = session.agent_bay._send
+        self._id = session.session_id
+
+    def env_init(
+        self,
+        access_key_id: str,
+        access_key_secret: str,
+        security_token: str = "",
+        endpoint: str | None = None,
+        region: str | None = None,
+    ) -> OSSClientResult:
+        """`endpoint`: an S3-compatible store's URL or host name (AWS S3 if none)."""
+        call = oss_calls.env_init(
+            self._id, access_key_id, access_key_secret, security_token, endpoint, region
+        )
+        return self._send(call)
+
+    def upload(self, bucket: str, object: str, path: str) -> OSSUploadResult:
+        """Upload the session's file at `path` to `object` in `bucket`."""
+        return self._send(oss_calls.upload(self._id, bucket, object, path))
+
+    def download(self, bucket: str, object: str, path: str) -> OSSDownloadResult:
+        """Download `object` to `path` in the session (a path ending in / gets the object's name)."""
+        return self._send(oss_calls.download(self._id, bucket, object, path))
+
+    def upload_anonymous(self, url: str, path: str) -> OSSUploadResult:
+        """PUT the session's file at `path` to `url`, such as a presigned upload URL."""
+        return self._send(oss_calls.upload_anonymous(self._id, url, path))
+
+    def download_anonymous(self, url: str, path: str) -> OSSDownloadResult:
+        """GET `url`, such as a presigned download URL, into `path` in the session."""
+        return self._send(oss_calls.download_anonymous(self._id, url, path))
+
+
+class ContextManager:
+    """`session.context`: the session's context syncs, as AgentBay's session ContextManager.
+
+    Each call answers once the server has done it; AgentBay's polling arguments (`max_retries`,
+    `retry_interval`, `wait_for_completion`) only bound how long the one request may take.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self._send = session.agent_bay._send
+        self._id = session.session_id
+
+    def sync(
+        self,
+        context_id: str | None = None,
+        path: str | None = None,
+        mode: str | None = None,
+        max_retries: int = 150,
+        retry_interval: int = 500,
+    ) -> ContextSyncResult:
+        """Upload (mode "download": download) the session's synced folders now, all or those of
+        `context_id` and/or `path`; `success` only if every task succeeded."""
+        call = session_context_calls.sync(self._id, context_id, path, mode, max_retries, retry_interval)
+        return self._send(call)
+
+    def info(
+        self, context_id: str | None = None, path: str | None = None, task_type: str | None = None
+    ) -> ContextInfoResult:
+        """The last download and upload task of each sync, filtered by any of the arguments."""
+        return self._send(session_context_calls.info(self._id, context_id, path, task_type))
+
+    def bind(self, *contexts: ContextSync, wait_for_completion: bool = True) -> ContextBindResult:
+        """Sync more contexts into the running session; their files are there when it returns."""
+        return self._send(session_context_calls.bind(self._id, contexts))
+
+    def list_bindings(self) -> ContextBindingsResult:
+        """The session's syncs, made at create or bound later, each with its policy as JSON."""
+        return self._send(session_context_calls.list_bindings(self._id))
 
 
 class FileSystem:

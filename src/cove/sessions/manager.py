@@ -6,31 +6,27 @@ again if the sandbox cannot start, so a crash at any point leaves something `rec
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import json
 import logging
 import secrets
 import shutil
 import string
-import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from cove.agent.tools import all_tools
 from cove.config import Settings
-from cove.contexts.sync import ContextSync, check_syncs, export_tar, import_tar
+from cove.contexts.policy import ContextSync, check_syncs
 from cove.errors import (
     CoveError,
-    FileNotFound,
     InvalidArgument,
     InvalidState,
     QuotaExceeded,
-    SandboxError,
     SessionNotFound,
 )
 from cove.paging import Page, check_page
@@ -38,6 +34,8 @@ from cove.sandbox.accounting import SessionMetrics
 from cove.sandbox.agent_client import AgentClient
 from cove.sandbox.images import ImageStore
 from cove.sandbox.runtime import CleanupReport, RuncRuntime
+from cove.sessions.context_syncs import Binding, SessionSyncs, select_tasks
+from cove.sessions.oss import OSS_TOOL_NAMES, OSS_TOOLS, ObjectStorageTools
 from cove.sessions.store import SessionRecord, Store, utc_now
 from cove.sessions.validation import (
     STATUSES,
@@ -75,9 +73,11 @@ HOST_TOOLS: list[dict[str, Any]] = [
             "percent of its limit, seconds), memory, disk written, processes, network bytes and rates."
         ),
         "inputSchema": {"type": "object", "properties": {}, "required": [], "additionalProperties": False},
-    }
+    },
+    *OSS_TOOLS,
 ]
-"""Tools the server itself serves, beside the agent's: they need the host's view of the session."""
+"""Tools the server itself serves, beside the agent's: they need the host's view of the session, or
+the network that sessions do not have (sessions/oss.py)."""
 
 
 def tool_catalogue() -> list[dict[str, Any]]:
@@ -144,6 +144,8 @@ class SessionManager:
         self.observer = Observer()
         self.contexts: ContextService | None = None
         """Set by the server: the contexts that sessions sync (create and release)."""
+        self.syncs = SessionSyncs(store, runtime, images, self._context_service)
+        self.oss = ObjectStorageTools(settings.oss_private_networks)
 
     def start_warm_pool(self) -> None:
         """Keep `settings.warm_pool` sandboxes prepared for creates with the default image and limits."""
@@ -155,6 +157,7 @@ class SessionManager:
     def close(self) -> None:
         if self.warm_pool is not None:
             self.warm_pool.close()
+        self.syncs.close()
 
     def create(self, tenant_id: str, request: CreateRequest) -> SessionRecord:
         started = time.perf_counter()
@@ -166,7 +169,7 @@ class SessionManager:
         syncs = check_syncs(request.context_syncs)
         for sync in syncs:
             self._context_service().get(tenant_id, sync.context_id)  # 404 unless it is the caller's
-        image = self.images.get(request.image_id or self.settings.default_image)
+        image = self.images.for_session(request.image_id or self.settings.default_image)
         prepared = self.warm_pool.take(image) if self.warm_pool else None
         now = utc_now()
         record = SessionRecord(
@@ -205,7 +208,7 @@ class SessionManager:
             self.store.delete_session_row(record.session_id)
             raise
         try:
-            self._download_contexts(record.session_id, syncs)
+            self.syncs.on_create(record.session_id, syncs)
         except BaseException:
             self.runtime.destroy(record.session_id)
             self.store.delete_session_row(record.session_id)
@@ -259,18 +262,47 @@ class SessionManager:
     def _end(self, session_id: str, reason: str) -> bool:
         """Remove a live session's sandbox and mark it DELETED with `reason`; False if it was not live.
 
-        Synced folders are uploaded to their contexts first; if that fails the session is kept
-        as it was and the error raised, so no work is lost silently.
+        Synced folders are uploaded to their contexts first (syncs.begin_release notes them pending,
+        so a crash meanwhile is finished at startup); if an upload fails the session is kept as it
+        was and the error raised, so no work is lost silently.
         """
-        record = self.store.get_session(session_id)
-        if record is None or record.status not in LIVE_STATUSES:
-            return False
-        self._upload_before_release(record)
-        if not self.store.set_status(session_id, "DELETING", only_from=LIVE_STATUSES):
-            return False
+        with self.syncs.lock(session_id):
+            record = self.store.get_session(session_id)
+            if record is None or record.status not in LIVE_STATUSES:
+                return False
+            if not self.syncs.begin_release(record, reason):
+                return False
+            try:
+                self.syncs.upload_pending(record)
+            except BaseException:
+                self.store.set_status(session_id, record.status, record.status_reason, only_from=["DELETING"])
+                raise
+            self._release(session_id, reason)
+        return True
+
+    def _finish_release(self, record: SessionRecord) -> bool:
+        """Finish an end cut off by a crash of the server (or whose upload failed after its sandbox
+        died): upload what is pending, then release. False if it must wait (uploads failed, or this
+        server is ending it right now)."""
+        with self.syncs.lock(record.session_id, wait=False) as mine:
+            current = self.store.get_session(record.session_id) if mine else None
+            if current is None or current.status != "DELETING":
+                return not mine
+            try:
+                self.syncs.upload_pending(current)
+            except CoveError as error:
+                log.warning("session %s: pending uploads failed again: %s", current.session_id, error.message)
+                return False
+            self._release(current.session_id, current.status_reason or REASON_USER)
+        return True
+
+    def _release(self, session_id: str, reason: str) -> None:
+        """The last step of an end: the sandbox and its layer go, the row becomes DELETED."""
         self.runtime.destroy(session_id)
         self.store.set_status(session_id, "DELETED", reason, only_from=["DELETING"])
-        return True
+        self.syncs.forget(session_id)
+        if self.contexts is not None:
+            self.contexts.drop_session_context(session_id)
 
     # Context syncs (contexts/sync.py)
 
@@ -279,139 +311,67 @@ class SessionManager:
             raise InvalidArgument("context syncs are not available on this server")
         return self.contexts
 
-    def _download_contexts(self, session_id: str, syncs: builtins.list[ContextSync]) -> None:
-        """Unpack each context with autoDownload into its path, before create returns."""
-        for position, sync in enumerate(syncs):
-            if sync.auto_download:
-                self._download(session_id, position, sync)
-
-    def _download(self, session_id: str, position: int, sync: ContextSync) -> None:
-        """Unpack the context's files into `sync.path` in the sandbox (created if missing)."""
-        agent = AgentClient(self.runtime.agent_run_dir(session_id), session_id)
-        started = int(time.time())
-        try:
-            with tempfile.TemporaryFile() as spool:
-                export_tar(self._context_service().storage, sync.context_id, spool)
-                size = spool.tell()
-                spool.seek(0)
-                asyncio.run(agent.unpack(sync.path, size, _read_chunks(spool)))
-        except CoveError as error:
-            self._note_task(session_id, position, sync, "download", started, error.message)
-            raise
-        self._note_task(session_id, position, sync, "download", started, "")
-
     def sync_contexts(
         self, tenant_id: str, session_id: str, context_id: str = "", path: str = "", mode: str = ""
-    ) -> int:
-        """Sync the session's contexts now (all, or those of `context_id` and/or `path`); answers how many.
+    ) -> builtins.list[dict[str, Any]]:
+        """Sync the session's contexts now (all, or those of `context_id` and/or `path`); answers their
+        tasks once done.
 
         `mode` is "upload" (the default: the folder into the context) or "download".
         """
         self.agent(tenant_id, session_id)  # a RUNNING session of the caller's
-        mode = (mode or "upload").lower()
-        if mode not in ("upload", "download"):
-            raise InvalidArgument(f"mode must be 'upload' or 'download', not {mode!r}")
-        chosen = [
-            (position, sync)
-            for position, sync in enumerate(
-                ContextSync.from_row(row) for row in self.store.context_syncs(session_id)
-            )
-            if (not context_id or sync.context_id == context_id)
-            and (not path or sync.path == path.rstrip("/"))
-        ]
-        if not chosen and (context_id or path):
-            raise InvalidArgument(
-                f"session {session_id} syncs no context {context_id or '(any)'} at {path or '(any path)'}; "
-                "give a context and path it was created with"
-            )
-        for position, sync in chosen:
-            if mode == "upload":
-                self._upload(session_id, position, sync)
-            else:
-                self._download(session_id, position, sync)
-        return len(chosen)
+        self._known_context(tenant_id, context_id)
+        return self.syncs.sync_now(session_id, context_id, path, mode)
 
-    def _note_task(
-        self, session_id: str, position: int, sync: ContextSync, kind: str, started: int, error: str
-    ) -> None:
-        rows = self.store.context_syncs(session_id)
-        tasks = [task for task in json.loads(rows[position]["tasks"]) if task["taskType"] != kind]
-        tasks.append(
-            {
-                "contextId": sync.context_id,
-                "path": sync.path,
-                "errorMessage": error,
-                "status": "Failed" if error else "Success",
-                "startTime": started,
-                "finishTime": int(time.time()),
-                "taskType": kind,
-            }
-        )
-        self.store.set_sync_tasks(session_id, position, json.dumps(tasks))
+    def _known_context(self, tenant_id: str, context_id: str) -> None:
+        """404 for an id that is none of the caller's contexts, rather than "not synced here" (400)."""
+        if context_id:
+            self._context_service().get(tenant_id, context_id)
 
-    def context_tasks(self, tenant_id: str, session_id: str) -> builtins.list[dict[str, Any]]:
-        """The download and upload tasks of the session's context syncs (AgentBay's GetContextInfo)."""
-        self.get(tenant_id, session_id)
-        tasks: builtins.list[dict[str, Any]] = []
-        for row in self.store.context_syncs(session_id):
-            tasks.extend(json.loads(row["tasks"]))
-        return tasks
+    def bind_contexts(self, tenant_id: str, session_id: str, raw: Any) -> builtins.list[ContextSync]:
+        """Add context syncs to a RUNNING session, downloading each (with autoDownload) before it answers.
 
-    def _upload_before_release(self, record: SessionRecord) -> None:
-        syncs = [ContextSync.from_row(row) for row in self.store.context_syncs(record.session_id)]
-        if not any(sync.auto_upload for sync in syncs):
-            return
-        if record.status not in ("RUNNING", "PAUSED"):
-            raise InvalidState(f"session {record.session_id} is {record.status}; delete it again in a moment")
-        if record.status == "PAUSED":
-            self.runtime.resume(record.session_id)
-        try:
-            for position, sync in enumerate(syncs):
-                if sync.auto_upload:
-                    self._upload(record.session_id, position, sync)
-        except BaseException:
-            if record.status == "PAUSED":
-                self.runtime.pause(record.session_id)
-            raise
-
-    def _upload(self, session_id: str, position: int, sync: ContextSync) -> None:
-        """Pack `sync.path` in the sandbox and write its files into the context."""
-        agent = AgentClient(self.runtime.agent_run_dir(session_id), session_id)
-        started = int(time.time())
-        if self._context_service().store.get_by_id(sync.context_id) is None:
-            # Deleted meanwhile: writing would bring its folder back as an orphan. Not worth keeping
-            # the session for, since there is nowhere left to put the files.
-            self._note_task(session_id, position, sync, "upload", started, "the context was deleted")
-            log.warning(
-                "session %s: context %s was deleted; %s not uploaded", session_id, sync.context_id, sync.path
-            )
-            return
-        try:
-            with tempfile.TemporaryFile() as spool:
-                try:
-                    asyncio.run(_receive(agent.pack(sync.path), spool))
-                except FileNotFound:
-                    return  # the folder is gone from the session: nothing to upload, nothing removed
-                spool.seek(0)
-                report = import_tar(
-                    self._context_service().storage, sync.context_id, spool, sync.sync_deletions
-                )
-        except Exception as error:
-            message = error.message if isinstance(error, CoveError) else str(error)
-            self._note_task(session_id, position, sync, "upload", started, message or type(error).__name__)
-            raise SandboxError(
-                f"could not upload {sync.path} of session {session_id} to context {sync.context_id}: "
-                f"{message}; the session is kept, delete it again to retry"
-            ) from None
-        if report.skipped:
-            log.warning(
-                "session %s: %d entries of %s not uploaded (links, special files or unsafe names): %s",
+        If a download fails, the syncs of this call are forgotten again and the error raised. It holds
+        the session's sync lock, so that a failed bind removes only its own syncs.
+        """
+        added = check_syncs(raw)
+        if not added:
+            raise InvalidArgument("context_syncs must name at least one context to bind")
+        for sync in added:
+            self._context_service().get(tenant_id, sync.context_id)  # 404 unless it is the caller's
+        with self.syncs.lock(session_id):
+            self.agent(tenant_id, session_id)  # a RUNNING session of the caller's
+            present = [ContextSync.from_row(row) for row in self.store.context_syncs(session_id)]
+            # Checked again beside the present ones, which come after: for overlaps and the count.
+            check_syncs([*raw, *({"context_id": s.context_id, "path": s.path} for s in present)])
+            first = len(present)
+            self.store.add_context_syncs(
                 session_id,
-                len(report.skipped),
-                sync.path,
-                report.skipped[:10],
+                [{"context_id": s.context_id, "path": s.path, "policy": s.policy_json()} for s in added],
+                first,
             )
-        self._note_task(session_id, position, sync, "upload", started, "")
+            try:
+                for offset, sync in enumerate(added):
+                    if sync.auto_download:
+                        self.syncs.download(session_id, first + offset, sync)
+            except BaseException:
+                self.store.remove_context_syncs(session_id, first)
+                raise
+        return added
+
+    def context_bindings(self, tenant_id: str, session_id: str) -> builtins.list[Binding]:
+        """The session's context syncs, made at create or by bind_contexts."""
+        return self.syncs.bindings(self.get(tenant_id, session_id))
+
+    def context_tasks(
+        self, tenant_id: str, session_id: str, context_id: str = "", path: str = "", task_type: str = ""
+    ) -> builtins.list[dict[str, Any]]:
+        """The download and upload tasks of the session's context syncs (AgentBay's GetContextInfo),
+        those matching every filter given."""
+        self.get(tenant_id, session_id)
+        self._known_context(tenant_id, context_id)
+        self.syncs.chosen(session_id, context_id, path)  # 400 if the session syncs no such context
+        return select_tasks(self.syncs.tasks(session_id), context_id, path, task_type)
 
     def keep_alive(self, tenant_id: str, session_id: str) -> SessionRecord:
         """Count as activity now: the idle timeout starts again."""
@@ -533,6 +493,8 @@ class SessionManager:
                 raise InvalidArgument("get_metrics: it takes no arguments")
             metrics = asdict(self.metrics(tenant_id, session_id))
             return {"content": [{"type": "text", "text": json.dumps(metrics)}], "isError": False}
+        if name in OSS_TOOL_NAMES:
+            return self.oss.call(session_id, self.agent(tenant_id, session_id), name, arguments)
         params = {"name": name, "arguments": arguments}
         return self.agent(tenant_id, session_id).call("tools/call", params, timeout_s)
 
@@ -543,7 +505,7 @@ class SessionManager:
         sweeps containers, mounts, cgroups and folders that no session owns. Later it only notices
         sandboxes that died on their own.
         """
-        watched = LIVE_STATUSES + ([CREATING, "DELETING"] if at_startup else [])
+        watched = LIVE_STATUSES + ["DELETING"] + ([CREATING] if at_startup else [])
         records, _ = self.store.list_sessions(statuses=watched)
         # Rows first, then containers: a session created in between is simply not looked at.
         states = self.runtime.states()
@@ -553,35 +515,38 @@ class SessionManager:
                 self.runtime.destroy(record.session_id)
                 self.store.delete_session_row(record.session_id)
             elif record.status == "DELETING":
-                self.runtime.destroy(record.session_id)
-                self.store.set_status(record.session_id, "DELETED", REASON_USER)
+                if not self._finish_release(record):
+                    kept.append(record.session_id)  # its pending uploads need its sandbox or layer
             elif states.get(record.session_id) in ("running", "paused"):
                 kept.append(record.session_id)
+                if at_startup:
+                    self.syncs.settle_interrupted(record.session_id)
                 if at_startup and record.status in ("PAUSING", "RESUMING"):
                     # A pause or resume cut off midway: the container's state says how far it got.
                     settled = "PAUSED" if states[record.session_id] == "paused" else "RUNNING"
                     self.store.set_status(record.session_id, settled, only_from=[record.status])
             else:
                 reason = REASON_DIED_WHILE_DOWN if at_startup else REASON_DIED
-                self.runtime.destroy(record.session_id)
-                if self.store.set_status(record.session_id, "DELETED", reason, only_from=LIVE_STATUSES):
-                    ended.append(record.session_id)
-                    log.warning("session %s ended: %s", record.session_id, reason)
+                try:  # its synced folders are uploaded from its writable layer first
+                    if self._end(record.session_id, reason):
+                        ended.append(record.session_id)
+                        log.warning("session %s ended: %s", record.session_id, reason)
+                except CoveError as error:
+                    kept.append(record.session_id)
+                    log.warning(
+                        "session %s: its sandbox is gone and its synced folders are not uploaded yet (%s); "
+                        "its layer is kept and the upload tried again at the next reconcile",
+                        record.session_id,
+                        error.message,
+                    )
         leftovers = (
             self.runtime.cleanup_leftovers(keep=set(kept)) if at_startup else CleanupReport([], [], [], [])
         )
         expired = self.expire()
+        if self.contexts is not None:
+            self.syncs.recycle()
+        if self.contexts is not None:  # those of sessions that ended otherwise than by `_end`
+            self.contexts.sweep_session_contexts(LIVE_STATUSES)
         return RecoveryReport(
             kept=[k for k in kept if k not in expired], ended=ended + expired, leftovers=leftovers
         )
-
-
-async def _read_chunks(source: IO[bytes]) -> AsyncIterator[bytes]:
-    while chunk := source.read(1024 * 1024):
-        yield chunk
-
-
-async def _receive(stream: Any, target: IO[bytes]) -> None:
-    """Write a stream the agent sends (an awaitable of an async iterator of bytes) into `target`."""
-    async for chunk in await stream:
-        target.write(chunk)

@@ -63,9 +63,11 @@ context_syncs_table = Table(
     Column("path", Text, nullable=False),
     Column("policy", Text, nullable=False),
     Column("tasks", Text, nullable=False, default="[]"),
+    Column("bound_at", DateTime(timezone=True), nullable=True),  # added later: nullable (migrate)
 )
 """The contexts a session syncs (contexts/sync.py): policy is the checked policy as JSON, tasks the
-JSON list of its download and upload tasks, as GetContextInfo reports them."""
+JSON list of its download and upload tasks, as GetContextInfo reports them; bound_at is when the
+sync was added (at create, or by a bind to the running session)."""
 
 labels_table = Table(
     "session_labels",
@@ -274,14 +276,28 @@ class Store:
 
     # Context syncs
 
-    def add_context_syncs(self, session_id: str, syncs: list[dict[str, Any]]) -> None:
-        """Note a session's context syncs: dicts of context_id, path, policy (JSON) and tasks (JSON)."""
+    def add_context_syncs(self, session_id: str, syncs: list[dict[str, Any]], first: int = 0) -> None:
+        """Note a session's context syncs (dicts of context_id, path, policy and tasks, as JSON), at
+        positions from `first` on."""
         if syncs:
+            now = utc_now()
             with self._transaction() as db:
                 db.execute(
                     insert(context_syncs_table),
-                    [{"session_id": session_id, "position": n, **sync} for n, sync in enumerate(syncs)],
+                    [
+                        {"session_id": session_id, "position": first + n, "bound_at": now, **sync}
+                        for n, sync in enumerate(syncs)
+                    ],
                 )
+
+    def remove_context_syncs(self, session_id: str, first: int) -> None:
+        """Forget the session's syncs from position `first` on (a bind that failed)."""
+        with self._transaction() as db:
+            db.execute(
+                delete(context_syncs_table).where(
+                    context_syncs_table.c.session_id == session_id, context_syncs_table.c.position >= first
+                )
+            )
 
     def context_syncs(self, session_id: str) -> list[dict[str, Any]]:
         with self._transaction() as db:
@@ -290,17 +306,39 @@ class Store:
                 .where(context_syncs_table.c.session_id == session_id)
                 .order_by(context_syncs_table.c.position)
             ).all()
-        return [dict(row._mapping) for row in rows]
+        return [{**row._mapping, "bound_at": row.bound_at and _aware(row.bound_at)} for row in rows]
 
     def set_sync_tasks(self, session_id: str, position: int, tasks: str) -> None:
         with self._transaction() as db:
-            db.execute(
-                update(context_syncs_table)
-                .where(
-                    context_syncs_table.c.session_id == session_id, context_syncs_table.c.position == position
-                )
-                .values(tasks=tasks)
+            _write_tasks(db, session_id, position, tasks)
+
+    def context_syncs_of(self, statuses: list[str]) -> list[dict[str, Any]]:
+        """The context syncs of every session in one of `statuses`, with its `status` and `created_at`."""
+        query = (
+            select(context_syncs_table, sessions_table.c.status, sessions_table.c.created_at)
+            .join(sessions_table, sessions_table.c.session_id == context_syncs_table.c.session_id)
+            .where(sessions_table.c.status.in_(statuses))
+            .order_by(context_syncs_table.c.session_id, context_syncs_table.c.position)
+        )
+        with self._transaction() as db:
+            return [dict(row._mapping) for row in db.execute(query).all()]
+
+    def begin_release(
+        self, session_id: str, reason: str, tasks: dict[int, str], only_from: list[str]
+    ) -> bool:
+        """Move a session to DELETING (keeping `reason` for its end) and note its pending uploads
+        (`tasks`, by position), in one transaction: a crash after it leaves both or neither."""
+        with self._transaction() as db:
+            changed = db.execute(
+                update(sessions_table)
+                .where(sessions_table.c.session_id == session_id, sessions_table.c.status.in_(only_from))
+                .values(status="DELETING", status_reason=reason, updated_at=utc_now())
             )
+            if changed.rowcount == 0:
+                return False
+            for position, written in tasks.items():
+                _write_tasks(db, session_id, position, written)
+            return True
 
     # API keys
 
@@ -380,4 +418,12 @@ def _record(row: RowMapping, labels: dict[str, str]) -> SessionRecord:
         idle_timeout_s=row["idle_timeout_s"] or 0,
         max_lifetime_s=row["max_lifetime_s"] or 0,
         last_active_at=_aware(row["last_active_at"]) if row["last_active_at"] else None,
+    )
+
+
+def _write_tasks(db: Connection, session_id: str, position: int, tasks: str) -> None:
+    db.execute(
+        update(context_syncs_table)
+        .where(context_syncs_table.c.session_id == session_id, context_syncs_table.c.position == position)
+        .values(tasks=tasks)
     )

@@ -23,9 +23,11 @@ from starlette.concurrency import run_in_threadpool
 from cove.agent.protocol import MAX_LINE_BYTES
 from cove.contexts.service import iso
 from cove.contexts.store import ContextRecord
+from cove.contexts.transfers import TRANSFER_FOLDER
 from cove.errors import CoveError, InvalidArgument, PayloadTooLarge, SessionNotFound
 from cove.server.services import Services
 from cove.sessions import links
+from cove.sessions.context_syncs import select_tasks
 from cove.sessions.manager import CreateRequest, tool_catalogue
 from cove.sessions.store import SessionRecord
 
@@ -47,14 +49,6 @@ TOOL_SERVERS = {"shell": "wuying_shell", "get_metrics": "wuying_system", "run_co
 """AgentBay's MCP server name of a tool, where it has one; Cove's own tools are served as "cove"."""
 
 NOT_YET: dict[str, str] = {
-    **dict.fromkeys(
-        (
-            "GetAndLoadInternalContext",
-            "BindContexts",
-            "DescribeSessionContexts",
-        ),
-        "syncing contexts into sessions",
-    ),
     **dict.fromkeys(("InitBrowser", "GetCdpLink"), "the browser"),
     "GetAdbLink": "mobile sessions",
     **dict.fromkeys(("CreateNetwork", "DescribeNetwork"), "custom networks"),
@@ -76,13 +70,7 @@ UNSUPPORTED_CREATE_FIELDS = {
 """Fields of CreateMcpSession (or, ending in ".", families of flattened fields) that ask for something
 Cove cannot do yet: refused, not ignored."""
 
-TOOLS_NOT_YET = {
-    **dict.fromkeys(("set_env", "get_env"), "session environment variables"),
-    **dict.fromkeys(
-        ("oss_env_init", "oss_upload", "oss_upload_annon", "oss_download", "oss_download_annon"),
-        "object storage",
-    ),
-}
+TOOLS_NOT_YET = dict.fromkeys(("set_env", "get_env"), "session environment variables")
 """AgentBay tools Cove does not serve yet; other unknown tools are plain bad input."""
 
 
@@ -216,28 +204,66 @@ def _context_syncs(call: ActionRequest) -> list[dict[str, Any]] | None:
     return syncs
 
 
+@action("BindContexts")
+def bind_contexts(call: ActionRequest) -> Answer:
+    """Sync more contexts into the running session; their files are there when it answers."""
+    syncs = _context_syncs(call)
+    if syncs is None:
+        raise InvalidArgument("PersistenceDataList is required: the contexts to bind, [{ContextId, Path}]")
+    call.services.manager.bind_contexts(call.tenant_id, call.live_session().session_id, syncs)
+    return None, {}
+
+
+@action("DescribeSessionContexts")
+def describe_session_contexts(call: ActionRequest) -> Answer:
+    """The session's syncs, made at create or bound later, each with its whole SyncPolicy as JSON."""
+    bindings = call.services.manager.context_bindings(call.tenant_id, call.live_session().session_id)
+    data = [
+        {
+            "ContextId": binding.sync.context_id,
+            "ContextName": binding.context_name,
+            "Path": binding.sync.path,
+            "Policy": json.dumps(binding.sync.sync_policy()),
+            "BindTime": iso(binding.bound_at),
+        }
+        for binding in bindings
+    ]
+    return data, {}
+
+
+@action("GetAndLoadInternalContext")
+def internal_context(call: ActionRequest) -> Answer:
+    """The session's file-transfer context (contexts/transfers.py), the one internal kind there is."""
+    kinds = {value for name, value in call.params.items() if name.split(".")[0] == "ContextTypes"}
+    if kinds - {"file_transfer"}:
+        raise NotSupported(f"ContextTypes {sorted(kinds)}: this Cove server has only file_transfer")
+    record = call.services.transfers.context(call.tenant_id, call.required("SessionId"))
+    item = {"ContextId": record.context_id, "ContextPath": TRANSFER_FOLDER, "ContextType": "file_transfer"}
+    return [item], {}
+
+
 @action("GetContextInfo")
 def get_context_info(call: ActionRequest) -> Answer:
     """The session's sync tasks, in AgentBay's double-encoded ContextStatus (spec §3.3)."""
-    tasks = call.services.manager.context_tasks(call.tenant_id, call.required("SessionId"))
-    wanted = {
-        "contextId": call.text("ContextId"),
-        "path": call.text("Path"),
-        "taskType": call.text("TaskType"),
-    }
-    chosen = [task for task in tasks if all(not value or task[key] == value for key, value in wanted.items())]
+    session_id = call.required("SessionId")
+    tasks = [
+        *call.services.manager.context_tasks(call.tenant_id, session_id),
+        *call.services.transfers.tasks(call.tenant_id, session_id),  # files moved by upload_file, ...
+    ]
+    chosen = select_tasks(tasks, call.text("ContextId"), call.text("Path"), call.text("TaskType"))
     return {"ContextStatus": json.dumps([{"type": "data", "data": json.dumps(chosen)}])}, {}
 
 
 @action("SyncContext")
 def sync_context(call: ActionRequest) -> Answer:
-    """Upload (or, with Mode=download, download) the session's synced folders now."""
+    """Upload (or, with Mode=download, download) the session's synced folders now; for the session's
+    file-transfer context, the one file at `Path`."""
+    session_id, context_id = call.required("SessionId"), call.text("ContextId")
+    if context_id and call.services.transfers.is_transfer_context(session_id, context_id):
+        call.services.transfers.move(call.tenant_id, session_id, call.required("Path"), call.text("Mode"))
+        return {}, {}
     call.services.manager.sync_contexts(
-        call.tenant_id,
-        call.required("SessionId"),
-        call.text("ContextId"),
-        call.text("Path"),
-        call.text("Mode"),
+        call.tenant_id, session_id, context_id, call.text("Path"), call.text("Mode")
     )
     return {}, {}
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from cove.contexts.service import ContextService, iso
 from cove.contexts.storage import StoredFile
 from cove.contexts.store import ContextRecord
 from cove.server.api.native import Tenant
+from cove.sessions.context_syncs import Binding
 
 router = APIRouter(tags=["contexts"])
 
@@ -186,6 +187,122 @@ def upload_url(request: Request, tenant_id: Tenant, context_id: str, path: Conte
 def download_url(request: Request, tenant_id: Tenant, context_id: str, path: ContextPath) -> UrlAnswer:
     found = service(request).download_url(tenant_id, context_id, path)
     return UrlAnswer(request_id=request.state.request_id, url=found.url, expire_time=found.expire_time)
+
+
+class BindBody(BaseModel):
+    context_syncs: list[Any] = Field(
+        description="contexts to bind: [{context_id, path, policy?}], as `context_syncs` of a create"
+    )
+
+
+class BindingOut(BaseModel):
+    context_id: str
+    context_name: str
+    path: str
+    policy: dict[str, Any] = Field(description="the sync's whole SyncPolicy, in AgentBay's camelCase JSON")
+    bound_at: str
+
+
+class BindingsAnswer(BaseModel):
+    request_id: str
+    bindings: list[BindingOut]
+
+
+def _bindings(request: Request, tenant_id: str, session_id: str) -> BindingsAnswer:
+    found: list[Binding] = request.app.state.services.manager.context_bindings(tenant_id, session_id)
+    return BindingsAnswer(
+        request_id=request.state.request_id,
+        bindings=[
+            BindingOut(
+                context_id=binding.sync.context_id,
+                context_name=binding.context_name,
+                path=binding.sync.path,
+                policy=binding.sync.sync_policy(),
+                bound_at=iso(binding.bound_at),
+            )
+            for binding in found
+        ],
+    )
+
+
+@router.post("/v1/sessions/{session_id}/contexts", response_model=BindingsAnswer, tags=["sessions"])
+def bind_contexts(request: Request, tenant_id: Tenant, session_id: str, body: BindBody) -> BindingsAnswer:
+    """Sync more contexts into a running session: their files are there when it answers."""
+    request.app.state.services.manager.bind_contexts(tenant_id, session_id, body.context_syncs)
+    return _bindings(request, tenant_id, session_id)
+
+
+@router.get("/v1/sessions/{session_id}/contexts", response_model=BindingsAnswer, tags=["sessions"])
+def list_bindings(request: Request, tenant_id: Tenant, session_id: str) -> BindingsAnswer:
+    """The session's context syncs, made at create or bound later."""
+    return _bindings(request, tenant_id, session_id)
+
+
+class SyncBody(BaseModel):
+    context_id: str = Field(default="", description="only the syncs of this context (default: all)")
+    path: str = Field(default="", description="only the sync at this path of the session (default: all)")
+    mode: str = Field(
+        default="upload", description="upload (the session's folders into their contexts) or download"
+    )
+
+
+class TaskOut(BaseModel):
+    context_id: str
+    path: str
+    task_type: str = Field(description="upload or download")
+    status: str = Field(description="Pending, Running, Success or Failed")
+    error_message: str
+    start_time: int = Field(description="Unix seconds")
+    finish_time: int = Field(description="Unix seconds; 0 while unfinished")
+
+
+class TasksAnswer(BaseModel):
+    request_id: str
+    tasks: list[TaskOut]
+
+
+def _tasks(request: Request, tasks: list[dict[str, Any]]) -> TasksAnswer:
+    return TasksAnswer(
+        request_id=request.state.request_id,
+        tasks=[
+            TaskOut(
+                context_id=task["contextId"],
+                path=task["path"],
+                task_type=task["taskType"],
+                status=task["status"],
+                error_message=task["errorMessage"],
+                start_time=task["startTime"],
+                finish_time=task["finishTime"],
+            )
+            for task in tasks
+        ],
+    )
+
+
+@router.post("/v1/sessions/{session_id}/contexts/sync", response_model=TasksAnswer, tags=["sessions"])
+def sync_contexts(
+    request: Request, tenant_id: Tenant, session_id: str, body: SyncBody | None = None
+) -> TasksAnswer:
+    """Upload (or download) the session's synced folders now; answers their tasks once done."""
+    body = body or SyncBody()
+    tasks = request.app.state.services.manager.sync_contexts(
+        tenant_id, session_id, body.context_id, body.path, body.mode
+    )
+    return _tasks(request, tasks)
+
+
+@router.get("/v1/sessions/{session_id}/contexts/tasks", response_model=TasksAnswer, tags=["sessions"])
+def context_tasks(
+    request: Request,
+    tenant_id: Tenant,
+    session_id: str,
+    context_id: str = "",
+    path: str = "",
+    task_type: str = "",
+) -> TasksAnswer:
+    """The last download and upload task of each of the session's syncs (AgentBay's GetContextInfo)."""
+    manager = request.app.state.services.manager
+    return _tasks(request, manager.context_tasks(tenant_id, session_id, context_id, path, task_type))
 
 
 @router.put("/v1/context-files/{token}", response_model=StoredAnswer)
