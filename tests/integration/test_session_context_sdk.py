@@ -103,6 +103,24 @@ def test_a_failed_sync_reports_failed_with_the_error(agent_bay: AgentBay, sessio
     assert session.get_status().status == "RUNNING", "a failed sync leaves the session as it was"
 
 
+def test_delete_with_sync_context_uploads_first_and_keeps_the_session_if_it_cannot(
+    agent_bay: AgentBay, contexts: list[Context]
+) -> None:
+    no_upload = SyncPolicy(upload_policy=UploadPolicy(auto_upload=False))
+    params = CreateSessionParams(context_syncs=[ContextSync.new(contexts[0].id, SYNCED, no_upload)])
+    kept = agent_bay.create(params).session
+    assert kept is not None
+    assert kept.command.execute_command(f"rm -rf {SYNCED} && echo not-a-folder > {SYNCED}").success
+    refused = kept.delete(sync_context=True)
+    assert not refused.success and "was kept" in refused.error_message, refused.error_message
+    assert kept.get_status().status == "RUNNING"
+    assert kept.command.execute_command(f"rm {SYNCED} && mkdir {SYNCED}").success
+    assert kept.file_system.write_file(f"{SYNCED}/last.txt", "written just before delete").success
+    assert kept.delete(sync_context=True).success
+    assert kept.get_status().status == "DELETED"
+    assert "last.txt" in context_files(agent_bay, contexts[0].id), "uploaded although its policy does not"
+
+
 def test_bind_and_list_bindings(agent_bay: AgentBay, session: Session, contexts: list[Context]) -> None:
     policy = SyncPolicy(
         upload_policy=UploadPolicy(auto_upload=False),

@@ -19,6 +19,7 @@ from cove.sdk.models import (
     ContextStatusData,
     ContextSync,
     ContextSyncResult,
+    DeleteResult,
 )
 
 MAX_POLL_INTERVAL_S = 5.0
@@ -79,6 +80,21 @@ def sync(
         timeout_s=polling_budget_s(max_retries, retry_interval),
         result_type=ContextSyncResult,
         parse=parse,
+    )
+
+
+def delete_refused(session_id: str, synced: ContextSyncResult) -> DeleteResult | None:
+    """What `delete(sync_context=True)` answers when the upload before it failed: the session is kept.
+
+    AgentBay deletes it anyway; Cove does not, so that no work is lost without the caller knowing.
+    """
+    if synced.success:
+        return None
+    return DeleteResult(
+        request_id=synced.request_id,
+        code=synced.code,
+        http_status_code=synced.http_status_code,
+        error_message=f"session {session_id} was kept: its contexts did not upload ({synced.error_message})",
     )
 
 
