@@ -530,3 +530,61 @@ def context_files(
     rows = [(e.file_path, e.file_type, e.size, e.gmt_modified) for e in result.entries]
     click.echo(render_table(["PATH", "TYPE", "SIZE", "MODIFIED"], rows))
     click.echo(f"{len(rows)} of {result.count} shown")
+
+
+@context.command("rename")
+@client_options
+@click.argument("context_id")
+@click.argument("name")
+def context_rename(
+    endpoint: str | None, api_key: str | None, data_dir: Path | None, context_id: str, name: str
+) -> None:
+    """Give a context a new name (names are unique per key)."""
+    from cove import Context
+
+    with _client(endpoint, api_key, data_dir) as client:
+        _check(client.context.update(Context(id=context_id, name=name)))
+    click.echo(f"renamed {context_id} to {name}")
+
+
+@context.command("clear")
+@client_options
+@click.argument("context_id")
+def context_clear(endpoint: str | None, api_key: str | None, data_dir: Path | None, context_id: str) -> None:
+    """Delete every file of a context, keeping the context."""
+    with _client(endpoint, api_key, data_dir) as client:
+        _check(client.context.clear(context_id))
+    click.echo(f"cleared {context_id}")
+
+
+@context.command("url")
+@client_options
+@click.argument("context_id")
+@click.argument("path")
+@click.option("--upload", is_flag=True, help="a URL to PUT the file to (default: one to GET it from)")
+def context_url(
+    endpoint: str | None, api_key: str | None, data_dir: Path | None, context_id: str, path: str, upload: bool
+) -> None:
+    """Print an expiring URL for one file of a context, usable with plain curl and no key."""
+    with _client(endpoint, api_key, data_dir) as client:
+        calls = client.context
+        found = (
+            calls.get_file_upload_url(context_id, path)
+            if upload
+            else calls.get_file_download_url(context_id, path)
+        )
+    click.echo(_check(found).url)
+
+
+@context.command("rm-file")
+@client_options
+@click.argument("context_id")
+@click.argument("paths", nargs=-1, required=True)
+def context_rm_file(
+    endpoint: str | None, api_key: str | None, data_dir: Path | None, context_id: str, paths: tuple[str, ...]
+) -> None:
+    """Delete files of a context."""
+    with _client(endpoint, api_key, data_dir) as client:
+        for path in paths:
+            _check(client.context.delete_file(context_id, path))
+            click.echo(f"deleted {path}")

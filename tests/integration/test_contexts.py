@@ -313,6 +313,17 @@ def test_cli_context_commands(server: CoveServer, api: httpx.Client) -> None:
     assert files.exit_code == 0 and "/folder" in files.output and "folder" in files.output
     inner = cove("files", context_id, "--path", "folder")
     assert "/folder/file.txt" in inner.output and "5" in inner.output
+
+    put_url = cove("url", context_id, "new.txt", "--upload")
+    assert put_url.exit_code == 0 and httpx.put(put_url.output.strip(), content=b"by curl").status_code == 200
+    get_url = cove("url", context_id, "new.txt")
+    assert httpx.get(get_url.output.strip()).content == b"by curl"
+    assert cove("rm-file", context_id, "new.txt").exit_code == 0
+    assert httpx.get(get_url.output.strip()).status_code == 404
+    renamed = cove("rename", context_id, name + "-renamed")
+    assert renamed.exit_code == 0 and name + "-renamed" in cove("ls").output
+    assert cove("clear", context_id).exit_code == 0
+    assert "0 of 0 shown" in cove("files", context_id).output
     removed = cove("rm", context_id)
     assert removed.exit_code == 0 and f"deleted {context_id}" in removed.output
     assert cove("rm", context_id).exit_code != 0
