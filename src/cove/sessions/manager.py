@@ -301,6 +301,7 @@ class SessionManager:
         self.runtime.destroy(session_id)
         self.store.set_status(session_id, "DELETED", reason, only_from=["DELETING"])
         self.syncs.forget(session_id)
+        self.oss.forget(session_id)
         if self.contexts is not None:
             self.contexts.drop_session_context(session_id)
 
@@ -545,7 +546,7 @@ class SessionManager:
         expired = self.expire()
         if self.contexts is not None:
             self.syncs.recycle()
-        if self.contexts is not None:  # those of sessions that ended otherwise than by `_end`
+            # Internal file-transfer contexts of sessions that ended otherwise than by `_end`.
             self.contexts.sweep_session_contexts(LIVE_STATUSES)
         return RecoveryReport(
             kept=[k for k in kept if k not in expired], ended=ended + expired, leftovers=leftovers
