@@ -139,6 +139,7 @@ def test_a_server_killed_during_the_upload_finishes_it_when_it_comes_back(data_r
         assert ended["status"] == "DELETED" and ended["status_reason"] == "deleted by its owner", ended
         assert hashlib.sha256((folder / "big.bin").read_bytes()).hexdigest() == digest
         assert (folder / "small.txt").read_bytes() == b"small\n"
+        assert not list(folder.rglob(".cove-upload-*")), "the cut-off temporary file is swept at startup"
         _layer_gone(server, session_id)
 
 

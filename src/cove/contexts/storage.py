@@ -104,11 +104,15 @@ class StorageBackend(Protocol):
     def delete_all(self, context_id: str) -> None: ...
 
 
+UNFINISHED_PREFIX = ".cove-upload-"
+"""Names of files being written; hidden from listings, renamed into place once whole."""
+
+
 class _LocalPendingFile:
     def __init__(self, directory: int, name: str) -> None:
         self._directory = directory
         self._name = name
-        self._temporary = f".cove-upload-{secrets.token_hex(8)}"
+        self._temporary = f"{UNFINISHED_PREFIX}{secrets.token_hex(8)}"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         descriptor = os.open(self._temporary, flags, 0o644, dir_fd=directory)
         self._file: BinaryIO = os.fdopen(descriptor, "wb")
@@ -151,6 +155,20 @@ class LocalFolderStorage:
     def __init__(self, root: Path) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def remove_unfinished_uploads(self) -> int:
+        """Delete the temporary files of uploads a crash cut off; answers how many.
+
+        Only safe while nothing writes: the server calls it at startup, before it serves.
+        """
+        removed = 0
+        for folder, _, names in os.walk(self.root, followlinks=False):
+            for name in names:
+                if name.startswith(UNFINISHED_PREFIX):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(folder, name))
+                        removed += 1
+        return removed
 
     def _context_folder(self, context_id: str, create: bool) -> int:
         check_context_id(context_id)
@@ -208,7 +226,7 @@ class LocalFolderStorage:
         try:
             with os.scandir(directory) as entries:
                 for entry in entries:
-                    if entry.name.startswith(".cove-upload-"):
+                    if entry.name.startswith(UNFINISHED_PREFIX):
                         continue
                     info = entry.stat(follow_symlinks=False)
                     if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from cove.auth import KeyRing
@@ -15,6 +16,8 @@ from cove.sandbox.runtime import RuncRuntime
 from cove.server.prometheus import ServerMetrics
 from cove.sessions.manager import SessionManager
 from cove.sessions.store import Store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,7 +38,10 @@ class Services:
 def context_storage(settings: Settings) -> StorageBackend:
     """The storage backend `COVE_STORAGE_BACKEND` names; an S3 bucket is checked now, not at first use."""
     if settings.storage_backend == "local":
-        return LocalFolderStorage(settings.data_dir / "contexts")
+        local = LocalFolderStorage(settings.data_dir / "contexts")
+        if removed := local.remove_unfinished_uploads():
+            log.warning("removed %d unfinished upload(s) that a crash left in the contexts", removed)
+        return local
     if settings.storage_backend != "s3":
         raise ValueError(f"setting storage_backend: {settings.storage_backend!r} is not 'local' or 's3'")
     if not settings.s3_bucket:
