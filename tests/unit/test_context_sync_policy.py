@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from cove.agent.transfers import _unsafe_member
+from cove.contexts import archives
 from cove.contexts.policy import ContextSync, NotImplementedPolicy, check_sync, check_syncs
 from cove.contexts.recycle import RecycleRules
 from cove.contexts.storage import LocalFolderStorage
@@ -300,3 +301,40 @@ def test_the_reported_policy_reads_back_as_the_same_sync(policy: dict[str, objec
     again = check_sync({"context_id": "c", "path": "/d", "policy": json.dumps(reported)}, "s")
     assert again == sync
     assert (again.mapping_path, again.download_strategy) == (sync.mapping_path, sync.download_strategy)
+
+
+def test_an_archive_bomb_stops_at_its_allowance_and_goes_in_as_it_is(tmp_path: Path) -> None:
+    """A small .zip or .tar.gz of zeros: the host stops spooling at the limit, even if headers lie."""
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("small.txt", "ok")
+        archive.writestr("zeros", b"\0" * (8 << 20))
+    tarred = io.BytesIO()
+    with tarfile.open(fileobj=tarred, mode="w:gz") as archive:
+        member = tarfile.TarInfo("zeros")
+        member.size = 8 << 20
+        archive.addfile(member, io.BytesIO(b"\0" * member.size))
+    for name, data in (("bomb.zip", zipped.getvalue()), ("bomb.tar.gz", tarred.getvalue())):
+        assert len(data) < 64 << 10
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w") as tar:
+            assert not archives.add_members(io.BytesIO(data), name, "bomb", tar, lambda _: True, 1 << 20)
+        out.seek(0)
+        with tarfile.open(fileobj=out) as tar:
+            assert all(m.size <= 1 << 20 for m in tar.getmembers())
+        with tarfile.open(fileobj=io.BytesIO(), mode="w") as tar:
+            assert archives.add_members(io.BytesIO(data), name, "bomb", tar, lambda _: True)
+
+
+def test_an_encrypted_zip_in_a_context_is_downloaded_as_it_is(tmp_path: Path) -> None:
+    """zipfile raises RuntimeError for a member that needs a password; the download must not fail."""
+    storage = LocalFolderStorage(tmp_path)
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as archive:
+        archive.writestr("locked.txt", "ciphertext")
+    data = bytearray(zipped.getvalue())
+    for header, flags_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # set bit 0, "encrypted"
+        data[data.index(header) + flags_at] |= 0x1
+    storage.put("ctx-z", "secret.zip", [bytes(data)])
+    sync = check_sync({"context_id": "ctx-z", "path": "/d", "policy": {}}, "s")
+    assert _tar_names(storage, sync) == {"secret.zip": bytes(data)}

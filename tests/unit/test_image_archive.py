@@ -92,3 +92,50 @@ def test_a_layer_path_outside_the_layout_is_refused(tmp_path: Path) -> None:
         (folder / manifest[0]["Config"]).write_bytes(config.read())
     with pytest.raises(InvalidArgument, match=r"\.\."):
         unpack_image(folder, tmp_path / "rootfs", lambda _: None)
+
+
+def test_an_index_naming_a_blob_outside_the_layout_is_refused(tmp_path: Path) -> None:
+    write_oci_layout(tmp_path / "layout", LAYERS)
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"schemaVersion": 2}')
+    index = json.loads((tmp_path / "layout/index.json").read_text())
+    for bad in ["sha256:../../secret.json", "../../secret.json", "sha512:" + "0" * 128]:
+        index["manifests"][0]["digest"] = bad
+        (tmp_path / "layout/index.json").write_text(json.dumps(index))
+        with pytest.raises(InvalidArgument, match="digest"):
+            unpack_image(tmp_path / "layout", tmp_path / "rootfs", lambda _: None)
+        (tmp_path / "rootfs").rmdir()
+
+
+def test_a_blob_that_is_a_symlink_out_of_the_layout_folder_is_refused(tmp_path: Path) -> None:
+    write_oci_layout(tmp_path / "layout", LAYERS)
+    index = json.loads((tmp_path / "layout/index.json").read_text())
+    blob = tmp_path / "layout/blobs/sha256" / index["manifests"][0]["digest"][7:]
+    outside = tmp_path / "outside.json"
+    outside.write_bytes(blob.read_bytes())
+    blob.unlink()
+    blob.symlink_to(outside)
+    with pytest.raises(InvalidArgument, match="inside it"):
+        unpack_image(tmp_path / "layout", tmp_path / "rootfs", lambda _: None)
+
+
+def test_an_oversized_manifest_is_refused_before_it_fills_memory(tmp_path: Path) -> None:
+    write_docker_save(tmp_path / "image.tar", LAYERS)
+    huge = b"[" + b" " * (17 << 20) + b"]"
+    with tarfile.open(tmp_path / "big.tar", "w") as tar:
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(huge)
+        tar.addfile(info, io.BytesIO(huge))
+    with pytest.raises(InvalidArgument, match="larger than"):
+        unpack_image(tmp_path / "big.tar", tmp_path / "rootfs", lambda _: None)
+
+
+def test_a_gzip_bomb_layer_is_refused_by_the_budget(tmp_path: Path) -> None:
+    """A small gzip layer that claims a huge file: refused before its bytes are written."""
+    info = tarfile.TarInfo("zeros")
+    info.size = 80 << 30  # more than MAX_IMPORT_BYTES; the header alone is enough to refuse it
+    header = info.tobuf(tarfile.GNU_FORMAT)
+    write_oci_layout(tmp_path / "layout", [header + b"\0" * (1 << 20)], "gzip")
+    with pytest.raises(InvalidArgument, match="decompression bomb"):
+        unpack_image(tmp_path / "layout", tmp_path / "rootfs", lambda _: None)
+    assert not (tmp_path / "rootfs/zeros").exists()

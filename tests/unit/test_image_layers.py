@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cove.sandbox.layers import UnsafeLayer, apply_layer, safe_name
+from cove.errors import InvalidArgument
+from cove.sandbox.layers import Budget, UnsafeLayer, apply_layer, safe_name
 
 
 def entry(name: str, kind: bytes = tarfile.REGTYPE, data: bytes = b"", **fields: object) -> tuple:
@@ -134,3 +135,64 @@ def test_safe_names_never_leave_the_root(name: str) -> None:
         return
     assert not relative.startswith("/")
     assert ".." not in relative.split("/")
+
+
+@pytest.mark.parametrize("whiteout", [".wh..", ".wh...", ".wh.", "sub/.wh..", "sub/.wh..."])
+def test_a_whiteout_of_dot_or_dot_dot_removes_nothing(rootfs: Path, whiteout: str) -> None:
+    """`.wh..` names `..`: removing it would delete the folder that holds the image (or the image)."""
+    sibling = rootfs.parent / "sibling.txt"
+    sibling.write_text("keep")
+    apply(rootfs, entry("sub/kept.txt", data=b"x"))
+    with pytest.raises(UnsafeLayer, match="whites out"):
+        apply(rootfs, entry(whiteout))
+    assert sibling.read_text() == "keep"
+    assert (rootfs / "sub/kept.txt").exists()
+
+
+@pytest.mark.parametrize("link", ["../../..", "/", "sub/../.."])
+@pytest.mark.parametrize(
+    "through",
+    [
+        entry("a/x", data=b"planted"),
+        entry("a/.wh.victim"),
+        entry("a/.wh..wh..opq"),
+        entry("hard", tarfile.LNKTYPE, linkname="a/victim"),
+    ],
+)
+def test_a_later_layer_never_acts_through_a_symlinked_folder(
+    rootfs: Path, tmp_path: Path, link: str, through: tuple
+) -> None:
+    """Layer 1 makes `a` a link out of the image; layer 2 writes, whites out or links below it."""
+    victim = tmp_path / "victim"
+    victim.write_text("host file")
+    apply(rootfs, entry("sub", tarfile.DIRTYPE), entry("a", tarfile.SYMTYPE, linkname=link))
+    with pytest.raises(UnsafeLayer, match="symlink"):
+        apply(rootfs, through)
+    assert victim.read_text() == "host file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rootfs", "victim"]
+    # A folder at the link's own path replaces the link; it never changes where the link pointed.
+    apply(rootfs, entry("a", tarfile.DIRTYPE, mode=0o777))
+    assert not (rootfs / "a").is_symlink() and tmp_path.stat().st_mode & 0o777 != 0o777
+
+
+def test_setuid_and_setgid_bits_are_dropped_from_files(rootfs: Path) -> None:
+    """Sandboxes run with no_new_privs, so the bits grant nothing there; on the host they would."""
+    apply(
+        rootfs,
+        entry("bin/su", data=b"\x7fELF", mode=0o4755, uid=0, gid=0),
+        entry("bin/wall", data=b"\x7fELF", mode=0o2755, uid=0, gid=5),
+        entry("shared", tarfile.DIRTYPE, mode=0o2775),
+    )
+    assert (rootfs / "bin/su").stat().st_mode & 0o7777 == 0o755
+    assert (rootfs / "bin/wall").stat().st_mode & 0o7777 == 0o755
+    assert (rootfs / "shared").stat().st_mode & 0o7777 == 0o2775  # a folder's setgid only sets groups
+
+
+def test_a_layer_larger_than_the_budget_is_refused(rootfs: Path) -> None:
+    big = layer(entry("big", data=b"x" * 10_000))
+    with pytest.raises(InvalidArgument, match="decompression bomb"):
+        apply_layer(big, rootfs, lambda _line: None, Budget(max_bytes=4096))
+    many = layer(*(entry(f"f{n}") for n in range(20)))
+    with pytest.raises(InvalidArgument, match="decompression bomb"):
+        apply_layer(many, rootfs, lambda _line: None, Budget(max_entries=10))
+    assert not (rootfs / "big").exists()

@@ -5,14 +5,15 @@ is opened on the host and its regular files are added to the tar that goes into 
 `<folder>/<name without suffix>/...` (or `<folder>/...` with `extractToCurrentFolder`). Nothing is
 written to the host's disk but spool files: the archive is untrusted, so absolute names, '..',
 links and special members are skipped, and each member is read whole before it is added, so a
-damaged archive never leaves half a member in the stream.
+damaged archive never leaves half a member in the stream. An archive whose members unpack to more
+than `MAX_UNPACKED_BYTES` (a zip bomb), or that needs a password or an unknown compression, is
+treated like a damaged one: it goes into the session as it is.
 """
 
 from __future__ import annotations
 
 import logging
 import lzma
-import shutil
 import stat
 import tarfile
 import tempfile
@@ -27,8 +28,27 @@ from cove.contexts.storage import clean_path
 from cove.errors import InvalidArgument
 
 log = logging.getLogger(__name__)
+CHUNK_BYTES = 1024 * 1024
 SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar", ".zip")
-_BROKEN = (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError)
+MAX_UNPACKED_BYTES = 4 << 30
+"""What one archive's members may add up to, unpacked: spooled on the host, so a bomb must stop early."""
+
+
+class TooLarge(Exception):
+    """The archive unpacks to more than its allowance."""
+
+
+_BROKEN = (
+    zipfile.BadZipFile,
+    tarfile.TarError,
+    OSError,
+    EOFError,
+    zlib.error,
+    lzma.LZMAError,
+    TooLarge,
+    RuntimeError,  # zipfile: an encrypted member needs a password
+    NotImplementedError,  # zipfile: a compression method it does not know
+)
 
 
 def destination(relative: str, here: bool) -> str | None:
@@ -44,9 +64,15 @@ def destination(relative: str, here: bool) -> str | None:
 
 
 def add_members(
-    archive: IO[bytes], name: str, target: str, out: tarfile.TarFile, admits: Callable[[str], bool]
+    archive: IO[bytes],
+    name: str,
+    target: str,
+    out: tarfile.TarFile,
+    admits: Callable[[str], bool],
+    limit: int = MAX_UNPACKED_BYTES,
 ) -> bool:
-    """Add the regular files of the seekable `archive` to `out` below `target`; False if it is unreadable."""
+    """Add the regular files of the seekable `archive` to `out` below `target`; False if it is
+    unreadable or unpacks to more than `limit` bytes."""
     try:
         for member_name, opened in _members(archive, name):
             path = _inside(member_name)
@@ -54,7 +80,7 @@ def add_members(
             if not path or not admits(full):
                 continue
             with opened() as source, tempfile.TemporaryFile() as spool:
-                shutil.copyfileobj(source, spool, 1024 * 1024)
+                limit -= _copy_at_most(source, spool, limit)
                 member = tarfile.TarInfo(full)
                 member.size, member.mode = spool.tell(), 0o644
                 spool.seek(0)
@@ -63,6 +89,17 @@ def add_members(
         log.warning("archive %s in a context could not be unpacked: %s", name, error)
         return False
     return True
+
+
+def _copy_at_most(source: IO[bytes], target: IO[bytes], limit: int) -> int:
+    """Copy `source` into `target`; TooLarge as soon as it is longer than `limit` (a header may lie)."""
+    copied = 0
+    while chunk := source.read(min(CHUNK_BYTES, limit - copied + 1)):
+        copied += len(chunk)
+        if copied > limit:
+            raise TooLarge("the archive unpacks to more than its allowance (MAX_UNPACKED_BYTES)")
+        target.write(chunk)
+    return copied
 
 
 def _members(

@@ -3,6 +3,8 @@
 Both name a config and an ordered list of layer tars: docker save in `manifest.json`, OCI in
 `index.json` -> manifest -> blobs. The layers are applied in order by layers.py; blobs named by
 digest are checked against it while they stream. Layers may be uncompressed, gzip or zstd.
+The JSON files are read whole, so each may be at most `MAX_JSON_BYTES`; what the layers unpack to
+is capped by layers.Budget.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import IO, Any
 import zstandard
 
 from cove.errors import InvalidArgument
-from cove.sandbox.layers import apply_layer, safe_name
+from cove.sandbox.layers import Budget, apply_layer, safe_name
 
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 GZIP_MAGIC = b"\x1f\x8b"
@@ -35,6 +37,8 @@ INDEX_TYPES = (
 ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64"}
 KEPT_CONFIG = ("Env", "WorkingDir", "User", "Entrypoint", "Cmd")
 CHUNK = 1 << 20
+MAX_JSON_BYTES = 16 << 20
+"""An index, manifest or config larger than this is refused: real ones are a few KiB."""
 
 
 @dataclass(frozen=True)
@@ -73,9 +77,16 @@ class _Layout:
         with path.open("rb") as handle:
             yield handle
 
-    def json(self, name: str) -> Any:
+    def read(self, name: str) -> bytes:
+        """A small file whole (JSON); refused above MAX_JSON_BYTES rather than filling memory."""
         with self.open(name) as handle:
-            return json.load(handle)
+            raw = handle.read(MAX_JSON_BYTES + 1)
+        if len(raw) > MAX_JSON_BYTES:
+            raise InvalidArgument(f"{name!r} in the image is larger than {MAX_JSON_BYTES} bytes")
+        return raw
+
+    def json(self, name: str) -> Any:
+        return json.loads(self.read(name))
 
 
 def _normal(name: str) -> str:
@@ -115,9 +126,10 @@ def unpack_image(archive: Path, rootfs: Path, progress: Callable[[str], None]) -
             raise InvalidArgument(
                 f"{archive} is neither a docker save tarball (manifest.json) nor an OCI layout (index.json)"
             )
+        budget = Budget()
         for number, (name, expected) in enumerate(layers, 1):
             progress(f"layer {number}/{len(layers)}: {expected or name}")
-            _apply(layout, name, expected, rootfs, progress)
+            _apply(layout, name, expected, rootfs, progress, budget)
     finally:
         if tar is not None:
             tar.close()
@@ -136,8 +148,7 @@ def _docker_save(layout: _Layout) -> tuple[str, dict[str, Any], list[tuple[str, 
     entries = layout.json("manifest.json")
     if not isinstance(entries, list) or len(entries) != 1:
         raise InvalidArgument("the docker save tarball must hold exactly one image (save one tag)")
-    with layout.open(entries[0]["Config"]) as handle:
-        raw = handle.read()
+    raw = layout.read(str(entries[0]["Config"]))
     layers = [(str(name), "") for name in entries[0]["Layers"]]
     return f"sha256:{hashlib.sha256(raw).hexdigest()}", json.loads(raw), layers
 
@@ -175,27 +186,33 @@ def _blob_name(digest: str) -> str:
 
 
 def _blob_json(layout: _Layout, descriptor: dict[str, Any]) -> dict[str, Any]:
-    with layout.open(_blob_name(descriptor["digest"])) as handle:
-        raw = handle.read()
+    raw = layout.read(_blob_name(descriptor["digest"]))
     if f"sha256:{hashlib.sha256(raw).hexdigest()}" != descriptor["digest"]:
         raise InvalidArgument(f"blob {descriptor['digest']} does not match its digest")
     parsed: dict[str, Any] = json.loads(raw)
     return parsed
 
 
-def _apply(layout: _Layout, name: str, expected: str, rootfs: Path, progress: Callable[[str], None]) -> None:
+def _apply(
+    layout: _Layout,
+    name: str,
+    expected: str,
+    rootfs: Path,
+    progress: Callable[[str], None],
+    budget: Budget,
+) -> None:
     with layout.open(name) as raw:
         hashing = _Hashing(raw)
         stream = io.BufferedReader(hashing, CHUNK)
         magic = stream.peek(4)[:4]
         if magic.startswith(GZIP_MAGIC):
             with gzip.GzipFile(fileobj=stream) as unzipped:
-                apply_layer(unzipped, rootfs, progress)
+                apply_layer(unzipped, rootfs, progress, budget)
         elif magic == ZSTD_MAGIC:
             with zstandard.ZstdDecompressor().stream_reader(stream, closefd=False) as unzstd:
-                apply_layer(unzstd, rootfs, progress)
+                apply_layer(unzstd, rootfs, progress, budget)
         else:
-            apply_layer(stream, rootfs, progress)
+            apply_layer(stream, rootfs, progress, budget)
         while stream.read(CHUNK):  # the tar's end padding, for the digest
             pass
         if expected and f"sha256:{hashing.hash.hexdigest()}" != expected:

@@ -24,10 +24,10 @@ _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 def pack_from_host(root: Path, path: str, user: tuple[int, int], target: IO[bytes]) -> None:
     """Write the folder `path` (absolute in the sandbox) below `root` into `target` as a tar.
 
-    `user` is the session user's (uid, gid) on the host. FileNotFound if the folder is missing, or
-    is not a folder (a symlink included).
+    `user` is the session user's (uid, gid) on the host. FileNotFound if the folder is missing, is
+    not a folder (a symlink included), or the session user could not reach and list it.
     """
-    folder = _open_folder(root, [name for name in path.split("/") if name])
+    folder = _open_folder(root, [name for name in path.split("/") if name], user)
     try:
         with tarfile.open(fileobj=target, mode="w", format=tarfile.PAX_FORMAT) as archive:
             _add_folder(archive, folder, "", user)
@@ -35,18 +35,23 @@ def pack_from_host(root: Path, path: str, user: tuple[int, int], target: IO[byte
         os.close(folder)
 
 
-def _open_folder(root: Path, names: list[str]) -> int:
+def _open_folder(root: Path, names: list[str], user: tuple[int, int]) -> int:
+    """The folder `names` below `root`, each name opened without following a link, and only if the
+    session user could pass through every folder above it and list it, as the agent would."""
+    shown = "/" + "/".join(names)
     current = os.open(root, _FOLDER)
     try:
         for name in names:
+            if name in (".", "..") or not _permits(os.fstat(current), user, stat.S_IXUSR):
+                raise FileNotFound(f"{shown} is not a folder the session's user can reach")
             try:
                 following = os.open(name, _FOLDER, dir_fd=current)
             except OSError as error:
-                raise FileNotFound(
-                    f"{'/' + '/'.join(names)} is not a folder of the session ({error.strerror})"
-                ) from None
+                raise FileNotFound(f"{shown} is not a folder of the session ({error.strerror})") from None
             os.close(current)
             current = following
+        if not _readable(os.fstat(current), user, folder=True):
+            raise FileNotFound(f"{shown} is not a folder the session's user can list")
     except BaseException:
         os.close(current)
         raise
@@ -55,13 +60,14 @@ def _open_folder(root: Path, names: list[str]) -> int:
 
 def _readable(info: os.stat_result, user: tuple[int, int], folder: bool) -> bool:
     """Whether the session user may read the entry (and enter it, for a folder), by its mode bits."""
+    return _permits(info, user, stat.S_IRUSR | (stat.S_IXUSR if folder else 0))
+
+
+def _permits(info: os.stat_result, user: tuple[int, int], owner_bits: int) -> bool:
+    """Whether the session user has `owner_bits` (as S_I*USR) on the entry, as owner, group or other."""
     uid, gid = user
-    if info.st_uid == uid:
-        need = stat.S_IRUSR | (stat.S_IXUSR if folder else 0)
-    elif info.st_gid == gid:
-        need = stat.S_IRGRP | (stat.S_IXGRP if folder else 0)
-    else:
-        need = stat.S_IROTH | (stat.S_IXOTH if folder else 0)
+    shift = 0 if info.st_uid == uid else 3 if info.st_gid == gid else 6
+    need = owner_bits >> shift
     return info.st_mode & need == need
 
 

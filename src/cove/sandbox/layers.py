@@ -3,8 +3,12 @@
 A layer adds, replaces and, through whiteouts, removes files of the layers below it: `.wh.NAME`
 removes NAME, `.wh..wh..opq` empties its folder of everything from lower layers. Members that
 would reach outside the root filesystem (absolute names, `..`, hard links leaving it, paths through
-a symlink) fail the whole import; device nodes are skipped, since a sandbox gets its own /dev.
-File owners are kept as numbers (above the sandbox's 65536 IDs they become nobody's).
+a symlink, whiteouts of `.` or `..`) fail the whole import; device nodes are skipped, since a
+sandbox gets its own /dev. File owners are kept as numbers (above the sandbox's 65536 IDs they
+become nobody's). Setuid and setgid bits of files are dropped: sandboxes run with no_new_privs, so
+they would grant nothing there, while on the host they would be root's (or the sandbox root's)
+setuid programs for anyone who reaches the image folder. A `Budget` caps what one import may write
+(bytes and entries), so a decompression bomb fails instead of filling the host's disk.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ OPAQUE = ".wh..wh..opq"
 NOBODY = 65534
 SANDBOX_IDS = 65536
 COPY_CHUNK = 1 << 20
+SETID_BITS = 0o6000
+MAX_IMPORT_BYTES = 64 << 30
+"""What one image import may write, all layers together (the largest common images are a few GiB)."""
+MAX_IMPORT_ENTRIES = 4_000_000
 
 
 class LayerStream(Protocol):
@@ -41,6 +49,23 @@ class UnsafeLayer(InvalidArgument):
     """A layer member that could write outside the image; the import is refused."""
 
 
+class Budget:
+    """What an import may still write; refused once its layers ask for more (a decompression bomb)."""
+
+    def __init__(self, max_bytes: int = MAX_IMPORT_BYTES, max_entries: int = MAX_IMPORT_ENTRIES) -> None:
+        self.max_bytes, self.max_entries = max_bytes, max_entries
+        self.bytes_left, self.entries_left = max_bytes, max_entries
+
+    def spend(self, member: tarfile.TarInfo) -> None:
+        self.bytes_left -= member.size if member.isreg() else 0
+        self.entries_left -= 1
+        if self.bytes_left < 0 or self.entries_left < 0:
+            raise InvalidArgument(
+                f"the image unpacks to more than {self.max_bytes} bytes or {self.max_entries} files "
+                "(a decompression bomb?); the import is refused"
+            )
+
+
 def safe_name(name: str) -> str:
     """A member name as a path relative to the root ("" for the root), or UnsafeLayer."""
     if name.startswith("/"):
@@ -51,11 +76,15 @@ def safe_name(name: str) -> str:
     return "/".join(parts)
 
 
-def apply_layer(stream: LayerStream, rootfs: Path, progress: Callable[[str], None]) -> None:
+def apply_layer(
+    stream: LayerStream, rootfs: Path, progress: Callable[[str], None], budget: Budget | None = None
+) -> None:
     """Unpack the uncompressed tar `stream` over `rootfs`, whiteouts included."""
+    budget = budget or Budget()
     added: set[str] = set()
     with tarfile.open(fileobj=stream, mode="r|") as layer:
         for member in layer:
+            budget.spend(member)
             name = safe_name(member.name)
             if not name:
                 continue
@@ -64,7 +93,10 @@ def apply_layer(stream: LayerStream, rootfs: Path, progress: Callable[[str], Non
             if base == OPAQUE:
                 _clear_lower(folder, parent, added)
             elif base.startswith(WHITEOUT):
-                _remove(folder / base.removeprefix(WHITEOUT))
+                hidden = base.removeprefix(WHITEOUT)
+                if hidden in ("", ".", ".."):  # `.wh..` would remove the folder above `folder`
+                    raise UnsafeLayer(f"layer member {member.name!r} whites out {hidden!r}, not a name")
+                _remove(folder / hidden)
             elif member.ischr() or member.isblk():
                 progress(f"    skipped device node /{name}")
             else:
@@ -132,7 +164,8 @@ def _add(layer: tarfile.TarFile, member: tarfile.TarInfo, rootfs: Path, target: 
     gid = member.gid if member.gid < SANDBOX_IDS else NOBODY
     os.lchown(target, uid, gid)
     if not member.issym():
-        target.chmod(member.mode & 0o7777)
+        mode = member.mode & 0o7777
+        target.chmod(mode if member.isdir() else mode & ~SETID_BITS)
     os.utime(target, (member.mtime, member.mtime), follow_symlinks=False)
 
 

@@ -8,8 +8,13 @@ ends; they are never stored, logged or answered back. A restart of the server fo
 
 The server makes requests to endpoints and URLs that the session's user chose. So that a session
 cannot use it to reach what only the server can (its own API, a database, a cloud metadata service),
-hosts that resolve to a loopback, private, link-local or other non-global address are refused unless
-`COVE_OSS_PRIVATE_NETWORKS` allows them; redirects are not followed.
+hosts that resolve to a loopback, private, link-local or other non-global address (an IPv4 one
+inside an IPv6 address included) are refused unless `COVE_OSS_PRIVATE_NETWORKS` allows them;
+redirects are not followed, and the proxy variables (HTTP_PROXY...) are not used for URLs. For the
+URL tools the check is made when the connection is opened, on the very address connected to, so a
+name that resolves to a public address when checked and to a private one a moment later (DNS
+rebinding) gains nothing. boto3 resolves an S3 endpoint itself: there the check is made just before,
+which rebinding could outrun; an operator who needs more blocks the server's own egress.
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ import posixpath
 import socket
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+import httpcore
 import httpx
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -113,24 +119,90 @@ def _arguments(name: str, raw: Any) -> dict[str, str]:
     return dict(raw)
 
 
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
 def check_destination(url: str, private_networks: bool) -> None:
     """Refuse a URL that is not http(s), or whose host resolves to a non-global address."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise OssFailed(f"{url!r} is not an http:// or https:// URL")
-    if private_networks:
-        return
+    if not private_networks:
+        global_address(parts.hostname, parts.port or 443)
+
+
+def global_address(host: str, port: int) -> str:
+    """The address to connect to for `host`; OssFailed unless every address it resolves to is global
+    (one private address among public ones is refused too: which one is used is not ours to pick)."""
     try:
-        found = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+        found = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError) as error:
-        raise OssFailed(f"cannot resolve {parts.hostname!r}: {error}") from None
-    for *_, address in found:
-        ip = ipaddress.ip_address(str(address[0]).split("%")[0])
-        if not ip.is_global:
+        raise OssFailed(f"cannot resolve {host!r}: {error}") from None
+    addresses = [ipaddress.ip_address(str(address[0]).split("%")[0]) for *_, address in found]
+    for ip in addresses:
+        if not _is_global(ip):
             raise OssFailed(
-                f"{parts.hostname} resolves to {ip}, a loopback, private or reserved address, which this "
+                f"{host} resolves to {ip}, a loopback, private or reserved address, which this "
                 "server does not reach for sessions (an operator can allow it: COVE_OSS_PRIVATE_NETWORKS)"
             )
+    if not addresses:
+        raise OssFailed(f"cannot resolve {host!r}")
+    return str(addresses[0])
+
+
+def _is_global(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """`is_global`, also for the IPv4 address inside an IPv6 one (::ffff:a.b.c.d, 64:ff9b::/96, 6to4)."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = ip.ipv4_mapped or ip.sixtofour
+        if inner is None and (ip in NAT64 or ip in IPV4_COMPATIBLE):
+            inner = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if inner is not None and not inner.is_global:
+            return False
+    return ip.is_global
+
+
+class _GuardedBackend(httpcore.AsyncNetworkBackend):
+    """Opens TCP connections only to the global address the host resolved to when checked."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        address = await asyncio.to_thread(global_address, host, port)
+        return await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise OssFailed("URLs of the OSS tools cannot name a Unix socket")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def url_client(private_networks: bool) -> httpx.AsyncClient:
+    """The client for the URL tools: no redirects and, unless private networks are allowed,
+    connections only to checked global addresses (TLS still verified against the URL's host) and no
+    HTTP(S)_PROXY, since a proxy would resolve and reach the host itself, past the check."""
+    if private_networks:
+        return httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False)
+    transport = httpx.AsyncHTTPTransport()  # an explicit transport: proxy variables are not used
+    # httpx has no public way to give its transport a network backend; this is the pool it makes.
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(), network_backend=_GuardedBackend()
+    )
+    return httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False, transport=transport)
 
 
 def _answer(text: str, is_error: bool = False) -> dict[str, Any]:
@@ -254,7 +326,7 @@ class ObjectStorageTools:
 
         async def send() -> tuple[int, httpx.Response]:
             size, chunks = await agent.download(path)
-            async with httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False) as http:
+            async with url_client(self.private_networks) as http:
                 # S3 wants a length, not a chunked body
                 return size, await http.put(url, content=chunks, headers={"Content-Length": str(size)})
 
@@ -272,7 +344,7 @@ class ObjectStorageTools:
 
         async def fetch() -> int:
             async with (
-                httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False) as http,
+                url_client(self.private_networks) as http,
                 http.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response,
             ):
                 if response.status_code != 200:
