@@ -2,7 +2,7 @@
 # Install what Cove needs on a Debian host, then the Python package into $REPO/.venv.
 #
 #   sudo bash scripts/install.sh                   # runc, Python, the default image's packages, .venv
-#   sudo bash scripts/install.sh --with-test-deps  # also PostgreSQL, which the tests start themselves
+#   sudo bash scripts/install.sh --with-test-deps  # also PostgreSQL (the tests start it), node and a JDK
 #
 # Safe to run again: apt runs only when a package is missing, pip only when pyproject.toml changed.
 set -euo pipefail
@@ -53,7 +53,9 @@ fi
 packages=(runc python3 python3-venv python3-pip util-linux mount debootstrap debian-archive-keyring
     "${image_packages[@]}")
 if [[ $with_test_deps -eq 1 ]]; then
-    packages+=(postgresql)
+    # run_code's JavaScript and Java kernels are tested on the host too, and Java in a session on an
+    # image made from the host's JDK package.
+    packages+=(postgresql nodejs default-jdk-headless)
 fi
 
 is_installed() {

@@ -167,9 +167,10 @@ def test_kernels_of_two_sessions_are_apart(session: Session, server: CoveServer)
 
 
 def test_languages(session: Session) -> None:
-    for language in ("r", "java"):
-        refused = session.code.run_code("1", language=language)
-        assert not refused.success and f"no {language} kernel yet" in refused.error_message
+    refused = session.code.run_code("1", language="r")
+    assert not refused.success and "no r kernel yet" in refused.error_message
+    no_jdk = session.code.run_code("1", language="java")
+    assert not no_jdk.success and "java needs a JDK" in no_jdk.error_message, "no JDK here"
     no_node = session.code.run_code("1", language="javascript")
     assert not no_node.success and "image_id='code_latest'" in no_node.error_message, "no node here"
     unknown = session.code.run_code("1", language="cobol")

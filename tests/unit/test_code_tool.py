@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -100,10 +99,6 @@ def main_text(answer: dict[str, Any]) -> str:
     return str(main["text/plain"])
 
 
-needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="no node on this machine")
-
-
-@needs_node
 def test_javascript_declarations_persist_and_can_be_declared_again(
     kernels: dict[str, code.KernelSlot],
 ) -> None:
@@ -117,7 +112,6 @@ def test_javascript_declarations_persist_and_can_be_declared_again(
     assert js("let hidden = 1")[1]["result"] == [], "a declaration shows nothing"
 
 
-@needs_node
 def test_javascript_top_level_await_keeps_its_declarations(kernels: dict[str, code.KernelSlot]) -> None:
     failed, answer = js(
         "const {v} = await new Promise(r => setTimeout(() => r({v: 5}), 5));\n"
@@ -135,7 +129,6 @@ def test_javascript_top_level_await_keeps_its_declarations(kernels: dict[str, co
     assert frames[2].startswith("    at <cell 4>:4:"), "the cell's frames, at the cell's own lines"
 
 
-@needs_node
 def test_javascript_output_results_and_errors(kernels: dict[str, code.KernelSlot]) -> None:
     failed, answer = js(
         "console.log('log'); console.error('error'); process.stdout.write('raw\\n')\n"
@@ -165,7 +158,6 @@ def test_javascript_output_results_and_errors(kernels: dict[str, code.KernelSlot
     assert failed and answer["error"]["name"] == "SyntaxError"
 
 
-@needs_node
 def test_javascript_interrupts_keep_the_state(kernels: dict[str, code.KernelSlot]) -> None:
     assert not js("var kept = 'here'")[0]
     for cell in ("while (true) {}", "await new Promise(() => {})", "await null; kept; for (;;) {}"):
@@ -179,7 +171,6 @@ def test_javascript_interrupts_keep_the_state(kernels: dict[str, code.KernelSlot
     assert main_text(answer) == "'again'" and not answer["kernel_restarted"]
 
 
-@needs_node
 def test_languages_have_kernels_of_their_own(kernels: dict[str, code.KernelSlot]) -> None:
     assert not run("shared = 'python'")[0] and not js("var shared = 'javascript'")[0]
     assert main_text(run("shared", language="py")[1]) == "'python'"
@@ -196,6 +187,74 @@ def test_javascript_without_node_names_the_image_that_has_it(
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(ToolError, match="image_id='code_latest'"):
         code.run_code({"code": "1", "language": "js"})
+
+
+def java(source: str, **arguments: Any) -> tuple[bool, dict[str, Any]]:
+    return run(source, language="java", **arguments)
+
+
+def test_java_keeps_variables_methods_classes_and_imports(kernels: dict[str, code.KernelSlot]) -> None:
+    failed, answer = java(
+        "import java.util.*;\nint base = 40;\nint twice(int x) { return 2 * x; }\n"
+        'class Box { int size() { return 3; } }\nSystem.out.println("set"); System.err.println("err");'
+    )
+    assert (
+        not failed
+        and answer["result"] == []
+        and (answer["stdout"], answer["stderr"]) == (["set\n"], ["err\n"])
+    )
+    assert main_text(java("twice(base + 2) + new Box().size()")[1]) == "87"
+    assert main_text(java('new ArrayList<>(List.of("a"))')[1]) == "[a]", "the import stays"
+    assert main_text(java('"text"')[1]) == '"text"', "a value as jshell shows it"
+    assert java("base = 1")[1]["result"] == [] and java("int hidden = 2;")[1]["result"] == []
+    failed, answer = java(
+        'new ProcessBuilder("sh", "-c", "echo child; echo child-error >&2").inheritIO().start().waitFor()'
+    )
+    assert not failed and (answer["stdout"], answer["stderr"]) == (["child\n"], ["child-error\n"])
+
+
+def test_java_exceptions_and_compile_errors(kernels: dict[str, code.KernelSlot]) -> None:
+    failed, answer = java(
+        'int divide(int a) { return 10 / a; }\nSystem.out.println("before");\ndivide(0);\n"after"'
+    )
+    assert failed and answer["stdout"] == ["before\n"] and answer["result"] == [], (
+        "the cell stops at the exception"
+    )
+    error = answer["error"]
+    assert (error["name"], error["value"]) == ("java.lang.ArithmeticException", "/ by zero")
+    assert error["traceback"].startswith("java.lang.ArithmeticException: / by zero\n\tat .divide(#")
+    assert answer["executionError"] == "java.lang.ArithmeticException: / by zero"
+    failed, answer = java('throw new RuntimeException("outer", new IllegalStateException("inner"));')
+    assert failed and "Caused by: java.lang.IllegalStateException: inner" in answer["error"]["traceback"]
+    failed, answer = java('int fine = 1;\nint wrong = "s";')
+    assert failed and answer["error"]["name"] == "CompilationError"
+    assert "incompatible types" in answer["error"]["value"]
+    assert answer["error"]["traceback"].startswith("<cell 3>:2: error: incompatible types")
+    assert main_text(java("fine")[1]) == "1", "the snippets before the error ran"
+    assert java("foo(")[1]["error"]["value"] == "reached end of file while parsing"
+
+
+def test_java_interrupts_keep_the_state_and_a_dead_kernel_restarts(
+    kernels: dict[str, code.KernelSlot],
+) -> None:
+    assert not java('String kept = "here";')[0]
+    for cell in ("while (true) {}", "Thread.sleep(60_000);"):
+        failed, answer = java(f'{cell}\nkept = "lost";', timeout_s=1)
+        assert failed and answer["timed_out"] and "kernel_died" not in answer, cell
+    failed, answer = java("kept")
+    assert not failed and main_text(answer) == '"here"' and not answer["kernel_restarted"]
+    failed, answer = java("System.exit(3);")
+    assert failed and answer["error"]["name"] == "KernelDied" and "exit code 3" in answer["error"]["value"]
+    failed, answer = java("1 + 1")
+    assert not failed and main_text(answer) == "2" and answer["kernel_restarted"]
+
+
+def test_java_without_a_jdk_says_what_the_image_needs(
+    kernels: dict[str, code.KernelSlot], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(ToolError, match="java needs a JDK 11 or newer"):
+        code.run_code({"code": "1", "language": "Java"})
 
 
 def test_the_sdk_reads_answers_and_plain_text() -> None:

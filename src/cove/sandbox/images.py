@@ -16,7 +16,7 @@ import shutil
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -250,12 +250,13 @@ class ImageStore:
         self._loaded.pop(image_id, None)
         _remove_tree(doomed)
 
-    def build_from_host(self, image_id: str) -> Image:
-        """Assemble a host-built image (no download); a concurrent builder's result is as good."""
+    def build_from_host(self, image_id: str, roots: Iterable[str] | None = None) -> Image:
+        """Assemble an image from the host's installed packages (no download), by default those of a
+        host-built image; `roots` (with their dependencies) instead make one of a test's own. A
+        concurrent builder's result is as good."""
         with self._scratch(image_id) as scratch:
-            packages = build_host_rootfs(
-                scratch / "rootfs", HOST_BUILT_IMAGES[image_id], SANDBOX_USER, SANDBOX_UID
-            )
+            chosen = HOST_BUILT_IMAGES[image_id] if roots is None else roots
+            packages = build_host_rootfs(scratch / "rootfs", chosen, SANDBOX_USER, SANDBOX_UID)
             try:
                 return self._install(scratch, image_id, "built from the host's packages", packages, {})
             except InvalidState:

@@ -1,12 +1,13 @@
 """The `run_code` tool: cells in a kernel per language that keeps its state, like a notebook's.
 
-The first call in a language starts its kernel (../kernel.py for Python, ../kernel.js for JavaScript)
-as a child of the agent, and later calls run their cells in it, one at a time, so variables, imports
-and the working directory persist. Every kernel speaks the same protocol on a socket and gets the
-same pipes as its stdout and stderr, so one `KernelProcess` and `KernelSlot` serve all languages. A
-cell past its timeout is interrupted with SIGINT and the kernel keeps its state; one that ignores
-the interrupt gets its kernel killed. A kernel that died is replaced on the next call, whose answer
-says `kernel_restarted`. The answer is the JSON AgentBay's SDK parses (see `answer_text`).
+The first call in a language starts its kernel (../kernel.py for Python, ../kernel.js for JavaScript,
+../Kernel.java, which drives the JDK's JShell, for Java) as a child of the agent, and later calls
+run their cells in it, one at a time, so variables, imports and the working directory persist.
+Every kernel speaks the same protocol on a socket and gets the same pipes as its stdout and stderr,
+so one `KernelProcess` and `KernelSlot` serve all languages. A cell past its timeout is interrupted
+with SIGINT and the kernel keeps its state; one that ignores the interrupt gets its kernel killed.
+A kernel that died is replaced on the next call, whose answer says `kernel_restarted`. The answer
+is the JSON AgentBay's SDK parses (see `answer_text`).
 """
 
 import contextlib
@@ -35,6 +36,7 @@ START_TIMEOUT_S = 30.0
 AGENT_DIR = Path(__file__).resolve().parent.parent
 KERNEL_FILE = AGENT_DIR / "kernel.py"
 JAVASCRIPT_KERNEL_FILE = AGENT_DIR / "kernel.js"
+JAVA_KERNEL_FILE = AGENT_DIR / "Kernel.java"
 BOOT = (
     "import sys, types; from importlib.machinery import SourceFileLoader; "
     "kernel = sys.modules['cove_kernel'] = types.ModuleType('cove_kernel'); kernel.__file__ = sys.argv[1]; "
@@ -45,7 +47,7 @@ BOOT = (
 (importlib.util would cost the kernel's start 6 ms)."""
 CODE_IMAGE = "code_latest"
 """The built-in image with every runtime run_code uses (docs/images.md)."""
-LATER_LANGUAGES = ("r", "java")
+LATER_LANGUAGES = ("r",)
 """AgentBay's other languages: Cove has no kernel for them yet (issue 5)."""
 
 
@@ -76,9 +78,31 @@ def javascript_command(environment: dict[str, str]) -> list[str]:
     return [node, "--expose-internals", str(JAVASCRIPT_KERNEL_FILE)]
 
 
+def java_command(environment: dict[str, str]) -> list[str]:
+    """A single-file source launch of Kernel.java, which drives the JDK's JShell; java.io is opened to
+    it so it can take its socket by number. A JRE has neither javac nor JShell: the `jshell` beside
+    `java` tells a JDK. The JIT stops at C1: javac compiles every snippet, and compiles (and starts)
+    about twice as fast so, for hot loops slower than C2 would run them."""
+    java = shutil.which("java", path=environment.get("PATH", os.defpath))
+    if java is None or not (Path(os.path.realpath(java)).parent / "jshell").exists():
+        raise ToolError(
+            "run_code: java needs a JDK 11 or newer (`java` on PATH, with `jshell` beside it), and this "
+            f"session's image has {'only a JRE' if java else 'none'}; use an image with one, such as "
+            "Debian's default-jdk-headless"
+        )
+    return [
+        java,
+        "-XX:TieredStopAtLevel=1",
+        "--add-opens",
+        "java.base/java.io=ALL-UNNAMED",
+        str(JAVA_KERNEL_FILE),
+    ]
+
+
 PYTHON = Language("python", "Python", ("python", "py", "python3"), python_command)
 JAVASCRIPT = Language("javascript", "JavaScript", ("javascript", "js", "node", "nodejs"), javascript_command)
-LANGUAGES = {language.name: language for language in (PYTHON, JAVASCRIPT)}
+JAVA = Language("java", "Java", ("java",), java_command)
+LANGUAGES = {language.name: language for language in (PYTHON, JAVASCRIPT, JAVA)}
 
 
 class KernelProcess:
@@ -294,11 +318,11 @@ def check_language(language: str) -> Language:
     if name in LATER_LANGUAGES:
         raise ToolError(
             f"run_code: language '{language}' is not supported: Cove has no {name} kernel yet; "
-            "run_code runs python and javascript"
+            "run_code runs python, javascript and java"
         )
     raise ToolError(
-        f"run_code: unknown language '{language}'; run_code runs python (also py, python3) and "
-        "javascript (also js, node, nodejs)"
+        f"run_code: unknown language '{language}'; run_code runs python (also py, python3), "
+        "javascript (also js, node, nodejs) and java"
     )
 
 
@@ -393,7 +417,7 @@ TOOLS = [
     Tool(
         name="run_code",
         description=(
-            "Run Python or JavaScript code in the session's kernel for that language, which keeps its "
+            "Run Python, JavaScript or Java code in the session's kernel for that language, which keeps its "
             "variables, imports and working directory from call to call, as a notebook does. Answers "
             "JSON: result (mime bundles as "
             "JSON strings; the value of a final expression is the main result, display() adds more), "
@@ -406,8 +430,9 @@ TOOLS = [
             "code": {"type": "string", "description": "the cell: statements in its language"},
             "language": {
                 "type": "string",
-                "description": "python (also py, python3), the default, or javascript (also js, node, "
-                "nodejs: Node.js, in images that have it, such as code_latest)",
+                "description": "python (also py, python3), the default, javascript (also js, node, "
+                "nodejs: Node.js, in images that have it, such as code_latest), or java (JShell: in "
+                "images with a JDK 11 or newer)",
             },
             "timeout_s": {
                 "type": "integer",
