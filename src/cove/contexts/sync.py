@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -66,19 +66,30 @@ def _add_file(archive: tarfile.TarFile, name: str, size: int, content: Any) -> N
 
 
 class _ChunkReader:
-    def __init__(self, chunks: Any) -> None:
+    """A file-like view of a chunk iterator for tarfile, which reads 16 KiB at a time: each read
+    copies only what it returns, never the rest of a (1 MiB) chunk."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
         self._chunks = iter(chunks)
-        self._buffer = b""
+        self._chunk = b""
+        self._offset = 0
 
     def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buffer) < size:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                break
-            self._buffer += chunk
-        taken = self._buffer if size < 0 else self._buffer[:size]
-        self._buffer = self._buffer[len(taken) :]
-        return taken
+        pieces: list[bytes] = []
+        wanted = size
+        while wanted != 0:
+            if self._offset >= len(self._chunk):
+                chunk = next(self._chunks, None)
+                if chunk is None:
+                    break
+                self._chunk, self._offset = chunk, 0
+                continue
+            end = len(self._chunk) if wanted < 0 else self._offset + wanted
+            piece = self._chunk[self._offset : end]
+            self._offset += len(piece)
+            wanted = wanted if wanted < 0 else wanted - len(piece)
+            pieces.append(piece)
+        return b"".join(pieces)
 
 
 @dataclass(frozen=True)
