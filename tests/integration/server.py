@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from cove import AgentBay, Config, CreateSessionParams, Session
 from cove.sandbox.cgroups import hierarchy_roots
 
 KEY_A = "test-key-tenant-a"
@@ -126,3 +127,15 @@ def running_server(data_dir: Path, **settings: Any) -> Iterator[CoveServer]:
     finally:
         server.stop()
         server.remove_sandboxes()
+
+
+@contextmanager
+def sdk_session(server: CoveServer, image_id: str) -> Iterator[Session]:
+    """A session of `image_id` made through Cove's SDK with KEY_A, deleted afterwards, pass or fail."""
+    with AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url)) as agent_bay:
+        created = agent_bay.create(CreateSessionParams(image_id=image_id))
+        assert created.session is not None, created.error_message
+        try:
+            yield created.session
+        finally:
+            created.session.delete()

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from cove import AgentBay, Config, CreateSessionParams, EnhancedCodeExecutionResult, Session
+from cove import EnhancedCodeExecutionResult, Session
 from cove.config import Settings
 from cove.sandbox.debian_build import DebianSource
 from cove.sandbox.host_image import LINUX_LATEST_PACKAGES
 from cove.sandbox.images import ImageStore
-from tests.integration.server import KEY_A, CoveServer, running_server
+from tests.integration.server import CoveServer, running_server, sdk_session
 
 JAVA_IMAGE = "java_test"
 
@@ -53,11 +53,8 @@ def java_server() -> Iterator[CoveServer]:
 
 @pytest.fixture
 def java_session(java_server: CoveServer) -> Iterator[Session]:
-    with AgentBay(api_key=KEY_A, cfg=Config(endpoint=java_server.url)) as agent_bay:
-        created = agent_bay.create(CreateSessionParams(image_id=JAVA_IMAGE))
-        assert created.session is not None, created.error_message
-        yield created.session
-        created.session.delete()
+    with sdk_session(java_server, JAVA_IMAGE) as session:
+        yield session
 
 
 def java(session: Session, code: str, **arguments: Any) -> EnhancedCodeExecutionResult:

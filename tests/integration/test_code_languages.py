@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from cove import AgentBay, Config, CreateSessionParams, EnhancedCodeExecutionResult, Session
-from tests.integration.server import KEY_A, CoveServer
+from cove import EnhancedCodeExecutionResult, Session
+from tests.integration.server import KEY_A, CoveServer, sdk_session
 
 CODE_IMAGE = "code_latest"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -39,11 +39,8 @@ display.html('<b>swatch</b>');
 @pytest.fixture
 def code_session(code_server: CoveServer) -> Iterator[Session]:
     """A session of code_latest through Cove's SDK, deleted after the test."""
-    with AgentBay(api_key=KEY_A, cfg=Config(endpoint=code_server.url)) as agent_bay:
-        created = agent_bay.create(CreateSessionParams(image_id=CODE_IMAGE))
-        assert created.session is not None, created.error_message
-        yield created.session
-        created.session.delete()
+    with sdk_session(code_server, CODE_IMAGE) as session:
+        yield session
 
 
 def js(session: Session, code: str, **arguments: Any) -> EnhancedCodeExecutionResult:
@@ -134,15 +131,10 @@ def test_javascript_killed_kernel_is_restarted_and_says_so(code_session: Session
 
 def test_javascript_kernels_of_two_sessions_are_apart(code_session: Session, code_server: CoveServer) -> None:
     assert js(code_session, "var secret = 'mine'").success
-    with AgentBay(api_key=KEY_A, cfg=Config(endpoint=code_server.url)) as agent_bay:
-        other = agent_bay.create(CreateSessionParams(image_id=CODE_IMAGE)).session
-        assert other is not None
-        try:
-            there = js(other, "secret")
-            assert not there.success and there.error is not None and there.error.name == "ReferenceError"
-            assert not there.kernel_restarted, "its first kernel"
-        finally:
-            other.delete()
+    with sdk_session(code_server, CODE_IMAGE) as other:
+        there = js(other, "secret")
+        assert not there.success and there.error is not None and there.error.name == "ReferenceError"
+        assert not there.kernel_restarted, "its first kernel"
     assert js(code_session, "secret").result == "'mine'"
 
 
