@@ -63,13 +63,18 @@ class Language:
     its socket's fd, the output limit per cell, and the fds to read its stdout and stderr from."""
 
 
+def _on_path(program: str, environment: dict[str, str]) -> str | None:
+    """Where `program` is on the PATH the kernel gets, which need not be the agent's own."""
+    return shutil.which(program, path=environment.get("PATH", os.defpath))
+
+
 def python_command(environment: dict[str, str]) -> list[str]:
     return [sys.executable, "-c", BOOT, str(KERNEL_FILE)]
 
 
 def javascript_command(environment: dict[str, str]) -> list[str]:
     """Node with its internals exposed: the kernel parses cells with the acorn parser Node bundles."""
-    node = shutil.which("node", path=environment.get("PATH", os.defpath))
+    node = _on_path("node", environment)
     if node is None:
         raise ToolError(
             "run_code: javascript needs Node.js (`node` on PATH), and this session's image has none; "
@@ -83,7 +88,7 @@ def java_command(environment: dict[str, str]) -> list[str]:
     it so it can take its socket by number. A JRE has neither javac nor JShell: the `jshell` beside
     `java` tells a JDK. The JIT stops at C1: javac compiles every snippet, and compiles (and starts)
     about twice as fast so, for hot loops slower than C2 would run them."""
-    java = shutil.which("java", path=environment.get("PATH", os.defpath))
+    java = _on_path("java", environment)
     if java is None or not (Path(os.path.realpath(java)).parent / "jshell").exists():
         raise ToolError(
             "run_code: java needs a JDK 11 or newer (`java` on PATH, with `jshell` beside it), and this "
