@@ -53,8 +53,8 @@ def time_bare_runc(image_rootfs: Path, runs: int) -> list[float]:
         args=INIT_ARGS,
         user_uid=SANDBOX_UID,
         home=SANDBOX_HOME,
-        id_mapping=IdMapping(100000, 65536),
-        limits=Limits(memory_mb=1024, cpus=1.0, pids=512),
+        id_mapping=IdMapping(100000, 65536, SANDBOX_UID, 999_999),
+        limits=Limits(memory_mb=1024, cpus=1.0, pids=512, disk_mb=10240),
         cgroups_path="/cove-bench/bare",
         binds=[Mount(source=str(AGENT_DIR), destination=AGENT_MOUNT)],
     )

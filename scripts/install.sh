@@ -50,7 +50,8 @@ fi
 
 # runuser (util-linux) starts PostgreSQL as its own user in the tests; umount (mount) cleans up.
 # `cove image build` runs debootstrap, which checks Debian's signatures with the keyring (also on Ubuntu).
-packages=(runc python3 python3-venv python3-pip util-linux mount debootstrap debian-archive-keyring
+# btrfs-progs formats the filesystem that holds sessions, with their disk limits.
+packages=(runc python3 python3-venv python3-pip util-linux mount debootstrap debian-archive-keyring btrfs-progs
     "${image_packages[@]}")
 if [[ $with_test_deps -eq 1 ]]; then
     # run_code's JavaScript and Java kernels are tested on the host too, and Java in a session on an

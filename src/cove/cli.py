@@ -165,6 +165,7 @@ def session() -> None:
 @click.option("--memory-mb", type=int, default=None)
 @click.option("--cpus", type=float, default=None)
 @click.option("--pids", type=int, default=None)
+@click.option("--disk-mb", type=int, default=None)
 def session_create(
     endpoint: str | None,
     api_key: str | None,
@@ -174,12 +175,18 @@ def session_create(
     memory_mb: int | None,
     cpus: float | None,
     pids: int | None,
+    disk_mb: int | None,
 ) -> None:
     """Create a session and print its id."""
     from cove import CreateSessionParams
 
     params = CreateSessionParams(
-        image_id=image_id, labels=_pairs(labels, "--label") or None, memory_mb=memory_mb, cpus=cpus, pids=pids
+        image_id=image_id,
+        labels=_pairs(labels, "--label") or None,
+        memory_mb=memory_mb,
+        cpus=cpus,
+        pids=pids,
+        disk_mb=disk_mb,
     )
     with _client(endpoint, api_key, data_dir) as client:
         click.echo(_check(client.create(params)).session.session_id)

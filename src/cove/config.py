@@ -39,12 +39,28 @@ class Settings:
     default_memory_mb: int = _setting(1024, "memory limit of a session, MiB")
     default_cpus: float = _setting(1.0, "CPU limit of a session, cores")
     default_pids: int = _setting(512, "process limit of a session")
+    default_disk_mb: int = _setting(
+        10240, "disk limit of a session, MiB: what it writes, files counted by their metadata"
+    )
     max_memory_mb: int = _setting(8192, "largest memory limit a create may ask for, MiB")
     max_cpus: float = _setting(float(os.cpu_count() or 1), "largest CPU limit a create may ask for")
     max_pids: int = _setting(4096, "largest process limit a create may ask for")
+    max_disk_mb: int = _setting(102400, "largest disk limit a create may ask for, MiB")
+    sessions_volume_mb: int = _setting(
+        0,
+        "size of DATA_DIR/sessions.btrfs, the sparse file sessions live in when DATA_DIR is not on "
+        "btrfs, MiB, set when it is made; 0: 90% of the free space there",
+    )
     warm_pool: int = _setting(2, "sandboxes kept prepared for creates with the default image and limits")
     runc: str = _setting("runc", "OCI runtime binary (runc; crun takes the same commands)")
     subordinate_id_start: int = _setting(100000, "first host uid/gid that sandbox uid 0 maps to")
+    identity_registry: Path = _setting(
+        Path("/run/cove/identities"),
+        "where every Cove server on this host records the host uid each session holds",
+    )
+    max_sandboxes: int = _setting(
+        2000, "sandboxes this server runs at most (all tenants); past it, creates get 503"
+    )
     output_limit_bytes: int = _setting(10 * 1024 * 1024, "command output kept per stream; the rest is cut")
     max_command_timeout_ms: int = _setting(3_600_000, "longest timeout_ms a command may ask for")
     default_idle_timeout_s: int = _setting(

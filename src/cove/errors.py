@@ -58,6 +58,13 @@ class QuotaExceeded(CoveError):
     http_status = 429
 
 
+class CapacityExceeded(CoveError):
+    """The host has no room for another sandbox now (a server-wide limit, not the caller's quota)."""
+
+    code = "CapacityExceeded"
+    http_status = 503
+
+
 class SandboxError(CoveError):
     """The sandbox runtime failed; whatever it had started is already cleaned up."""
 

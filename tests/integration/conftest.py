@@ -13,7 +13,7 @@ import pytest
 
 from cove import AgentBay, AsyncAgentBay, AsyncSession, Config, Session
 from tests.integration.recipe_images import IMAGES_DIR, ensure_built
-from tests.integration.server import KEY_A, CoveServer, running_server
+from tests.integration.server import KEY_A, CoveServer, remove_data, running_server
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def data_root() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="cove-test-", dir="/var/tmp"))
     path.chmod(0o711)
     yield path
-    shutil.rmtree(path, ignore_errors=True)
+    remove_data(path)
 
 
 @pytest.fixture(scope="session")

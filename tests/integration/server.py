@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import httpx
 
 from cove import AgentBay, Config, CreateSessionParams, Session
 from cove.sandbox.cgroups import hierarchy_roots
+from cove.sandbox.mounts import mount_points_under
 
 KEY_A = "test-key-tenant-a"
 KEY_B = "test-key-tenant-b"
@@ -70,11 +72,11 @@ class CoveServer:
         self.process = None
 
     def remove_sandboxes(self) -> None:
-        """What a test leaves running goes: containers first, then their overlay mounts."""
+        """What a test leaves running goes: containers first, then their overlay mounts and the
+        sessions' filesystem (a loop mount: its loop device goes with it)."""
         for session_id in self.containers():
             self.runc("delete", "--force", session_id)
-        for mount in self.mounts():
-            subprocess.run(["umount", "-l", mount], check=False)
+        unmount_all(self.data_dir)
 
     def client(self, key: str = KEY_A) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=120)
@@ -112,9 +114,34 @@ class CoveServer:
             if child.is_dir()
         )
 
+    def leftovers(self) -> dict[str, list[str]]:
+        """What this server's sessions hold on the host, but for prepared (warm pool) sandboxes."""
+        states = json.loads(self.runc("list", "--format", "json").stdout or "null") or []
+        prepared = {entry["id"] for entry in states if entry["status"] == "created"}
+        sessions = self.data_dir / "sessions"
+        return {
+            "containers": sorted({entry["id"] for entry in states} - prepared),
+            "mounts": [m for m in self.mounts() if Path(m).parent.name not in prepared],
+            "cgroups": [str(p) for p in self.cgroup_dirs() if p.name not in prepared],
+            "folders": sorted(p.name for p in sessions.iterdir() if p.is_dir() and p.name not in prepared),
+        }
+
     def mounts(self) -> list[str]:
         prefix = str(self.data_dir / "sessions") + "/"
         return [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines() if prefix in line]
+
+
+def unmount_all(root: Path) -> None:
+    """Unmount everything under `root`, deepest first, so that the folder can be removed."""
+    for point in mount_points_under(root):
+        subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def remove_data(root: Path) -> None:
+    """Remove a test's scratch folder, and first what servers mounted in it (even those that failed
+    to start: the sessions' filesystem is mounted early)."""
+    unmount_all(root)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @contextmanager

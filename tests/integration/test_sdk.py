@@ -38,7 +38,7 @@ def create(agent_bay: AgentBay, **params: object) -> Session:
 def test_session_lifecycle(agent_bay: AgentBay, server: CoveServer) -> None:
     session = create(agent_bay, labels={"team": "a"}, memory_mb=256, cpus=0.5, pids=64)
     assert session.session_id.startswith("session-")
-    assert session.data.resources == {"memory_mb": 256, "cpus": 0.5, "pids": 64}
+    assert session.data.resources == {"memory_mb": 256, "cpus": 0.5, "pids": 64, "disk_mb": 10240}
     assert server.sandbox(session.session_id, "hostname").stdout.strip() == session.session_id
 
     assert session.get_status().status == "RUNNING"

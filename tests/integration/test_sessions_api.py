@@ -20,7 +20,7 @@ def test_create_get_info_delete(server: CoveServer, api: httpx.Client, new_sessi
     session_id = session["session_id"]
     assert session["status"] == "RUNNING"
     assert session["image_id"] == "linux_latest"
-    assert session["resources"] == {"memory_mb": 256, "cpus": 0.5, "pids": 64}
+    assert session["resources"] == {"memory_mb": 256, "cpus": 0.5, "pids": 64, "disk_mb": 10240}
     assert session["resource_url"].endswith(f"/v1/sessions/{session_id}")
     assert session_id in server.containers()
 

@@ -12,8 +12,8 @@ def spec() -> dict:  # type: ignore[type-arg]
         args=["init"],
         user_uid=1000,
         home="/home/user",
-        id_mapping=IdMapping(100000, 65536),
-        limits=Limits(memory_mb=256, cpus=0.5, pids=64),
+        id_mapping=IdMapping(100000, 65536, 1000, 1_000_042),
+        limits=Limits(memory_mb=256, cpus=0.5, pids=64, disk_mb=1024),
         cgroups_path="/cove/i/session-x",
         binds=[Mount("/host/agent", "/.cove/agent")],
     )
@@ -27,7 +27,13 @@ def test_namespaces_user_and_privileges() -> None:
     assert config["process"]["user"] == {"uid": 1000, "gid": 1000}
     assert config["process"]["noNewPrivileges"] is True
     assert all(v == [] for v in config["process"]["capabilities"].values())
-    assert config["linux"]["uidMappings"] == [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    assert config["linux"]["uidMappings"] == [
+        {"containerID": 0, "hostID": 100000, "size": 1000},
+        {"containerID": 1000, "hostID": 1_000_042, "size": 1},  # the session's own host uid
+        {"containerID": 1001, "hostID": 101001, "size": 64535},
+    ]
+    assert IdMapping.from_spec(config["linux"]["uidMappings"]) == IdMapping(100000, 65536, 1000, 1_000_042)
+    assert config["linux"]["seccomp"]["defaultAction"] == "SCMP_ACT_ERRNO"
 
 
 def test_limits_and_binds() -> None:

@@ -55,6 +55,11 @@ def test_limits_default_and_maxima() -> None:
         check_limits(settings, pids=1.5)
     with pytest.raises(InvalidArgument, match=r"resources.cpus must be a number"):
         check_limits(settings, cpus=True)
+    assert check_limits(settings).disk_mb == settings.default_disk_mb
+    with pytest.raises(InvalidArgument, match=r"resources.disk_mb is 8; the minimum is 16"):
+        check_limits(settings, disk_mb=8)
+    with pytest.raises(InvalidArgument, match=r"resources.disk_mb must be a whole number"):
+        check_limits(settings, disk_mb="64")
 
 
 def test_status_and_paging() -> None:

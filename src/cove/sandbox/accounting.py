@@ -114,8 +114,7 @@ class SessionMetrics:
     """What `get_metrics` answers, with AgentBay's names (and Cove's `processes`, `cpu_seconds`).
 
     Rates and `cpu_used_pct` are measured between two samples; `cpu_used_pct` is a share of the
-    session's CPU limit; `disk_total` is the size of the filesystem that holds session data, which
-    sessions share.
+    session's CPU limit; `disk_total` is the session's disk limit (session_volumes.py).
     """
 
     cpu_count: float

@@ -1,13 +1,15 @@
 """Build the OCI runtime spec (config.json) that runc runs each session from.
 
 Everything a session is isolated by is decided here, in one readable function: namespaces,
-the user-namespace ID mapping, capabilities, masked paths and cgroup limits.
+the user-namespace ID mapping, capabilities, the seccomp profile, masked paths and cgroup limits.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from cove.sandbox.seccomp import default_profile
 
 # runc's defaults for `runc spec`: paths a sandbox must not read or write.
 MASKED_PATHS = [
@@ -36,25 +38,42 @@ SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 @dataclass(frozen=True)
 class IdMapping:
-    """Container IDs 0..size-1 appear on the host as host_start..host_start+size-1."""
+    """Container IDs 0..size-1 appear on the host as host_start..host_start+size-1, except the
+    sandbox user's, which is the session's own host ID (see identities.py)."""
 
     host_start: int
     size: int
+    user: int
+    user_host_id: int
 
     def to_host(self, container_id: int) -> int:
-        return self.host_start + container_id
+        return self.user_host_id if container_id == self.user else self.host_start + container_id
 
     def as_spec(self) -> list[dict[str, int]]:
-        return [{"containerID": 0, "hostID": self.host_start, "size": self.size}]
+        above = self.user + 1
+        return [
+            {"containerID": 0, "hostID": self.host_start, "size": self.user},
+            {"containerID": self.user, "hostID": self.user_host_id, "size": 1},
+            {"containerID": above, "hostID": self.host_start + above, "size": self.size - above},
+        ]
+
+    @classmethod
+    def from_spec(cls, mappings: list[dict[str, int]]) -> IdMapping:
+        """The mapping a config.json was written with."""
+        low, user, high = mappings
+        return cls(low["hostID"], high["containerID"] + high["size"], user["containerID"], user["hostID"])
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-session cgroup limits."""
+    """Per-session limits: cgroups for memory, CPU and processes, a btrfs qgroup for disk
+    (session_volumes.py)."""
 
     memory_mb: int
     cpus: float
     pids: int
+    disk_mb: int
+    """Bytes and files the session may write, in MiB (files count by their metadata)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +83,8 @@ class Mount:
     source: str
     destination: str
     read_only: bool = True
+    executable: bool = True
+    """False mounts it noexec: for folders that hold no programs, such as a cgroup."""
 
 
 def build_spec(
@@ -118,6 +139,7 @@ def build_spec(
     ]
     for bind in binds:
         options = ["rbind", "nosuid", "nodev"] + (["ro"] if bind.read_only else ["rw"])
+        options += [] if bind.executable else ["noexec"]
         mounts.append(
             {"destination": bind.destination, "type": "bind", "source": bind.source, "options": options}
         )
@@ -166,6 +188,7 @@ def build_spec(
                 {"type": "user"},
                 {"type": "cgroup"},
             ],
+            "seccomp": default_profile(),
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,
         },

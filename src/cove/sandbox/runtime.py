@@ -2,9 +2,12 @@
 
 Layout under DATA_DIR:
     runc/                    runc's own state (`runc --root`)
-    sessions/<id>/           config.json, upper/ + work/ (the session's writable layer), rootfs/
-                             (the overlay mount point), runc.log and init.log, and run/: the
-                             sandbox's /.cove/run, where its tool agent listens (agent.sock)
+    sessions/                a btrfs filesystem (session_volumes.py), from sessions.btrfs if the
+                             data directory is not on btrfs
+    sessions/<id>/           a subvolume with the session's disk limit: config.json, upper/ + work/
+                             (the session's writable layer), rootfs/ (the overlay mount point),
+                             runc.log and init.log, and run/: the sandbox's /.cove/run, where its
+                             tool agent listens (agent.sock)
 Cgroups live at /cove/<instance>/<id> in every hierarchy, so two servers on one host never touch
 each other's sessions. Containers outlive the server process: runc detaches them.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 import compileall
 import contextlib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -24,19 +28,37 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cove.errors import SandboxError
+from cove.errors import CapacityExceeded, SandboxError
 from cove.sandbox import cgroups
 from cove.sandbox.accounting import Usage, read_usage
+from cove.sandbox.identities import DEFAULT_IDENTITY_REGISTRY, SessionIdentities
 from cove.sandbox.images import SANDBOX_HOME, SANDBOX_UID, Image
 from cove.sandbox.mounts import mount_overlay, mount_points_under, unmount
 from cove.sandbox.oci_spec import CPU_PERIOD_US, IdMapping, Limits, Mount, build_spec
+from cove.sandbox.session_volumes import SessionVolumes
+from cove.sandbox.user_namespace import cap_session, raise_host_caps
 
+log = logging.getLogger(__name__)
 AGENT_DIR = Path(__file__).resolve().parent.parent / "agent"
 AGENT_MOUNT = "/.cove/agent"
 AGENT_RUN_MOUNT = "/.cove/run"
+AGENT_LIMITS_FILE = "limits.json"
+CGROUP_MOUNT = "/.cove/cgroup"
+"""Where the sandbox sees its delegated cgroup (cgroups.delegate), a cgroup per process tree."""
 INIT_ARGS = ["python3", "-I", "-S", f"{AGENT_MOUNT}/init.py"]
 ID_RANGE_SIZE = 65536
 RUNC_TIMEOUT_S = 60
+OUT_OF_ROOM = (
+    "quota exceeded",
+    "no space left",
+    "resource temporarily unavailable",
+    "cannot allocate memory",
+)
+"""How runc reports a host resource running out (errno texts), which is a 503, not Cove's fault."""
+NO_KEYRING = ("--no-new-keyring",)
+"""runc would give each sandbox a session keyring, charged to the kernel's key budget
+(kernel.keys.maxkeys, 200 per user by default), which capped a host at about 200 sandboxes. Sandboxes
+keep the server's keyring instead, which they cannot touch: seccomp refuses every keyring call."""
 
 
 @dataclass(frozen=True)
@@ -115,10 +137,13 @@ class RuncRuntime:
         runc: str = "runc",
         id_start: int = 100000,
         sandbox_env: dict[str, str] | None = None,
+        identity_registry: Path = DEFAULT_IDENTITY_REGISTRY,
+        capacity: int = 2000,
+        sessions_volume_mb: int = 0,
     ) -> None:
         self.sessions_dir = data_dir / "sessions"
         self.state_dir = data_dir / "runc"
-        self.sessions_dir.mkdir(parents=True, exist_ok=True)
+        self.volumes = SessionVolumes(self.sessions_dir, data_dir / "sessions.btrfs", sessions_volume_mb)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir.chmod(0o700)
         self.sessions_dir.chmod(0o711)
@@ -126,13 +151,32 @@ class RuncRuntime:
         _check_traversable(self.sessions_dir)
         self.runc = runc
         self.sandbox_env = sandbox_env or {}
-        self.id_mapping = IdMapping(host_start=id_start, size=ID_RANGE_SIZE)
+        self.id_start = id_start
+        self.capacity = capacity
+        self.identities = SessionIdentities(identity_registry)
         self.cgroup_parent = f"/cove/{_instance_id(data_dir)}"
         if shutil.which(runc) is None:
             raise SandboxError(f"{runc!r} not found; install it (scripts/install.sh does) or set COVE_RUNC")
         # Sandboxes see the agent read-only and cannot cache its bytecode: without this, every agent
         # start would compile it again (about 0.2 s of a session's first tool call).
         compileall.compile_dir(AGENT_DIR, quiet=1)
+        self._keep_identities()
+        raise_host_caps(capacity)
+
+    def _keep_identities(self) -> None:
+        """Claim again the identities of this data directory's sandboxes (the registry may be new)."""
+        for directory in self.sessions_dir.iterdir():
+            mapping = self.id_mapping(directory.name)
+            if mapping is not None and not self.identities.keep(mapping.user_host_id, directory):
+                log.warning("the host uid of %s is claimed by another sandbox too", directory.name)
+
+    def id_mapping(self, session_id: str) -> IdMapping | None:
+        """The ID mapping of a session's sandbox, as its config.json has it (None before it exists)."""
+        try:
+            spec = json.loads((self.session_dir(session_id) / "config.json").read_bytes())
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return IdMapping.from_spec(spec["linux"]["uidMappings"])
 
     def _runc(self, *args: str, timeout: float = RUNC_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
         return run_bounded([self.runc, "--root", str(self.state_dir), *args], timeout)
@@ -148,9 +192,8 @@ class RuncRuntime:
         """Make and start the session's container (`runc run`); on failure nothing is left."""
         with self._cleaned_up_on_failure(session_id, "create"):
             self._make_bundle(session_id, image, limits)
-            self._runc_logged(
-                session_id, "run", "--detach", "--bundle", str(self.session_dir(session_id)), session_id
-            )
+            self._runc_logged(session_id, "run", "--detach", *self._new_container(session_id), session_id)
+            self._cap_user_namespace(session_id)
 
     def prepare(self, session_id: str, image: Image, limits: Limits) -> None:
         """Everything up to the first instruction of the sandbox's init (`runc create`).
@@ -160,7 +203,16 @@ class RuncRuntime:
         """
         with self._cleaned_up_on_failure(session_id, "create"):
             self._make_bundle(session_id, image, limits)
-            self._runc_logged(session_id, "create", "--bundle", str(self.session_dir(session_id)), session_id)
+            self._runc_logged(session_id, "create", *self._new_container(session_id), session_id)
+            self._cap_user_namespace(session_id)
+
+    def _new_container(self, session_id: str) -> list[str]:
+        """The options of `runc create` and `runc run` for a session's bundle."""
+        directory = self.session_dir(session_id)
+        return [*NO_KEYRING, "--pid-file", str(directory / "init.pid"), "--bundle", str(directory)]
+
+    def _cap_user_namespace(self, session_id: str) -> None:
+        cap_session(int((self.session_dir(session_id) / "init.pid").read_text()), run_bounded)
 
     def start(self, session_id: str, limits: Limits | None = None) -> None:
         """Let a prepared container run its init (`runc start`), first changing its limits if given."""
@@ -181,6 +233,8 @@ class RuncRuntime:
                     ),
                     *("--cpu-quota", quota, "--cpu-period", str(CPU_PERIOD_US), session_id),
                 )
+                self.volumes.set_limit(session_id, limits.disk_mb)
+                self._tell_agent(session_id, limits)
             self._runc_logged(session_id, "start", session_id)
 
     @contextlib.contextmanager
@@ -198,14 +252,37 @@ class RuncRuntime:
         directory = self.session_dir(session_id)
         upper, work, rootfs = directory / "upper", directory / "work", directory / "rootfs"
         run = self.agent_run_dir(session_id)
+        self.volumes.create(session_id, limits.disk_mb)
         for path in (upper, work, rootfs, run):
-            path.mkdir(parents=True)
-        sandbox_user = self.id_mapping.to_host(SANDBOX_UID)
+            path.mkdir()
+        if len(os.listdir(self.sessions_dir)) > self.capacity:
+            raise CapacityExceeded(
+                f"this host already runs {self.capacity} sandboxes, its limit (COVE_MAX_SANDBOXES); "
+                "delete sessions or try again later"
+            )
+        id_mapping = IdMapping(self.id_start, ID_RANGE_SIZE, SANDBOX_UID, self.identities.claim(directory))
+        sandbox_user = id_mapping.to_host(SANDBOX_UID)
         os.chown(run, sandbox_user, sandbox_user)
         run.chmod(0o700)
+        self._tell_agent(session_id, limits)
+        binds = [
+            Mount(source=str(AGENT_DIR), destination=AGENT_MOUNT),
+            Mount(source=str(run), destination=AGENT_RUN_MOUNT, read_only=False),
+        ]
+        user_cgroup = cgroups.delegate(f"{self.cgroup_parent}/{session_id}", sandbox_user)
+        if user_cgroup is not None:
+            binds.append(
+                Mount(source=str(user_cgroup), destination=CGROUP_MOUNT, read_only=False, executable=False)
+            )
         # The overlay's root takes its owner from the upper layer: make it the sandbox's root.
-        sandbox_root = self.id_mapping.to_host(0)
+        sandbox_root = id_mapping.to_host(0)
         os.chown(upper, sandbox_root, sandbox_root)
+        # The image's home belongs to no session's user: the session's own layer holds the folder.
+        home = upper / SANDBOX_HOME.lstrip("/")
+        home.mkdir(parents=True)
+        os.chown(home.parent, sandbox_root, sandbox_root)
+        os.chown(home, sandbox_user, sandbox_user)
+        home.chmod(0o750)
         mount_overlay(image.rootfs, upper, work, rootfs)
         spec = build_spec(
             hostname=session_id,
@@ -213,16 +290,29 @@ class RuncRuntime:
             args=INIT_ARGS,
             user_uid=SANDBOX_UID,
             home=SANDBOX_HOME,
-            id_mapping=self.id_mapping,
+            id_mapping=id_mapping,
             limits=limits,
             cgroups_path=f"{self.cgroup_parent}/{session_id}",
-            binds=[
-                Mount(source=str(AGENT_DIR), destination=AGENT_MOUNT),
-                Mount(source=str(run), destination=AGENT_RUN_MOUNT, read_only=False),
-            ],
+            binds=binds,
             env=self.sandbox_env,
         )
         (directory / "config.json").write_text(json.dumps(spec))
+
+    def _tell_agent(self, session_id: str, limits: Limits) -> None:
+        """Write the limits the agent keeps its reserve of processes by into its run folder
+        (agent/process_trees.py reads them).
+
+        Written by root before anything runs in the sandbox (with the bundle, and again before a
+        prepared sandbox starts with other limits), so the agent trusts only a file the session user
+        cannot have written. The folder is the sandbox's: the file is made new, never opened where a
+        link may have been planted, and renamed into place.
+        """
+        run = self.agent_run_dir(session_id)
+        temporary = run / f".{AGENT_LIMITS_FILE}.{uuid.uuid4().hex}"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with open(descriptor, "w") as file:
+            json.dump({"pids": limits.pids}, file)
+        os.replace(temporary, run / AGENT_LIMITS_FILE)
 
     def _runc_logged(self, session_id: str, *args: str) -> None:
         """A runc command whose errors go to the session's JSON log, raised as SandboxError."""
@@ -240,6 +330,10 @@ class RuncRuntime:
         if result.returncode != 0:
             message = _runc_error(log, f"runc {args[0]} failed")
             verb = args[0] if args[0] in ("pause", "resume") else "start"
+            if any(words in message.lower() for words in OUT_OF_ROOM):
+                raise CapacityExceeded(
+                    f"this host has no room for another sandbox now ({message}); try again later"
+                )
             raise SandboxError(f"could not {verb} the sandbox of {session_id}: {message}")
 
     def pause(self, session_id: str) -> None:
@@ -251,13 +345,16 @@ class RuncRuntime:
 
     def destroy(self, session_id: str) -> None:
         """Remove the container, its mount, cgroups and files. Safe to call for any state."""
+        mapping = self.id_mapping(session_id)
         self._runc("delete", "--force", session_id)
         directory = self.session_dir(session_id)
         for point in mount_points_under(directory):
             unmount(point)
         cgroups.remove(self.cgroup_parent, session_id)
-        if directory.exists() and not mount_points_under(directory):
-            shutil.rmtree(directory)
+        if not mount_points_under(directory):
+            self.volumes.remove(session_id)
+        if mapping is not None and not directory.exists():
+            self.identities.release(mapping.user_host_id, directory)
 
     def root_view(self, session_id: str, image: Image) -> Path:
         """The session's root filesystem as the host sees it (image and writable layer), for reading
@@ -268,10 +365,12 @@ class RuncRuntime:
             mount_overlay(image.rootfs, directory / "upper", directory / "work", rootfs)
         return rootfs
 
-    def sandbox_user(self) -> tuple[int, int]:
+    def sandbox_user(self, session_id: str) -> tuple[int, int]:
         """The session user's uid and gid as the host sees them."""
-        host_id = self.id_mapping.to_host(SANDBOX_UID)
-        return host_id, host_id
+        mapping = self.id_mapping(session_id)
+        if mapping is None:
+            raise SandboxError(f"the sandbox of {session_id} has no config.json")
+        return mapping.user_host_id, mapping.user_host_id
 
     def states(self) -> dict[str, str]:
         """Every container runc knows here, by id: 'running', 'stopped', 'paused', 'created'."""
@@ -315,7 +414,7 @@ class RuncRuntime:
         directories = sorted(p.name for p in self.sessions_dir.iterdir() if p.name not in keep)
         for name in directories:
             if not mount_points_under(self.sessions_dir / name):
-                shutil.rmtree(self.sessions_dir / name)
+                self.volumes.remove(name)
         return CleanupReport(
             containers=containers,
             mounts=[str(p) for p in mounts],

@@ -52,6 +52,7 @@ from cove.sdk.models import (
     FileInfoResult,
     FileSearchResult,
     FileUrlResult,
+    KillAllResult,
     McpToolResult,
     McpToolsResult,
     MultipleFileContentResult,
@@ -339,8 +340,12 @@ class AsyncCommand:
         return await self._send(process_calls.resize(self._id, process_id, cols, rows))
 
     async def kill(self, process_id: str, signal: str = "KILL") -> BoolResult:
-        """Send `signal` to the process's whole group."""
+        """Send `signal` to the process and every process it started."""
         return await self._send(process_calls.kill(self._id, process_id, signal))
+
+    async def kill_all(self) -> KillAllResult:
+        """Kill every process of the session but its agent (which keeps serving); `killed` counts them."""
+        return await self._send(process_calls.kill_all(self._id))
 
     async def wait(
         self, process_id: str, timeout_ms: int = tool_calls.DEFAULT_COMMAND_TIMEOUT_MS

@@ -174,11 +174,13 @@ def session_id_refusal(session_id: str) -> str:
 def create_session(
     params: CreateSessionParams, bind: Callable[[SessionData], SessionT]
 ) -> Call[SessionResult[SessionT]]:
-    resources = {
-        name: value
-        for name, value in (("memory_mb", params.memory_mb), ("cpus", params.cpus), ("pids", params.pids))
-        if value is not None
+    limits = {
+        "memory_mb": params.memory_mb,
+        "cpus": params.cpus,
+        "pids": params.pids,
+        "disk_mb": params.disk_mb,
     }
+    resources = {name: value for name, value in limits.items() if value is not None}
     body: dict[str, Any] = {"image_id": params.image_id, "labels": params.labels, "resources": resources}
     if params.lifecycle_policy is not None:
         body["idle_timeout_s"], body["max_lifetime_s"] = params.lifecycle_policy.seconds()

@@ -234,6 +234,7 @@ class CreateSessionParams:
     memory_mb: int | None = None
     cpus: float | None = None
     pids: int | None = None
+    disk_mb: int | None = None
     idle_release_timeout: int | None = None
     lifecycle_policy: LifecyclePolicy | None = None
     context_syncs: list[ContextSync] = field(default_factory=list)
@@ -541,6 +542,14 @@ class ProcessInfo:
 @dataclass(kw_only=True)
 class ProcessListResult(Result):
     processes: list[ProcessInfo] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class KillAllResult(Result):
+    """What `session.command.kill_all()` ended: every process of the session but its agent."""
+
+    killed: int = 0
+    """How many processes were killed."""
 
 
 @dataclass(kw_only=True)

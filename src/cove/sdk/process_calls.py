@@ -16,6 +16,7 @@ from cove.sdk.core import Call, ResultT
 from cove.sdk.models import (
     BoolResult,
     CommandResult,
+    KillAllResult,
     ProcessInfo,
     ProcessListResult,
     ProcessOutputResult,
@@ -148,6 +149,17 @@ def list_processes(session_id: str) -> Call[ProcessListResult]:
     return _json_call(session_id, "process_list", {}, ProcessListResult, read)
 
 
+def kill_all(session_id: str) -> Call[KillAllResult]:
+    """Kill every process of the session but its agent, a fork bomb included."""
+    return _json_call(
+        session_id,
+        "kill_all_processes",
+        {},
+        KillAllResult,
+        lambda answer: KillAllResult(success=True, killed=int(answer["killed"])),
+    )
+
+
 def _failure(result: Result) -> CommandResult:
     return CommandResult(
         request_id=result.request_id,
@@ -170,8 +182,8 @@ def stream_command(
 ) -> CallPlan[CommandResult]:
     """Run `command` as a background process, handing its output to the callbacks as it comes.
 
-    The answer is shaped like a plain `execute_command`'s: at the timeout the process group is
-    killed and `timed_out` is set.
+    The answer is shaped like a plain `execute_command`'s: at the timeout the process is killed with
+    every process it started and `timed_out` is set.
     """
     started = yield start(session_id, command, cwd, envs)
     if not isinstance(started, ProcessResult) or not started.success:
@@ -199,7 +211,11 @@ def stream_command(
     out, err = "".join(stdout), "".join(stderr)
     timed_out = polled.running
     code = 124 if timed_out else (polled.exit_code or 0)
-    message = f"command timed out after {timeout_ms} ms; its process group was killed" if timed_out else err
+    message = (
+        f"command timed out after {timeout_ms} ms; it was killed with every process it started"
+        if timed_out
+        else err
+    )
     return CommandResult(
         request_id=polled.request_id,
         success=code == 0,

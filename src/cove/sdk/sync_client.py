@@ -49,6 +49,7 @@ from cove.sdk.models import (
     FileInfoResult,
     FileSearchResult,
     FileUrlResult,
+    KillAllResult,
     McpToolResult,
     McpToolsResult,
     MultipleFileContentResult,
@@ -333,8 +334,12 @@ class Command:
         return self._send(process_calls.resize(self._id, process_id, cols, rows))
 
     def kill(self, process_id: str, signal: str = "KILL") -> BoolResult:
-        """Send `signal` to the process's whole group."""
+        """Send `signal` to the process and every process it started."""
         return self._send(process_calls.kill(self._id, process_id, signal))
+
+    def kill_all(self) -> KillAllResult:
+        """Kill every process of the session but its agent (which keeps serving); `killed` counts them."""
+        return self._send(process_calls.kill_all(self._id))
 
     def wait(self, process_id: str, timeout_ms: int = tool_calls.DEFAULT_COMMAND_TIMEOUT_MS) -> CommandResult:
         return self._send(process_calls.wait(self._id, process_id, timeout_ms))

@@ -72,6 +72,9 @@ def build_services(settings: Settings) -> Services:
             "COVE_OUTPUT_LIMIT_BYTES": str(settings.output_limit_bytes),
             "COVE_AGENT_IDLE_EXIT_S": str(settings.agent_idle_exit_s),
         },
+        identity_registry=settings.identity_registry,
+        capacity=settings.max_sandboxes,
+        sessions_volume_mb=settings.sessions_volume_mb,
     )
     manager = SessionManager(settings, store, runtime, images)
     manager.observer = metrics = ServerMetrics(store)

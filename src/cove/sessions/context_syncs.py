@@ -257,7 +257,7 @@ class SessionSyncs:
 
     def _pack(self, session_id: str, path: str, root: Path | None, spool: IO[bytes]) -> None:
         if root is not None:
-            pack_from_host(root, path, self.runtime.sandbox_user(), spool)
+            pack_from_host(root, path, self.runtime.sandbox_user(session_id), spool)
             return
         agent = AgentClient(self.runtime.agent_run_dir(session_id), session_id)
         asyncio.run(_receive(agent.pack(path), spool))

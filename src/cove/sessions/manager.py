@@ -120,6 +120,7 @@ class CreateRequest:
     memory_mb: Any = None
     cpus: Any = None
     pids: Any = None
+    disk_mb: Any = None
     idle_timeout_s: Any = None
     max_lifetime_s: Any = None
     context_syncs: Any = None
@@ -162,7 +163,7 @@ class SessionManager:
     def create(self, tenant_id: str, request: CreateRequest) -> SessionRecord:
         started = time.perf_counter()
         labels = check_labels(request.labels)
-        limits = check_limits(self.settings, request.memory_mb, request.cpus, request.pids)
+        limits = check_limits(self.settings, request.memory_mb, request.cpus, request.pids, request.disk_mb)
         idle_timeout_s, max_lifetime_s = check_timeouts(
             self.settings, request.idle_timeout_s, request.max_lifetime_s
         )
@@ -180,6 +181,7 @@ class SessionManager:
             memory_mb=limits.memory_mb,
             cpus=limits.cpus,
             pids=limits.pids,
+            disk_mb=limits.disk_mb,
             created_at=now,
             updated_at=now,
             labels=labels,
@@ -452,7 +454,10 @@ class SessionManager:
         first = self.runtime.usage(session_id)
         time.sleep(METRICS_WINDOW_S)
         second = self.runtime.usage(session_id)
-        disk_total = shutil.disk_usage(self.runtime.sessions_dir).total
+        if record.disk_mb is None:
+            disk_total = shutil.disk_usage(self.runtime.sessions_dir).total
+        else:
+            disk_total = record.disk_mb * 1024 * 1024
         return SessionMetrics.between(first, second, record.cpus, disk_total)
 
     def agent(self, tenant_id: str, session_id: str) -> AgentClient:

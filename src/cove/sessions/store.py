@@ -52,6 +52,7 @@ sessions_table = Table(
     Column("idle_timeout_s", Integer, nullable=True),
     Column("max_lifetime_s", Integer, nullable=True),
     Column("last_active_at", DateTime(timezone=True), nullable=True),
+    Column("disk_mb", Integer, nullable=True),
 )
 
 context_syncs_table = Table(
@@ -121,6 +122,8 @@ class SessionRecord:
     """0: no limit."""
     last_active_at: datetime | None = None
     """The last call that used the session (tool calls, transfers, keep-alive); None: its creation."""
+    disk_mb: int | None = None
+    """None: made by a Cove without disk limits."""
 
     @property
     def active_at(self) -> datetime:
@@ -382,6 +385,7 @@ def _session_columns(record: SessionRecord) -> dict[str, Any]:
         "idle_timeout_s": record.idle_timeout_s,
         "max_lifetime_s": record.max_lifetime_s,
         "last_active_at": record.last_active_at,
+        "disk_mb": record.disk_mb,
     }
 
 
@@ -418,6 +422,7 @@ def _record(row: RowMapping, labels: dict[str, str]) -> SessionRecord:
         idle_timeout_s=row["idle_timeout_s"] or 0,
         max_lifetime_s=row["max_lifetime_s"] or 0,
         last_active_at=_aware(row["last_active_at"]) if row["last_active_at"] else None,
+        disk_mb=row["disk_mb"],
     )
 
 

@@ -16,6 +16,7 @@ MAX_LABEL_VALUE = 256
 MIN_MEMORY_MB = 32
 MIN_CPUS = 0.01
 MIN_PIDS = 8
+MIN_DISK_MB = 16
 
 
 def check_labels(labels: Any, field: str = "labels") -> dict[str, str]:
@@ -55,7 +56,9 @@ def _bounded(name: str, value: Any, default: Any, minimum: Any, maximum: Any, ki
     return kind(value)
 
 
-def check_limits(settings: Settings, memory_mb: Any = None, cpus: Any = None, pids: Any = None) -> Limits:
+def check_limits(
+    settings: Settings, memory_mb: Any = None, cpus: Any = None, pids: Any = None, disk_mb: Any = None
+) -> Limits:
     """Per-session limits: defaults where unset, refused above the server maxima."""
     return Limits(
         memory_mb=_bounded(
@@ -63,6 +66,9 @@ def check_limits(settings: Settings, memory_mb: Any = None, cpus: Any = None, pi
         ),
         cpus=_bounded("cpus", cpus, settings.default_cpus, MIN_CPUS, settings.max_cpus, float),
         pids=_bounded("pids", pids, settings.default_pids, MIN_PIDS, settings.max_pids, int),
+        disk_mb=_bounded(
+            "disk_mb", disk_mb, settings.default_disk_mb, MIN_DISK_MB, settings.max_disk_mb, int
+        ),
     )
 
 

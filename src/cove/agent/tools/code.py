@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import process_trees
 from . import Tool, ToolError
 from .shell import OUTPUT_LIMIT_BYTES, command_environment
 
@@ -129,7 +130,8 @@ class KernelProcess:
         (stdout_read, stdout_write), (stderr_read, stderr_write) = pipes
         numbers = (kernel_end.fileno(), OUTPUT_LIMIT_BYTES, stdout_read, stderr_read)
         try:
-            self.popen = subprocess.Popen(
+            self.popen, self.tree = process_trees.popen(
+                f"kernel-{language.name}",  # killing its tree kills what its cells started
                 [*command, *map(str, numbers)],
                 cwd=os.environ.get("HOME") or "/",
                 env=environment,
@@ -137,7 +139,6 @@ class KernelProcess:
                 stdout=stdout_write,
                 stderr=stderr_write,
                 pass_fds=(kernel_end.fileno(), stdout_read, stderr_read),
-                start_new_session=True,  # killing it kills what its cells started
             )
         except OSError as error:
             agent_end.close()
@@ -236,12 +237,14 @@ class KernelProcess:
             os.kill(self.popen.pid, signal.SIGINT)
 
     def kill(self) -> None:
-        """End the kernel and every process its cells started."""
-        if self.alive():
-            self.killed = True
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGKILL)
+        """End the kernel and every process its cells started (by process group only while the kernel
+        has not been reaped, so that its group id cannot have been reused)."""
+        running = self.alive()
+        self.killed = self.killed or running
+        if running or self.tree.cgroup is not None:
+            self.tree.kill()
         self.popen.wait()
+        self.tree.release()
         self.close_startup_stream()
         self.socket.close()
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ..process_trees import ProcessTree, kill_all
 from . import Tool, ToolError
 from .shell import OUTPUT_LIMIT_BYTES, spawn
 
@@ -101,6 +102,7 @@ class ManagedProcess:
     command: str
     pty: bool
     popen: subprocess.Popen[bytes]
+    tree: ProcessTree
     input_fd: int | None
     """stdin's pipe, or a duplicate of the pty master; closed under the table's lock, at eof or exit."""
     output_fds: dict[str, int]
@@ -169,15 +171,22 @@ class ProcessTable:
                 )
             try:
                 if size is None:
-                    popen, input_fd, output_fds = spawn_with_pipes(command, cwd, envs)
+                    popen, tree, input_fd, output_fds = spawn_with_pipes(command, cwd, envs)
                 else:
-                    popen, input_fd, output_fds = spawn_on_terminal(command, cwd, envs, size)
+                    popen, tree, input_fd, output_fds = spawn_on_terminal(command, cwd, envs, size)
             except OSError as error:
                 raise ToolError(f"cannot start a process: {error.strerror}") from None
             process_id = f"p-{self.next_number}"
             self.next_number += 1
             record = ManagedProcess(
-                process_id, command, size is not None, popen, input_fd, output_fds, open_pidfd(popen.pid)
+                process_id,
+                command,
+                size is not None,
+                popen,
+                tree,
+                input_fd,
+                output_fds,
+                open_pidfd(popen.pid),
             )
             self.processes[process_id] = record
             if self.reader is None:
@@ -196,6 +205,7 @@ class ProcessTable:
         with self.lock:
             record.exit_code = exit_status(record.popen.wait())
             record.close_input()
+            record.tree.release()
             self.finished.append(record.process_id)
             while len(self.finished) > MAX_FINISHED:
                 evicted = self.processes.pop(self.finished.popleft())
@@ -301,12 +311,15 @@ class ProcessTable:
             set_window_size(self.writable_input(record), cols, rows)
 
     def kill(self, process_id: str, name: str) -> dict[str, Any]:
-        """Signal a running process's group; under the lock, so that a reaped pid is never signalled."""
+        """Signal a process's tree: by cgroup even after the process itself has exited, by process group
+        only while it runs, under the lock, so that a reaped pid is never signalled."""
         with self.lock:
             record = self.get(process_id)
-            if record.running:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(record.popen.pid, signal.Signals[f"SIG{name}"])
+            if record.running or record.tree.cgroup is not None:
+                if name == "KILL":
+                    record.tree.kill()
+                else:
+                    record.tree.signal(signal.Signals[f"SIG{name}"])
             return {
                 "process_id": process_id,
                 "signal": name,
@@ -431,19 +444,22 @@ def has_exited(record: ManagedProcess) -> bool:
 
 def spawn_with_pipes(
     command: str, cwd: str | None, envs: dict[str, str]
-) -> tuple[subprocess.Popen[bytes], int, dict[str, int]]:
-    """Start `command` with pipes for stdin, stdout and stderr; answers it, stdin and the outputs."""
+) -> tuple[subprocess.Popen[bytes], ProcessTree, int, dict[str, int]]:
+    """Start `command` with pipes for stdin, stdout and stderr; answers it, its tree, stdin and the
+    outputs."""
     with contextlib.ExitStack() as on_failure:
         stdin_read, stdin_write = pipe(on_failure)
         stdout_read, stdout_write = pipe(on_failure)
         stderr_read, stderr_write = pipe(on_failure)
-        popen = spawn(command, cwd, envs, stdin=stdin_read, stdout=stdout_write, stderr=stderr_write)
+        popen, tree = spawn(
+            command, cwd, envs, stdin=stdin_read, stdout=stdout_write, stderr=stderr_write, label="process"
+        )
         on_failure.pop_all()
     for fd in (stdin_read, stdout_write, stderr_write):
         os.close(fd)
     for fd in (stdin_write, stdout_read, stderr_read):
         os.set_blocking(fd, False)
-    return popen, stdin_write, {"stdout": stdout_read, "stderr": stderr_read}
+    return popen, tree, stdin_write, {"stdout": stdout_read, "stderr": stderr_read}
 
 
 def pipe(on_failure: contextlib.ExitStack) -> tuple[int, int]:
@@ -455,8 +471,9 @@ def pipe(on_failure: contextlib.ExitStack) -> tuple[int, int]:
 
 def spawn_on_terminal(
     command: str, cwd: str | None, envs: dict[str, str], size: tuple[int, int]
-) -> tuple[subprocess.Popen[bytes], int, dict[str, int]]:
-    """Start `command` on a new pty, as its controlling terminal; answers it, the input and the output.
+) -> tuple[subprocess.Popen[bytes], ProcessTree, int, dict[str, int]]:
+    """Start `command` on a new pty, as its controlling terminal; answers it, its tree, the input and
+    the output.
 
     The master is read by the reader thread and written through a duplicate, so closing one never
     pulls the descriptor from under the other.
@@ -468,19 +485,20 @@ def spawn_on_terminal(
         input_fd = os.dup(master)
         on_failure.callback(os.close, input_fd)
         set_window_size(master, *size)
-        popen = spawn(
+        popen, tree = spawn(
             command,
             cwd,
             {"TERM": TERMINAL_TYPE, **envs},
             stdin=terminal,
             stdout=terminal,
             stderr=terminal,
+            label="terminal",
             preexec_fn=take_terminal,
         )
         on_failure.pop_all()
     os.close(terminal)
     os.set_blocking(master, False)  # the duplicate shares this flag
-    return popen, input_fd, {"stdout": master}
+    return popen, tree, input_fd, {"stdout": master}
 
 
 def take_terminal() -> None:
@@ -556,6 +574,13 @@ def process_wait(arguments: dict[str, Any]) -> str:
 
 def process_list(arguments: dict[str, Any]) -> str:
     return json.dumps(PROCESSES.describe_all(), ensure_ascii=False)
+
+
+def kill_all_processes(arguments: dict[str, Any]) -> str:
+    killed, remaining = kill_all()
+    if remaining:
+        raise ToolError(f"{killed} processes were killed, but {remaining} still ran after the kill")
+    return json.dumps({"killed": killed})
 
 
 PROCESS_ID = {"type": "string", "description": "the process_id that process_start answered, e.g. p-1"}
@@ -636,8 +661,10 @@ TOOLS = [
     Tool(
         name="process_kill",
         description=(
-            "Send a signal to a background process and its whole process group, default KILL. "
-            "A process that had already exited is not an error: the answer says had_exited."
+            "Send a signal to a background process and every process it started (its process tree, "
+            "setsid and double forks included), default KILL; the tree is signalled even after the "
+            "process itself has exited. A process that had already exited is not an error: the "
+            "answer says had_exited."
         ),
         run=process_kill,
         properties={
@@ -666,5 +693,14 @@ TOOLS = [
             "process_id, command, exit_code and start time."
         ),
         run=process_list,
+    ),
+    Tool(
+        name="kill_all_processes",
+        description=(
+            "Kill every process of the session user at once (commands, background processes, code "
+            "kernels, and whatever they started, a fork bomb included), all but the session's own "
+            "agent, which goes on serving. Answers how many processes were killed."
+        ),
+        run=kill_all_processes,
     ),
 ]

@@ -1,21 +1,21 @@
 """The `shell` tool: run a command with bash, bounded in time and in output.
 
-A command that never ends is killed with its whole process group at the timeout; a command that
-prints without end is cut at the output limit while it keeps being drained, so it cannot block on
-a full pipe; background children that keep the pipes open do not hold the answer back.
+A command that never ends is killed with its whole process tree at the timeout (../process_trees.py);
+a command that prints without end is cut at the output limit while it keeps being drained, so it
+cannot block on a full pipe; background children that keep the pipes open do not hold the answer
+back, and keep running after it.
 """
 
-import contextlib
 import json
 import os
 import selectors
-import signal
 import subprocess
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from .. import process_trees
 from . import Tool, ToolError
 
 DEFAULT_TIMEOUT_MS = 50_000
@@ -62,22 +62,23 @@ def spawn(
     stdin: int,
     stdout: int,
     stderr: int,
+    label: str,
     preexec_fn: Callable[[], None] | None = None,
-) -> subprocess.Popen[bytes]:
-    """Start `command` with bash in a session of its own, so its whole process group can be signalled.
+) -> tuple[subprocess.Popen[bytes], process_trees.ProcessTree]:
+    """Start `command` with bash as a process tree of its own, whose cgroup is named after `label`.
 
     Shared by every tool that runs commands, so they agree on the shell, the working directory, the
     environment and on the words for a bad cwd.
     """
     try:
-        return subprocess.Popen(
+        return process_trees.popen(
+            label,
             ["/bin/bash", "-c", command] if os.path.exists("/bin/bash") else ["/bin/sh", "-c", command],
             cwd=cwd or os.environ.get("HOME") or "/",
             env=command_environment(envs),
             stdin=stdin,
             stdout=stdout,
             stderr=stderr,
-            start_new_session=True,
             preexec_fn=preexec_fn,
         )
     except FileNotFoundError:
@@ -90,8 +91,14 @@ def spawn(
 
 def run_command(command: str, timeout_ms: int, cwd: str | None, envs: dict[str, str]) -> dict[str, Any]:
     """Run `command`; the answer has exit_code, stdout, stderr and what was cut or timed out."""
-    process = spawn(
-        command, cwd, envs, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    process, tree = spawn(
+        command,
+        cwd,
+        envs,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        label="shell",
     )
     assert process.stdout is not None and process.stderr is not None
     stdout_fd, stderr_fd = process.stdout.fileno(), process.stderr.fileno()
@@ -126,9 +133,9 @@ def run_command(command: str, timeout_ms: int, cwd: str | None, envs: dict[str, 
         except subprocess.TimeoutExpired:
             timed_out = True
     if timed_out:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+        tree.kill()
         process.wait()
+    tree.release()
     for fd, pipe in pipes.items():
         if fd in still_open:
             # Children still hold this pipe: keep draining it, so they neither block nor die of SIGPIPE.
@@ -143,7 +150,9 @@ def run_command(command: str, timeout_ms: int, cwd: str | None, envs: dict[str, 
     }
     if timed_out:
         answer["timed_out"] = True
-        answer["error"] = f"command timed out after {timeout_ms} ms; its process group was killed"
+        answer["error"] = (
+            f"command timed out after {timeout_ms} ms; it was killed with every process it started"
+        )
     for name, capture in (("stdout", out), ("stderr", err)):
         if capture.dropped:
             answer[f"{name}_truncated_bytes"] = capture.dropped
@@ -169,8 +178,9 @@ TOOLS = [
         description=(
             "Run a command with bash as the session user. Answers JSON with exit_code, stdout and "
             "stderr; a non-zero exit code is an error. Output beyond the limit is cut and counted in "
-            "stdout_truncated_bytes / stderr_truncated_bytes; at the timeout the command's process "
-            "group is killed and timed_out is true."
+            "stdout_truncated_bytes / stderr_truncated_bytes; at the timeout the command is killed with "
+            "every process it started and timed_out is true; what it starts in the background and "
+            "leaves running when it exits keeps running."
         ),
         run=shell,
         properties={

@@ -27,6 +27,9 @@ class Resources(BaseModel):
     memory_mb: int | None = Field(default=None, description="memory limit in MiB")
     cpus: float | None = Field(default=None, description="CPU limit in cores")
     pids: int | None = Field(default=None, description="limit on processes and threads")
+    disk_mb: int | None = Field(
+        default=None, description="limit in MiB on what the session writes (files count by their metadata)"
+    )
 
 
 class CreateSessionBody(BaseModel):
@@ -160,6 +163,10 @@ def _resource_url(request: Request, session_id: str) -> str:
     return f"{request.app.state.services.settings.base_url}/v1/sessions/{session_id}"
 
 
+def _resources(record: SessionRecord) -> Resources:
+    return Resources(memory_mb=record.memory_mb, cpus=record.cpus, pids=record.pids, disk_mb=record.disk_mb)
+
+
 def _session_out(request: Request, record: SessionRecord) -> SessionOut:
     return SessionOut(
         session_id=record.session_id,
@@ -167,7 +174,7 @@ def _session_out(request: Request, record: SessionRecord) -> SessionOut:
         status_reason=record.status_reason,
         image_id=record.image_id,
         labels=record.labels,
-        resources=Resources(memory_mb=record.memory_mb, cpus=record.cpus, pids=record.pids),
+        resources=_resources(record),
         resource_url=_resource_url(request, record.session_id),
         created_at=record.created_at,
         updated_at=record.updated_at,
@@ -214,6 +221,7 @@ def create_session(request: Request, tenant_id: Tenant, body: CreateSessionBody)
         memory_mb=resources.memory_mb,
         cpus=resources.cpus,
         pids=resources.pids,
+        disk_mb=resources.disk_mb,
         idle_timeout_s=body.idle_timeout_s,
         max_lifetime_s=body.max_lifetime_s,
         context_syncs=body.context_syncs,
@@ -263,7 +271,7 @@ def session_info(request: Request, tenant_id: Tenant, session_id: str) -> Sessio
         image_id=record.image_id,
         status=record.status,
         hostname=record.session_id,
-        resources=Resources(memory_mb=record.memory_mb, cpus=record.cpus, pids=record.pids),
+        resources=_resources(record),
         created_at=record.created_at,
     )
     return SessionInfoAnswer(request_id=request.state.request_id, info=info)

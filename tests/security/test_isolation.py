@@ -7,7 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cove.sandbox.identities import FIRST_SESSION_UID
 from cove.sandbox.oci_spec import MASKED_PATHS
+from cove.sandbox.user_namespace import SESSION_CAPS
 from tests.integration.server import CoveServer
 
 NewSession = Callable[..., dict[str, Any]]
@@ -32,11 +34,47 @@ def test_no_capabilities_and_no_new_privileges(server: CoveServer, new_session: 
 def test_root_inside_is_not_root_outside(server: CoveServer, new_session: NewSession) -> None:
     session = new_session()
     uid_map = server.sandbox(session["session_id"], "cat /proc/self/uid_map").stdout.split()
-    assert uid_map == ["0", "100000", "65536"]
-    init_pid = server.sandbox_pid(session["session_id"])
-    host_status = Path(f"/proc/{init_pid}/status").read_text()
-    host_uids = next(line for line in host_status.splitlines() if line.startswith("Uid:")).split()[1:]
-    assert host_uids == ["101000"] * 4
+    user_host_id = int(uid_map[4])
+    assert uid_map == ["0", "100000", "1000", "1000", str(user_host_id), "1", "1001", "101001", "64535"]
+    assert user_host_id >= FIRST_SESSION_UID
+    assert host_uids(server, session["session_id"]) == [str(user_host_id)] * 4
+
+
+def host_uids(server: CoveServer, session_id: str) -> list[str]:
+    """The uids of the session's init as the host sees them."""
+    host_status = Path(f"/proc/{server.sandbox_pid(session_id)}/status").read_text()
+    return next(line for line in host_status.splitlines() if line.startswith("Uid:")).split()[1:]
+
+
+def test_each_session_has_its_own_host_identity(server: CoveServer, new_session: NewSession) -> None:
+    first, second = new_session()["session_id"], new_session()["session_id"]
+    assert host_uids(server, first) != host_uids(server, second)
+    # Files the user makes belong to that identity on the host; the image's own stay root's.
+    server.sandbox(first, "touch ~/mine")
+    layer = server.data_dir / "sessions" / first / "upper"
+    assert (layer / "home/user/mine").stat().st_uid == int(host_uids(server, first)[0])
+    assert server.sandbox(first, "stat -c %U:%u /usr/bin /home/user ~/mine").stdout.split() == [
+        "root:0",
+        "user:1000",
+        "user:1000",
+    ]
+
+
+def test_per_user_kernel_counters_are_not_shared(server: CoveServer, new_session: NewSession) -> None:
+    """One session using all the inotify instances it may have leaves the others theirs."""
+    exhaust = (
+        "nohup python3 -c 'import ctypes, time; c = ctypes.CDLL(None); n = 0\n"
+        "while c.inotify_init() >= 0 and n < 100000: n += 1\n"
+        "print(n, flush=True); time.sleep(60)' > /tmp/used 2>&1 &\n"
+        "for _ in $(seq 100); do [ -s /tmp/used ] && break; sleep 0.1; done; cat /tmp/used"
+    )
+    first, second = new_session()["session_id"], new_session()["session_id"]
+    used = int(server.sandbox(first, exhaust).stdout)  # and the first session keeps holding them
+    assert used == SESSION_CAPS["max_inotify_instances"]  # the session's own cap stopped it
+    opened = server.sandbox(
+        second, "python3 -c 'import ctypes; print(ctypes.CDLL(None).inotify_init() >= 0)'"
+    )
+    assert opened.stdout.strip() == "True"
 
 
 def test_hostname_is_the_session_id(server: CoveServer, new_session: NewSession) -> None:

@@ -1,0 +1,141 @@
+"""The seccomp profile, tried from inside real sessions: what it refuses, and what still works."""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from cove import Session
+from cove.sandbox.seccomp import ALLOWED, default_profile
+from tests.integration.server import CoveServer
+
+NewSession = Callable[..., dict[str, Any]]
+
+pytestmark = pytest.mark.skipif(
+    platform.machine() != "x86_64", reason="system call numbers below are x86_64's"
+)
+
+# Each attack calls the raw system call through ctypes and prints errno (0: it was allowed).
+PROBE = r"""
+import ctypes, json, os, socket
+libc = ctypes.CDLL(None, use_errno=True)
+def call(number, *args):
+    ctypes.set_errno(0)
+    result = libc.syscall(number, *[ctypes.c_long(a) for a in args])
+    return ctypes.get_errno() if result == -1 else 0
+def sock(family, kind, protocol):
+    try:
+        socket.socket(family, kind, protocol).close()
+        return 0
+    except OSError as error:
+        return error.errno
+CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWNET = 0x10000000, 0x20000, 0x40000000
+print(json.dumps({
+    "unshare_user": call(272, CLONE_NEWUSER),
+    "unshare_user_and_mount": call(272, CLONE_NEWUSER | CLONE_NEWNS),
+    "unshare_net": call(272, CLONE_NEWNET),
+    "clone_new_user": call(56, CLONE_NEWUSER | 17, 0, 0, 0, 0),
+    "clone3": call(435, 0, 0),
+    "add_key": call(248, 0, 0, 0, 0, 0),
+    "request_key": call(249, 0, 0, 0, 0),
+    "keyctl": call(250, 0, 0, 0, 0, 0),
+    "bpf": call(321, 0, 0, 0),
+    "perf_event_open": call(298, 0, 0, -1, -1, 0),
+    "userfaultfd": call(323, 0),
+    "io_uring_setup": call(425, 1, 0),
+    "kexec_load": call(246, 0, 0, 0, 0),
+    "open_by_handle_at": call(304, 0, 0, 0),
+    "mount": call(165, 0, 0, 0, 0, 0),
+    "setns": call(308, 0, 0),
+    "fsopen": call(430, 0, 0),
+    "af_packet": sock(17, socket.SOCK_RAW, 0),
+    "netlink_netfilter": sock(16, socket.SOCK_RAW, 12),
+    "netlink_route": sock(16, socket.SOCK_RAW, 0),
+    "tcp": sock(socket.AF_INET, socket.SOCK_STREAM, 0),
+    "unix": sock(socket.AF_UNIX, socket.SOCK_STREAM, 0),
+    "seccomp_mode": open("/proc/self/status").read().split("Seccomp:")[1].split()[0],
+}))
+"""
+EPERM, ENOSYS = 1, 38
+REFUSED = [
+    "unshare_user",
+    "unshare_user_and_mount",
+    "unshare_net",
+    "clone_new_user",
+    "add_key",
+    "request_key",
+    "keyctl",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "io_uring_setup",
+    "kexec_load",
+    "open_by_handle_at",
+    "mount",
+    "setns",
+    "fsopen",
+    "af_packet",
+    "netlink_netfilter",
+]
+
+
+def probe(server: CoveServer, session_id: str) -> dict[str, Any]:
+    result = server.sandbox(session_id, f"python3 -c '{PROBE}'")
+    assert result.returncode == 0, result.stderr
+    answer: dict[str, Any] = json.loads(result.stdout)
+    return answer
+
+
+def test_dangerous_system_calls_are_refused(server: CoveServer, new_session: NewSession) -> None:
+    answer = probe(server, new_session()["session_id"])
+    assert answer["seccomp_mode"] == "2"  # a filter is in force
+    assert {name: answer[name] for name in REFUSED} == {name: EPERM for name in REFUSED}
+    assert answer["clone3"] == ENOSYS  # so the C library falls back to clone, whose flags are checked
+
+
+def test_ordinary_sockets_still_work(server: CoveServer, new_session: NewSession) -> None:
+    answer = probe(server, new_session()["session_id"])
+    assert (answer["netlink_route"], answer["tcp"], answer["unix"]) == (0, 0, 0)
+
+
+def test_commands_of_the_tool_agent_run_under_the_profile(session: Session) -> None:
+    unshare_user = "import ctypes; c = ctypes.CDLL(None, use_errno=True); "
+    unshare_user += "print(c.unshare(0x10000000), ctypes.get_errno())"
+    result = session.command.execute_command(f"grep Seccomp: /proc/self/status; python3 -c '{unshare_user}'")
+    assert result.success, result.error_message
+    assert [line.split() for line in result.output.splitlines()] == [["Seccomp:", "2"], ["-1", "1"]]
+
+
+def test_runtimes_threads_and_processes_work(server: CoveServer, new_session: NewSession) -> None:
+    script = (
+        "python3 -c 'import threading, subprocess, multiprocessing, tempfile, mmap; "
+        't = threading.Thread(target=print, args=("thread",)); t.start(); t.join(); '
+        'child = subprocess.run(["sh", "-c", "echo child | cat"], capture_output=True, text=True); '
+        "print(child.stdout.strip()); "
+        "p = multiprocessing.Pool(2); print(sum(p.map(abs, [-1, -2]))); p.close(); "
+        'f = tempfile.TemporaryFile(); f.write(b"x" * 4096); f.flush(); m = mmap.mmap(f.fileno(), 4096); '
+        "print(m[:1].decode())'; ps -e -o pid= | wc -l"
+    )
+    result = server.sandbox(new_session()["session_id"], script)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split()
+    assert lines[:4] == ["thread", "child", "3", "x"]
+
+
+def test_profile_lists_none_of_the_refused_calls() -> None:
+    refused = {"mount", "umount2", "pivot_root", "setns", "keyctl", "add_key", "request_key", "bpf"}
+    refused |= {"perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter", "kexec_load"}
+    refused |= {"open_by_handle_at", "init_module", "finit_module", "fsopen", "open_tree", "clone3"}
+    assert not refused & set(ALLOWED)
+    profile = default_profile("x86_64")
+    assert profile["defaultAction"] == "SCMP_ACT_ERRNO"
+    allowed = {
+        name for rule in profile["syscalls"] if rule["action"] == "SCMP_ACT_ALLOW" for name in rule["names"]
+    }
+    assert not refused & allowed
+    unconditional = set(profile["syscalls"][0]["names"])
+    assert not {"clone", "unshare", "socket", "personality"} & unconditional  # allowed only by argument
