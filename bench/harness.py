@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import statistics
 import tempfile
 from collections.abc import Iterator
@@ -10,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.integration.server import KEY_A, CoveServer, running_server
+from tests.integration.server import KEY_A, CoveServer, remove_data, running_server
 
 from cove import AgentBay, Config
 
@@ -34,7 +33,7 @@ def bench_server(**settings: object) -> Iterator[Bench]:
         ):
             yield Bench(server, agent_bay, scratch)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        remove_data(scratch)
 
 
 def percentile(values: list[float], fraction: float) -> float:

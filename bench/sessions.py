@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.integration.server import CoveServer, running_server
+from tests.integration.server import CoveServer, remove_data, running_server
 
 from bench.harness import percentile
 from cove.sandbox.images import SANDBOX_HOME, SANDBOX_UID
@@ -53,7 +53,7 @@ def time_bare_runc(image_rootfs: Path, runs: int) -> list[float]:
         args=INIT_ARGS,
         user_uid=SANDBOX_UID,
         home=SANDBOX_HOME,
-        id_mapping=IdMapping(100000, 65536, SANDBOX_UID, 999_999),
+        id_mapping=IdMapping(100000, 65536, SANDBOX_UID, 100000 + SANDBOX_UID),  # the image's own owner
         limits=Limits(memory_mb=1024, cpus=1.0, pids=512, disk_mb=10240),
         cgroups_path="/cove-bench/bare",
         binds=[Mount(source=str(AGENT_DIR), destination=AGENT_MOUNT)],
@@ -66,7 +66,17 @@ def time_bare_runc(image_rootfs: Path, runs: int) -> list[float]:
             name = f"bare-{i}"
             start = time.perf_counter()
             subprocess.run(
-                ["runc", "--root", str(state), "run", "--detach", "--bundle", str(bundle), name],
+                [
+                    "runc",
+                    "--root",
+                    str(state),
+                    "run",
+                    "--detach",
+                    "--no-new-keyring",
+                    "--bundle",
+                    str(bundle),
+                    name,
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -137,7 +147,7 @@ def main() -> None:
             bare = time_bare_runc(server.data_dir / "images" / "linux_latest" / "rootfs", args.runs)
             memory = idle_memory(server, args.idle)
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        remove_data(root)
     figures = {
         "runs": args.runs,
         "cove_create_ms": {"p50": percentile(cove, 0.5) * 1000, "p95": percentile(cove, 0.95) * 1000},
