@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from cove.config import DEFAULT_DATA_DIR, load_settings, settings_help
+from cove.config import DEFAULT_DATA_DIR, Settings, load_settings, settings_help
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -56,7 +56,18 @@ def serve(
     from cove.server.app import create_app
 
     settings = load_settings(config_file, host=host, port=port, data_dir=data_dir)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+    uvicorn.run(create_app(settings), log_level=log_level, **_listening(settings))
+
+
+def _listening(settings: Settings) -> dict[str, Any]:
+    """uvicorn's address, and which proxies' X-Forwarded-For it believes: only those configured
+    (uvicorn's own default believes any on loopback, so a local process could pose as any client)."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": settings.trusted_proxies or None,
+    }
 
 
 @main.command(epilog="Accepts the same COVE_* settings as 'cove serve'.")
@@ -73,7 +84,7 @@ def demo(port: int | None, data_dir: Path | None, exit_after: bool) -> None:
     from cove.server.app import create_app
 
     settings = load_settings(port=port, data_dir=data_dir)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=settings.host, port=settings.port))
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), **_listening(settings)))
 
     def run_demo() -> None:
         try:

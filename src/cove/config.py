@@ -29,6 +29,7 @@ class Settings:
     api_keys: str = _setting("", "comma-separated API keys accepted besides those in the database")
     public_url: str = _setting("", "base URL clients reach the server at; default http://HOST:PORT")
     session_quota: int = _setting(50, "live sessions allowed per API key")
+    tenant_tool_calls: int = _setting(32, "tool calls an API key may have running at once; past it, 429")
     default_image: str = _setting("linux_latest", "image used when a create names none")
     images_dir: str = _setting("", "where images are stored; empty means DATA_DIR/images")
     image_cache_dir: str = _setting(
@@ -81,6 +82,17 @@ class Settings:
     s3_path_style: bool = _setting(False, "address the bucket in the path (most self-hosted S3 servers)")
     oss_private_networks: bool = _setting(
         False, "let OSS tools reach loopback, private and link-local addresses (an in-house store)"
+    )
+    max_request_body_bytes: int = _setting(
+        16 * 1024 * 1024,
+        "largest request body, bytes, but for streamed uploads (files, context files, links) and "
+        "the AgentBay RPC surface, which have their own limits; past it: 413",
+    )
+    request_body_timeout_s: float = _setting(
+        60.0, "time a request body may take to arrive, seconds; a streamed upload: the longest pause"
+    )
+    trusted_proxies: str = _setting(
+        "", "comma-separated addresses of reverse proxies whose X-Forwarded-For is believed; empty: none"
     )
 
     @property

@@ -48,6 +48,13 @@ class LengthRequired(CoveError):
     http_status = 411
 
 
+class RequestTimeout(CoveError):
+    """A request body arrived too slowly; the connection is closed with this answer."""
+
+    code = "RequestTimeout"
+    http_status = 408
+
+
 class PayloadTooLarge(CoveError):
     code = "PayloadTooLarge"
     http_status = 413

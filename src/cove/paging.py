@@ -9,13 +9,16 @@ from cove.errors import InvalidArgument
 
 T = TypeVar("T")
 MAX_PAGE_SIZE = 100
+MAX_PAGE = 1_000_000
+"""Pages past this are refused: their offset would overflow the database's integers long before any
+listing is that long."""
 
 
 def check_page(page: int, limit: int, maximum: int = MAX_PAGE_SIZE) -> tuple[int, int]:
-    if page < 1:
-        raise InvalidArgument(f"page is {page}; pages start at 1")
+    if not 1 <= page <= MAX_PAGE:
+        raise InvalidArgument(f"page must be a whole number from 1 to {MAX_PAGE}")
     if not 1 <= limit <= maximum:
-        raise InvalidArgument(f"limit is {limit}; it must be between 1 and {maximum}")
+        raise InvalidArgument(f"limit must be a whole number from 1 to {maximum}")
     return page, limit
 
 

@@ -18,7 +18,8 @@ from cove.sessions.validation import (
     check_status,
 )
 
-visible_text = st.text(min_size=1).filter(lambda s: s.strip() != "")
+storable = st.characters(exclude_categories=("Cs",), exclude_characters="\0")  # UTF-8 text, no NUL
+visible_text = st.text(storable, min_size=1).filter(lambda s: s.strip() != "")
 good_labels = st.dictionaries(
     visible_text.filter(lambda s: len(s) <= MAX_LABEL_KEY),
     visible_text.filter(lambda s: len(s) <= MAX_LABEL_VALUE),

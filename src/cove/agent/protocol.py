@@ -61,6 +61,8 @@ def decode(line: bytes) -> dict[str, Any] | None:
         message = json.loads(line)
     except ValueError as error:
         raise ProtocolError(f"not JSON: {error}") from None
+    except RecursionError:
+        raise ProtocolError("not JSON: nested too deeply") from None
     if not isinstance(message, dict):
         raise ProtocolError("a message must be a JSON object")
     return message

@@ -15,6 +15,7 @@ import tempfile
 from typing import IO, Any, BinaryIO
 
 from . import protocol
+from .tools import InvalidArguments
 from .tools.files import describe, resolve
 
 CHUNK_BYTES = 1024 * 1024
@@ -41,7 +42,10 @@ def _checked_params(params: Any) -> tuple[str, int]:
         raise TransferError(protocol.INVALID_PARAMS, "path: a file path is required")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise TransferError(protocol.INVALID_PARAMS, "size must be a whole number of bytes")
-    return resolve(path), size
+    try:
+        return resolve(path), size
+    except InvalidArguments as error:
+        raise TransferError(protocol.INVALID_PARAMS, str(error)) from None
 
 
 def receive_file(params: Any, rfile: io.BufferedIOBase) -> dict[str, Any]:

@@ -26,8 +26,18 @@ ANSWER_MARGIN_S = 10.0
 TRANSFER_IDLE_TIMEOUT_S = 60.0
 """A streamed transfer fails when the agent sends or takes nothing for this long."""
 CHUNK_BYTES = 1024 * 1024
+ERROR_MESSAGE_CHARS = 4096
+"""An agent's error message is cut to this before it is passed on to the client."""
 PORT_BUFFER_BYTES = 256 * 1024
 """A relayed port connection buffers about this much before it stops reading (back-pressure)."""
+
+
+def check_path(path: str) -> None:
+    """Refuse a file path before it is sent to the agent: empty, or with a NUL no system call takes."""
+    if not path:
+        raise InvalidArgument("path: a file path is required")
+    if "\0" in path:
+        raise InvalidArgument("path: a file path cannot contain a NUL character")
 
 
 class AgentClient:
@@ -90,16 +100,24 @@ class AgentClient:
         return SandboxError(f"the tool agent of {self.session_id} failed to answer: {reason}")
 
     def _result(self, answer: dict[str, Any] | None) -> dict[str, Any]:
+        """The answer's result; the agent runs inside the sandbox, so any other shape is its failure."""
         if answer is None:
             raise SandboxError(f"the tool agent of {self.session_id} closed the connection without answering")
         if "error" in answer:
-            code, message = answer["error"].get("code"), str(answer["error"].get("message"))
+            error = answer["error"]
+            if not isinstance(error, dict):
+                raise self._failed(protocol.ProtocolError("an error must be a JSON object"))
+            code, message = error.get("code"), str(error.get("message"))[:ERROR_MESSAGE_CHARS]
             if code in (protocol.INVALID_PARAMS, protocol.METHOD_NOT_FOUND):
                 raise InvalidArgument(message)
             if code == protocol.NOT_FOUND:
                 raise FileNotFound(message)
+            if code == protocol.PORT_CLOSED:
+                raise UpstreamError(message)
             raise SandboxError(f"the tool agent of {self.session_id} failed: {message}")
-        result: dict[str, Any] = answer["result"]
+        result = answer.get("result")
+        if not isinstance(result, dict):
+            raise self._failed(protocol.ProtocolError("a result must be a JSON object"))
         return result
 
     async def _open_stream(
@@ -131,10 +149,13 @@ class AgentClient:
 
     async def download(self, path: str) -> tuple[int, AsyncIterator[bytes]]:
         """The size of the file at `path` in the sandbox, and its bytes as they arrive."""
+        check_path(path)
         reader, writer = await self._open_stream()
         try:
             writer.write(protocol.encode(protocol.request(1, "files/download", {"path": path})))
-            size = int((await self._answer(reader))["size"])
+            size = (await self._answer(reader)).get("size")
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                raise self._failed(protocol.ProtocolError(f"the size of {path} is not a whole number"))
         except BaseException:
             writer.close()
             raise
@@ -160,6 +181,7 @@ class AgentClient:
 
         The stream comes from the sandbox: whoever reads it must treat every member as untrusted.
         """
+        check_path(path)
         reader, writer = await self._open_stream()
         try:
             writer.write(protocol.encode(protocol.request(1, "files/pack", {"path": path})))
@@ -187,6 +209,7 @@ class AgentClient:
         self, method: str, path: str, size: int, chunks: AsyncIterator[bytes], what: str
     ) -> dict[str, Any]:
         """A request line, then exactly `size` raw bytes, then the agent's answer."""
+        check_path(path)
         reader, writer = await self._open_stream()
         try:
             writer.write(protocol.encode(protocol.request(1, method, {"path": path, "size": size})))
@@ -221,8 +244,6 @@ class AgentClient:
                 answer = protocol.decode(line)
             except (TimeoutError, OSError, ValueError, protocol.ProtocolError) as error:
                 raise self._failed(error) from None
-            if answer and answer.get("error", {}).get("code") == protocol.PORT_CLOSED:
-                raise UpstreamError(str(answer["error"].get("message")))
             self._result(answer)
         except BaseException:
             writer.close()

@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from importlib.metadata import version
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -18,6 +17,8 @@ from cove.auth import ensure_default_key
 from cove.config import Settings
 from cove.errors import CoveError, InvalidArgument
 from cove.server.api import agentbay, contexts, links, mcp, native
+from cove.server.envelope import ERROR_RESPONSES, RequestEnvelope, error_answer
+from cove.server.request_limits import Limits, RequestLimits
 from cove.server.services import Services, build_services
 from cove.sessions.manager import SessionManager
 
@@ -47,8 +48,7 @@ async def _reconcile_forever(manager: SessionManager) -> None:
 
 
 def error_response(request: Request, error: CoveError) -> JSONResponse:
-    body = {"request_id": request.state.request_id, "error": {"code": error.code, "message": error.message}}
-    return JSONResponse(body, status_code=error.http_status)
+    return error_answer(request.state.request_id, error)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -65,13 +65,11 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="Cove", version=version("cove"), lifespan=lifespan, docs_url="/docs")
 
-    @app.middleware("http")
-    async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request.state.request_id = uuid.uuid4().hex
-        response = await call_next(request)
-        response.headers["X-Request-Id"] = request.state.request_id
-        app.state.services.metrics.answered(response.status_code)
-        return response
+    # The last added runs first: every request gets its id before its key and body are looked at.
+    app.add_middleware(
+        RequestLimits, limits=Limits(settings.max_request_body_bytes, settings.request_body_timeout_s)
+    )
+    app.add_middleware(RequestEnvelope)
 
     @app.exception_handler(CoveError)
     async def cove_error(request: Request, error: CoveError) -> JSONResponse:
@@ -83,13 +81,8 @@ def create_app(settings: Settings) -> FastAPI:
         field = ".".join(str(part) for part in first["loc"] if part not in ("body", "query", "path"))
         return error_response(request, InvalidArgument(f"{field or 'request'}: {first['msg']}"))
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.exception("unexpected error")
-        return error_response(request, CoveError(f"internal error ({type(error).__name__}); see server log"))
-
-    app.include_router(native.router)
-    app.include_router(contexts.router)
+    app.include_router(native.router, responses=ERROR_RESPONSES)
+    app.include_router(contexts.router, responses=ERROR_RESPONSES)
     app.include_router(agentbay.router)
     app.include_router(mcp.router)
     app.include_router(links.router)

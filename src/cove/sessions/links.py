@@ -46,10 +46,15 @@ class LinkNotFound(CoveError):
         super().__init__("no such link; ask for a new one with get_link")
 
 
+def port_number(text: str) -> int | None:
+    """The port `text` writes in ASCII digits, or None (str.isdigit and int() also take "٣" or "²")."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 5 else None
+
+
 def check_port(raw: Any) -> int:
     """A link's port, from an integer or its decimal text; 400 naming the range otherwise."""
-    if isinstance(raw, str) and raw.strip().isdigit():
-        raw = int(raw)
+    if isinstance(raw, str) and (number := port_number(raw.strip())) is not None:
+        raw = number
     if isinstance(raw, bool) or not isinstance(raw, int) or not FIRST_PORT <= raw <= LAST_PORT:
         raise InvalidArgument(f"invalid port value: {raw}; {PORT_RANGE}")
     return raw
@@ -130,7 +135,7 @@ def open_link(manager: SessionManager, session_id: str, port: str, given_token: 
 
     A token that does not fit answers LinkNotFound (404) before anything else is looked at.
     """
-    number = int(port) if port.isdigit() and len(port) <= 5 else 0
+    number = port_number(port) or 0
     expected = token(manager.settings.data_dir, session_id, number)
     if not FIRST_PORT <= number <= LAST_PORT or not hmac.compare_digest(
         expected.encode(), given_token.encode(errors="surrogateescape")

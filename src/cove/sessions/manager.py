@@ -15,6 +15,7 @@ import string
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,7 @@ from cove.sandbox.runtime import CleanupReport, RuncRuntime
 from cove.sessions.context_syncs import Binding, SessionSyncs, select_tasks
 from cove.sessions.oss import OSS_TOOL_NAMES, OSS_TOOLS, ObjectStorageTools
 from cove.sessions.store import SessionRecord, Store, utc_now
+from cove.sessions.tenant_limits import TenantToolCalls
 from cove.sessions.validation import (
     STATUSES,
     check_labels,
@@ -62,6 +64,12 @@ ACTIVITY_RESOLUTION_S = 5.0
 """Activity is written down at most this often per session (or a quarter of its idle timeout)."""
 METRICS_WINDOW_S = 0.1
 """Rates (CPU, network) are measured over this long."""
+EXPIRY_WORKERS = 4
+"""Expired sessions ended at once: each end may upload synced folders, so one slow upload must not
+hold up the others."""
+EXPIRY_WAIT_S = 10.0
+"""How long a sweep waits for its ends; those still uploading finish on their own, and the reconcile
+loop goes on."""
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -147,6 +155,10 @@ class SessionManager:
         """Set by the server: the contexts that sessions sync (create and release)."""
         self.syncs = SessionSyncs(store, runtime, images, self._context_service)
         self.oss = ObjectStorageTools(settings.oss_private_networks)
+        self.tool_calls = TenantToolCalls(settings.tenant_tool_calls)
+        self._expiry_pool = ThreadPoolExecutor(EXPIRY_WORKERS, thread_name_prefix="cove-expire")
+        self._expiring: dict[str, Future[bool]] = {}
+        """Ends of expired sessions under way, by session id: a later sweep does not start them again."""
 
     def start_warm_pool(self) -> None:
         """Keep `settings.warm_pool` sandboxes prepared for creates with the default image and limits."""
@@ -158,6 +170,7 @@ class SessionManager:
     def close(self) -> None:
         if self.warm_pool is not None:
             self.warm_pool.close()
+        self._expiry_pool.shutdown(cancel_futures=True)  # ends not begun are swept at the next start
         self.syncs.close()
 
     def create(self, tenant_id: str, request: CreateRequest) -> SessionRecord:
@@ -172,31 +185,36 @@ class SessionManager:
             self._context_service().get(tenant_id, sync.context_id)  # 404 unless it is the caller's
         image = self.images.for_session(request.image_id or self.settings.default_image)
         prepared = self.warm_pool.take(image) if self.warm_pool else None
-        now = utc_now()
-        record = SessionRecord(
-            session_id=prepared or new_session_id(),
-            tenant_id=tenant_id,
-            image_id=image.image_id,
-            status=CREATING,
-            memory_mb=limits.memory_mb,
-            cpus=limits.cpus,
-            pids=limits.pids,
-            disk_mb=limits.disk_mb,
-            created_at=now,
-            updated_at=now,
-            labels=labels,
-            idle_timeout_s=idle_timeout_s,
-            max_lifetime_s=max_lifetime_s,
-        )
-        with self._quota_lock:
-            live = self.store.insert_session_within_quota(record, self.settings.session_quota)
-        if live is not None:
-            if prepared and self.warm_pool:
-                self.warm_pool.give_back(prepared)
-            raise QuotaExceeded(
-                f"this API key already has {live} live sessions, the quota is "
-                f"{self.settings.session_quota}; delete a session first"
+        row_written = False
+        try:
+            now = utc_now()
+            record = SessionRecord(
+                session_id=prepared or new_session_id(),
+                tenant_id=tenant_id,
+                image_id=image.image_id,
+                status=CREATING,
+                memory_mb=limits.memory_mb,
+                cpus=limits.cpus,
+                pids=limits.pids,
+                disk_mb=limits.disk_mb,
+                created_at=now,
+                updated_at=now,
+                labels=labels,
+                idle_timeout_s=idle_timeout_s,
+                max_lifetime_s=max_lifetime_s,
             )
+            with self._quota_lock:
+                live = self.store.insert_session_within_quota(record, self.settings.session_quota)
+            if live is not None:
+                raise QuotaExceeded(
+                    f"this API key already has {live} live sessions, the quota is "
+                    f"{self.settings.session_quota}; delete a session first"
+                )
+            row_written = True
+        finally:
+            # Until its row exists, a taken sandbox is still the pool's, untouched: it goes back.
+            if prepared and self.warm_pool and not row_written:
+                self.warm_pool.give_back(prepared)
         try:
             self.store.add_context_syncs(
                 record.session_id,
@@ -207,6 +225,7 @@ class SessionManager:
             else:
                 self.runtime.create(record.session_id, image, limits)
         except BaseException:
+            self.runtime.destroy(record.session_id)  # a prepared sandbox is the row's now
             self.store.delete_session_row(record.session_id)
             raise
         try:
@@ -392,19 +411,35 @@ class SessionManager:
             self.store.mark_active(record.session_id, now)
 
     def expire(self) -> builtins.list[str]:
-        """Delete the sessions past their idle timeout or maximum lifetime; answers their ids."""
+        """Delete the sessions past their idle timeout or maximum lifetime; answers the ids of those
+        ended within EXPIRY_WAIT_S.
+
+        The ends run side by side (EXPIRY_WORKERS at once), so one session's slow upload delays
+        neither the others' ends nor, past the wait, the next sweep, which leaves it be meanwhile.
+        """
         now = utc_now()
-        ended = []
         records, _ = self.store.list_sessions(statuses=LIVE_STATUSES)
+        self._expiring = {session_id: end for session_id, end in self._expiring.items() if not end.done()}
+        started = {}
         for record in records:
             reason = _expiry(record, now)
-            try:
-                if reason and self._end(record.session_id, reason):
-                    log.info("session %s ended: %s", record.session_id, reason)
-                    ended.append(record.session_id)
-            except CoveError as error:  # kept, and tried again on the next sweep
-                log.warning("session %s not ended (%s): %s", record.session_id, reason, error.message)
-        return ended
+            if reason and record.session_id not in self._expiring:
+                end = self._expiry_pool.submit(self._end_expired, record.session_id, reason)
+                self._expiring[record.session_id] = started[record.session_id] = end
+        done, _ = wait(started.values(), timeout=EXPIRY_WAIT_S)
+        return [session_id for session_id, end in started.items() if end in done and end.result()]
+
+    def _end_expired(self, session_id: str, reason: str) -> bool:
+        """End one expired session; an upload that fails keeps it, to be tried again by the next sweep."""
+        try:
+            if self._end(session_id, reason):
+                log.info("session %s ended: %s", session_id, reason)
+                return True
+        except CoveError as error:
+            log.warning("session %s not ended (%s): %s", session_id, reason, error.message)
+        except Exception:
+            log.exception("session %s not ended (%s)", session_id, reason)
+        return False
 
     def pause(self, tenant_id: str, session_id: str) -> SessionRecord:
         """Freeze a RUNNING session: its processes keep their memory and files but get no CPU."""
@@ -479,18 +514,22 @@ class SessionManager:
         return tools + HOST_TOOLS
 
     def call_tool(self, tenant_id: str, session_id: str, name: str, arguments: Any) -> dict[str, Any]:
-        """Run one tool in the session; answers MCP's result ({"content": [...], "isError": bool})."""
-        started, outcome = time.perf_counter(), "failed"
-        try:
-            result = self._call_tool(tenant_id, session_id, name, arguments)
-            outcome = "error" if result.get("isError") else "ok"
-            return result
-        except InvalidArgument:
-            outcome = "invalid"
-            raise
-        finally:
-            known = name if name in TOOL_NAMES else "other"  # client-chosen names must not grow the labels
-            self.observer.tool_called(known, outcome, time.perf_counter() - started)
+        """Run one tool in the session; answers MCP's result ({"content": [...], "isError": bool}).
+
+        Past the tenant's `tenant_tool_calls` calls in flight it is refused (QuotaExceeded, 429).
+        """
+        with self.tool_calls.slot(tenant_id):
+            started, outcome = time.perf_counter(), "failed"
+            try:
+                result = self._call_tool(tenant_id, session_id, name, arguments)
+                outcome = "error" if result.get("isError") else "ok"
+                return result
+            except InvalidArgument:
+                outcome = "invalid"
+                raise
+            finally:
+                known = name if name in TOOL_NAMES else "other"  # client-chosen names must not grow labels
+                self.observer.tool_called(known, outcome, time.perf_counter() - started)
 
     def _call_tool(self, tenant_id: str, session_id: str, name: str, arguments: Any) -> dict[str, Any]:
         timeout_s = check_tool_call(self.settings, name, arguments)

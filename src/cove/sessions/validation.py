@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +18,17 @@ MIN_MEMORY_MB = 32
 MIN_CPUS = 0.01
 MIN_PIDS = 8
 MIN_DISK_MB = 16
+MAX_TIMEOUT_S = 10 * 366 * 24 * 3600
+"""Ten years: longer timeouts are refused rather than stored (0 already means none)."""
+
+
+def is_text(value: str) -> bool:
+    """Whether `value` can be stored and sent anywhere: valid UTF-8 (no lone surrogate), no NUL."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return "\0" not in value
 
 
 def check_labels(labels: Any, field: str = "labels") -> dict[str, str]:
@@ -29,6 +41,8 @@ def check_labels(labels: Any, field: str = "labels") -> dict[str, str]:
     for key, value in labels.items():
         if not isinstance(key, str) or not isinstance(value, str):
             raise InvalidArgument(f"{field}: keys and values must be strings")
+        if not is_text(key) or not is_text(value):
+            raise InvalidArgument(f"{field}: keys and values must be UTF-8 text without NUL characters")
         if not key.strip():
             raise InvalidArgument(f"{field}: a label key is empty")
         if not value.strip():
@@ -47,8 +61,15 @@ def check_labels(labels: Any, field: str = "labels") -> dict[str, str]:
 def _bounded(name: str, value: Any, default: Any, minimum: Any, maximum: Any, kind: type) -> Any:
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and value != int(value)):
-        raise InvalidArgument(f"resources.{name} must be a {'whole ' if kind is int else ''}number")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or (kind is int and value != int(value))
+    ):
+        raise InvalidArgument(
+            f"resources.{name} must be a {'whole ' if kind is int else ''}number (not NaN or Infinity)"
+        )
     if value < minimum:
         raise InvalidArgument(f"resources.{name} is {value}; the minimum is {minimum}")
     if value > maximum:
@@ -83,8 +104,10 @@ def check_timeouts(settings: Settings, idle_timeout_s: Any, max_lifetime_s: Any)
 def _seconds(name: str, value: Any, default: int) -> int:
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidArgument(f"{name} must be a whole number of seconds (0 for none), not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TIMEOUT_S:
+        raise InvalidArgument(
+            f"{name} must be a whole number of seconds from 0 (none) to {MAX_TIMEOUT_S}, not {value!r}"
+        )
     return value
 
 
@@ -95,6 +118,8 @@ def check_status(status: str | None) -> str | None:
 
 
 DEFAULT_TOOL_TIMEOUT_S = 60.0
+PATH_ARGUMENTS = ("path", "paths", "source", "destination", "cwd")
+"""Tool arguments that name files: a NUL in one is refused here, before it reaches the agent."""
 WAITING_ARGUMENTS = {"timeout_ms": 1, "wait_ms": 1, "timeout_s": 1000}
 """Arguments by which a tool call asks to run or wait for a while (commands, process waits, code
 cells), with the milliseconds in one unit of each."""
@@ -106,6 +131,11 @@ def check_tool_call(settings: Settings, name: Any, arguments: Any) -> float:
         raise InvalidArgument("name: a tool name is required")
     if not isinstance(arguments, dict):
         raise InvalidArgument("arguments must be a JSON object")
+    for argument in PATH_ARGUMENTS:
+        value = arguments.get(argument)
+        paths = value if isinstance(value, list) else [value]
+        if any(isinstance(path, str) and "\0" in path for path in paths):
+            raise InvalidArgument(f"{name}: argument '{argument}' cannot contain a NUL character")
     timeout_s = DEFAULT_TOOL_TIMEOUT_S
     for argument, unit_ms in WAITING_ARGUMENTS.items():
         value = arguments.get(argument)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from . import Tool, ToolError
+from . import InvalidArguments, Tool, ToolError
 
 MiB = 1024 * 1024
 READ_LIMIT_BYTES = 32 * MiB
@@ -58,7 +58,11 @@ def holds_state() -> bool:
 
 
 def resolve(path: str) -> str:
-    """`path` made absolute and normalised; a relative path is taken from the user's home directory."""
+    """`path` made absolute and normalised; a relative path is taken from the user's home directory.
+
+    A NUL is refused here: the system calls would raise ValueError, which no caller expects."""
+    if "\0" in path:
+        raise InvalidArguments(f"path {path[:200]!r} contains a NUL character")
     return os.path.normpath(os.path.join(os.environ.get("HOME") or "/", path))
 
 

@@ -11,6 +11,7 @@ The wire is described in ../shared/spec/agentbay-protocol.md and docs/agentbay-c
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from cove.contexts.service import iso
 from cove.contexts.store import ContextRecord
 from cove.contexts.transfers import TRANSFER_FOLDER
 from cove.errors import CoveError, InvalidArgument, PayloadTooLarge, SessionNotFound
+from cove.server.sandbox_calls import in_sandbox
 from cove.server.services import Services
 from cove.sessions import links
 from cove.sessions.context_syncs import select_tasks
@@ -74,6 +76,10 @@ TOOLS_NOT_YET = dict.fromkeys(("set_env", "get_env"), "session environment varia
 """AgentBay tools Cove does not serve yet; other unknown tools are plain bad input."""
 
 
+WHOLE_NUMBER = re.compile(r"-?[0-9]{1,18}")
+PAGE_TOKEN = re.compile(r"[1-9][0-9]{0,17}")
+
+
 class NotSupported(CoveError):
     code = "NotSupported"
     http_status = 501
@@ -97,13 +103,20 @@ class ActionRequest:
         return value
 
     def number(self, name: str, default: int) -> int:
+        """A whole number in ASCII digits (int() alone would take "1_000", " 7" or "٣")."""
         raw = self.text(name)
         if not raw:
             return default
-        try:
-            return int(raw)
-        except ValueError:
-            raise InvalidArgument(f"{name} must be a whole number, not {raw!r}") from None
+        if not WHOLE_NUMBER.fullmatch(raw):
+            raise InvalidArgument(f"{name} must be a whole number of at most 18 digits, not {raw[:40]!r}")
+        return int(raw)
+
+    def page_token(self) -> int:
+        """The page a NextToken names: only the page numbers this server hands out are tokens."""
+        token = self.text("NextToken")
+        if token and not PAGE_TOKEN.fullmatch(token):
+            raise InvalidArgument(f"NextToken {token[:40]!r} is not one this server gave")
+        return int(token or 1)
 
     def json(self, name: str, default: Any) -> Any:
         raw = self.text(name)
@@ -113,6 +126,8 @@ class ActionRequest:
             return json.loads(raw)
         except ValueError as error:
             raise InvalidArgument(f"{name} must be JSON: {error}") from None
+        except RecursionError:
+            raise InvalidArgument(f"{name} is nested too deeply") from None
 
     def labels(self) -> dict[str, str] | None:
         labels = self.json("Labels", None)
@@ -130,6 +145,9 @@ class ActionRequest:
 
 Handler = Callable[[ActionRequest], Answer]
 ACTIONS: dict[str, Handler] = {}
+SANDBOX_ACTIONS = frozenset({"CallMcpTool", "BindContexts", "SyncContext"})
+"""Actions that wait on a sandbox (a command, folder transfers): they run on the sandbox threads
+(server/sandbox_calls.py), so that they never hold up the quick actions."""
 
 
 def action(*names: str) -> Callable[[Handler], Handler]:
@@ -297,15 +315,12 @@ def get_session_detail(call: ActionRequest) -> Answer:
 
 @action("ListSession")
 def list_sessions(call: ActionRequest) -> Answer:
-    token = call.text("NextToken")
-    if token and not token.isdigit():
-        raise InvalidArgument(f"NextToken {token!r} is not one this server gave")
     found = call.services.manager.list(
         call.tenant_id,
         labels=call.labels() or None,
         status=call.text("Status") or None,
         image_id=call.text("ImageId") or None,
-        page=int(token or 1),
+        page=call.page_token(),
         limit=call.number("MaxResults", 10),
     )
     data = [
@@ -431,10 +446,7 @@ def get_context(call: ActionRequest) -> Answer:
 
 @action("ListContexts")
 def list_contexts(call: ActionRequest) -> Answer:
-    token = call.text("NextToken")
-    if token and not token.isdigit():
-        raise InvalidArgument(f"NextToken {token!r} is not one this server gave")
-    found = call.services.contexts.list(call.tenant_id, int(token or 1), call.number("MaxResults", 10))
+    found = call.services.contexts.list(call.tenant_id, call.page_token(), call.number("MaxResults", 10))
     next_token = str(found.next_page) if found.next_page else ""
     extra = {"NextToken": next_token, "MaxResults": found.limit, "TotalCount": found.total_count}
     return [context_data(record) for record in found.items], extra
@@ -485,11 +497,8 @@ def delete_context_file(call: ActionRequest) -> Answer:
 @action("DescribeContextFiles")
 def describe_context_files(call: ActionRequest) -> Answer:
     """Page mode (`PageNumber`, `PageSize`), or token mode (`MaxResults`, `NextToken`)."""
-    token = call.text("NextToken")
-    if token and not token.isdigit():
-        raise InvalidArgument(f"NextToken {token!r} is not one this server gave")
-    token_mode = bool(token or call.text("MaxResults"))
-    page = int(token or 1) if token_mode else call.number("PageNumber", 1)
+    token_mode = bool(call.text("NextToken") or call.text("MaxResults"))
+    page = call.page_token() if token_mode else call.number("PageNumber", 1)
     limit = call.number("MaxResults", 50) if token_mode else call.number("PageSize", 50)
     found = call.services.contexts.list_files(
         call.tenant_id, call.required("ContextId"), call.text("ParentFolderPath") or "/", page, limit
@@ -558,7 +567,8 @@ async def dispatch(request: Request) -> JSONResponse:
         handler = ACTIONS.get(name)
         if handler is None:
             raise InvalidArgument(f"unknown Action {name!r}")
-        data, extra = await run_in_threadpool(handler, ActionRequest(params, tenant_id, services))
+        run = in_sandbox if name in SANDBOX_ACTIONS else run_in_threadpool
+        data, extra = await run(handler, ActionRequest(params, tenant_id, services))
     except CoveError as error:
         return _error(request_id, error)
     body = {"RequestId": request_id, "Success": True, "Code": "ok", "Message": "", "HttpStatusCode": 200}

@@ -13,6 +13,7 @@ from cove.contexts.service import ContextService, iso
 from cove.contexts.storage import StoredFile
 from cove.contexts.store import ContextRecord
 from cove.server.api.native import Tenant
+from cove.server.sandbox_calls import in_sandbox
 from cove.sessions.context_syncs import Binding
 
 router = APIRouter(tags=["contexts"])
@@ -226,10 +227,13 @@ def _bindings(request: Request, tenant_id: str, session_id: str) -> BindingsAnsw
 
 
 @router.post("/v1/sessions/{session_id}/contexts", response_model=BindingsAnswer, tags=["sessions"])
-def bind_contexts(request: Request, tenant_id: Tenant, session_id: str, body: BindBody) -> BindingsAnswer:
+async def bind_contexts(
+    request: Request, tenant_id: Tenant, session_id: str, body: BindBody
+) -> BindingsAnswer:
     """Sync more contexts into a running session: their files are there when it answers."""
-    request.app.state.services.manager.bind_contexts(tenant_id, session_id, body.context_syncs)
-    return _bindings(request, tenant_id, session_id)
+    manager = request.app.state.services.manager
+    await in_sandbox(manager.bind_contexts, tenant_id, session_id, body.context_syncs)
+    return await run_in_threadpool(_bindings, request, tenant_id, session_id)
 
 
 @router.get("/v1/sessions/{session_id}/contexts", response_model=BindingsAnswer, tags=["sessions"])
@@ -280,13 +284,18 @@ def _tasks(request: Request, tasks: list[dict[str, Any]]) -> TasksAnswer:
 
 
 @router.post("/v1/sessions/{session_id}/contexts/sync", response_model=TasksAnswer, tags=["sessions"])
-def sync_contexts(
+async def sync_contexts(
     request: Request, tenant_id: Tenant, session_id: str, body: SyncBody | None = None
 ) -> TasksAnswer:
     """Upload (or download) the session's synced folders now; answers their tasks once done."""
     body = body or SyncBody()
-    tasks = request.app.state.services.manager.sync_contexts(
-        tenant_id, session_id, body.context_id, body.path, body.mode
+    tasks = await in_sandbox(
+        request.app.state.services.manager.sync_contexts,
+        tenant_id,
+        session_id,
+        body.context_id,
+        body.path,
+        body.mode,
     )
     return _tasks(request, tasks)
 

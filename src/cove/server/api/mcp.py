@@ -21,7 +21,6 @@ from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any, TypeVar, cast
 
-import anyio.to_thread
 from fastapi import APIRouter
 from mcp import types
 from mcp.server import Server, ServerRequestContext
@@ -34,6 +33,7 @@ from starlette.types import Receive, Scope, Send
 
 from cove.agent.protocol import MAX_LINE_BYTES
 from cove.errors import CoveError, InvalidArgument
+from cove.server.sandbox_calls import in_sandbox
 from cove.server.services import Services
 from cove.sessions.manager import SessionManager
 
@@ -54,12 +54,12 @@ def _protocol_error(error: Exception) -> MCPError:
 
 
 async def _in_session(ctx: ServerRequestContext[Any, Any], call: Callable[..., Answer], *args: Any) -> Answer:
-    """Run a blocking SessionManager method for the request's tenant and session in a worker thread."""
+    """Run a blocking SessionManager method for the request's tenant and session on a sandbox thread."""
     request = cast("Request", ctx.request)  # the Streamable HTTP transport attaches it
     services: Services = request.app.state.services
     tenant_id: str = getattr(request.state, _TENANT)
     session_id: str = request.path_params["session_id"]
-    return await anyio.to_thread.run_sync(call, services.manager, tenant_id, session_id, *args)
+    return await in_sandbox(call, services.manager, tenant_id, session_id, *args)
 
 
 async def _list_tools(

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from cove.errors import InvalidArgument, LengthRequired
+from cove.server.sandbox_calls import in_sandbox
 from cove.sessions import links
 from cove.sessions.manager import CreateRequest, SessionManager
 from cove.sessions.store import SessionRecord
@@ -195,6 +196,8 @@ def _labels_query(raw: str | None) -> dict[str, Any] | None:
         labels = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise InvalidArgument(f'labels must be a JSON object such as {{"team": "a"}}: {exc}') from exc
+    except RecursionError:
+        raise InvalidArgument("labels is nested too deeply") from None
     if not isinstance(labels, dict):
         raise InvalidArgument('labels must be a JSON object such as {"team": "a"}')
     return labels
@@ -356,11 +359,12 @@ def list_tools(request: Request, tenant_id: Tenant, session_id: str) -> ToolsAns
 
 
 @router.post("/v1/sessions/{session_id}/tools/{name}", response_model=ToolCallAnswer, tags=["tools"])
-def call_tool(
+async def call_tool(
     request: Request, tenant_id: Tenant, session_id: str, name: str, body: ToolCallBody
 ) -> ToolCallAnswer:
-    """Run a tool in the session. A tool that ran and failed answers 200 with isError true."""
-    result = manager(request).call_tool(tenant_id, session_id, name, body.arguments)
+    """Run a tool in the session. A tool that ran and failed answers 200 with isError true; past the
+    key's `tenant_tool_calls` calls in flight, 429 QuotaExceeded."""
+    result = await in_sandbox(manager(request).call_tool, tenant_id, session_id, name, body.arguments)
     return ToolCallAnswer(request_id=request.state.request_id, result=ToolResult(**result))
 
 
