@@ -64,3 +64,11 @@ class KeyRing:
             self._known.add(tenant)
             return tenant
         raise Unauthorized("unknown API key: create one with 'cove key create'")
+
+    def is_key(self, authorization: bytes) -> bool:
+        """Whether an Authorization value carries a key of any tenant (links never pass one on)."""
+        try:
+            self.authenticate(authorization.decode("latin-1"))
+        except Unauthorized:
+            return False
+        return True

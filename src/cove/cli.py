@@ -60,14 +60,10 @@ def serve(
 
 
 def _listening(settings: Settings) -> dict[str, Any]:
-    """uvicorn's address, and which proxies' X-Forwarded-For it believes: only those configured
-    (uvicorn's own default believes any on loopback, so a local process could pose as any client)."""
-    return {
-        "host": settings.host,
-        "port": settings.port,
-        "proxy_headers": bool(settings.trusted_proxies),
-        "forwarded_allow_ips": settings.trusted_proxies or None,
-    }
+    """uvicorn's address, and which proxies' X-Forwarded-For it believes (`proxy_options`)."""
+    from cove.server.link_listener import proxy_options
+
+    return {"host": settings.host, "port": settings.port, **proxy_options(settings)}
 
 
 @main.command(epilog="Accepts the same COVE_* settings as 'cove serve'.")

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from cove.contexts.transfer_limits import TransferLimits
+
 DEFAULT_DATA_DIR = "/var/lib/cove"
 _BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False}
 """How a true/false setting may be written (`bool("false")` would be True)."""
@@ -28,6 +30,10 @@ class Settings:
     database_url: str = _setting("", "SQLAlchemy URL; empty means SQLite at DATA_DIR/cove.db")
     api_keys: str = _setting("", "comma-separated API keys accepted besides those in the database")
     public_url: str = _setting("", "base URL clients reach the server at; default http://HOST:PORT")
+    link_port: int = _setting(
+        0, "port links to sessions are served on, an origin apart from the API's; 0: the API port + 1"
+    )
+    link_public_url: str = _setting("", "base URL links are given at; default http://HOST:LINK_PORT")
     session_quota: int = _setting(50, "live sessions allowed per API key")
     tenant_tool_calls: int = _setting(32, "tool calls an API key may have running at once; past it, 429")
     default_image: str = _setting("linux_latest", "image used when a create names none")
@@ -80,6 +86,17 @@ class Settings:
     s3_secret_access_key: str = _setting("", "secret of that access key", secret=True)
     s3_prefix: str = _setting("contexts", "key prefix of context files in the bucket")
     s3_path_style: bool = _setting(False, "address the bucket in the path (most self-hosted S3 servers)")
+    max_sync_file_bytes: int = _setting(
+        4 * 1024**3,
+        "largest file a transfer from a sandbox (context upload, OSS upload) moves, bytes; larger "
+        "ones are left out and reported",
+    )
+    max_sync_bytes: int = _setting(
+        16 * 1024**3, "most bytes one transfer from a sandbox may send; past it the transfer fails"
+    )
+    sync_timeout_s: float = _setting(
+        3600.0, "time one transfer from a sandbox may take in all, seconds; past it the transfer fails"
+    )
     oss_private_networks: bool = _setting(
         False, "let OSS tools reach loopback, private and link-local addresses (an in-house store)"
     )
@@ -90,6 +107,9 @@ class Settings:
     )
     request_body_timeout_s: float = _setting(
         60.0, "time a request body may take to arrive, seconds; a streamed upload: the longest pause"
+    )
+    transfer_stall_timeout_s: float = _setting(
+        60.0, "a streamed file transfer fails when the sandbox or the client moves no byte this long"
     )
     trusted_proxies: str = _setting(
         "", "comma-separated addresses of reverse proxies whose X-Forwarded-For is believed; empty: none"
@@ -108,8 +128,26 @@ class Settings:
         return Path(self.image_cache_dir) if self.image_cache_dir else self.data_dir / "image-cache"
 
     @property
+    def transfer_limits(self) -> TransferLimits:
+        return TransferLimits(
+            self.max_sync_file_bytes, self.max_sync_bytes, self.sync_timeout_s, self.data_dir / "tmp"
+        )
+
+    @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def link_listen_port(self) -> int:
+        """The port of the link listener: never the API's, so links never share the API's origin."""
+        port = self.link_port or self.port + 1
+        if port == self.port:
+            raise ValueError(f"setting link_port: {port} is the API's port; links need a port of their own")
+        return port
+
+    @property
+    def link_base_url(self) -> str:
+        return (self.link_public_url or f"http://{self.host}:{self.link_listen_port}").rstrip("/")
 
 
 def _convert(name: str, raw: Any, target: Any) -> Any:

@@ -86,6 +86,13 @@ class UpstreamError(CoveError):
     http_status = 502
 
 
+class ContextUploadFailed(CoveError):
+    """A synced folder could not be packed from the session and written into its context."""
+
+    code = "ContextUploadFailed"
+    http_status = 502
+
+
 class ContextNotFound(CoveError):
     """No context of the caller's by that id or name (another tenant's answers the same)."""
 

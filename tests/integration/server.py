@@ -39,13 +39,18 @@ class CoveServer:
     def __init__(self, data_dir: Path, **settings: Any) -> None:
         self.data_dir = data_dir
         self.port = free_port()
-        self.settings = {"api_keys": f"{KEY_A},{KEY_B}", **settings}
+        self.settings = {"api_keys": f"{KEY_A},{KEY_B}", "link_port": free_port(), **settings}
         self.process: subprocess.Popen[bytes] | None = None
         self.log = data_dir.parent / f"{data_dir.name}-server.log"
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def link_url(self) -> str:
+        """Where links are served: a listener, and so an origin, apart from the API's."""
+        return f"http://127.0.0.1:{self.settings['link_port']}"
 
     def start(self) -> None:
         env = dict(os.environ)

@@ -223,7 +223,8 @@ def test_a_failed_upload_keeps_the_session(
     made = new_session(context_syncs=[{"context_id": context["id"], "path": SYNCED}])
     inside(server, made["session_id"], f"rm -rf {SYNCED} && echo not-a-folder > {SYNCED}")
     refused = api.delete(f"/v1/sessions/{made['session_id']}")
-    assert refused.status_code == 500 and "the session is kept" in refused.text, refused.text
+    assert refused.status_code == 502 and "the session is kept" in refused.text, refused.text
+    assert refused.json()["error"]["code"] == "ContextUploadFailed"
     assert api.get(f"/v1/sessions/{made['session_id']}").json()["session"]["status"] == "RUNNING"
     inside(server, made["session_id"], f"rm {SYNCED} && mkdir {SYNCED} && echo fixed > {SYNCED}/fixed.txt")
     assert api.delete(f"/v1/sessions/{made['session_id']}").status_code == 200

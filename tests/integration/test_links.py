@@ -174,7 +174,7 @@ def requests_seen(session: Session) -> int:
 
 def test_the_link_url_and_a_file_through_it(web: tuple[Session, str], server: CoveServer) -> None:
     session, link = web
-    prefix = f"{server.url}/links/{session.session_id}/{WEB_PORT}/"
+    prefix = f"{server.link_url}/links/{session.session_id}/{WEB_PORT}/"
     assert link.startswith(prefix) and link.endswith("/")
     token = link[len(prefix) : -1]
     assert len(token) == 64 and int(token, 16) >= 0
@@ -206,7 +206,8 @@ def test_query_headers_and_bodies_reach_the_service(web: tuple[Session, str]) ->
     assert headers["x-custom"] == "yes" and headers["host"] == f"localhost:{WEB_PORT}"
     assert headers["x-forwarded-prefix"].startswith("/links/") and "x-forwarded-for" in headers
     assert "authorization" not in headers, "the owner's API key never reaches the sandbox"
-    assert query.headers.get_list("set-cookie") == ["a=1", "b=2"], "repeated headers are kept"
+    path = f"Path={headers['x-forwarded-prefix']}"
+    assert query.headers.get_list("set-cookie") == [f"a=1; {path}", f"b=2; {path}"], "repeats are kept"
     other = httpx.get(link + "echo", headers={"Authorization": "Bearer app-token"}).json()
     assert {k.lower(): v for k, v in other["headers"].items()}["authorization"] == "Bearer app-token"
 
@@ -270,7 +271,7 @@ def test_wrong_tokens_answer_404_and_reach_nothing(
     web: tuple[Session, str], server: CoveServer, new_session: Callable[..., dict[str, Any]]
 ) -> None:
     session, link = web
-    base = f"{server.url}/links/{session.session_id}"
+    base = f"{server.link_url}/links/{session.session_id}"
     token = link.rstrip("/").rsplit("/", 1)[1]
     other = new_session()
     with server.client() as api:
@@ -287,7 +288,7 @@ def test_wrong_tokens_answer_404_and_reach_nothing(
         f"{base}/80/{token}/hello.txt",
         f"{base}/{WEB_PORT}//hello.txt",
         f"{base}/{WEB_PORT}/",
-        f"{server.url}/links/session-nosuchsession00/{WEB_PORT}/{token}/hello.txt",
+        f"{server.link_url}/links/session-nosuchsession00/{WEB_PORT}/{token}/hello.txt",
     ]
     for url in wrong:
         answer = httpx.post(url, content=b"x")
@@ -362,7 +363,9 @@ def test_the_official_sdk_gets_a_working_link(server: CoveServer, monkeypatch: p
             f"cd /tmp/site && nohup python3 -m http.server {WEB_PORT} >/dev/null 2>&1 &"
         )
         link = official.get_link("https", WEB_PORT)
-        assert link.success and link.data.startswith(f"{server.url}/links/{official.session_id}/{WEB_PORT}/")
+        assert link.success and link.data.startswith(
+            f"{server.link_url}/links/{official.session_id}/{WEB_PORT}/"
+        )
         wait_until_answers(link.data)
         assert httpx.get(link.data).text == "<h1>official</h1>"
         assert official.get_link(port=WEB_PORT).data.startswith("ws://")

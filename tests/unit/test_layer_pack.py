@@ -9,16 +9,18 @@ from pathlib import Path
 
 import pytest
 
+from cove.contexts.transfer_limits import TransferLimits
 from cove.errors import FileNotFound
 from cove.sandbox.layer_pack import pack_from_host
 
+LIMITS = TransferLimits(1 << 30, 1 << 32, 60.0, Path("/nonexistent"))
 SESSION_USER = (99999, 99999)
 """Neither the owner nor the group of the test's files: the "other" mode bits decide, as for a stranger."""
 
 
 def packed(root: Path, path: str) -> dict[str, bytes]:
     buffer = io.BytesIO()
-    pack_from_host(root, path, SESSION_USER, buffer)
+    pack_from_host(root, path, SESSION_USER, buffer, LIMITS)
     buffer.seek(0)
     with tarfile.open(fileobj=buffer) as tar:
         return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isreg()}  # type: ignore[union-attr]

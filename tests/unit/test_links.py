@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cove.auth import tenant_of
 from cove.errors import InvalidArgument
 from cove.server.link_proxy import Upstream, forwarded_headers, response_headers, split_target
 from cove.sessions import links
@@ -69,7 +68,9 @@ def test_the_target_is_what_follows_the_token(rest: str, query: bytes) -> None:
 
 
 def test_forwarded_headers() -> None:
-    upstream = Upstream(port=30100, target=b"/", prefix="/links/s/30100/t", owner_key_tenant=tenant_of("KEY"))
+    upstream = Upstream(
+        port=30100, target=b"/", prefix="/links/s/30100/t", cove_authorizations=frozenset({b"Bearer KEY"})
+    )
     sent = [
         (b"host", b"cove.example:9000"),
         (b"connection", b"keep-alive, x-private"),
@@ -99,8 +100,13 @@ def test_response_headers_drop_hop_by_hop_ones_and_keep_repeats() -> None:
     answered = [
         (b"content-type", b"text/plain"),
         (b"set-cookie", b"a=1"),
-        (b"set-cookie", b"b=2"),
+        (b"set-cookie", b"b=2; Path=/; Domain=example.com; HttpOnly"),
         (b"connection", b"close"),
         (b"transfer-encoding", b"chunked"),
+        (b"service-worker-allowed", b"/"),
     ]
-    assert response_headers(answered) == answered[:3]
+    assert response_headers(answered, "/links/s/30100/t") == [
+        (b"content-type", b"text/plain"),
+        (b"set-cookie", b"a=1; Path=/links/s/30100/t"),
+        (b"set-cookie", b"b=2; HttpOnly; Path=/links/s/30100/t"),
+    ]

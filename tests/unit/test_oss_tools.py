@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cove.contexts.transfer_limits import TransferLimits
 from cove.errors import InvalidArgument
 from cove.sandbox.agent_client import AgentClient
 from cove.sessions.oss import (
@@ -24,6 +25,7 @@ from cove.sessions.oss import (
 )
 
 NO_AGENT = AgentClient(Path("/nonexistent"), "s-unit")
+LIMITS = TransferLimits(1 << 30, 1 << 32, 60.0, Path("/nonexistent"))
 """The checks answer before the sandbox is asked anything."""
 
 
@@ -66,7 +68,7 @@ def test_a_public_address_is_allowed() -> None:
 
 
 def test_arguments_and_a_call_before_env_init() -> None:
-    tools = ObjectStorageTools(private_networks=False)
+    tools = ObjectStorageTools(LIMITS, private_networks=False)
     with pytest.raises(InvalidArgument, match="bucket is required"):
         tools.call("s-1", NO_AGENT, "oss_upload", {"object": "o", "path": "/p"})
     with pytest.raises(InvalidArgument, match="unknown argument 'size'"):
@@ -83,7 +85,7 @@ def test_arguments_and_a_call_before_env_init() -> None:
 
 
 def test_credentials_stay_out_of_answers_and_reprs() -> None:
-    tools = ObjectStorageTools(private_networks=True)
+    tools = ObjectStorageTools(LIMITS, private_networks=True)
     arguments = {
         "access_key_id": "AK",
         "access_key_secret": "very-secret",

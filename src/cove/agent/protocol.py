@@ -19,6 +19,8 @@ NOT_FOUND = -32004
 PORT_CLOSED = -32005
 """Cove's own code: `ports/connect` found nothing listening on the port inside the sandbox."""
 
+LEFT_OUT_HEADER = "COVE.left_out"
+"""PAX header of an empty tar member `files/pack` sends for a file it left out, saying why."""
 MAX_LINE_BYTES = 64 * 1024 * 1024
 """No message line may be longer; file contents beyond this go as raw bytes, not JSON."""
 

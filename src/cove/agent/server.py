@@ -128,9 +128,9 @@ class Connection(socketserver.StreamRequestHandler):
                 unpacked = transfers.receive_pack(params, self.rfile)
                 protocol.write_message(self.wfile, protocol.result(request_id, unpacked))
             elif message["method"] == "files/pack":
-                folder = transfers.open_for_pack(params)
+                folder, max_file_bytes = transfers.open_for_pack(params)
                 protocol.write_message(self.wfile, protocol.result(request_id, {"path": folder}))
-                transfers.send_pack(self.wfile, folder)
+                transfers.send_pack(self.wfile, folder, max_file_bytes)
             else:
                 source, size = transfers.open_for_download(params)
                 protocol.write_message(self.wfile, protocol.result(request_id, {"size": size}))

@@ -117,23 +117,39 @@ def send_file(connection: socket.socket, source: BinaryIO, size: int) -> None:
         connection.sendfile(source, count=size)
 
 
-def open_for_pack(params: Any) -> str:
-    """The folder `files/pack` will send; refused before the answer line if it is not a folder."""
+def open_for_pack(params: Any) -> tuple[str, int | None]:
+    """The folder `files/pack` will send, and the largest file it may hold (`max_file_bytes`, none
+    if not given); refused before the answer line if it is not a folder."""
     path, _ = _checked_params(params)
+    cap = params.get("max_file_bytes")
+    if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 0):
+        raise TransferError(protocol.INVALID_PARAMS, "max_file_bytes must be a whole number of bytes")
     try:
         info = os.lstat(path)
     except OSError as error:
         raise _refuse(error, path) from None
     if not stat.S_ISDIR(info.st_mode):
         raise TransferError(protocol.INVALID_PARAMS, f"{path} is not a folder")
-    return path
+    return path, cap
 
 
-def send_pack(wfile: io.BufferedIOBase, path: str) -> None:
+def _left_out(info: os.stat_result, max_file_bytes: int | None) -> str:
+    """Why a regular file is not packed, or "" if it is: sparse (its holes would be sent as zeros,
+    costing the host far more than the file costs the sandbox), or over the host's per-file cap."""
+    if info.st_blocks * 512 < info.st_size:
+        return f"sparse file of {info.st_size} bytes with {info.st_blocks * 512} on disk"
+    if max_file_bytes is not None and info.st_size > max_file_bytes:
+        return f"{info.st_size} bytes, over COVE_MAX_SYNC_FILE_BYTES ({max_file_bytes})"
+    return ""
+
+
+def send_pack(wfile: io.BufferedIOBase, path: str, max_file_bytes: int | None = None) -> None:
     """Write the folder at `path` as an uncompressed tar stream, names relative to it.
 
     Symlinks are stored as symlinks, never followed; entries the session user cannot read, and
-    sockets, FIFOs and devices, are left out rather than failing the whole pack.
+    sockets, FIFOs and devices, are left out rather than failing the whole pack. Sparse files and
+    files over `max_file_bytes` are sent as empty members with a LEFT_OUT_HEADER saying why, so the
+    host can report them.
     """
     with tarfile.open(fileobj=wfile, mode="w|", format=tarfile.PAX_FORMAT) as archive:
         for top, folders, files in os.walk(path, followlinks=False):
@@ -146,7 +162,11 @@ def send_pack(wfile: io.BufferedIOBase, path: str) -> None:
                     ):
                         continue
                     member = archive.gettarinfo(full, os.path.relpath(full, path))
-                    if member.isreg():
+                    reason = _left_out(info, max_file_bytes) if member.isreg() else ""
+                    if reason:
+                        member.size, member.pax_headers = 0, {protocol.LEFT_OUT_HEADER: reason}
+                        archive.addfile(member)
+                    elif member.isreg():
                         with open(full, "rb") as source:
                             archive.addfile(member, source)
                     else:

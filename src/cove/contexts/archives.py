@@ -70,21 +70,23 @@ def add_members(
     out: tarfile.TarFile,
     admits: Callable[[str], bool],
     limit: int = MAX_UNPACKED_BYTES,
+    spool: Callable[[], IO[bytes]] = tempfile.TemporaryFile,
 ) -> bool:
     """Add the regular files of the seekable `archive` to `out` below `target`; False if it is
-    unreadable or unpacks to more than `limit` bytes."""
+    unreadable or unpacks to more than `limit` bytes. Each member is unpacked into a `spool` file
+    first (the server's are in DATA_DIR/tmp)."""
     try:
         for member_name, opened in _members(archive, name):
             path = _inside(member_name)
             full = f"{target}/{path}" if target and path else path
             if not path or not admits(full):
                 continue
-            with opened() as source, tempfile.TemporaryFile() as spool:
-                limit -= _copy_at_most(source, spool, limit)
+            with opened() as source, spool() as unpacked:
+                limit -= _copy_at_most(source, unpacked, limit)
                 member = tarfile.TarInfo(full)
-                member.size, member.mode = spool.tell(), 0o644
-                spool.seek(0)
-                out.addfile(member, spool)
+                member.size, member.mode = unpacked.tell(), 0o644
+                unpacked.seek(0)
+                out.addfile(member, unpacked)
     except _BROKEN as error:
         log.warning("archive %s in a context could not be unpacked: %s", name, error)
         return False

@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import tarfile
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
 from cove.contexts import archives
 from cove.contexts.policy import ContextSync
 from cove.contexts.storage import StorageBackend, clean_path
+from cove.contexts.transfer_limits import LEFT_OUT_HEADER
 from cove.errors import InvalidArgument, InvalidState
+
+REASON_CHARS = 200
+"""A left-out member's reason is cut to this: it comes from the sandbox."""
 
 
 def _walk(storage: StorageBackend, context_id: str, parent: str = "/") -> list[str]:
@@ -37,8 +41,14 @@ def _folders(storage: StorageBackend, context_id: str, parent: str = "/") -> set
     return found
 
 
-def export_tar(storage: StorageBackend, sync: ContextSync, target: IO[bytes]) -> None:
-    """Write the context's files that `sync` downloads into `target` as a tar."""
+def export_tar(
+    storage: StorageBackend,
+    sync: ContextSync,
+    target: IO[bytes],
+    spool: Callable[[], IO[bytes]] = tempfile.TemporaryFile,
+) -> None:
+    """Write the context's files that `sync` downloads into `target` as a tar; archives to unpack
+    are copied into `spool` files first (the server's are in DATA_DIR/tmp)."""
     with tarfile.open(fileobj=target, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for path in _walk(storage, sync.context_id):
             relative = path.lstrip("/")
@@ -49,14 +59,14 @@ def export_tar(storage: StorageBackend, sync: ContextSync, target: IO[bytes]) ->
             if unpack_to is None:
                 _add_file(archive, relative, size, _ChunkReader(chunks))
                 continue
-            with tempfile.TemporaryFile() as spool:
+            with spool() as copy:
                 for chunk in chunks:
-                    spool.write(chunk)
-                spool.seek(0)
-                unpacked = archives.add_members(spool, relative, unpack_to, archive, sync.admits)
+                    copy.write(chunk)
+                copy.seek(0)
+                unpacked = archives.add_members(copy, relative, unpack_to, archive, sync.admits, spool=spool)
                 if not (unpacked and sync.delete_archive):
-                    spool.seek(0)
-                    _add_file(archive, relative, size, spool)
+                    copy.seek(0)
+                    _add_file(archive, relative, size, copy)
 
 
 def _add_file(archive: tarfile.TarFile, name: str, size: int, content: Any) -> None:
@@ -96,21 +106,33 @@ class _ChunkReader:
 class ImportReport:
     written: int
     skipped: list[str]
+    left_out: list[str]
+    """Files not uploaded for a limit (sparse, over the per-file cap), each with why."""
 
 
-def import_tar(storage: StorageBackend, sync: ContextSync, source: IO[bytes]) -> ImportReport:
+def import_tar(
+    storage: StorageBackend, sync: ContextSync, source: IO[bytes], max_file_bytes: int | None = None
+) -> ImportReport:
     """Write the regular files of an untrusted tar that `sync` admits into its context, each atomically.
 
-    Members with absolute names or '..', symlinks, hard links and special files are skipped; with
-    `sync.sync_deletions`, admitted context files the tar does not hold are removed afterwards.
+    Members with absolute names or '..', symlinks, hard links and special files are skipped; members
+    the packer marked left out (LEFT_OUT_HEADER) or over `max_file_bytes` are reported, and their
+    context files kept as they were; with `sync.sync_deletions`, other admitted context files the tar
+    does not hold are removed afterwards.
     """
     context_id = sync.context_id
     written: set[str] = set()
     skipped: list[str] = []
+    left_out: list[str] = []
     folders = _folders(storage, context_id)
     with tarfile.open(fileobj=source, mode="r|") as archive:
         for member in archive:
             if member.isdir():
+                continue
+            reason = member.pax_headers.get(LEFT_OUT_HEADER, "")[:REASON_CHARS]  # the sandbox's text
+            if member.isreg() and (reason or (max_file_bytes is not None and member.size > max_file_bytes)):
+                left_out.append(f"{member.name} ({reason or f'{member.size} bytes, over the per-file cap'})")
+                written.add("/" + member.name.lstrip("/"))  # not uploaded, but not deleted either
                 continue
             if not member.isreg() or member.name.startswith("/") or ".." in member.name.split("/"):
                 skipped.append(member.name)
@@ -143,7 +165,7 @@ def import_tar(storage: StorageBackend, sync: ContextSync, source: IO[bytes]) ->
         for path in _walk(storage, context_id):
             if path not in written and sync.admits(path.lstrip("/")):
                 storage.delete(context_id, path)
-    return ImportReport(len(written), skipped)
+    return ImportReport(len(written) - len(left_out), skipped, left_out)
 
 
 def _pieces(handle: IO[bytes]) -> Iterator[bytes]:

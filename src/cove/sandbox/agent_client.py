@@ -11,7 +11,7 @@ import os
 import socket
 import stat
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,13 @@ START_TIMEOUT_S = 10.0
 ANSWER_MARGIN_S = 10.0
 """Time allowed on top of a call's own timeout for the answer to arrive."""
 TRANSFER_IDLE_TIMEOUT_S = 60.0
-"""A streamed transfer fails when the agent sends or takes nothing for this long."""
+"""A streamed transfer fails when the agent sends or takes nothing for this long (the server's
+file routes pass their own, `transfer_stall_timeout_s`)."""
 CHUNK_BYTES = 1024 * 1024
+DOWNLOAD_BUFFER_BYTES = CHUNK_BYTES
+"""The line limit of a download's stream, and so its buffer: the reader stops taking bytes from the
+agent past twice this, so a client that reads slowly, or not at all, holds the agent back instead
+of filling the server's memory (the answer line before the bytes is far shorter)."""
 ERROR_MESSAGE_CHARS = 4096
 """An agent's error message is cut to this before it is passed on to the client."""
 PORT_BUFFER_BYTES = 256 * 1024
@@ -132,59 +137,73 @@ class AgentClient:
             sock.close()
             raise
 
-    async def _answer(self, reader: asyncio.StreamReader) -> dict[str, Any]:
+    async def _answer(
+        self, reader: asyncio.StreamReader, stall_timeout_s: float = TRANSFER_IDLE_TIMEOUT_S
+    ) -> dict[str, Any]:
         try:
-            line = await asyncio.wait_for(reader.readline(), TRANSFER_IDLE_TIMEOUT_S)
+            line = await asyncio.wait_for(reader.readline(), stall_timeout_s)
             return self._result(protocol.decode(line))
         except (TimeoutError, OSError, ValueError, protocol.ProtocolError) as error:
             raise self._failed(error) from None
 
-    async def upload(self, path: str, size: int, chunks: AsyncIterator[bytes]) -> dict[str, Any]:
+    async def upload(
+        self,
+        path: str,
+        size: int,
+        chunks: AsyncIterator[bytes],
+        stall_timeout_s: float = TRANSFER_IDLE_TIMEOUT_S,
+    ) -> dict[str, Any]:
         """Stream `size` bytes into the file at `path` in the sandbox; answers its path and size.
 
         The agent keeps the bytes only if exactly `size` arrive, so a body that is cut short or too
         long changes nothing in the sandbox.
         """
-        return await self._send_stream("files/upload", path, size, chunks, "upload")
+        return await self._send_stream("files/upload", path, size, chunks, "upload", stall_timeout_s)
 
-    async def download(self, path: str) -> tuple[int, AsyncIterator[bytes]]:
-        """The size of the file at `path` in the sandbox, and its bytes as they arrive."""
+    async def download(
+        self, path: str, stall_timeout_s: float = TRANSFER_IDLE_TIMEOUT_S
+    ) -> tuple[int, AsyncGenerator[bytes]]:
+        """The size of the file at `path` in the sandbox, and its bytes as they are read from the
+        body: never more than DOWNLOAD_BUFFER_BYTES ahead of the reader, so whoever drains the body
+        sets the pace."""
         check_path(path)
-        reader, writer = await self._open_stream()
+        reader, writer = await self._open_stream(DOWNLOAD_BUFFER_BYTES)
         try:
             writer.write(protocol.encode(protocol.request(1, "files/download", {"path": path})))
-            size = (await self._answer(reader)).get("size")
+            size = (await self._answer(reader, stall_timeout_s)).get("size")
             if isinstance(size, bool) or not isinstance(size, int) or size < 0:
                 raise self._failed(protocol.ProtocolError(f"the size of {path} is not a whole number"))
         except BaseException:
             writer.close()
             raise
 
-        async def body() -> AsyncIterator[bytes]:
+        async def body() -> AsyncGenerator[bytes]:
             try:
                 remaining = size
                 while remaining:
-                    chunk = await asyncio.wait_for(
-                        reader.read(min(CHUNK_BYTES, remaining)), TRANSFER_IDLE_TIMEOUT_S
-                    )
+                    chunk = await asyncio.wait_for(reader.read(min(CHUNK_BYTES, remaining)), stall_timeout_s)
                     if not chunk:
                         raise self._failed(EOFError(f"the download of {path} was cut short"))
                     remaining -= len(chunk)
                     yield chunk
+            except (TimeoutError, OSError) as error:
+                raise self._failed(error) from None
             finally:
                 writer.close()
 
         return size, body()
 
-    async def pack(self, path: str) -> AsyncIterator[bytes]:
-        """The folder at `path` in the sandbox as a tar stream (`files/pack`), until the agent ends it.
+    async def pack(self, path: str, max_file_bytes: int) -> AsyncIterator[bytes]:
+        """The folder at `path` in the sandbox as a tar stream (`files/pack`), until the agent ends it;
+        files over `max_file_bytes`, and sparse ones, are left out (protocol.LEFT_OUT_HEADER).
 
         The stream comes from the sandbox: whoever reads it must treat every member as untrusted.
         """
         check_path(path)
         reader, writer = await self._open_stream()
         try:
-            writer.write(protocol.encode(protocol.request(1, "files/pack", {"path": path})))
+            params = {"path": path, "max_file_bytes": max_file_bytes}
+            writer.write(protocol.encode(protocol.request(1, "files/pack", params)))
             await self._answer(reader)
         except BaseException:
             writer.close()
@@ -206,7 +225,13 @@ class AgentClient:
         return await self._send_stream("files/unpack", path, size, chunks, "archive")
 
     async def _send_stream(
-        self, method: str, path: str, size: int, chunks: AsyncIterator[bytes], what: str
+        self,
+        method: str,
+        path: str,
+        size: int,
+        chunks: AsyncIterator[bytes],
+        what: str,
+        stall_timeout_s: float = TRANSFER_IDLE_TIMEOUT_S,
     ) -> dict[str, Any]:
         """A request line, then exactly `size` raw bytes, then the agent's answer."""
         check_path(path)
@@ -219,10 +244,13 @@ class AgentClient:
                 if sent > size:
                     raise InvalidArgument(f"the {what} is longer than its declared size of {size} bytes")
                 writer.write(chunk)
-                await asyncio.wait_for(writer.drain(), TRANSFER_IDLE_TIMEOUT_S)
+                try:
+                    await asyncio.wait_for(writer.drain(), stall_timeout_s)
+                except TimeoutError as error:
+                    raise self._failed(error) from None
             if sent < size:
                 raise InvalidArgument(f"the {what} ended after {sent} of its declared {size} bytes")
-            return await self._answer(reader)
+            return await self._answer(reader, stall_timeout_s)
         finally:
             writer.close()
 

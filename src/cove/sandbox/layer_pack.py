@@ -4,7 +4,9 @@ Used when the sandbox cannot pack it itself (its init died, or the server restar
 and finds the container stopped): the session's writable layer still holds every acknowledged
 write. The tree is the sandbox's and so untrusted: every name is opened from its parent folder with
 O_NOFOLLOW, never through a symlink; symlinks, sockets, FIFOs and devices are left out; and only
-what the session user could read (by owner, group and mode) is packed, as the agent would.
+what the session user could read (by owner, group and mode) is packed, as the agent would. As the
+agent does, sparse files and files over the per-file cap are sent as empty members marked left out
+(LEFT_OUT_HEADER), so that the upload reports them; the caller counts the bytes and the deadline.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ import tarfile
 from pathlib import Path
 from typing import IO
 
+from cove.contexts.transfer_limits import LEFT_OUT_HEADER, TransferLimits, sparse_reason
 from cove.errors import FileNotFound
 
 _FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 
-def pack_from_host(root: Path, path: str, user: tuple[int, int], target: IO[bytes]) -> None:
+def pack_from_host(
+    root: Path, path: str, user: tuple[int, int], target: IO[bytes], limits: TransferLimits
+) -> None:
     """Write the folder `path` (absolute in the sandbox) below `root` into `target` as a tar.
 
     `user` is the session user's (uid, gid) on the host. FileNotFound if the folder is missing, is
@@ -30,7 +35,7 @@ def pack_from_host(root: Path, path: str, user: tuple[int, int], target: IO[byte
     folder = _open_folder(root, [name for name in path.split("/") if name], user)
     try:
         with tarfile.open(fileobj=target, mode="w", format=tarfile.PAX_FORMAT) as archive:
-            _add_folder(archive, folder, "", user)
+            _add_folder(archive, folder, "", user, limits)
     finally:
         os.close(folder)
 
@@ -71,7 +76,9 @@ def _permits(info: os.stat_result, user: tuple[int, int], owner_bits: int) -> bo
     return info.st_mode & need == need
 
 
-def _add_folder(archive: tarfile.TarFile, folder: int, prefix: str, user: tuple[int, int]) -> None:
+def _add_folder(
+    archive: tarfile.TarFile, folder: int, prefix: str, user: tuple[int, int], limits: TransferLimits
+) -> None:
     with os.scandir(folder) as scan:
         entries = sorted(scan, key=lambda entry: entry.name)
     for entry in entries:
@@ -81,16 +88,16 @@ def _add_folder(archive: tarfile.TarFile, folder: int, prefix: str, user: tuple[
             if stat.S_ISDIR(info.st_mode) and _readable(info, user, folder=True):
                 child = os.open(entry.name, _FOLDER, dir_fd=folder)
                 try:
-                    _add_folder(archive, child, name + "/", user)
+                    _add_folder(archive, child, name + "/", user, limits)
                 finally:
                     os.close(child)
             elif stat.S_ISREG(info.st_mode) and _readable(info, user, folder=False):
-                _add_file(archive, folder, entry.name, name)
+                _add_file(archive, folder, entry.name, name, limits)
         except OSError:
             continue  # gone meanwhile, or replaced by something that is not a file or folder
 
 
-def _add_file(archive: tarfile.TarFile, folder: int, entry: str, name: str) -> None:
+def _add_file(archive: tarfile.TarFile, folder: int, entry: str, name: str, limits: TransferLimits) -> None:
     descriptor = os.open(entry, _FILE, dir_fd=folder)
     with os.fdopen(descriptor, "rb") as source:
         info = os.fstat(source.fileno())
@@ -98,4 +105,9 @@ def _add_file(archive: tarfile.TarFile, folder: int, entry: str, name: str) -> N
             return
         member = tarfile.TarInfo(name)
         member.size, member.mode, member.mtime = info.st_size, info.st_mode & 0o777, int(info.st_mtime)
+        reason = sparse_reason(info) or limits.file_too_large(info.st_size)
+        if reason:
+            member.size, member.pax_headers = 0, {LEFT_OUT_HEADER: reason}
+            archive.addfile(member)
+            return
         archive.addfile(member, source)

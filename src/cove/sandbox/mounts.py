@@ -17,10 +17,22 @@ def _check(result: int, what: str) -> None:
 
 
 def mount_overlay(lower: Path, upper: Path, work: Path, target: Path) -> None:
-    """A writable layer (`upper`) over the read-only image (`lower`), at `target`."""
-    options = f"lowerdir={lower},upperdir={upper},workdir={work}".encode()
-    result = _libc.mount(b"overlay", str(target).encode(), b"overlay", 0, options)
-    _check(result, f"mount overlay at {target}")
+    """A writable layer (`upper`) over the read-only image (`lower`), at `target`.
+
+    The kernel shows the options as given in every /proc/self/mountinfo, the sandbox's own included,
+    so the writable layer and work folder are named by descriptors (/proc/self/fd/N): a session does
+    not learn the host's data directory or session layout from them. The lower layer keeps its path:
+    `overlays_over` finds an image's users by it.
+    """
+    descriptors = [os.open(path, os.O_PATH | os.O_DIRECTORY) for path in (upper, work)]
+    try:
+        upper_fd, work_fd = (f"/proc/self/fd/{fd}" for fd in descriptors)
+        options = f"lowerdir={lower},upperdir={upper_fd},workdir={work_fd}".encode()
+        result = _libc.mount(b"overlay", str(target).encode(), b"overlay", 0, options)
+        _check(result, f"mount overlay at {target}")
+    finally:
+        for fd in descriptors:
+            os.close(fd)
 
 
 def unmount(target: Path) -> None:

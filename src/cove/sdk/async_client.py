@@ -167,18 +167,22 @@ class AsyncAgentBay(core.ClientBase):
     ) -> SessionResumeResult:
         return await session.beta_resume(timeout, poll_interval)
 
-    async def delete(self, session: AsyncSession | str, sync_context: bool = False) -> DeleteResult:
+    async def delete(
+        self, session: AsyncSession | str, sync_context: bool = False, force: bool = False
+    ) -> DeleteResult:
         """Delete a session (or a session id); deleting one twice succeeds.
 
         With `sync_context`, every synced folder is uploaded first (whatever its policy), and the
-        session is kept if that fails. Uploads that its policies ask for happen either way.
+        session is kept if that fails. Uploads that its policies ask for happen either way. With
+        `force`, a failed upload keeps nothing: the session ends, the loss in its status reason.
         """
         session_id = session if isinstance(session, str) else session.session_id
         if sync_context:
             synced = await self._send(session_context_calls.sync(session_id, None, None, "upload", 150, 500))
-            if refused := session_context_calls.delete_refused(session_id, synced):
+            refused = session_context_calls.delete_refused(session_id, synced)
+            if refused is not None and not force:
                 return refused
-        return await self._send(core.delete_session(session_id))
+        return await self._send(core.delete_session(session_id, force))
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -210,8 +214,8 @@ class AsyncSession(core.SessionBase[AsyncAgentBay]):
     async def get_status(self) -> SessionStatusResult:
         return await self.agent_bay._send(core.get_status(self.session_id))
 
-    async def delete(self, sync_context: bool = False) -> DeleteResult:
-        return await self.agent_bay.delete(self, sync_context)
+    async def delete(self, sync_context: bool = False, force: bool = False) -> DeleteResult:
+        return await self.agent_bay.delete(self, sync_context, force)
 
     async def keep_alive(self) -> OperationResult:
         """Count as activity now: the session's idle timeout starts again."""

@@ -246,10 +246,12 @@ def list_sessions(
     return Call(method="GET", path="/v1/sessions", params=params, result_type=SessionListResult, parse=parse)
 
 
-def delete_session(session_id: str) -> Call[DeleteResult]:
+def delete_session(session_id: str, force: bool = False) -> Call[DeleteResult]:
+    """With `force`, the session ends even if a synced folder cannot be uploaded."""
     return Call(
         method="DELETE",
         path=session_path(session_id),
+        params={"force": "true"} if force else None,
         refusal=session_id_refusal(session_id),
         result_type=DeleteResult,
         parse=lambda answer, rid: DeleteResult(request_id=rid, success=True),

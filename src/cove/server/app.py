@@ -18,6 +18,7 @@ from cove.config import Settings
 from cove.errors import CoveError, InvalidArgument
 from cove.server.api import agentbay, contexts, links, mcp, native
 from cove.server.envelope import ERROR_RESPONSES, RequestEnvelope, error_answer
+from cove.server.link_listener import LinkListener
 from cove.server.request_limits import Limits, RequestLimits
 from cove.server.services import Services, build_services
 from cove.sessions.manager import SessionManager
@@ -56,15 +57,36 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await run_in_threadpool(build_services, settings)
         await run_in_threadpool(_start, services)
-        app.state.services = services
+        app.state.services = link_app.state.services = services
+        link_listener = LinkListener(link_app, settings)
+        await link_listener.start()
         reconciler = asyncio.create_task(_reconcile_forever(services.manager))
         yield
         reconciler.cancel()
+        await link_listener.stop()
         await run_in_threadpool(services.manager.close)
         services.store.close()
 
     app = FastAPI(title="Cove", version=version("cove"), lifespan=lifespan, docs_url="/docs")
+    _answer_in_envelopes(app, settings)
+    app.include_router(native.router, responses=ERROR_RESPONSES)
+    app.include_router(contexts.router, responses=ERROR_RESPONSES)
+    app.include_router(agentbay.router)
+    app.include_router(mcp.router)
+    link_app = create_link_app(settings)
+    return app
 
+
+def create_link_app(settings: Settings) -> FastAPI:
+    """The links alone, for the link listener: no API route, no /docs, nothing else on its origin."""
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    _answer_in_envelopes(app, settings)
+    app.include_router(links.router)
+    return app
+
+
+def _answer_in_envelopes(app: FastAPI, settings: Settings) -> None:
+    """Request ids, limits on bodies, and errors answered in Cove's shape, alike on both listeners."""
     # The last added runs first: every request gets its id before its key and body are looked at.
     app.add_middleware(
         RequestLimits, limits=Limits(settings.max_request_body_bytes, settings.request_body_timeout_s)
@@ -80,10 +102,3 @@ def create_app(settings: Settings) -> FastAPI:
         first = error.errors()[0]
         field = ".".join(str(part) for part in first["loc"] if part not in ("body", "query", "path"))
         return error_response(request, InvalidArgument(f"{field or 'request'}: {first['msg']}"))
-
-    app.include_router(native.router, responses=ERROR_RESPONSES)
-    app.include_router(contexts.router, responses=ERROR_RESPONSES)
-    app.include_router(agentbay.router)
-    app.include_router(mcp.router)
-    app.include_router(links.router)
-    return app

@@ -25,7 +25,6 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from cove.auth import tenant_of
 from cove.errors import UpstreamError
 
 CHUNK_BYTES = 256 * 1024
@@ -48,6 +47,8 @@ HOP_BY_HOP = {
 }
 """Headers about one connection, never passed on (RFC 9110 7.6.1), with those `Connection` names."""
 NOT_FORWARDED = HOP_BY_HOP | {"host", "expect"}
+NOT_ANSWERED = HOP_BY_HOP | {"service-worker-allowed"}
+"""A service worker may claim no more than its script's own folder: never the links' whole origin."""
 WEBSOCKET_HANDSHAKE = {
     "sec-websocket-key",
     "sec-websocket-version",
@@ -73,9 +74,10 @@ class Upstream:
     target: bytes
     """The path after the link's prefix, with the query: what the service sees as the request target."""
     prefix: str
-    """The link's own path (`/links/{id}/{port}/{token}`), for X-Forwarded-Prefix."""
-    owner_key_tenant: str
-    """The session's tenant: an API key of theirs in Authorization is not passed into the sandbox."""
+    """The link's own path (`/links/{id}/{port}/{token}`), for X-Forwarded-Prefix and cookie paths."""
+    cove_authorizations: frozenset[bytes] = frozenset()
+    """The request's Authorization values that carry a Cove API key (any tenant's): never passed into
+    the sandbox, where code the key's owner may not control would read it."""
 
 
 def split_target(raw_path: bytes, query: bytes) -> bytes:
@@ -104,8 +106,8 @@ def forwarded_headers(headers: Headers, upstream: Upstream, client: str, scheme:
             original_host = value
         if name in NOT_FORWARDED or name in named_by_connection or name.startswith("x-forwarded-"):
             continue
-        if name == "authorization" and _is_owner_key(value, upstream.owner_key_tenant):
-            continue  # the owner's Cove key, sent along by habit, must not reach code in the sandbox
+        if name == "authorization" and value in upstream.cove_authorizations:
+            continue
         kept.append((key.lower(), value))
     kept += [
         (b"host", f"localhost:{upstream.port}".encode()),
@@ -117,12 +119,9 @@ def forwarded_headers(headers: Headers, upstream: Upstream, client: str, scheme:
     return [(key, value) for key, value in kept if value]
 
 
-def _is_owner_key(value: bytes, tenant: str) -> bool:
-    scheme, _, key = value.decode("latin-1").partition(" ")
-    return scheme.lower() == "bearer" and tenant_of(key.strip()) == tenant
-
-
-def response_headers(headers: list[tuple[bytes, bytes]]) -> Headers:
+def response_headers(headers: list[tuple[bytes, bytes]], prefix: str) -> Headers:
+    """The service's answer headers minus hop-by-hop ones and Service-Worker-Allowed, its cookies
+    scoped to the link (`scoped_cookie`)."""
     named_by_connection = {
         name.strip().lower()
         for key, value in headers
@@ -130,19 +129,38 @@ def response_headers(headers: list[tuple[bytes, bytes]]) -> Headers:
         for name in value.decode("latin-1").split(",")
     }
     return [
-        (key, value)
+        (key, scoped_cookie(value, prefix) if key == b"set-cookie" else value)
         for key, value in headers
-        if key.decode("latin-1") not in HOP_BY_HOP and key.decode("latin-1") not in named_by_connection
+        if key.decode("latin-1") not in NOT_ANSWERED and key.decode("latin-1") not in named_by_connection
     ]
+
+
+def scoped_cookie(value: bytes, prefix: str) -> bytes:
+    """A Set-Cookie value with its Path replaced by the link's own and its Domain removed.
+
+    Browsers send a cookie to every port of its host, so a cookie a service sets for `/` would reach
+    every other link and the API's host too; scoped to the link's path, it comes back to this link
+    only (a `__Host-` cookie, which must have Path=/, is then refused by the browser).
+    """
+    cookie, *attributes = value.split(b";")
+    kept = [
+        attribute
+        for attribute in attributes
+        if attribute.split(b"=", 1)[0].strip().lower() not in (b"path", b"domain")
+    ]
+    return b";".join([cookie, *kept, b" Path=" + prefix.encode()])
 
 
 class HttpExchange:
     """One request relayed to the service: send the head, pump the body, read the answer."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: Upstream
+    ) -> None:
         self.reader = reader
         self.writer = writer
-        self.port = port
+        self.port = upstream.port
+        self.prefix = upstream.prefix
         self.connection = h11.Connection(h11.CLIENT)
         self.pump: asyncio.Task[None] | None = None
         self.client_gone = False
@@ -258,7 +276,7 @@ class RelayedResponse(Response):
         self.exchange = exchange
         self.status_code = head.status_code
         self.background = None
-        self.raw_headers = response_headers(list(head.headers))
+        self.raw_headers = response_headers(list(head.headers), exchange.prefix)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = self.exchange.body()
@@ -284,7 +302,7 @@ async def relay_http(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
 ) -> RelayedResponse:
-    exchange = HttpExchange(reader, writer, upstream.port)
+    exchange = HttpExchange(reader, writer, upstream)
     head = await exchange.start(method, upstream.target, headers, chunked, receive)
     return RelayedResponse(exchange, head)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -21,12 +20,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from cove.contexts.policy import LIFECYCLE_DAYS, ContextSync
 from cove.contexts.recycle import RecycleRules
 from cove.contexts.sync import export_tar, import_tar
-from cove.errors import CoveError, FileNotFound, InvalidArgument, SandboxError
+from cove.contexts.transfer_limits import TransferBudget, TransferLimits
+from cove.errors import ContextUploadFailed, CoveError, FileNotFound, InvalidArgument
 from cove.sandbox.agent_client import AgentClient
 from cove.sandbox.images import ImageStore
 from cove.sandbox.layer_pack import pack_from_host
@@ -43,6 +43,8 @@ UNFINISHED = (PENDING, RUNNING)
 TASK_TYPES = ("upload", "download")
 PERIODIC_TICK_S = 1.0
 """How often periodic uploads are looked for; periods are whole seconds or more."""
+LISTED_NAMES = 20
+"""Files a task's error message names at most."""
 RECYCLE_INTERVAL_S = 600.0
 """How often context files past their lifecycle are looked for."""
 
@@ -75,8 +77,10 @@ class SessionSyncs:
         runtime: RuncRuntime,
         images: ImageStore,
         contexts: Callable[[], ContextService],
+        limits: TransferLimits,
     ) -> None:
         self.store = store
+        self.limits = limits
         self.runtime = runtime
         self.images = images
         self._contexts = contexts
@@ -207,8 +211,8 @@ class SessionSyncs:
         started = int(time.time())
         self._note(session_id, position, sync, "download", RUNNING, started)
         try:
-            with tempfile.TemporaryFile() as spool:
-                export_tar(self._contexts().storage, sync, spool)
+            with self.limits.spool() as spool:
+                export_tar(self._contexts().storage, sync, spool, self.limits.spool)
                 size = spool.tell()
                 spool.seek(0)
                 asyncio.run(agent.unpack(sync.path, size, _read_chunks(spool)))
@@ -218,7 +222,11 @@ class SessionSyncs:
         self._note(session_id, position, sync, "download", SUCCESS, started)
 
     def upload(self, session_id: str, position: int, sync: ContextSync, root: Path | None = None) -> None:
-        """Pack `sync.path` (in the sandbox, or below `root` on the host) and write it into the context."""
+        """Pack `sync.path` (in the sandbox, or below `root` on the host) and write it into the context.
+
+        The pack runs under the server's transfer limits: past the per-sync cap or the deadline the
+        upload fails (nothing of it written); sparse files and files over the per-file cap are left
+        out, named in the task's error message, and their context files kept as they were."""
         started = int(time.time())
         if self._contexts().store.get_by_id(sync.context_id) is None:
             # Deleted meanwhile: writing would bring its folder back as an orphan, and there is
@@ -230,21 +238,19 @@ class SessionSyncs:
             return
         self._note(session_id, position, sync, "upload", RUNNING, started)
         try:
-            with tempfile.TemporaryFile() as spool:
+            with self.limits.spool() as spool:
                 try:
                     self._pack(session_id, sync.path, root, spool)
                 except FileNotFound:  # the folder is gone: nothing to upload, nothing removed
                     self._note(session_id, position, sync, "upload", SUCCESS, started)
                     return
                 spool.seek(0)
-                report = import_tar(self._contexts().storage, sync, spool)
+                report = import_tar(self._contexts().storage, sync, spool, self.limits.max_file_bytes)
         except Exception as error:
             message = (error.message if isinstance(error, CoveError) else str(error)) or type(error).__name__
             self._note(session_id, position, sync, "upload", FAILED, started, message)
-            raise SandboxError(
-                f"could not upload {sync.path} of session {session_id} to context {sync.context_id}: "
-                f"{message}; the session is kept, delete it again to retry"
-            ) from None
+            where = f"{sync.path} of session {session_id} to context {sync.context_id}"
+            raise ContextUploadFailed(f"could not upload {where}: {message}") from None
         if report.skipped:
             log.warning(
                 "session %s: %d entries of %s not uploaded (links, special files or unsafe names): %s",
@@ -253,14 +259,20 @@ class SessionSyncs:
                 sync.path,
                 report.skipped[:10],
             )
-        self._note(session_id, position, sync, "upload", SUCCESS, started)
+        left_out = _listed("not uploaded", report.left_out)
+        if left_out:
+            log.warning("session %s: %s %s", session_id, sync.path, left_out)
+        self._note(session_id, position, sync, "upload", SUCCESS, started, left_out)
 
     def _pack(self, session_id: str, path: str, root: Path | None, spool: IO[bytes]) -> None:
+        budget = self.limits.start()
         if root is not None:
-            pack_from_host(root, path, self.runtime.sandbox_user(session_id), spool)
+            user = self.runtime.sandbox_user(session_id)
+            counted = cast(IO[bytes], _Counted(spool, budget))  # tarfile only writes and tells
+            pack_from_host(root, path, user, counted, self.limits)
             return
         agent = AgentClient(self.runtime.agent_run_dir(session_id), session_id)
-        asyncio.run(_receive(agent.pack(path), spool))
+        asyncio.run(_receive(agent.pack(path, self.limits.max_file_bytes), spool, budget))
 
     def sync_now(self, session_id: str, context_id: str, path: str, mode: str) -> list[dict[str, Any]]:
         """Upload (or download) the session's syncs of `context_id` and/or `path` now; answers their
@@ -379,12 +391,39 @@ class SessionSyncs:
                     )
 
 
+def _listed(what: str, names: list[str]) -> str:
+    """`what: a, b, ...` with at most LISTED_NAMES names (a folder may hold millions), or ""."""
+    if not names:
+        return ""
+    more = f" and {len(names) - LISTED_NAMES} more" if len(names) > LISTED_NAMES else ""
+    return f"{what}: {', '.join(names[:LISTED_NAMES])}{more}"
+
+
 async def _read_chunks(source: IO[bytes]) -> AsyncIterator[bytes]:
     while chunk := source.read(1024 * 1024):
         yield chunk
 
 
-async def _receive(stream: Any, target: IO[bytes]) -> None:
-    """Write a stream the agent sends (an awaitable of an async iterator of bytes) into `target`."""
-    async for chunk in await stream:
-        target.write(chunk)
+async def _receive(stream: Any, target: IO[bytes], budget: TransferBudget) -> None:
+    """Write a stream the agent sends (an awaitable of an async iterator of bytes) into `target`,
+    within `budget`: a stream that trickles is cut at the deadline, not only when it stalls."""
+
+    async def copy() -> None:
+        async for chunk in budget.count(await stream):
+            target.write(chunk)
+
+    await budget.within(copy())
+
+
+class _Counted:
+    """A writable file that counts what is written to it against a transfer's budget."""
+
+    def __init__(self, target: IO[bytes], budget: TransferBudget) -> None:
+        self._target, self._budget = target, budget
+
+    def write(self, data: bytes) -> int:
+        self._budget.take(len(data))
+        return self._target.write(data)
+
+    def tell(self) -> int:
+        return self._target.tell()

@@ -1,9 +1,11 @@
 """Links to ports inside a session (AgentBay's `get_link`): their URLs, tokens and checks.
 
-A link is `{base_url}/links/{session_id}/{port}/{token}/`. The token is an HMAC-SHA256 of the session
-id and port under a secret only the server knows (`DATA_DIR/link_secret`), so a link needs no API key
-and cannot be guessed or moved to another session or port; it works while its session is RUNNING,
-and dies with the session. The server proxies HTTP and WebSocket through it (server/link_proxy.py).
+A link is `{link_base_url}/links/{session_id}/{port}/{token}/`, served by a listener of its own
+(`link_port`), so pages from a session never share the API's origin. The token is an HMAC-SHA256 of
+the session id and port under a secret only the server knows (`DATA_DIR/link_secret`), so a link
+needs no API key and cannot be guessed or moved to another session or port; it works while its
+session is RUNNING, and dies with the session. The server proxies HTTP and WebSocket through it
+(server/link_proxy.py).
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ def token(data_dir: Path, session_id: str, port: int) -> str:
 
 
 def link_url(manager: SessionManager, tenant_id: str, session_id: str, port: Any, protocol_type: Any) -> str:
-    """The URL of `port` in the caller's RUNNING session: http(s):// or ws(s):// after the server's URL."""
+    """The URL of `port` in the caller's RUNNING session: http(s):// or ws(s):// after the links' URL."""
     if port is None or port == "":
         raise InvalidArgument(
             f"a port is required: links reach a server in the session on a port in [{FIRST_PORT}, "
@@ -113,7 +115,7 @@ def link_url(manager: SessionManager, tenant_id: str, session_id: str, port: Any
     record = manager.get(tenant_id, session_id)
     if record.status != "RUNNING":
         raise InvalidState(f"session {session_id} is {record.status}; links work only in a RUNNING session")
-    base_url = manager.settings.base_url
+    base_url = manager.settings.link_base_url
     secure = urlsplit(base_url).scheme == "https"
     scheme = ("wss" if secure else "ws") if kind in ("wss", "ws") else ("https" if secure else "http")
     address = base_url.split("://", 1)[1]

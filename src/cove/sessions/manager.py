@@ -24,6 +24,7 @@ from cove.agent.tools import all_tools
 from cove.config import Settings
 from cove.contexts.policy import ContextSync, check_syncs
 from cove.errors import (
+    ContextUploadFailed,
     CoveError,
     InvalidArgument,
     InvalidState,
@@ -93,9 +94,13 @@ def tool_catalogue() -> list[dict[str, Any]]:
     return [tool.describe() for tool in all_tools().values()] + HOST_TOOLS
 
 
+def _past_lifetime(record: SessionRecord, now: datetime) -> bool:
+    return bool(record.max_lifetime_s) and (now - record.created_at).total_seconds() > record.max_lifetime_s
+
+
 def _expiry(record: SessionRecord, now: datetime) -> str:
     """Why the session should end now, or "" if it may live on. A paused session is never idle."""
-    if record.max_lifetime_s and (now - record.created_at).total_seconds() > record.max_lifetime_s:
+    if _past_lifetime(record, now):
         return f"reached its maximum lifetime of {record.max_lifetime_s} s"
     idle_for = (now - record.active_at).total_seconds()
     if record.status == "RUNNING" and record.idle_timeout_s and idle_for > record.idle_timeout_s:
@@ -153,8 +158,9 @@ class SessionManager:
         self.observer = Observer()
         self.contexts: ContextService | None = None
         """Set by the server: the contexts that sessions sync (create and release)."""
-        self.syncs = SessionSyncs(store, runtime, images, self._context_service)
-        self.oss = ObjectStorageTools(settings.oss_private_networks)
+        limits = settings.transfer_limits
+        self.syncs = SessionSyncs(store, runtime, images, self._context_service, limits)
+        self.oss = ObjectStorageTools(limits, settings.oss_private_networks)
         self.tool_calls = TenantToolCalls(settings.tenant_tool_calls)
         self._expiry_pool = ThreadPoolExecutor(EXPIRY_WORKERS, thread_name_prefix="cove-expire")
         self._expiring: dict[str, Future[bool]] = {}
@@ -273,19 +279,27 @@ class SessionManager:
         self.store.replace_labels(session_id, checked)
         return self.get(tenant_id, session_id)
 
-    def delete(self, tenant_id: str, session_id: str) -> SessionRecord:
-        """End a session; deleting one that is already gone succeeds."""
+    def delete(self, tenant_id: str, session_id: str, force: bool = False) -> SessionRecord:
+        """End a session; deleting one that is already gone succeeds. With `force`, a synced folder
+        that cannot be uploaded does not keep the session: it ends all the same, the loss reported."""
         record = self.get(tenant_id, session_id)
         if record.status != "DELETED":
-            self._end(session_id, REASON_USER)
+            try:
+                self._end(session_id, REASON_USER, force)
+            except ContextUploadFailed as error:
+                raise ContextUploadFailed(
+                    f"the session's context upload failed: {error.message}; the session is kept: delete "
+                    "it again to retry, or with force=true to end it without the upload"
+                ) from None
         return self.get(tenant_id, session_id)
 
-    def _end(self, session_id: str, reason: str) -> bool:
+    def _end(self, session_id: str, reason: str, force: bool = False) -> bool:
         """Remove a live session's sandbox and mark it DELETED with `reason`; False if it was not live.
 
         Synced folders are uploaded to their contexts first (syncs.begin_release notes them pending,
         so a crash meanwhile is finished at startup); if an upload fails the session is kept as it
-        was and the error raised, so no work is lost silently.
+        was and the error raised, so no work is lost silently, unless `force`: then it ends anyway,
+        keeping what was synced before, the failure in its reason and in the sync's upload task.
         """
         with self.syncs.lock(session_id):
             record = self.store.get_session(session_id)
@@ -295,6 +309,14 @@ class SessionManager:
                 return False
             try:
                 self.syncs.upload_pending(record)
+            except ContextUploadFailed as error:
+                if not force:
+                    self.store.set_status(
+                        session_id, record.status, record.status_reason, only_from=["DELETING"]
+                    )
+                    raise
+                log.warning("session %s ended without its context upload: %s", session_id, error.message)
+                reason = f"{reason}; its context upload was lost: {error.message}"
             except BaseException:
                 self.store.set_status(session_id, record.status, record.status_reason, only_from=["DELETING"])
                 raise
@@ -424,15 +446,19 @@ class SessionManager:
         for record in records:
             reason = _expiry(record, now)
             if reason and record.session_id not in self._expiring:
-                end = self._expiry_pool.submit(self._end_expired, record.session_id, reason)
+                # Past its lifetime a session ends even if its upload fails: a session must not
+                # outlive its maximum lifetime by breaking its own sync.
+                force = _past_lifetime(record, now)
+                end = self._expiry_pool.submit(self._end_expired, record.session_id, reason, force)
                 self._expiring[record.session_id] = started[record.session_id] = end
         done, _ = wait(started.values(), timeout=EXPIRY_WAIT_S)
         return [session_id for session_id, end in started.items() if end in done and end.result()]
 
-    def _end_expired(self, session_id: str, reason: str) -> bool:
-        """End one expired session; an upload that fails keeps it, to be tried again by the next sweep."""
+    def _end_expired(self, session_id: str, reason: str, force: bool) -> bool:
+        """End one expired session; an upload that fails keeps it, to be tried again by the next sweep,
+        unless `force`."""
         try:
-            if self._end(session_id, reason):
+            if self._end(session_id, reason, force):
                 log.info("session %s ended: %s", session_id, reason)
                 return True
         except CoveError as error:

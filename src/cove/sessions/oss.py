@@ -24,7 +24,6 @@ import ipaddress
 import json
 import posixpath
 import socket
-import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ import httpx
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cove.contexts.s3_storage import ObjectWriter, s3_client, store_failed
+from cove.contexts.transfer_limits import TransferLimits
 from cove.errors import CoveError, InvalidArgument
 from cove.sandbox.agent_client import CHUNK_BYTES, AgentClient
 
@@ -217,7 +217,11 @@ def _into_folder(path: str, name: str) -> str:
 class ObjectStorageTools:
     """The OSS tools of every session, and the credentials each session's `oss_env_init` gave."""
 
-    def __init__(self, private_networks: bool = False) -> None:
+    def __init__(self, limits: TransferLimits, private_networks: bool = False) -> None:
+        self.limits = limits
+        """Uploads read a file from the sandbox: they run under its caps and deadline. A sparse file
+        is sent whole, holes as zeros, but only streamed through (a part at a time), never stored
+        on the host, so only the caps bound what it costs."""
         self.private_networks = private_networks
         self._credentials: dict[str, OssCredentials] = {}
         self._clients: dict[str, S3Client] = {}
@@ -287,11 +291,14 @@ class ObjectStorageTools:
         client, where = self._store(session_id)
         bucket, key, path = arguments["bucket"], arguments["object"], arguments["path"]
 
+        budget = self.limits.start()
+
         async def copy() -> int:
-            _, chunks = await agent.download(path)
+            size, chunks = await agent.download(path)
+            self.limits.check_file(path, size)
             writer = ObjectWriter(client, bucket, key)
             try:
-                async for chunk in chunks:
+                async for chunk in budget.count(chunks):
                     writer.write(chunk)
             except BaseException:
                 writer.abort()
@@ -299,7 +306,7 @@ class ObjectStorageTools:
             return writer.commit()
 
         try:
-            size = asyncio.run(copy())
+            size = asyncio.run(budget.within(copy()))
         except (ClientError, BotoCoreError) as error:
             raise store_failed(error, f"{where} (bucket {bucket!r})") from None
         return f"Upload success: {size} bytes from {path} to {bucket}/{key}"
@@ -324,14 +331,18 @@ class ObjectStorageTools:
         url, path = arguments["url"], arguments["path"]
         check_destination(url, self.private_networks)
 
+        budget = self.limits.start()
+
         async def send() -> tuple[int, httpx.Response]:
             size, chunks = await agent.download(path)
+            self.limits.check_file(path, size)
             async with url_client(self.private_networks) as http:
                 # S3 wants a length, not a chunked body
-                return size, await http.put(url, content=chunks, headers={"Content-Length": str(size)})
+                headers = {"Content-Length": str(size)}
+                return size, await http.put(url, content=budget.count(chunks), headers=headers)
 
         try:
-            size, response = asyncio.run(send())
+            size, response = asyncio.run(budget.within(send()))
         except httpx.HTTPError as error:
             raise OssFailed(f"the upload to {_shown(url)} failed: {error}") from None
         _check_status(response, url)
@@ -354,7 +365,7 @@ class ObjectStorageTools:
                 if length is not None and length.isdigit():
                     await agent.upload(path, int(length), response.aiter_raw())
                     return int(length)
-                with tempfile.TemporaryFile() as spool:  # no length given: learn it first
+                with self.limits.spool() as spool:  # no length given: learn it first
                     async for chunk in response.aiter_raw():
                         spool.write(chunk)
                     size = spool.tell()

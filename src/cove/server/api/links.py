@@ -1,7 +1,8 @@
 """The link surface: `/links/{session_id}/{port}/{token}/...`, HTTP and WebSocket, no API key.
 
-The token in the path is the credential (sessions/links.py); a wrong one answers 404 before
-anything else is looked at. What is behind a good one is relayed by server/link_proxy.py.
+Served only by the link listener (server/link_listener.py), never on the API's port. The token in the
+path is the credential (sessions/links.py); a wrong one answers 404 before anything else is looked
+at. What is behind a good one is relayed by server/link_proxy.py.
 """
 
 from __future__ import annotations
@@ -26,18 +27,22 @@ METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def _open(
-    services: Services, session_id: str, port: str, token: str
-) -> tuple[links.LinkTarget, socket.socket]:
-    """The link's target and a connection to its agent, in one trip to a worker thread."""
+    services: Services, session_id: str, port: str, token: str, authorizations: list[bytes]
+) -> tuple[links.LinkTarget, socket.socket, frozenset[bytes]]:
+    """The link's target, a connection to its agent, and which `authorizations` carry a Cove key,
+    in one trip to a worker thread."""
     target = links.open_link(services.manager, session_id, port, token)
-    return target, target.agent.connect()
+    return target, target.agent.connect(), frozenset(filter(services.keys.is_key, authorizations))
 
 
 async def _connect(
     services: Services, scope: Scope, session_id: str, port: str, token: str
 ) -> tuple[link_proxy.Upstream, asyncio.StreamReader, asyncio.StreamWriter]:
     """Check the link, and connect to its port inside the session (404, 409 or 502 otherwise)."""
-    target, sock = await run_in_threadpool(_open, services, session_id, port, token)
+    authorizations = [value for key, value in scope["headers"] if key.lower() == b"authorization"]
+    target, sock, cove_keys = await run_in_threadpool(
+        _open, services, session_id, port, token, authorizations
+    )
     reader, writer = await target.agent.open_port(target.port, sock)
     upstream = link_proxy.Upstream(
         port=target.port,
@@ -45,7 +50,7 @@ async def _connect(
             scope.get("raw_path") or scope["path"].encode(), scope["query_string"]
         ),
         prefix=f"/links/{session_id}/{target.port}/{token}",
-        owner_key_tenant=target.tenant_id,
+        cove_authorizations=cove_keys,
     )
     return upstream, reader, writer
 

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cove.errors import InvalidArgument, LengthRequired
 from cove.server.sandbox_calls import in_sandbox
+from cove.server.transfer_stalls import StallGuardedResponse, within_stalls
 from cove.sessions import links
 from cove.sessions.manager import CreateRequest, SessionManager
 from cove.sessions.store import SessionRecord
@@ -293,8 +294,12 @@ def set_labels(request: Request, tenant_id: Tenant, session_id: str, body: Label
 
 
 @router.delete("/v1/sessions/{session_id}", response_model=SessionAnswer, tags=["sessions"])
-def delete_session(request: Request, tenant_id: Tenant, session_id: str) -> SessionAnswer:
-    return _answer(request, manager(request).delete(tenant_id, session_id))
+def delete_session(
+    request: Request, tenant_id: Tenant, session_id: str, force: bool = False
+) -> SessionAnswer:
+    """End the session, uploading its synced folders first; a failed upload keeps it (502
+    ContextUploadFailed) unless `force`, which ends it anyway, the loss in its `status_reason`."""
+    return _answer(request, manager(request).delete(tenant_id, session_id, force))
 
 
 @router.post("/v1/sessions/{session_id}/keep_alive", response_model=SessionAnswer, tags=["sessions"])
@@ -373,12 +378,14 @@ FilePath = Annotated[str, Query(description="the file's path in the sandbox; rel
 
 @router.put("/v1/sessions/{session_id}/files", response_model=UploadAnswer, tags=["files"])
 async def upload_file(request: Request, tenant_id: Tenant, session_id: str, path: FilePath) -> UploadAnswer:
-    """Stream the body into a file (parents created); it appears only once complete."""
+    """Stream the body into a file (parents created); it appears only once complete. A pause of
+    `transfer_stall_timeout_s` on either side ends it."""
     length = request.headers.get("content-length")
     if length is None or not length.isdigit():
         raise LengthRequired("an upload needs a Content-Length header (curl -T and the SDK send one)")
+    stall_s = manager(request).settings.transfer_stall_timeout_s
     agent = await run_in_threadpool(manager(request).agent, tenant_id, session_id)
-    saved = await agent.upload(path, int(length), request.stream())
+    saved = await agent.upload(path, int(length), within_stalls(request.stream(), stall_s), stall_s)
     return UploadAnswer(request_id=request.state.request_id, path=saved["path"], size=saved["size"])
 
 
@@ -391,9 +398,9 @@ async def upload_file(request: Request, tenant_id: Tenant, session_id: str, path
 async def download_file(
     request: Request, tenant_id: Tenant, session_id: str, path: FilePath
 ) -> StreamingResponse:
-    """Stream a regular file out of the sandbox."""
+    """Stream a regular file out of the sandbox, as fast as the client takes it; a pause of
+    `transfer_stall_timeout_s` on either side ends it."""
+    stall_s = manager(request).settings.transfer_stall_timeout_s
     agent = await run_in_threadpool(manager(request).agent, tenant_id, session_id)
-    size, body = await agent.download(path)
-    return StreamingResponse(
-        body, media_type="application/octet-stream", headers={"Content-Length": str(size)}
-    )
+    size, body = await agent.download(path, stall_s)
+    return StallGuardedResponse(body, size, stall_s)
