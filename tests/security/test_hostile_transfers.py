@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
+import signal
 import tarfile
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from cove import AgentBay, Config
 from cove.contexts.transfer_limits import LEFT_OUT_HEADER, TransferLimits
 from cove.sandbox.images import SANDBOX_HOME
 from cove.sandbox.layer_pack import pack_from_host
-from tests.integration.server import KEY_A, CoveServer, running_server
+from tests.integration.server import KEY_A, CoveServer, remove_data, running_server
 from tests.s3 import S3Server
 
 SYNCED = f"{SANDBOX_HOME}/work"
@@ -62,7 +63,7 @@ def limited() -> Iterator[CoveServer]:
     }
     with running_server(root / "data", **settings) as started:
         yield started
-    shutil.rmtree(root, ignore_errors=True)
+    remove_data(root)
 
 
 @pytest.fixture
@@ -214,6 +215,38 @@ def test_an_unreachable_agent_still_ends_at_the_maximum_lifetime(
     assert (
         "maximum lifetime" in found["status_reason"] and "context upload was lost" in found["status_reason"]
     )
+
+
+def test_a_delete_cut_off_by_a_crash_ends_at_the_maximum_lifetime(data_root: Path) -> None:
+    """The server dies while a delete waits on an upload that can never finish: after a restart the
+    session stays DELETING while the upload is retried, and ends at its maximum lifetime."""
+    settings = {"sync_timeout_s": DEADLINE_S, "reconcile_interval_s": 1, "warm_pool": 0}
+    with running_server(data_root / "data", **settings) as server, server.client(KEY_A) as client:
+        context_id = client.post("/v1/contexts", json={"name": "cut-off"}).json()["context"]["id"]
+        body = {"context_syncs": [{"context_id": context_id, "path": SYNCED}], "max_lifetime_s": 8}
+        session_id = client.post("/v1/sessions", json=body).json()["session"]["session_id"]
+        fake = f"cat > /tmp/agent.py <<'END'\n{FAKE_AGENT}END\n(python3 /tmp/agent.py >/dev/null 2>&1 &)"
+        inside(server, session_id, f"mkdir -p {SYNCED}; {fake}; sleep 0.5; test -S /.cove/run/agent.sock")
+
+        def delete() -> None:
+            with server.client(KEY_A) as own, pytest.raises(httpx.TransportError):
+                own.delete(f"/v1/sessions/{session_id}")  # the server dies under it
+
+        deleting = threading.Thread(target=delete)
+        deleting.start()
+        deadline = time.monotonic() + 10
+        while client.get(f"/v1/sessions/{session_id}").json()["session"]["status"] != "DELETING":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        server.stop(signal.SIGKILL)
+        deleting.join()
+        server.start()
+        deadline = time.monotonic() + 60
+        while (found := client.get(f"/v1/sessions/{session_id}").json()["session"])["status"] != "DELETED":
+            assert found["status"] == "DELETING" and time.monotonic() < deadline, found
+            time.sleep(0.5)
+        assert "context upload was lost" in found["status_reason"], found
+        assert server.leftovers() == {"containers": [], "mounts": [], "cgroups": [], "folders": []}
 
 
 def test_a_dead_sandboxs_folder_is_packed_without_sparse_or_oversized_files(tmp_path: Path) -> None:

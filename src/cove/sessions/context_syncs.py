@@ -313,6 +313,17 @@ class SessionSyncs:
             )
         ]
 
+    def retry_later(self, session_id: str) -> None:
+        """Note the failed uploads of an ending session Pending again, their error kept: its end waits
+        for them, and the next reconcile tries them again."""
+        for position, row in enumerate(self.store.context_syncs(session_id)):
+            tasks = json.loads(row["tasks"])
+            failed = [t for t in tasks if t["taskType"] == "upload" and t["status"] == FAILED]
+            for task in failed:
+                task.update(status=PENDING, finishTime=0)
+            if failed:
+                self.store.set_sync_tasks(session_id, position, json.dumps(tasks))
+
     def upload_pending(self, record: SessionRecord) -> None:
         """Upload every pending sync: through the agent if the sandbox runs (a paused one is thawed,
         and frozen again on failure), from its layer on the host if not. Raises the first failure."""

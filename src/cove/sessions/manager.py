@@ -326,17 +326,22 @@ class SessionManager:
     def _finish_release(self, record: SessionRecord) -> bool:
         """Finish an end cut off by a crash of the server (or whose upload failed after its sandbox
         died): upload what is pending, then release. False if it must wait (uploads failed, or this
-        server is ending it right now)."""
+        server is ending it right now); past its maximum lifetime it waits no more, and the reason
+        says what was lost."""
         with self.syncs.lock(record.session_id, wait=False) as mine:
             current = self.store.get_session(record.session_id) if mine else None
             if current is None or current.status != "DELETING":
                 return not mine
+            reason = current.status_reason or REASON_USER
             try:
                 self.syncs.upload_pending(current)
             except CoveError as error:
                 log.warning("session %s: pending uploads failed again: %s", current.session_id, error.message)
-                return False
-            self._release(current.session_id, current.status_reason or REASON_USER)
+                if not _past_lifetime(current, utc_now()):
+                    self.syncs.retry_later(current.session_id)
+                    return False
+                reason = f"{reason}; its context upload was lost: {error.message}"
+            self._release(current.session_id, reason)
         return True
 
     def _release(self, session_id: str, reason: str) -> None:
