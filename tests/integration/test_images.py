@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,6 +106,24 @@ def test_rm_is_refused_while_a_session_runs_on_the_image(server: CoveServer, lay
     assert answer.status_code == 400
     assert "cove image import doomed PATH" in answer.json()["error"]["message"]
     assert not (server.data_dir / "images" / "doomed").exists()
+
+
+def test_rm_is_refused_while_a_warm_pool_of_another_server_holds_a_sandbox_on_it(
+    server: CoveServer, layers: list[bytes]
+) -> None:
+    archive = server.data_dir.parent / "pooled.tar"
+    write_docker_save(archive, layers)
+    assert cove_image("import", "pooled", str(archive), data_dir=server.data_dir).returncode == 0
+    images = server.data_dir / "images"
+    settings = {"images_dir": images, "default_image": "pooled", "warm_pool": 1}
+    with running_server(server.data_dir.parent / "pool-data", **settings) as pooled:
+        deadline = time.monotonic() + 60
+        while not pooled.mounts() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        refused = cove_image("rm", "pooled", data_dir=server.data_dir)
+        assert refused.returncode == 1 and "1 sandbox(es) on this machine run on it" in refused.stderr
+    removed = cove_image("rm", "pooled", data_dir=server.data_dir)
+    assert removed.returncode == 0, removed.stderr
 
 
 def test_an_image_without_python3_is_stored_but_cannot_host_sessions(server: CoveServer) -> None:

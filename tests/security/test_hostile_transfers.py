@@ -1,6 +1,6 @@
-"""Transfers from a hostile sandbox: sparse and oversized files in a synced folder, a pack stream that
-trickles, and an agent socket swapped for a FIFO so that no upload can run. Each is done from inside
-a real session against a server with small transfer limits."""
+"""Transfers from a hostile sandbox: sparse and oversized files in a synced folder, and an agent that
+the session's own code stops, so that no upload can finish. Each is done from inside a real session
+against a server with small transfer limits."""
 
 from __future__ import annotations
 
@@ -29,25 +29,15 @@ from tests.s3 import S3Server
 SYNCED = f"{SANDBOX_HOME}/work"
 FILE_CAP = 1024 * 1024
 DEADLINE_S = 3
-FAKE_AGENT = """
-import os, socket, time
-path = "/.cove/run/agent.sock"
-os.unlink(path)
-listener = socket.socket(socket.AF_UNIX)
-listener.bind(path)
-os.chmod(path, 0o777)
-listener.listen()
-while True:
-    connection, _ = listener.accept()
-    connection.recv(65536)
-    connection.sendall(b'{"jsonrpc": "2.0", "id": 1, "result": {"path": "/"}}\\n')
-    try:
-        while True:  # a tar stream, one byte every 100 ms: never idle, never done
-            connection.sendall(b"\\0")
-            time.sleep(0.1)
-    except OSError:
-        connection.close()
-"""
+FREEZE_AGENT = (
+    "python3 -c 'import os, signal\n"
+    'lines = {p: open(f"/proc/{p}/cmdline", "rb").read() for p in os.listdir("/proc") if p.isdigit()}\n'
+    'mine = [p for p, line in lines.items() if b"agent.server" in line and b"SIGSTOP" not in line]\n'
+    "for p in mine: os.kill(int(p), signal.SIGSTOP)\n"
+    "print(len(mine))'"
+)
+"""Stop the session's tool agent (it is the session user's own process): its socket stays in place, so
+init does not replace it, and every call, an upload included, waits for an answer that never comes."""
 
 
 @pytest.fixture(scope="module")
@@ -136,14 +126,13 @@ def test_sparse_and_oversized_files_are_left_out_and_reported(
     assert client.delete(f"/v1/sessions/{session_id}").status_code == 200
 
 
-def test_a_trickling_pack_stops_at_the_deadline(
+def test_an_upload_from_a_silent_agent_stops_at_the_deadline(
     limited: CoveServer, client: httpx.Client, synced: tuple[str, Any]
 ) -> None:
     _, create = synced
     session_id = create()
-    fake = f"cat > /tmp/agent.py <<'END'\n{FAKE_AGENT}END\n(python3 /tmp/agent.py >/dev/null 2>&1 &)"
-    script = f"mkdir -p {SYNCED}; {fake}"
-    inside(limited, session_id, script + "; sleep 0.5; test -S /.cove/run/agent.sock")
+    inside(limited, session_id, f"mkdir -p {SYNCED}")
+    freeze_agent(limited, session_id)
     started = time.monotonic()
     task = upload_task(client, session_id)
     assert time.monotonic() - started < DEADLINE_S + 5
@@ -168,13 +157,13 @@ def test_an_oss_upload_over_the_file_cap_is_refused(limited: CoveServer, s3_serv
             session.delete()
 
 
-def fifo_agent(server: CoveServer, session_id: str) -> None:
-    """Replace the session's agent socket with a FIFO: no call, and so no upload, can reach it."""
-    inside(
-        server,
-        session_id,
-        f"echo synced > {SYNCED}/a.txt; rm /.cove/run/agent.sock; mkfifo /.cove/run/agent.sock",
-    )
+def freeze_agent(server: CoveServer, session_id: str) -> None:
+    """Leave a file to sync, then stop the session's agent: no upload can be done any more."""
+    inside(server, session_id, f"echo synced > {SYNCED}/a.txt")
+    with server.client(KEY_A) as client:  # the agent runs (it starts on a session's first call)
+        client.post(f"/v1/sessions/{session_id}/tools/shell", json={"arguments": {"command": "true"}})
+    stopped = server.sandbox(session_id, FREEZE_AGENT)
+    assert stopped.stdout.strip() == "1", (stopped.stdout, stopped.stderr)
 
 
 def test_an_unreachable_agent_gives_a_clear_error_and_a_force_delete_ends_it(
@@ -184,12 +173,12 @@ def test_an_unreachable_agent_gives_a_clear_error_and_a_force_delete_ends_it(
     session_id = create()
     inside(limited, session_id, f"mkdir -p {SYNCED} && echo early > {SYNCED}/early.txt")
     assert client.post(f"/v1/sessions/{session_id}/contexts/sync", json={}).status_code == 200
-    fifo_agent(limited, session_id)
+    freeze_agent(limited, session_id)
 
     refused = client.delete(f"/v1/sessions/{session_id}")
     assert refused.status_code == 502, refused.text
     assert refused.json()["error"]["code"] == "ContextUploadFailed"
-    assert "not a socket" in refused.text and "force=true" in refused.text
+    assert "COVE_SYNC_TIMEOUT_S" in refused.text and "force=true" in refused.text
     assert client.get(f"/v1/sessions/{session_id}").json()["session"]["status"] == "RUNNING"
 
     with AgentBay(api_key=KEY_A, cfg=Config(endpoint=limited.url)) as agent_bay:
@@ -207,7 +196,7 @@ def test_an_unreachable_agent_still_ends_at_the_maximum_lifetime(
     _, create = synced
     session_id = create(max_lifetime_s=4)
     inside(limited, session_id, f"mkdir -p {SYNCED}")
-    fifo_agent(limited, session_id)
+    freeze_agent(limited, session_id)
     deadline = time.monotonic() + 30
     while (found := client.get(f"/v1/sessions/{session_id}").json()["session"])["status"] != "DELETED":
         assert time.monotonic() < deadline, found
@@ -225,8 +214,8 @@ def test_a_delete_cut_off_by_a_crash_ends_at_the_maximum_lifetime(data_root: Pat
         context_id = client.post("/v1/contexts", json={"name": "cut-off"}).json()["context"]["id"]
         body = {"context_syncs": [{"context_id": context_id, "path": SYNCED}], "max_lifetime_s": 8}
         session_id = client.post("/v1/sessions", json=body).json()["session"]["session_id"]
-        fake = f"cat > /tmp/agent.py <<'END'\n{FAKE_AGENT}END\n(python3 /tmp/agent.py >/dev/null 2>&1 &)"
-        inside(server, session_id, f"mkdir -p {SYNCED}; {fake}; sleep 0.5; test -S /.cove/run/agent.sock")
+        inside(server, session_id, f"mkdir -p {SYNCED}")
+        freeze_agent(server, session_id)
 
         def delete() -> None:
             with server.client(KEY_A) as own, pytest.raises(httpx.TransportError):

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cove.agent import protocol
+from cove.agent import answer_size, protocol
 from cove.agent.tools import shell
 from cove.config import Settings
 from cove.errors import InvalidArgument
@@ -54,7 +54,7 @@ def test_captured_output_fits_the_protocol_line_once_escaped(byte: bytes) -> Non
     capture = shell.Capture()
     capture.add(byte * (shell.OUTPUT_LIMIT_BYTES // len(byte) + 10))
     text = capture.text()
-    assert shell.wire_size(text) <= shell.WIRE_BUDGET_BYTES
+    assert answer_size.wire_size(text) <= answer_size.WIRE_BUDGET_BYTES
     assert capture.dropped > 0
     answer = json.dumps({"stdout": text}, ensure_ascii=False)  # as the shell tool writes it
     line = protocol.encode(protocol.result(1, {"content": [{"type": "text", "text": answer}]}))

@@ -12,6 +12,7 @@ import os
 import select
 import signal
 import socket
+import stat
 import sys
 import time
 
@@ -28,16 +29,33 @@ AGENT_COMMAND = [
 HANDLED = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT)
 RESTART_INTERVAL_S = 1.0
 """An agent that keeps dying is started at most this often."""
+CHECK_INTERVAL_S = 2.0
+"""How often init makes sure its socket is still in place: code in the session may remove or replace
+it (the run folder is the session user's), and the host would then reach no agent. init listens
+anew, and the agent serving the lost socket is ended, to be started on the new one."""
 
 
-def listen(path: str) -> socket.socket:
+def listen(path: str) -> tuple[socket.socket, int]:
+    """A listening socket at `path`, and the inode it is bound at (by which init sees it replaced)."""
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+        try:
+            os.unlink(path)
+        except IsADirectoryError:  # a folder planted there by code in the session: moved aside
+            os.rename(path, f"{path}.{time.time_ns()}")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     os.chmod(path, 0o600)  # only the session user; the umask stays 022 for everything else
     listener.listen(128)
-    return listener
+    return listener, os.lstat(path).st_ino
+
+
+def in_place(path: str, inode: int) -> bool:
+    """Whether the socket init listens on is still the one at `path`."""
+    try:
+        found = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISSOCK(found.st_mode) and found.st_ino == inode
 
 
 def start_agent(listener: socket.socket) -> int:
@@ -72,14 +90,16 @@ def main() -> None:
     signal.set_wakeup_fd(wakeup_write)
     for number in HANDLED:
         signal.signal(number, lambda *_: None)
-    listener = listen(SOCKET_PATH)
+    listener, bound = listen(SOCKET_PATH)
     agent_pid: int | None = None
     may_start_at = 0.0
     print("cove-init: ready", flush=True)
     while True:
         watched = [wakeup_read] if agent_pid is not None else [wakeup_read, listener.fileno()]
         delay = max(0.0, may_start_at - time.monotonic())
-        ready, _, _ = select.select(watched if delay == 0 else [wakeup_read], [], [], delay or None)
+        ready, _, _ = select.select(
+            watched if delay == 0 else [wakeup_read], [], [], delay or CHECK_INTERVAL_S
+        )
         if wakeup_read in ready:
             received = os.read(wakeup_read, 512)
             if signal.SIGTERM in received or signal.SIGINT in received:
@@ -89,6 +109,12 @@ def main() -> None:
         if agent_pid is None and listener.fileno() in ready:
             agent_pid = start_agent(listener)
             may_start_at = time.monotonic() + RESTART_INTERVAL_S
+        if not in_place(SOCKET_PATH, bound):
+            listener.close()
+            listener, bound = listen(SOCKET_PATH)
+            if agent_pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(agent_pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import traceback
 from typing import Any
 
 from . import protocol
+from .answer_size import ANSWER_BUDGET_BYTES, line_size
 from .tools import InvalidArguments, Tool, ToolError, all_tools, hold_state
 
 LISTEN_FD = 3
@@ -85,6 +86,17 @@ class Agent:
         except Exception as error:  # a bug in a tool must not take the agent down
             traceback.print_exc()
             text, is_error = f"{name} failed: {type(error).__name__}: {error}", True
+        # Lone surrogates (from a file name that is not UTF-8, say) would not survive as UTF-8 on the host.
+        text = text.encode(errors="surrogatepass").decode(errors="replace")
+        if (size := line_size(text)) > ANSWER_BUDGET_BYTES:  # the answer must fit its line, whatever it holds
+            text, is_error = (
+                (
+                    f"{name}: the answer would take {size} bytes once JSON-escaped, more than the "
+                    f"{ANSWER_BUDGET_BYTES} an answer may take; ask for less (read a file in parts, with "
+                    "offset and length, or as format binary)"
+                ),
+                True,
+            )
         return protocol.result(request_id, {"content": [{"type": "text", "text": text}], "isError": is_error})
 
 

@@ -8,6 +8,10 @@ from pathlib import Path
 
 _libc = ctypes.CDLL(None, use_errno=True)
 MNT_DETACH = 2
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_REMOUNT = 32
 
 
 def _check(result: int, what: str) -> None:
@@ -16,23 +20,43 @@ def _check(result: int, what: str) -> None:
         raise OSError(errno, f"{what}: {os.strerror(errno)}")
 
 
+def image_tag(lower: os.stat_result) -> str:
+    """The overlay source that names the image under it, by its root folder's device and inode:
+    `overlays_over` finds an image's users by it, so the lower layer need not show its path."""
+    return f"cove-image.{lower.st_dev}.{lower.st_ino}"
+
+
 def mount_overlay(lower: Path, upper: Path, work: Path, target: Path) -> None:
     """A writable layer (`upper`) over the read-only image (`lower`), at `target`.
 
     The kernel shows the options as given in every /proc/self/mountinfo, the sandbox's own included,
-    so the writable layer and work folder are named by descriptors (/proc/self/fd/N): a session does
-    not learn the host's data directory or session layout from them. The lower layer keeps its path:
-    `overlays_over` finds an image's users by it.
+    so all three layers are named by descriptors (/proc/self/fd/N): a session does not learn the
+    host's data directory, images folder or session layout from them.
     """
-    descriptors = [os.open(path, os.O_PATH | os.O_DIRECTORY) for path in (upper, work)]
+    descriptors = [os.open(path, os.O_PATH | os.O_DIRECTORY) for path in (lower, upper, work)]
     try:
-        upper_fd, work_fd = (f"/proc/self/fd/{fd}" for fd in descriptors)
-        options = f"lowerdir={lower},upperdir={upper_fd},workdir={work_fd}".encode()
-        result = _libc.mount(b"overlay", str(target).encode(), b"overlay", 0, options)
+        lower_fd, upper_fd, work_fd = (f"/proc/self/fd/{fd}" for fd in descriptors)
+        options = f"lowerdir={lower_fd},upperdir={upper_fd},workdir={work_fd}".encode()
+        source = image_tag(os.fstat(descriptors[0])).encode()
+        result = _libc.mount(source, str(target).encode(), b"overlay", 0, options)
         _check(result, f"mount overlay at {target}")
     finally:
         for fd in descriptors:
             os.close(fd)
+
+
+def mount_tmpfs(target: Path, size_bytes: int) -> None:
+    """A fresh, size-capped tmpfs at `target` (no devices, no set-user-ID programs)."""
+    options = f"size={size_bytes},mode=755".encode()
+    result = _libc.mount(b"tmpfs", str(target).encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options)
+    _check(result, f"mount tmpfs at {target}")
+
+
+def remount_read_only(target: Path) -> None:
+    """Make the filesystem mounted at `target` read-only for everyone, until it is unmounted."""
+    flags = MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV
+    result = _libc.mount(None, str(target).encode(), None, flags, None)
+    _check(result, f"remount {target} read-only")
 
 
 def unmount(target: Path) -> None:
@@ -55,14 +79,16 @@ def mount_points_under(prefix: Path) -> list[Path]:
 
 
 def overlays_over(lower: Path) -> list[Path]:
-    """Mount points of the overlays in this mount namespace that have `lower` as a lower layer."""
-    wanted = {str(lower), str(lower.resolve())}
+    """Mount points of the overlays in this mount namespace over the image `lower` (by `image_tag`)."""
+    try:
+        wanted = image_tag(lower.stat())
+    except FileNotFoundError:
+        return []
     found = []
     with open("/proc/self/mountinfo") as mountinfo:
         for line in mountinfo:
             mount, _, filesystem = line.partition(" - ")
-            kind, _, options = [*filesystem.split(), "", "", ""][:3]
-            lowers = [o.removeprefix("lowerdir=") for o in options.split(",") if o.startswith("lowerdir=")]
-            if kind == "overlay" and wanted & {d for dirs in lowers for d in dirs.split(":")}:
+            kind, source = [*filesystem.split(), "", ""][:2]
+            if kind == "overlay" and source == wanted:
                 found.append(Path(mount.split()[4].encode().decode("unicode_escape")))
     return found

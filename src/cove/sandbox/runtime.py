@@ -2,6 +2,8 @@
 
 Layout under DATA_DIR:
     runc/                    runc's own state (`runc --root`)
+    agent/                   a tmpfs with a read-only copy of the tool agent (agent_files.py), which
+                             every sandbox binds at /.cove/agent
     sessions/                a btrfs filesystem (session_volumes.py), from sessions.btrfs if the
                              data directory is not on btrfs
     sessions/<id>/           a subvolume with the session's disk limit: config.json, upper/ + work/
@@ -14,7 +16,6 @@ each other's sessions. Containers outlive the server process: runc detaches them
 
 from __future__ import annotations
 
-import compileall
 import contextlib
 import json
 import logging
@@ -31,6 +32,7 @@ from typing import Any
 from cove.errors import CapacityExceeded, SandboxError
 from cove.sandbox import cgroups
 from cove.sandbox.accounting import Usage, read_usage
+from cove.sandbox.agent_files import publish_agent
 from cove.sandbox.identities import DEFAULT_IDENTITY_REGISTRY, SessionIdentities
 from cove.sandbox.images import SANDBOX_HOME, SANDBOX_UID, Image
 from cove.sandbox.mounts import mount_overlay, mount_points_under, unmount
@@ -157,9 +159,8 @@ class RuncRuntime:
         self.cgroup_parent = f"/cove/{_instance_id(data_dir)}"
         if shutil.which(runc) is None:
             raise SandboxError(f"{runc!r} not found; install it (scripts/install.sh does) or set COVE_RUNC")
-        # Sandboxes see the agent read-only and cannot cache its bytecode: without this, every agent
-        # start would compile it again (about 0.2 s of a session's first tool call).
-        compileall.compile_dir(AGENT_DIR, quiet=1)
+        self.agent_dir = data_dir / "agent"
+        publish_agent(AGENT_DIR, self.agent_dir)
         self._keep_identities()
         raise_host_caps(capacity)
 
@@ -266,7 +267,7 @@ class RuncRuntime:
         run.chmod(0o700)
         self._tell_agent(session_id, limits)
         binds = [
-            Mount(source=str(AGENT_DIR), destination=AGENT_MOUNT),
+            Mount(source=str(self.agent_dir), destination=AGENT_MOUNT),
             Mount(source=str(run), destination=AGENT_RUN_MOUNT, read_only=False),
         ]
         user_cgroup = cgroups.delegate(f"{self.cgroup_parent}/{session_id}", sandbox_user)

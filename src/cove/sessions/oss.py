@@ -275,13 +275,18 @@ class ObjectStorageTools:
         if credentials.endpoint:
             check_destination(credentials.endpoint, self.private_networks)  # its address may have changed
         if client is None:
-            client = s3_client(
-                credentials.endpoint,
-                credentials.region,
-                credentials.access_key_id,
-                credentials.access_key_secret,
-                credentials.security_token,
-            )
+            try:
+                client = s3_client(
+                    credentials.endpoint,
+                    credentials.region,
+                    credentials.access_key_id,
+                    credentials.access_key_secret,
+                    credentials.security_token,
+                )
+            except BotoCoreError as error:  # settings the S3 client refuses, a region that is no name
+                raise OssFailed(
+                    f"the settings of oss_env_init make no S3 client: {error}; call it again"
+                ) from None
             with self._lock:
                 if self._credentials.get(session_id) is credentials:
                     self._clients[session_id] = client

@@ -31,6 +31,24 @@ def is_text(value: str) -> bool:
     return "\0" not in value
 
 
+def has_lone_surrogate(value: Any) -> bool:
+    """Whether a JSON value holds a string or key that is not valid Unicode: no tool can take it as
+    text, and no answer could echo it (UTF-8 has no encoding for it)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            try:
+                item.encode()
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            pending += [*item.keys(), *item.values()]
+        elif isinstance(item, list):
+            pending += item
+    return False
+
+
 def check_labels(labels: Any, field: str = "labels") -> dict[str, str]:
     if labels is None:
         return {}
@@ -131,6 +149,10 @@ def check_tool_call(settings: Settings, name: Any, arguments: Any) -> float:
         raise InvalidArgument("name: a tool name is required")
     if not isinstance(arguments, dict):
         raise InvalidArgument("arguments must be a JSON object")
+    if has_lone_surrogate(name):
+        raise InvalidArgument("name: a tool name must be valid Unicode text (it has a lone surrogate)")
+    if has_lone_surrogate(arguments):
+        raise InvalidArgument(f"{name}: arguments must be valid Unicode text (one has a lone surrogate)")
     for argument in PATH_ARGUMENTS:
         value = arguments.get(argument)
         paths = value if isinstance(value, list) else [value]

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import process_trees
+from ..answer_size import ANSWER_BUDGET_BYTES, SEPARATOR_BYTES, cut_text, fit_chunks, wire_size
 from . import Tool, ToolError
 from .shell import OUTPUT_LIMIT_BYTES, command_environment
 
@@ -48,6 +49,11 @@ BOOT = (
 (importlib.util would cost the kernel's start 6 ms)."""
 CODE_IMAGE = "code_latest"
 """The built-in image with every runtime run_code uses (docs/images.md)."""
+OUTPUT_SHARE = ANSWER_BUDGET_BYTES // 6
+"""What each of stdout, stderr and the results may take of an answer on the wire: with the error's
+shares, five sixths of it, so that escaping everything (for a lone surrogate) still fits."""
+ERROR_SHARES = {"name": OUTPUT_SHARE // 4, "value": OUTPUT_SHARE // 2, "traceback": OUTPUT_SHARE // 2}
+"""The error's fields; executionError repeats name and value."""
 LATER_LANGUAGES = ("r",)
 """AgentBay's other languages: Cove has no kernel for them yet (issue 5)."""
 
@@ -370,13 +376,17 @@ def answer_text(
     whether it is an error."""
     answer = outcome.answer or {}
     error = error_of(outcome, language.title, timeout_s)
+    if error:
+        error = {key: cut_text(str(error.get(key, "")), ERROR_SHARES[key])[0] for key in ERROR_SHARES}
     count = answer.get("execution_count")
     seconds = answer.get("execution_time", elapsed)
+    stdout, stdout_cut = fit_chunks(list(map(str, answer.get("stdout", []))), OUTPUT_SHARE)
+    stderr, stderr_cut = fit_chunks(list(map(str, answer.get("stderr", []))), OUTPUT_SHARE)
     payload: dict[str, Any] = {
         "executionError": f"{error['name']}: {error['value']}" if error else "",
-        "result": [json.dumps(bundle, ensure_ascii=False) for bundle in answer.get("results", [])],
-        "stdout": answer.get("stdout", []),
-        "stderr": answer.get("stderr", []),
+        "result": fit_results(answer.get("results", []), OUTPUT_SHARE),
+        "stdout": stdout,
+        "stderr": stderr,
         "execution_count": count,
         "execution_time": seconds,
         "executionCount": count,
@@ -389,15 +399,31 @@ def answer_text(
         payload["timed_out"] = True
     if outcome.answer is None:
         payload["kernel_died"] = True
-    for stream in ("stdout", "stderr"):
-        if answer.get(f"{stream}_truncated_bytes"):
-            payload[f"{stream}_truncated_bytes"] = answer[f"{stream}_truncated_bytes"]
+    for stream, cut in (("stdout", stdout_cut), ("stderr", stderr_cut)):
+        if answer.get(f"{stream}_truncated_bytes") or cut:
+            payload[f"{stream}_truncated_bytes"] = answer.get(f"{stream}_truncated_bytes", 0) + cut
     text = json.dumps(payload, ensure_ascii=False)
     try:
         text.encode()
     except UnicodeEncodeError:  # a lone surrogate in some output: escape everything instead
         text = json.dumps(payload)
     return text, error is not None
+
+
+def fit_results(bundles: list[Any], budget: int) -> list[str]:
+    """The results as JSON strings, each that would pass `budget` on the wire left out but for a note."""
+    kept = []
+    for bundle in bundles:
+        text = json.dumps(bundle, ensure_ascii=False)
+        size = wire_size(text) + SEPARATOR_BYTES
+        if size > budget:
+            main = bundle.get("isMainResult", False) if isinstance(bundle, dict) else False
+            note = f"(a result of {size} bytes on the wire was left out: it would not fit the answer)"
+            text = json.dumps({"text/plain": note, "isMainResult": main})
+            size = wire_size(text) + SEPARATOR_BYTES
+        kept.append(text)
+        budget -= size
+    return kept
 
 
 def run_code(arguments: dict[str, Any]) -> str:

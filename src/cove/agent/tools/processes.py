@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ..answer_size import WIRE_BUDGET_BYTES, cut_to_fit
 from ..process_trees import ProcessTree, kill_all
 from . import Tool, ToolError
 from .shell import OUTPUT_LIMIT_BYTES, spawn
@@ -74,12 +75,18 @@ class OutputBuffer:
         """The end of what can be returned: before a character still being written, unless complete."""
         return self.end if complete else self.end - incomplete_tail(self.data)
 
-    def read(self, offset: int, complete: bool) -> tuple[str, int, int]:
-        """The text after `offset`, the offset to read from next, and how many bytes were dropped."""
+    def read(self, offset: int, complete: bool, keep_end: bool = False) -> tuple[str, int, int]:
+        """The text after `offset`, the offset where it starts and the offset after it.
+
+        As much as fits an answer once escaped: its start (the offset after it says where to go on),
+        or with keep_end its end (for an answer that has no next read).
+        """
         begin = max(offset, self.start)
         stop = max(self.readable_end(complete), begin)
-        text = self.data[begin - self.start : stop - self.start].decode(errors="replace")
-        return text, stop, begin - offset
+        text, cut = cut_to_fit(
+            bytes(self.data[begin - self.start : stop - self.start]), WIRE_BUDGET_BYTES, keep_end
+        )
+        return (text, begin + cut, stop) if keep_end else (text, begin, stop - cut)
 
 
 def incomplete_tail(data: bytearray) -> int:
@@ -236,12 +243,12 @@ class ProcessTable:
             return {
                 "stdout": out[0],
                 "stderr": err[0],
-                "stdout_offset": out[1],
-                "stderr_offset": err[1],
+                "stdout_offset": out[2],
+                "stderr_offset": err[2],
                 "running": record.running,
                 "exit_code": record.exit_code,
-                "stdout_skipped": out[2],
-                "stderr_skipped": err[2],
+                "stdout_skipped": out[1] - offsets["stdout"],
+                "stderr_skipped": err[1] - offsets["stderr"],
             }
 
     def wait(self, process_id: str, timeout_ms: int) -> dict[str, Any]:
@@ -251,8 +258,8 @@ class ProcessTable:
             self.changed.wait_for(lambda: not record.running, timeout_ms / 1000)
             answer: dict[str, Any] = {"running": record.running, "exit_code": record.exit_code}
             for stream, buffer in record.buffers.items():
-                answer[stream] = buffer.read(buffer.start, complete=not record.running)[0]
-                answer[f"{stream}_truncated_bytes"] = buffer.start
+                answer[stream], begin, _ = buffer.read(buffer.start, not record.running, keep_end=True)
+                answer[f"{stream}_truncated_bytes"] = begin
             return answer
 
     def write(self, process_id: str, data: bytes, eof: bool) -> None:
@@ -617,7 +624,8 @@ TOOLS = [
         description=(
             "Read a background process's output after the given byte offsets; pass the stdout_offset and "
             "stderr_offset of the previous answer to get only what is new. With wait_ms it waits until "
-            "there is new output or the process exits."
+            "there is new output or the process exits. An answer holds what fits the wire (about 32 MiB "
+            "per stream once JSON-escaped); the offsets then say where the rest begins."
         ),
         run=process_output,
         properties={
@@ -677,7 +685,9 @@ TOOLS = [
         name="process_wait",
         description=(
             "Wait up to timeout_ms for a background process to exit; answers running, exit_code and all "
-            "of its output still kept. Still running at the timeout is not an error."
+            "of its output still kept (its newest part, where more would not fit the wire once "
+            "JSON-escaped; stdout_truncated_bytes / stderr_truncated_bytes count what is left out "
+            "before it). Still running at the timeout is not an error."
         ),
         run=process_wait,
         properties={

@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .. import process_trees, protocol
+from .. import process_trees
+from ..answer_size import WIRE_BUDGET_BYTES, cut_to_fit
 from . import Tool, ToolError
 
 DEFAULT_TIMEOUT_MS = 50_000
@@ -23,15 +24,6 @@ OUTPUT_LIMIT_BYTES = int(os.environ.get("COVE_OUTPUT_LIMIT_BYTES", 10 * 1024 * 1
 LINGER_SECONDS = 0.05
 """How long to keep reading after the command exited, for output its children still write."""
 TIMEOUT_EXIT_CODE = 124
-WIRE_BUDGET_BYTES = protocol.MAX_LINE_BYTES // 2 - 64 * 1024
-"""What each of stdout and stderr may take on the agent's wire once escaped (the answer line holds
-both, and a little more)."""
-
-
-def wire_size(text: str) -> int:
-    """Bytes `text` takes on the wire: escaped in the tool's JSON answer, then again in the protocol
-    line (a NUL, 1 byte of output, becomes 7)."""
-    return len(json.dumps(json.dumps(text, ensure_ascii=False)))
 
 
 class Capture:
@@ -50,13 +42,8 @@ class Capture:
 
     def text(self) -> str:
         """What was kept, cut further where its escaped form would not fit WIRE_BUDGET_BYTES."""
-        data = b"".join(self.chunks)
-        kept = len(data)
-        text = data.decode(errors="replace")
-        while (size := wire_size(text)) > WIRE_BUDGET_BYTES:
-            kept = kept * WIRE_BUDGET_BYTES // size
-            text = data[:kept].decode(errors="replace")
-        self.dropped += len(data) - kept
+        text, cut = cut_to_fit(b"".join(self.chunks), WIRE_BUDGET_BYTES)
+        self.dropped += cut
         return text
 
 
