@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -159,6 +160,18 @@ def running_server(data_dir: Path, **settings: Any) -> Iterator[CoveServer]:
     finally:
         server.stop()
         server.remove_sandboxes()
+
+
+@contextmanager
+def scratch_server(**settings: Any) -> Iterator[CoveServer]:
+    """A started server of its own, in a scratch folder sandboxes can reach, removed at the end."""
+    root = Path(tempfile.mkdtemp(prefix="cove-test-", dir="/var/tmp"))
+    root.chmod(0o711)
+    try:
+        with running_server(root / "data", **settings) as server:
+            yield server
+    finally:
+        remove_data(root)
 
 
 @contextmanager

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import shlex
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.server import CoveServer, remove_data, running_server
+from tests.integration.server import CoveServer, scratch_server
 
 EXAMPLES_PER_TOOL = 40
 TEST_BUDGET_S = 60.0
@@ -122,13 +120,8 @@ def arguments_for(schema: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def fuzz_server() -> Iterator[CoveServer]:
     """A server of this test's own, so that what the fuzzing does cannot disturb the shared one."""
-    root = Path(tempfile.mkdtemp(prefix="cove-fuzz-", dir="/var/tmp"))
-    root.chmod(0o711)
-    try:
-        with running_server(root / "data") as started:
-            yield started
-    finally:
-        remove_data(root)
+    with scratch_server() as started:
+        yield started
 
 
 def test_no_tool_call_answers_5xx(fuzz_server: CoveServer) -> None:

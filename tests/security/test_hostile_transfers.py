@@ -8,7 +8,6 @@ import io
 import os
 import signal
 import tarfile
-import tempfile
 import threading
 import time
 import uuid
@@ -23,7 +22,7 @@ from cove import AgentBay, Config
 from cove.contexts.transfer_limits import LEFT_OUT_HEADER, TransferLimits
 from cove.sandbox.images import SANDBOX_HOME
 from cove.sandbox.layer_pack import pack_from_host
-from tests.integration.server import KEY_A, CoveServer, remove_data, running_server
+from tests.integration.server import KEY_A, CoveServer, running_server, scratch_server
 from tests.s3 import S3Server
 
 SYNCED = f"{SANDBOX_HOME}/work"
@@ -43,17 +42,14 @@ init does not replace it, and every call, an upload included, waits for an answe
 @pytest.fixture(scope="module")
 def limited() -> Iterator[CoveServer]:
     """A server with a 1 MiB per-file cap, a 3 s transfer deadline and a reconcile every second."""
-    root = Path(tempfile.mkdtemp(prefix="cove-test-", dir="/var/tmp"))
-    root.chmod(0o711)
     settings = {
         "max_sync_file_bytes": FILE_CAP,
         "sync_timeout_s": DEADLINE_S,
         "reconcile_interval_s": 1,
         "oss_private_networks": True,  # the loopback S3 server of the OSS test
     }
-    with running_server(root / "data", **settings) as started:
+    with scratch_server(**settings) as started:
         yield started
-    remove_data(root)
 
 
 @pytest.fixture

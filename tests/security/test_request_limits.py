@@ -11,7 +11,6 @@ import json
 import logging
 import re
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ from cove.cli import _listening
 from cove.config import Settings
 from cove.server.envelope import RequestEnvelope
 from cove.server.prometheus import ServerMetrics
-from tests.integration.server import KEY_A, CoveServer, free_port, remove_data, running_server
+from tests.integration.server import KEY_A, CoveServer, free_port, scratch_server
 
 MiB = 1024 * 1024
 BODY_LIMIT = MiB
@@ -40,16 +39,13 @@ ANSWER_TIMEOUT_S = 10.0
 
 @pytest.fixture(scope="module")
 def limited() -> Iterator[CoveServer]:
-    root = Path(tempfile.mkdtemp(prefix="cove-test-", dir="/var/tmp"))  # sandboxes must reach it
-    root.chmod(0o711)
     settings = {
         "max_request_body_bytes": BODY_LIMIT,
         "request_body_timeout_s": BODY_TIMEOUT_S,
         "warm_pool": 0,
     }
-    with running_server(root / "data", **settings) as started:
+    with scratch_server(**settings) as started:
         yield started
-    remove_data(root)
 
 
 def rss_kib(pid: int) -> int:

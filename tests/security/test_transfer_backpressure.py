@@ -4,14 +4,13 @@ after `transfer_stall_timeout_s`; an upload that stops sending is ended the same
 from __future__ import annotations
 
 import socket
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.server import KEY_A, CoveServer, remove_data, running_server
+from tests.integration.server import KEY_A, CoveServer, scratch_server
 
 MiB = 1024**2
 STALL_S = 4
@@ -20,13 +19,8 @@ FILE_MIB = 100
 
 @pytest.fixture(scope="module")
 def stalling() -> Iterator[CoveServer]:
-    root = Path(tempfile.mkdtemp(prefix="cove-test-", dir="/var/tmp"))  # sandboxes must reach it
-    root.chmod(0o711)
-    try:
-        with running_server(root / "data", transfer_stall_timeout_s=STALL_S, warm_pool=0) as server:
-            yield server
-    finally:
-        remove_data(root)
+    with scratch_server(transfer_stall_timeout_s=STALL_S, warm_pool=0) as server:
+        yield server
 
 
 def resident_mib(pid: int) -> float:
