@@ -157,7 +157,7 @@ def test_image_commands_explain_their_errors(server: CoveServer) -> None:
     unknown = cove_image("build", "nonsense", data_dir=server.data_dir)
     assert unknown.returncode == 1 and "recipes: linux_latest, code_latest" in unknown.stderr
     later = cove_image("build", "browser_latest", data_dir=server.data_dir)
-    assert later.returncode == 1 and "later issue" in later.stderr
+    assert later.returncode == 1 and "not supported yet" in later.stderr
     missing = cove_image("import", "x", "/nonexistent", data_dir=server.data_dir)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     bad_name = cove_image("rm", "Bad/Name", data_dir=server.data_dir)

@@ -29,7 +29,7 @@ CODE_PACKAGES = (
     # the C++ compiler pythran needs (about 400 MB) stay out of the image.
     "python3-munkres",
 )
-LATER = "arrives with a later issue (a browser and a desktop in the sandbox)"
+LATER = "is not supported yet: Cove has no browser or desktop in the sandbox; use linux_latest or code_latest"
 
 RECIPES = {
     recipe.name: recipe

@@ -55,7 +55,7 @@ shares, five sixths of it, so that escaping everything (for a lone surrogate) st
 ERROR_SHARES = {"name": OUTPUT_SHARE // 4, "value": OUTPUT_SHARE // 2, "traceback": OUTPUT_SHARE // 2}
 """The error's fields; executionError repeats name and value."""
 LATER_LANGUAGES = ("r",)
-"""AgentBay's other languages: Cove has no kernel for them yet (issue 5)."""
+"""AgentBay's other languages: Cove has no kernel for them yet."""
 
 
 @dataclass(frozen=True)
