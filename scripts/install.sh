@@ -51,7 +51,9 @@ fi
 # runuser (util-linux) starts PostgreSQL as its own user in the tests; umount (mount) cleans up.
 # `cove image build` runs debootstrap, which checks Debian's signatures with the keyring (also on Ubuntu).
 # btrfs-progs formats the filesystem that holds sessions, with their disk limits.
+# iproute2 and nftables give sessions their network path out and enforce its policy.
 packages=(runc python3 python3-venv python3-pip util-linux mount debootstrap debian-archive-keyring btrfs-progs
+    iproute2 nftables
     "${image_packages[@]}")
 if [[ $with_test_deps -eq 1 ]]; then
     # run_code's JavaScript and Java kernels are tested on the host too, and Java in a session on an

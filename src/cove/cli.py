@@ -173,6 +173,11 @@ def session() -> None:
 @click.option("--cpus", type=float, default=None)
 @click.option("--pids", type=int, default=None)
 @click.option("--disk-mb", type=int, default=None)
+@click.option(
+    "--network-mode", type=click.Choice(["egress", "none"]), default=None, help="default: the server's"
+)
+@click.option("--allow", "allow_out", multiple=True, help="CIDR, address or domain (*.example.com) allowed")
+@click.option("--deny", "deny_out", multiple=True, help="CIDR, address or domain denied (0.0.0.0/0: all)")
 def session_create(
     endpoint: str | None,
     api_key: str | None,
@@ -183,10 +188,16 @@ def session_create(
     cpus: float | None,
     pids: int | None,
     disk_mb: int | None,
+    network_mode: str | None,
+    allow_out: tuple[str, ...],
+    deny_out: tuple[str, ...],
 ) -> None:
     """Create a session and print its id."""
-    from cove import CreateSessionParams
+    from cove import CreateSessionParams, NetworkPolicy
 
+    network = None
+    if network_mode or allow_out or deny_out:
+        network = NetworkPolicy(mode=network_mode, allow_out=list(allow_out), deny_out=list(deny_out))
     params = CreateSessionParams(
         image_id=image_id,
         labels=_pairs(labels, "--label") or None,
@@ -194,6 +205,7 @@ def session_create(
         cpus=cpus,
         pids=pids,
         disk_mb=disk_mb,
+        network=network,
     )
     with _client(endpoint, api_key, data_dir) as client:
         click.echo(_check(client.create(params)).session.session_id)
@@ -240,6 +252,62 @@ def session_info(endpoint: str | None, api_key: str | None, data_dir: Path | Non
     with _client(endpoint, api_key, data_dir) as client:
         result = _check(client.get(session_id))
         click.echo(json.dumps(dataclasses.asdict(result.session.data), indent=2))
+
+
+@session.command("net")
+@client_options
+@click.argument("session_id")
+@click.option("--mode", type=click.Choice(["egress", "none"]), default=None, help="egress or none")
+@click.option("--allow", "allow_out", multiple=True, help="CIDR, address or domain allowed; repeatable")
+@click.option("--deny", "deny_out", multiple=True, help="CIDR, address or domain denied; repeatable")
+def session_net(
+    endpoint: str | None,
+    api_key: str | None,
+    data_dir: Path | None,
+    session_id: str,
+    mode: str | None,
+    allow_out: tuple[str, ...],
+    deny_out: tuple[str, ...],
+) -> None:
+    """Show a session's network policy, address and recent denials; with options, change it first.
+
+    \b
+    cove session net SESSION_ID
+    cove session net SESSION_ID --allow pypi.org --allow '*.pythonhosted.org' --deny 0.0.0.0/0
+    --allow and --deny replace their lists; a list not given is kept, as is the mode.
+    """
+    from cove import NetworkPolicy
+
+    with _client(endpoint, api_key, data_dir) as client:
+        network = _check(client.get(session_id)).session.network
+        result = _check(network.get())
+        if mode or allow_out or deny_out:
+            current = result.policy
+            wanted = NetworkPolicy(
+                mode=mode or current.mode,
+                allow_out=list(allow_out) if allow_out else current.allow_out,
+                deny_out=list(deny_out) if deny_out else current.deny_out,
+            )
+            result = _check(network.update(wanted))
+    click.echo(_network_text(result))
+
+
+def _network_text(result: Any) -> str:
+    """The policy and address as `name: value` lines, then the recent denials as a table."""
+    policy = result.policy
+    lines = [
+        f"mode:      {policy.mode}",
+        f"allow out: {', '.join(policy.allow_out) or '-'}",
+        f"deny out:  {', '.join(policy.deny_out) or '-'}",
+        f"address:   {result.address or '-'}",
+        f"gateway:   {result.gateway or '-'}",
+        "",
+    ]
+    rows = [(d.at, d.protocol, d.destination, d.port or "-", d.name or "-") for d in result.denied]
+    if rows:
+        lines.append(render_table(["AT", "PROTOCOL", "DESTINATION", "PORT", "NAME"], rows))
+    lines.append(f"{len(rows)} of {result.denied_count} denied connections shown")
+    return "\n".join(lines)
 
 
 @session.command("rm")

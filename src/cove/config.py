@@ -111,6 +111,26 @@ class Settings:
     transfer_stall_timeout_s: float = _setting(
         60.0, "a streamed file transfer fails when the sandbox or the client moves no byte this long"
     )
+    network_default: str = _setting("egress", "network of a session whose create names none: egress or none")
+    network_egress_allowed: bool = _setting(
+        True, "let sessions reach the network at all; false: every session has only loopback"
+    )
+    egress_allow: str = _setting(
+        "",
+        "comma-separated CIDRs and domain names (*.example.com) that are the only destinations any "
+        "session may reach, whatever its policy; empty: no such list",
+    )
+    egress_open: str = _setting(
+        "",
+        "comma-separated always-denied ranges opened to sessions (e.g. 10.0.0.0/8 for an in-house "
+        "network); the host and other sessions stay closed",
+    )
+    session_subnet: str = _setting("10.203.0.0/16", "IPv4 network sessions take their addresses from")
+    dns_upstream: str = _setting(
+        "", "DNS server (IP or IP:PORT) that sessions' queries are forwarded to; empty: the host's"
+    )
+    egress_rate_mbit: float = _setting(0.0, "bandwidth out of one session, Mbit/s; 0: unlimited")
+    egress_max_connections: int = _setting(1024, "connections one session may have open at once")
     trusted_proxies: str = _setting(
         "", "comma-separated addresses of reverse proxies whose X-Forwarded-For is believed; empty: none"
     )

@@ -40,6 +40,12 @@ def show_a_session(settings: Settings, server: Any) -> None:
             f"demo: file_system.read_file('hello.txt'): {session.file_system.read_file('hello.txt').content}",
             end="",
         )
+        network = session.network.get()
+        if network.policy is not None:
+            print(
+                f"demo: network {network.policy.mode}, address {network.address}; "
+                "README.md's 'The network' tries it against test hosts"
+            )
         listed = agent_bay.list(labels={"demo": "yes"})
         print(f"demo: {listed.total_count} session(s) labelled demo=yes")
         print(f"demo: server at {settings.base_url}, API key {key}")

@@ -20,7 +20,9 @@ import httpx
 
 from cove import AgentBay, Config, CreateSessionParams, Session
 from cove.sandbox.cgroups import hierarchy_roots
+from cove.sandbox.egress_rules import chain_key, interface_group, table_name
 from cove.sandbox.mounts import mount_points_under
+from tests.network import testnet
 
 KEY_A = "test-key-tenant-a"
 KEY_B = "test-key-tenant-b"
@@ -40,7 +42,14 @@ class CoveServer:
     def __init__(self, data_dir: Path, **settings: Any) -> None:
         self.data_dir = data_dir
         self.port = free_port()
-        self.settings = {"api_keys": f"{KEY_A},{KEY_B}", "link_port": free_port(), **settings}
+        self.settings = {
+            "api_keys": f"{KEY_A},{KEY_B}",
+            "link_port": free_port(),
+            # Sessions reach the test hosts only, and resolve names with their DNS server.
+            "egress_allow": testnet.SUBNET,
+            "dns_upstream": testnet.DNS_ADDRESS,
+            **settings,
+        }
         self.process: subprocess.Popen[bytes] | None = None
         self.log = data_dir.parent / f"{data_dir.name}-server.log"
 
@@ -78,11 +87,17 @@ class CoveServer:
         self.process = None
 
     def remove_sandboxes(self) -> None:
-        """What a test leaves running goes: containers first, then their overlay mounts and the
-        sessions' filesystem (a loop mount: its loop device goes with it)."""
+        """What a test leaves running goes: containers first (their network interfaces go with
+        them), then their overlay mounts and the sessions' filesystem (a loop mount: its loop
+        device goes with it), and the server's nftables table."""
         for session_id in self.containers():
             self.runc("delete", "--force", session_id)
         unmount_all(self.data_dir)
+        # The server keeps its rules when it stops, for sessions that outlive it; these are gone.
+        instance = self.data_dir / "instance_id"
+        if instance.exists():
+            table = table_name(instance.read_text().strip())
+            subprocess.run(["nft", "delete", "table", "inet", table], capture_output=True, check=False)
 
     def client(self, key: str = KEY_A) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=120)
@@ -130,11 +145,40 @@ class CoveServer:
             "mounts": [m for m in self.mounts() if Path(m).parent.name not in prepared],
             "cgroups": [str(p) for p in self.cgroup_dirs() if p.name not in prepared],
             "folders": sorted(p.name for p in sessions.iterdir() if p.is_dir() and p.name not in prepared),
+            "interfaces": [i for i in self.interfaces() if i[2:] not in {p[-13:] for p in prepared}],
+            "rules": [c for c in self.session_chains() if c[2:] not in {chain_key(p) for p in prepared}],
         }
+
+    def interfaces(self) -> list[str]:
+        """The host ends of this server's sessions' network interfaces."""
+        group = str(interface_group((self.data_dir / "instance_id").read_text().strip()))
+        return sorted(
+            link.name
+            for link in Path("/sys/class/net").iterdir()
+            if link.name.startswith("cv") and (link / "netdev_group").read_text().strip() == group
+        )
+
+    def session_chains(self) -> list[str]:
+        """The per-session chains in this server's nftables table (s_<session>, ...)."""
+        table = table_name((self.data_dir / "instance_id").read_text().strip())
+        listed = subprocess.run(["nft", "list", "chains", "inet", table], capture_output=True, text=True)
+        names = [line.split()[1] for line in listed.stdout.splitlines() if line.strip().startswith("chain ")]
+        return sorted(name for name in names if name[:2] in ("s_", "d_", "r_"))
 
     def mounts(self) -> list[str]:
         prefix = str(self.data_dir / "sessions") + "/"
         return [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines() if prefix in line]
+
+
+NOTHING_LEFT: dict[str, list[str]] = {
+    "containers": [],
+    "mounts": [],
+    "cgroups": [],
+    "folders": [],
+    "interfaces": [],
+    "rules": [],
+}
+"""`CoveServer.leftovers()` of a server whose sessions are all gone."""
 
 
 def unmount_all(root: Path) -> None:

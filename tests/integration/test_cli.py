@@ -87,7 +87,8 @@ def test_demo_shows_a_working_session_and_exits(data_root: Path) -> None:
         )
         assert ran.returncode == 0, ran.stderr
         assert re.search(r"demo: created session-\w+ in \d+ ms", ran.stdout), ran.stdout
-        assert "uid=1000(user)" in ran.stdout and "lo" in ran.stdout
+        assert "uid=1000(user)" in ran.stdout and "lo" in ran.stdout and "eth0" in ran.stdout
+        assert re.search(r"demo: network egress, address 10\.203\.\d+\.\d+", ran.stdout), ran.stdout
         assert "read_file('hello.txt'): written through the SDK" in ran.stdout
         key = (data_dir / "api_key").read_text().strip()
         assert f"API key {key}" in ran.stdout, "with no keys configured the server makes one and shows it"

@@ -9,6 +9,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from cove.sandbox.egress_rules import chain_key
 from tests.integration.server import KEY_A, KEY_B, CoveServer, running_server
 
 
@@ -25,6 +26,8 @@ def _leaves_nothing(server: CoveServer, session_id: str) -> None:
     assert not [m for m in server.mounts() if session_id in m]
     assert not [p for p in server.cgroup_dirs() if p.name == session_id]
     assert not (server.data_dir / "sessions" / session_id).exists()
+    assert "cv" + session_id[-13:] not in server.interfaces()
+    assert not [chain for chain in server.session_chains() if chain[2:] == chain_key(session_id)]
 
 
 def test_sigkill_restart_keeps_running_sessions_and_cleans_up(data_root: Path) -> None:

@@ -64,3 +64,4 @@ def test_a_missing_bucket_stops_the_server(data_root: Path, s3_server: S3Server)
     with pytest.raises(RuntimeError, match="bucket does not exist"):
         server.start()
     server.stop()
+    assert not (server.data_dir / "instance_id").exists(), "it stopped before making any sandbox state"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.integration.server import KEY_A, running_server
+from tests.integration.server import KEY_A, NOTHING_LEFT, running_server
 
 SESSIONS = 250
 """More than kernel.keys.maxkeys (200), which capped a host while each sandbox had a keyring."""
@@ -35,7 +35,7 @@ def test_more_sandboxes_than_the_kernel_key_budget(data_root: Path) -> None:
         finally:
             with ThreadPoolExecutor(4) as pool:
                 list(pool.map(lambda i: server.client(KEY_A).delete(f"/v1/sessions/{i}"), ids))
-        assert server.leftovers() == {"containers": [], "mounts": [], "cgroups": [], "folders": []}
+        assert server.leftovers() == NOTHING_LEFT
 
 
 def test_a_full_host_answers_503_with_the_reason(data_root: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.integration.server import KEY_A, CoveServer, running_server
+from tests.integration.server import KEY_A, NOTHING_LEFT, CoveServer, running_server
 
 CREATES = 30
 DELETES = 15
@@ -89,4 +89,4 @@ def test_sigkill_during_parallel_creates_and_deletes(data_root: Path) -> None:
             assert {Path(group).name for group in leftovers["cgroups"]} == set(running)
             for session_id in running:
                 assert client.delete(f"/v1/sessions/{session_id}").status_code == 200
-        assert server.leftovers() == {"containers": [], "mounts": [], "cgroups": [], "folders": []}
+        assert server.leftovers() == NOTHING_LEFT

@@ -22,7 +22,7 @@ from cove import AgentBay, Config
 from cove.contexts.transfer_limits import LEFT_OUT_HEADER, TransferLimits
 from cove.sandbox.images import SANDBOX_HOME
 from cove.sandbox.layer_pack import pack_from_host
-from tests.integration.server import KEY_A, CoveServer, running_server, scratch_server
+from tests.integration.server import KEY_A, NOTHING_LEFT, CoveServer, running_server, scratch_server
 from tests.s3 import S3Server
 
 SYNCED = f"{SANDBOX_HOME}/work"
@@ -231,7 +231,7 @@ def test_a_delete_cut_off_by_a_crash_ends_at_the_maximum_lifetime(data_root: Pat
             assert found["status"] == "DELETING" and time.monotonic() < deadline, found
             time.sleep(0.5)
         assert "context upload was lost" in found["status_reason"], found
-        assert server.leftovers() == {"containers": [], "mounts": [], "cgroups": [], "folders": []}
+        assert server.leftovers() == NOTHING_LEFT
 
 
 def test_a_dead_sandboxs_folder_is_packed_without_sparse_or_oversized_files(tmp_path: Path) -> None:

@@ -82,8 +82,8 @@ def test_hostname_is_the_session_id(server: CoveServer, new_session: NewSession)
     assert server.sandbox(session["session_id"], "hostname").stdout.strip() == session["session_id"]
 
 
-def test_only_loopback_network(server: CoveServer, new_session: NewSession) -> None:
-    session = new_session()
+def test_only_loopback_network_with_mode_none(server: CoveServer, new_session: NewSession) -> None:
+    session = new_session(network={"mode": "none"})
     interfaces = server.sandbox(session["session_id"], "ls /sys/class/net").stdout.split()
     assert interfaces == ["lo"]
     routes = server.sandbox(session["session_id"], "tail -n +2 /proc/net/route").stdout

@@ -6,11 +6,10 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.integration.server import KEY_A, CoveServer, running_server
+from tests.integration.server import KEY_A, NOTHING_LEFT, CoveServer, running_server
 
 SESSIONS = 100
 CLIENTS = 8
-NOTHING_LEFT = {"containers": [], "mounts": [], "cgroups": [], "folders": []}
 
 
 def shell(server: CoveServer, session_id: str, command: str) -> dict[str, object]:

@@ -21,7 +21,9 @@ from cove.sandbox.sandbox_files import write_sandbox_files
 LINUX_LATEST_PACKAGES = (
     "base-files",
     "bash",
+    "ca-certificates",
     "coreutils",
+    "curl",
     "dash",
     "diffutils",
     "findutils",
@@ -33,6 +35,7 @@ LINUX_LATEST_PACKAGES = (
     "netbase",
     "procps",
     "python3",
+    "python3-pip",
     "sed",
     "tar",
     "xz-utils",
@@ -187,10 +190,20 @@ def build_host_rootfs(rootfs: Path, packages: Iterable[str], user: str, uid: int
     for path in _package_files(resolved):
         _copy_entry(Path(path), rootfs / path.lstrip("/"), rootfs)
     _copy_alternatives(rootfs)
+    _copy_certificate_bundle(rootfs)
     _write_accounts(rootfs, user, uid)
     write_sandbox_files(rootfs, user, uid)
     _compile_python(rootfs)
     return resolved
+
+
+def _copy_certificate_bundle(rootfs: Path) -> None:
+    """The CA bundle that curl, pip and Python's ssl read: ca-certificates makes it when it is
+    installed, so dpkg does not list it among the package's files."""
+    bundle = Path("/etc/ssl/certs/ca-certificates.crt")
+    if (rootfs / "usr/share/ca-certificates").is_dir() and bundle.is_file():
+        (rootfs / "etc/ssl/certs").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(bundle, rootfs / "etc/ssl/certs/ca-certificates.crt")
 
 
 def _compile_python(rootfs: Path) -> None:

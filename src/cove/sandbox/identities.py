@@ -32,8 +32,16 @@ SESSION_UIDS = 1_000_000
 class SessionIdentities:
     """Allocates, records and frees sessions' host uids (used for the gid as well)."""
 
-    def __init__(self, registry: Path, first: int = FIRST_SESSION_UID, count: int = SESSION_UIDS) -> None:
+    def __init__(
+        self,
+        registry: Path,
+        first: int = FIRST_SESSION_UID,
+        count: int = SESSION_UIDS,
+        what: str = "session identities",
+    ) -> None:
+        """`what` names the numbers in errors: the same registry hands out sessions' addresses."""
         self.registry = registry
+        self.what = what
         self.first = first
         self.count = count
         registry.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -67,7 +75,7 @@ class SessionIdentities:
                     self._write(uid, owner)
                     self._next = uid + 1
                     return uid
-        raise CapacityExceeded(f"all {self.count} session identities of this host are in use")
+        raise CapacityExceeded(f"all {self.count} {self.what} of this host are in use")
 
     def keep(self, uid: int, owner: Path) -> bool:
         """Record `uid` as `owner`'s again (at start-up, after a reboot emptied the registry);

@@ -8,8 +8,8 @@ Layout under DATA_DIR:
                              data directory is not on btrfs
     sessions/<id>/           a subvolume with the session's disk limit: config.json, upper/ + work/
                              (the session's writable layer), rootfs/ (the overlay mount point),
-                             runc.log and init.log, and run/: the sandbox's /.cove/run, where its
-                             tool agent listens (agent.sock)
+                             runc.log and init.log, network.json (session_network.py), and run/:
+                             the sandbox's /.cove/run, where its tool agent listens (agent.sock)
 Cgroups live at /cove/<instance>/<id> in every hierarchy, so two servers on one host never touch
 each other's sessions. Containers outlive the server process: runc detaches them.
 """
@@ -22,12 +22,10 @@ import logging
 import os
 import shutil
 import subprocess
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cove.errors import CapacityExceeded, SandboxError
 from cove.sandbox import cgroups
@@ -36,7 +34,10 @@ from cove.sandbox.agent_files import publish_agent
 from cove.sandbox.identities import DEFAULT_IDENTITY_REGISTRY, SessionIdentities
 from cove.sandbox.images import SANDBOX_HOME, SANDBOX_UID, Image
 from cove.sandbox.mounts import mount_overlay, mount_points_under, unmount
+from cove.sandbox.network_policy import EGRESS, NetworkPolicy, NetworkState
 from cove.sandbox.oci_spec import CPU_PERIOD_US, IdMapping, Limits, Mount, build_spec
+from cove.sandbox.process_runner import run_bounded
+from cove.sandbox.session_network import NetworkSettings, SessionNetworks
 from cove.sandbox.session_volumes import SessionVolumes
 from cove.sandbox.user_namespace import cap_session, raise_host_caps
 
@@ -71,6 +72,7 @@ class CleanupReport:
     mounts: list[str]
     cgroups: list[str]
     directories: list[str]
+    interfaces: list[str]
 
 
 def _instance_id(data_dir: Path) -> str:
@@ -92,31 +94,6 @@ def _runc_error(log: Path, fallback: str) -> str:
             if entry.get("level") in ("error", "fatal"):
                 message = entry.get("msg", message)
     return message
-
-
-def run_bounded(argv: list[str], timeout: float, **streams: Any) -> subprocess.CompletedProcess[str]:
-    """Run a command, killing it after `timeout` seconds.
-
-    subprocess.run(timeout=...) polls with growing sleeps, which costs a create ~15 ms; a timer
-    thread lets us block in waitpid and still never hang.
-    """
-    options: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **streams}
-    timed_out = threading.Event()
-    with subprocess.Popen(argv, stdin=subprocess.DEVNULL, text=True, **options) as process:
-
-        def kill() -> None:
-            timed_out.set()
-            process.kill()
-
-        watchdog = threading.Timer(timeout, kill)
-        watchdog.start()
-        try:
-            stdout, stderr = process.communicate()
-        finally:
-            watchdog.cancel()
-    if timed_out.is_set():
-        raise subprocess.TimeoutExpired(argv, timeout)
-    return subprocess.CompletedProcess(argv, process.returncode, stdout or "", stderr or "")
 
 
 def _check_traversable(directory: Path) -> None:
@@ -142,6 +119,7 @@ class RuncRuntime:
         identity_registry: Path = DEFAULT_IDENTITY_REGISTRY,
         capacity: int = 2000,
         sessions_volume_mb: int = 0,
+        network: NetworkSettings | None = None,
     ) -> None:
         self.sessions_dir = data_dir / "sessions"
         self.state_dir = data_dir / "runc"
@@ -163,6 +141,15 @@ class RuncRuntime:
         publish_agent(AGENT_DIR, self.agent_dir)
         self._keep_identities()
         raise_host_caps(capacity)
+        self.network_settings = network or NetworkSettings()
+        self.networks = SessionNetworks(
+            self.network_settings, _instance_id(data_dir), identity_registry.parent / "addresses"
+        )
+        self.networks.start(sorted(self.sessions_dir.iterdir()))
+
+    def close(self) -> None:
+        """Stop the sessions' DNS forwarder and egress proxy (sandboxes and their rules stay)."""
+        self.networks.close()
 
     def _keep_identities(self) -> None:
         """Claim again the identities of this data directory's sandboxes (the registry may be new)."""
@@ -189,12 +176,13 @@ class RuncRuntime:
         """The host side of the sandbox's /.cove/run: writable by the sandbox, so never trusted."""
         return self.session_dir(session_id) / "run"
 
-    def create(self, session_id: str, image: Image, limits: Limits) -> None:
+    def create(self, session_id: str, image: Image, limits: Limits, network: NetworkPolicy) -> None:
         """Make and start the session's container (`runc run`); on failure nothing is left."""
         with self._cleaned_up_on_failure(session_id, "create"):
             self._make_bundle(session_id, image, limits)
             self._runc_logged(session_id, "run", "--detach", *self._new_container(session_id), session_id)
             self._cap_user_namespace(session_id)
+            self.set_network(session_id, network)
 
     def prepare(self, session_id: str, image: Image, limits: Limits) -> None:
         """Everything up to the first instruction of the sandbox's init (`runc create`).
@@ -206,18 +194,31 @@ class RuncRuntime:
             self._make_bundle(session_id, image, limits)
             self._runc_logged(session_id, "create", *self._new_container(session_id), session_id)
             self._cap_user_namespace(session_id)
+            if self.network_settings.default_mode == EGRESS:
+                self.networks.attach(session_id, self.session_dir(session_id), self._init_pid(session_id))
 
     def _new_container(self, session_id: str) -> list[str]:
         """The options of `runc create` and `runc run` for a session's bundle."""
         directory = self.session_dir(session_id)
         return [*NO_KEYRING, "--pid-file", str(directory / "init.pid"), "--bundle", str(directory)]
 
-    def _cap_user_namespace(self, session_id: str) -> None:
-        cap_session(int((self.session_dir(session_id) / "init.pid").read_text()), run_bounded)
+    def _init_pid(self, session_id: str) -> int:
+        return int((self.session_dir(session_id) / "init.pid").read_text())
 
-    def start(self, session_id: str, limits: Limits | None = None) -> None:
+    def _cap_user_namespace(self, session_id: str) -> None:
+        cap_session(self._init_pid(session_id), run_bounded)
+
+    def set_network(self, session_id: str, policy: NetworkPolicy) -> None:
+        """Put a session's network policy in force, from its next connection on."""
+        self.networks.apply(session_id, self.session_dir(session_id), self._init_pid(session_id), policy)
+
+    def network_state(self, session_id: str) -> NetworkState:
+        return self.networks.state(self.session_dir(session_id))
+
+    def start(self, session_id: str, network: NetworkPolicy, limits: Limits | None = None) -> None:
         """Let a prepared container run its init (`runc start`), first changing its limits if given."""
         with self._cleaned_up_on_failure(session_id, "start"):
+            self.set_network(session_id, network)
             if limits is not None:
                 memory = str(limits.memory_mb * 1024 * 1024)
                 quota = str(int(limits.cpus * CPU_PERIOD_US))
@@ -284,6 +285,14 @@ class RuncRuntime:
         os.chown(home.parent, sandbox_root, sandbox_root)
         os.chown(home, sandbox_user, sandbox_user)
         home.chmod(0o750)
+        # Names resolve through the gateway (session_network.py), in the layer: no mount to show.
+        etc = upper / "etc"
+        resolv_conf = etc / "resolv.conf"
+        etc.mkdir()
+        resolv_conf.write_text(f"nameserver {self.networks.gateway}\noptions timeout:2 attempts:2\n")
+        for path, mode in ((etc, 0o755), (resolv_conf, 0o644)):
+            os.chown(path, sandbox_root, sandbox_root)
+            path.chmod(mode)
         mount_overlay(image.rootfs, upper, work, rootfs)
         spec = build_spec(
             hostname=session_id,
@@ -349,6 +358,7 @@ class RuncRuntime:
         mapping = self.id_mapping(session_id)
         self._runc("delete", "--force", session_id)
         directory = self.session_dir(session_id)
+        self.networks.detach(session_id, directory)
         for point in mount_points_under(directory):
             unmount(point)
         cgroups.remove(self.cgroup_parent, session_id)
@@ -412,6 +422,7 @@ class RuncRuntime:
         for point in mounts:
             unmount(point)
         leftover_cgroups = cgroups.remove_leftovers(self.cgroup_parent, keep)
+        interfaces = self.networks.sweep(self.sessions_dir, keep)
         directories = sorted(p.name for p in self.sessions_dir.iterdir() if p.name not in keep)
         for name in directories:
             if not mount_points_under(self.sessions_dir / name):
@@ -421,4 +432,5 @@ class RuncRuntime:
             mounts=[str(p) for p in mounts],
             cgroups=leftover_cgroups,
             directories=directories,
+            interfaces=interfaces,
         )

@@ -51,7 +51,8 @@ Runner = Callable[[list[str], float], subprocess.CompletedProcess[str]]
 def cap_session(pid: int, run: Runner) -> None:
     """Write SESSION_CAPS in the user namespace of process `pid` (a sandbox's init).
 
-    `run` runs a command with a time limit (runtime.run_bounded), so a wedged nsenter cannot hang a create.
+    `run` runs a command with a time limit (process_runner.run_bounded), so a wedged nsenter
+    cannot hang a create.
     """
     script = "".join(
         f"[ ! -e /proc/sys/user/{name} ] || echo {value} > /proc/sys/user/{name} || exit 1\n"

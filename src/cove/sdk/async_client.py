@@ -18,6 +18,7 @@ from cove.sdk import (
     context_calls,
     core,
     file_calls,
+    network_calls,
     oss_calls,
     process_calls,
     session_context_calls,
@@ -56,6 +57,8 @@ from cove.sdk.models import (
     McpToolResult,
     McpToolsResult,
     MultipleFileContentResult,
+    NetworkPolicy,
+    NetworkResult,
     OperationResult,
     OSSClientResult,
     OSSDownloadResult,
@@ -278,6 +281,10 @@ class AsyncSession(core.SessionBase[AsyncAgentBay]):
     def context(self) -> AsyncContextManager:
         return AsyncContextManager(self)
 
+    @property
+    def network(self) -> AsyncNetwork:
+        return AsyncNetwork(self)
+
     async def list_mcp_tools(self) -> McpToolsResult:
         return await self.agent_bay._send(tool_calls.list_mcp_tools(self.session_id))
 
@@ -425,6 +432,22 @@ class AsyncOss:
     async def download_anonymous(self, url: str, path: str) -> OSSDownloadResult:
         """GET `url`, such as a presigned download URL, into `path` in the session."""
         return await self._send(oss_calls.download_anonymous(self._id, url, path))
+
+
+class AsyncNetwork:
+    """`session.network` (Cove's own): what the session may reach, and what it was refused."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._send = session.agent_bay._send
+        self._id = session.session_id
+
+    async def get(self) -> NetworkResult:
+        """The policy (mode filled in), the session's address and gateway, and recent denials."""
+        return await self._send(network_calls.get(self._id))
+
+    async def update(self, policy: NetworkPolicy) -> NetworkResult:
+        """Replace the whole policy; it applies from the session's next connection."""
+        return await self._send(network_calls.update(self._id, policy))
 
 
 class AsyncContextManager:

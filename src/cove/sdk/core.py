@@ -188,6 +188,8 @@ def create_session(
         body["idle_timeout_s"] = params.idle_release_timeout
     if params.context_syncs:
         body["context_syncs"] = [sync.to_json() for sync in params.context_syncs]
+    if params.network is not None:
+        body["network"] = params.network.to_json()
     return Call(
         method="POST",
         path="/v1/sessions",

@@ -220,6 +220,24 @@ class ContextSync:
         }
 
 
+@dataclass
+class NetworkPolicy:
+    """What a session may reach: `mode` "egress" or "none" (None: the server's default), and
+    destinations as CIDRs, addresses, domain names or wildcards (`*.example.com`). Allow wins
+    over deny; what neither lists is allowed, so `deny_out=["0.0.0.0/0"]` makes `allow_out` an allow-list."""
+
+    mode: str | None = None
+    allow_out: list[str] = field(default_factory=list)
+    deny_out: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire's policy object; without a mode the server applies its default."""
+        body: dict[str, Any] = {"allow_out": list(self.allow_out), "deny_out": list(self.deny_out)}
+        if self.mode is not None:
+            body["mode"] = self.mode
+        return body
+
+
 @dataclass(kw_only=True)
 class CreateSessionParams:
     """What to create: AgentBay's `labels`, `image_id`, `idle_release_timeout` (SECONDS, as in
@@ -239,6 +257,8 @@ class CreateSessionParams:
     lifecycle_policy: LifecyclePolicy | None = None
     context_syncs: list[ContextSync] = field(default_factory=list)
     """Contexts unpacked into their paths before create returns, uploaded back before release."""
+    network: NetworkPolicy | None = None
+    """Cove's addition: what the session may reach; None leaves it to the server's default."""
 
 
 @dataclass(kw_only=True)
@@ -771,3 +791,27 @@ class OSSUploadResult(Result):
 @dataclass(kw_only=True)
 class OSSDownloadResult(Result):
     content: str = ""
+
+
+@dataclass(kw_only=True)
+class DeniedConnection:
+    """A connection the session's policy refused; `name` is the host name asked for, if known."""
+
+    destination: str
+    port: int | None = None
+    protocol: str = ""
+    name: str | None = None
+    at: str = ""
+    """When, as ISO 8601 text (UTC)."""
+
+
+@dataclass(kw_only=True)
+class NetworkResult(Result):
+    """A session's network: its policy (mode filled in), its address and gateway (None with mode
+    none), and the connections refused: `denied_count` in all, `denied` the latest of them."""
+
+    policy: NetworkPolicy | None = None
+    address: str | None = None
+    gateway: str | None = None
+    denied_count: int = 0
+    denied: list[DeniedConnection] = field(default_factory=list)

@@ -15,6 +15,7 @@ from cove.sdk import (
     context_calls,
     core,
     file_calls,
+    network_calls,
     oss_calls,
     process_calls,
     session_context_calls,
@@ -53,6 +54,8 @@ from cove.sdk.models import (
     McpToolResult,
     McpToolsResult,
     MultipleFileContentResult,
+    NetworkPolicy,
+    NetworkResult,
     OperationResult,
     OSSClientResult,
     OSSDownloadResult,
@@ -272,6 +275,10 @@ class Session(core.SessionBase[AgentBay]):
     def context(self) -> ContextManager:
         return ContextManager(self)
 
+    @property
+    def network(self) -> Network:
+        return Network(self)
+
     def list_mcp_tools(self) -> McpToolsResult:
         return self.agent_bay._send(tool_calls.list_mcp_tools(self.session_id))
 
@@ -419,6 +426,22 @@ class Oss:
     def download_anonymous(self, url: str, path: str) -> OSSDownloadResult:
         """GET `url`, such as a presigned download URL, into `path` in the session."""
         return self._send(oss_calls.download_anonymous(self._id, url, path))
+
+
+class Network:
+    """`session.network` (Cove's own): what the session may reach, and what it was refused."""
+
+    def __init__(self, session: Session) -> None:
+        self._send = session.agent_bay._send
+        self._id = session.session_id
+
+    def get(self) -> NetworkResult:
+        """The policy (mode filled in), the session's address and gateway, and recent denials."""
+        return self._send(network_calls.get(self._id))
+
+    def update(self, policy: NetworkPolicy) -> NetworkResult:
+        """Replace the whole policy; it applies from the session's next connection."""
+        return self._send(network_calls.update(self._id, policy))
 
 
 class ContextManager:

@@ -65,6 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
         reconciler.cancel()
         await link_listener.stop()
         await run_in_threadpool(services.manager.close)
+        services.runtime.close()
         services.store.close()
 
     app = FastAPI(title="Cove", version=version("cove"), lifespan=lifespan, docs_url="/docs")

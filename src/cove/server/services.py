@@ -13,6 +13,7 @@ from cove.contexts.store import ContextStore
 from cove.contexts.transfers import FileTransfers
 from cove.sandbox.images import ImageStore, image_store
 from cove.sandbox.runtime import RuncRuntime
+from cove.sandbox.session_network import NetworkSettings
 from cove.server.prometheus import ServerMetrics
 from cove.sessions.manager import SessionManager
 from cove.sessions.store import Store
@@ -60,10 +61,24 @@ def context_storage(settings: Settings) -> StorageBackend:
     return storage
 
 
+def network_settings(settings: Settings) -> NetworkSettings:
+    return NetworkSettings.parse(
+        default_mode=settings.network_default,
+        egress_allowed=settings.network_egress_allowed,
+        allow=settings.egress_allow,
+        open_ranges=settings.egress_open,
+        subnet=settings.session_subnet,
+        dns_upstream=settings.dns_upstream,
+        rate_mbit=settings.egress_rate_mbit,
+        max_connections=settings.egress_max_connections,
+    )
+
+
 def build_services(settings: Settings) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.database)
     images = image_store(settings)
+    storage = context_storage(settings)  # a missing bucket stops the server before any sandbox work
     runtime = RuncRuntime(
         settings.data_dir,
         settings.runc,
@@ -75,10 +90,11 @@ def build_services(settings: Settings) -> Services:
         identity_registry=settings.identity_registry,
         capacity=settings.max_sandboxes,
         sessions_volume_mb=settings.sessions_volume_mb,
+        network=network_settings(settings),
     )
     manager = SessionManager(settings, store, runtime, images)
     manager.observer = metrics = ServerMetrics(store)
-    contexts = ContextService(settings, ContextStore(store.engine), context_storage(settings))
+    contexts = ContextService(settings, ContextStore(store.engine), storage)
     manager.contexts = contexts
     keys = KeyRing(store, settings.api_keys)
     transfers = FileTransfers(manager, contexts)

@@ -35,6 +35,7 @@ from cove.paging import Page, check_page
 from cove.sandbox.accounting import SessionMetrics
 from cove.sandbox.agent_client import AgentClient
 from cove.sandbox.images import ImageStore
+from cove.sandbox.network_policy import NetworkState
 from cove.sandbox.runtime import CleanupReport, RuncRuntime
 from cove.sessions.context_syncs import Binding, SessionSyncs, select_tasks
 from cove.sessions.oss import OSS_TOOL_NAMES, OSS_TOOLS, ObjectStorageTools
@@ -138,6 +139,8 @@ class CreateRequest:
     max_lifetime_s: Any = None
     context_syncs: Any = None
     """A list of {context_id, path, policy} (contexts/sync.py)."""
+    network: Any = None
+    """{mode, allow_out, deny_out} (sandbox/network_policy.py)."""
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,7 @@ class SessionManager:
             self.settings, request.idle_timeout_s, request.max_lifetime_s
         )
         syncs = check_syncs(request.context_syncs)
+        network = self.runtime.networks.policy(request.network)
         for sync in syncs:
             self._context_service().get(tenant_id, sync.context_id)  # 404 unless it is the caller's
         image = self.images.for_session(request.image_id or self.settings.default_image)
@@ -227,9 +231,9 @@ class SessionManager:
                 [{"context_id": s.context_id, "path": s.path, "policy": s.policy_json()} for s in syncs],
             )
             if prepared and self.warm_pool:
-                self.runtime.start(prepared, None if limits == self.warm_pool.limits else limits)
+                self.runtime.start(prepared, network, None if limits == self.warm_pool.limits else limits)
             else:
-                self.runtime.create(record.session_id, image, limits)
+                self.runtime.create(record.session_id, image, limits, network)
         except BaseException:
             self.runtime.destroy(record.session_id)  # a prepared sandbox is the row's now
             self.store.delete_session_row(record.session_id)
@@ -512,6 +516,24 @@ class SessionManager:
         self.store.set_status(session_id, after, only_from=[during])
         return self.get(tenant_id, session_id)
 
+    def network(self, tenant_id: str, session_id: str) -> NetworkState:
+        """A session's network policy, address and the connections it was lately refused."""
+        record = self.get(tenant_id, session_id)
+        if record.status not in LIVE_STATUSES:
+            raise InvalidState(f"session {session_id} is {record.status}; only live sessions have a network")
+        return self.runtime.network_state(session_id)
+
+    def set_network(self, tenant_id: str, session_id: str, raw: Any) -> NetworkState:
+        """Change a session's network policy; it holds from the session's next connection on."""
+        policy = self.runtime.networks.policy(raw)
+        record = self.get(tenant_id, session_id)
+        if record.status not in ("RUNNING", "PAUSED"):
+            raise InvalidState(
+                f"session {session_id} is {record.status}; its network can change when it runs"
+            )
+        self.runtime.set_network(session_id, policy)
+        return self.runtime.network_state(session_id)
+
     def metrics(self, tenant_id: str, session_id: str) -> SessionMetrics:
         """CPU, memory, disk, processes and network of a live session, over a short window."""
         record = self.get(tenant_id, session_id)
@@ -616,7 +638,9 @@ class SessionManager:
                         error.message,
                     )
         leftovers = (
-            self.runtime.cleanup_leftovers(keep=set(kept)) if at_startup else CleanupReport([], [], [], [])
+            self.runtime.cleanup_leftovers(keep=set(kept))
+            if at_startup
+            else CleanupReport([], [], [], [], [])
         )
         expired = self.expire()
         if self.contexts is not None:

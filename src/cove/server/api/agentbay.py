@@ -30,7 +30,7 @@ from cove.server.sandbox_calls import in_sandbox
 from cove.server.services import Services
 from cove.sessions import links
 from cove.sessions.context_syncs import select_tasks
-from cove.sessions.manager import CreateRequest, tool_catalogue
+from cove.sessions.manager import LIVE_STATUSES, CreateRequest, tool_catalogue
 from cove.sessions.store import SessionRecord
 
 router = APIRouter()
@@ -50,10 +50,14 @@ an unknown session is a 400 there."""
 TOOL_SERVERS = {"shell": "wuying_shell", "get_metrics": "wuying_system", "run_code": "wuying_codespace"}
 """AgentBay's MCP server name of a tool, where it has one; Cove's own tools are served as "cove"."""
 
+NETWORKS_INSTEAD = (
+    "networks bound to a user's own network; sessions reach the network under a policy set with "
+    "Cove's API: `network` in POST /v1/sessions, PUT /v1/sessions/{id}/network"
+)
 NOT_YET: dict[str, str] = {
     **dict.fromkeys(("InitBrowser", "GetCdpLink"), "the browser"),
     "GetAdbLink": "mobile sessions",
-    **dict.fromkeys(("CreateNetwork", "DescribeNetwork"), "custom networks"),
+    **dict.fromkeys(("CreateNetwork", "DescribeNetwork"), NETWORKS_INSTEAD),
     **dict.fromkeys(
         ("GetSkillMetaData", "ListSkillMetaData", "BindContextSkillAsync", "UnbindContextSkillAsync"),
         "skills",
@@ -62,7 +66,7 @@ NOT_YET: dict[str, str] = {
 """AgentBay actions for features Cove does not have yet, and what the feature is called."""
 
 UNSUPPORTED_CREATE_FIELDS = {
-    "NetworkId": "custom networks",
+    "NetworkId": NETWORKS_INSTEAD,
     "McpPolicyId": "MCP policies",
     "Skills": "skills",
     "LoadSkill": "skills",
@@ -164,6 +168,13 @@ def tool_list() -> list[dict[str, Any]]:
     return [{**tool, "server": TOOL_SERVERS.get(tool["name"], "cove")} for tool in tool_catalogue()]
 
 
+def _session_address(call: ActionRequest, record: SessionRecord) -> str:
+    """The session's own address on its network ('' with none), AgentBay's NetworkInterfaceIp."""
+    if record.status not in LIVE_STATUSES:
+        return ""
+    return call.services.manager.network(call.tenant_id, record.session_id).address or ""
+
+
 def session_data(call: ActionRequest, record: SessionRecord) -> dict[str, Any]:
     """What CreateMcpSession and GetSession answer; empty LinkUrl and Token keep tool calls here."""
     base_url = call.services.settings.base_url
@@ -173,7 +184,7 @@ def session_data(call: ActionRequest, record: SessionRecord) -> dict[str, Any]:
         "AppInstanceId": record.session_id,
         "ResourceId": record.session_id,
         "HttpPort": "",
-        "NetworkInterfaceIp": "",
+        "NetworkInterfaceIp": _session_address(call, record),
         "VpcResource": False,
         "VpcIp": "",
         "VpcId": "",

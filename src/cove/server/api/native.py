@@ -11,10 +11,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from cove.errors import InvalidArgument, LengthRequired
+from cove.sandbox.network_policy import NetworkState
 from cove.server.sandbox_calls import in_sandbox
 from cove.server.transfer_stalls import StallGuardedResponse, within_stalls
 from cove.sessions import links
@@ -34,6 +35,28 @@ class Resources(BaseModel):
     )
 
 
+class NetworkPolicyBody(BaseModel):
+    """A session's network policy; the server checks the entries (sandbox/network_policy.py).
+
+    Unknown fields are refused: a misspelt `allow_out` must not pass as "no rules"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: str | None = Field(
+        default=None, description='"egress" (its own address, egress by the rules) or "none" (only lo)'
+    )
+    allow_out: list[str] | None = Field(
+        default=None,
+        description=(
+            "destinations allowed: CIDRs or addresses (1.2.3.0/24), domain names (pypi.org) or "
+            "wildcards (*.example.com, its sub-domains); allow wins over deny; at most 256"
+        ),
+    )
+    deny_out: list[str] | None = Field(
+        default=None, description="destinations denied, as allow_out (0.0.0.0/0: all else); at most 256"
+    )
+
+
 class CreateSessionBody(BaseModel):
     image_id: str | None = None
     labels: dict[str, str] | None = None
@@ -46,6 +69,9 @@ class CreateSessionBody(BaseModel):
             "contexts to sync: [{context_id, path, policy?}], policy being AgentBay's SyncPolicy in "
             "camelCase JSON; downloaded into path on create, uploaded back before the session is released"
         ),
+    )
+    network: NetworkPolicyBody | None = Field(
+        default=None, description="what the session may reach; without it, the server's default mode"
     )
 
 
@@ -131,6 +157,34 @@ class UploadAnswer(BaseModel):
     request_id: str
     path: str
     size: int
+
+
+class NetworkPolicyOut(BaseModel):
+    mode: str
+    allow_out: list[str]
+    deny_out: list[str]
+
+
+class DeniedOut(BaseModel):
+    destination: str
+    port: int | None
+    protocol: str
+    name: str | None = Field(description="the host name asked for (HTTP Host, TLS SNI), if known")
+    at: datetime
+
+
+class DeniedSummary(BaseModel):
+    count: int = Field(description="connections refused since the session started")
+    recent: list[DeniedOut] = Field(description="the latest of them, oldest first")
+
+
+class NetworkAnswer(BaseModel):
+    request_id: str
+    session_id: str
+    policy: NetworkPolicyOut
+    address: str | None = Field(description="the session's own address; null with mode none")
+    gateway: str | None
+    denied: DeniedSummary
 
 
 class ImageOut(BaseModel):
@@ -229,6 +283,7 @@ def create_session(request: Request, tenant_id: Tenant, body: CreateSessionBody)
         idle_timeout_s=body.idle_timeout_s,
         max_lifetime_s=body.max_lifetime_s,
         context_syncs=body.context_syncs,
+        network=body.network.model_dump(exclude_none=True) if body.network else None,
     )
     return _answer(request, manager(request).create(tenant_id, create))
 
@@ -338,6 +393,38 @@ def session_link(
     """A URL that reaches `port` inside the session with no API key (HTTP and WebSocket; docs/links.md)."""
     url = links.link_url(manager(request), tenant_id, session_id, port, protocol_type)
     return {"request_id": request.state.request_id, "url": url}
+
+
+def _network_answer(request: Request, session_id: str, state: NetworkState) -> NetworkAnswer:
+    """The policy as the server holds it (mode filled in, entries normalised), and what it refused."""
+    recent = [
+        DeniedOut(destination=d.destination, port=d.port, protocol=d.protocol, name=d.name, at=d.at)
+        for d in state.denied
+    ]
+    return NetworkAnswer(
+        request_id=request.state.request_id,
+        session_id=session_id,
+        policy=NetworkPolicyOut(**state.policy.to_wire()),
+        address=state.address,
+        gateway=state.gateway,
+        denied=DeniedSummary(count=state.denied_count, recent=recent),
+    )
+
+
+@router.get("/v1/sessions/{session_id}/network", response_model=NetworkAnswer, tags=["network"])
+def get_network(request: Request, tenant_id: Tenant, session_id: str) -> NetworkAnswer:
+    """The session's network policy, its address and gateway, and the connections it was refused."""
+    return _network_answer(request, session_id, manager(request).network(tenant_id, session_id))
+
+
+@router.put("/v1/sessions/{session_id}/network", response_model=NetworkAnswer, tags=["network"])
+def set_network(
+    request: Request, tenant_id: Tenant, session_id: str, body: NetworkPolicyBody
+) -> NetworkAnswer:
+    """Replace the session's policy (fields left out take their defaults); it applies from the next
+    connection. 400 for an invalid entry, or mode egress where the operator forbids egress."""
+    state = manager(request).set_network(tenant_id, session_id, body.model_dump(exclude_none=True))
+    return _network_answer(request, session_id, state)
 
 
 @router.get("/v1/images", response_model=ImagesAnswer, tags=["images"])
