@@ -23,7 +23,8 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,8 +182,7 @@ class RuncRuntime:
         with self._cleaned_up_on_failure(session_id, "create"):
             self._make_bundle(session_id, image, limits)
             self._runc_logged(session_id, "run", "--detach", *self._new_container(session_id), session_id)
-            self._cap_user_namespace(session_id)
-            self.set_network(session_id, network)
+            self._cap_user_namespace(session_id, alongside=lambda: self.set_network(session_id, network))
 
     def prepare(self, session_id: str, image: Image, limits: Limits) -> None:
         """Everything up to the first instruction of the sandbox's init (`runc create`).
@@ -193,9 +193,13 @@ class RuncRuntime:
         with self._cleaned_up_on_failure(session_id, "create"):
             self._make_bundle(session_id, image, limits)
             self._runc_logged(session_id, "create", *self._new_container(session_id), session_id)
-            self._cap_user_namespace(session_id)
+            directory, pid = self.session_dir(session_id), self._init_pid(session_id)
             if self.network_settings.default_mode == EGRESS:
-                self.networks.attach(session_id, self.session_dir(session_id), self._init_pid(session_id))
+                self._cap_user_namespace(
+                    session_id, alongside=lambda: self.networks.attach(session_id, directory, pid)
+                )
+            else:
+                self._cap_user_namespace(session_id)
 
     def _new_container(self, session_id: str) -> list[str]:
         """The options of `runc create` and `runc run` for a session's bundle."""
@@ -205,8 +209,18 @@ class RuncRuntime:
     def _init_pid(self, session_id: str) -> int:
         return int((self.session_dir(session_id) / "init.pid").read_text())
 
-    def _cap_user_namespace(self, session_id: str) -> None:
-        cap_session(self._init_pid(session_id), run_bounded)
+    def _cap_user_namespace(self, session_id: str, alongside: Callable[[], object] | None = None) -> None:
+        """Cap the sandbox's user namespace, and meanwhile do `alongside` (its network): both wait
+        on host commands, so a create pays only for the longer."""
+        if alongside is None:
+            cap_session(self._init_pid(session_id), run_bounded)
+            return
+        with ThreadPoolExecutor(1, thread_name_prefix="cove-cap") as pool:
+            capped = pool.submit(cap_session, self._init_pid(session_id), run_bounded)
+            try:
+                alongside()
+            finally:
+                capped.result()
 
     def set_network(self, session_id: str, policy: NetworkPolicy) -> None:
         """Put a session's network policy in force, from its next connection on."""
