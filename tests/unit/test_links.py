@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cove import server_secret
 from cove.errors import InvalidArgument
 from cove.server.link_proxy import Upstream, forwarded_headers, response_headers, split_target
 from cove.sessions import links
@@ -40,10 +41,12 @@ def test_protocol_types() -> None:
 
 def test_the_secret_is_private_made_once_and_kept(tmp_path: Path) -> None:
     first = links.token(tmp_path, "session-a", 30100)
-    secret_file = tmp_path / links.SECRET_FILE
+    secret_file = tmp_path / server_secret.SECRET_FILE
     assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
-    assert [path.name for path in tmp_path.iterdir()] == [links.SECRET_FILE], "no temporary file is left"
-    links._secrets.clear()  # as after a restart: read back from the file
+    assert [path.name for path in tmp_path.iterdir()] == [server_secret.SECRET_FILE], (
+        "no temporary file is left"
+    )
+    server_secret._secrets.clear()  # as after a restart: read back from the file
     assert links.token(tmp_path, "session-a", 30100) == first
     assert (
         len({first, links.token(tmp_path, "session-b", 30100), links.token(tmp_path, "session-a", 30101)})

@@ -23,7 +23,7 @@ from cove.contexts.storage import StorageBackend, StoredFile, clean_path
 from cove.contexts.store import ContextRecord, ContextStore, NameTaken
 from cove.errors import ContextExists, ContextNotFound, CoveError, InvalidArgument
 from cove.paging import Page, check_page
-from cove.sessions.links import link_secret
+from cove.server_secret import server_secret
 from cove.sessions.store import utc_now
 
 URL_LIFETIME_S = 3600
@@ -77,7 +77,7 @@ class ContextService:
         self.settings = settings
         self.store = store
         self.storage = storage
-        self._key = hmac.new(link_secret(settings.data_dir), b"cove context files", hashlib.sha256).digest()
+        self._key = hmac.new(server_secret(settings.data_dir), b"cove context files", hashlib.sha256).digest()
 
     # Contexts
 

@@ -10,11 +10,8 @@ session is RUNNING, and dies with the session. The server proxies HTTP and WebSo
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
-import os
-import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,16 +20,14 @@ from urllib.parse import urlsplit
 
 from cove.errors import CoveError, InvalidArgument, InvalidState, SessionNotFound
 from cove.sandbox.agent_client import AgentClient
+from cove.server_secret import server_secret
 from cove.sessions.manager import SessionManager
 
 FIRST_PORT, LAST_PORT = 30100, 30199
 """The ports a link may point to, as in AgentBay."""
 PORT_RANGE = f"port must be an integer in the range [{FIRST_PORT}, {LAST_PORT}]"
 PROTOCOL_TYPES = ("https", "http", "wss", "ws")
-SECRET_FILE = "link_secret"
 
-_secrets: dict[Path, bytes] = {}
-_secrets_lock = threading.Lock()
 MAX_REMEMBERED_OWNERS = 10_000
 _owners: dict[str, str] = {}
 _owners_lock = threading.Lock()
@@ -71,36 +66,9 @@ def check_protocol_type(raw: str | None) -> str:
     return protocol_type
 
 
-def link_secret(data_dir: Path) -> bytes:
-    """The server's secret: made (mode 0600) on first use and kept, so links outlive restarts."""
-    with _secrets_lock:
-        if data_dir not in _secrets:
-            _secrets[data_dir] = _read_or_make_secret(data_dir / SECRET_FILE)
-        return _secrets[data_dir]
-
-
-def _read_or_make_secret(path: Path) -> bytes:
-    if not path.exists():
-        # Written whole under another name, then linked into place: no reader ever sees half of it,
-        # and of two servers starting at once the first one's secret wins.
-        temporary = path.with_name(f".{SECRET_FILE}.{secrets.token_hex(8)}")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(descriptor, "w") as handle:
-                handle.write(secrets.token_hex(32) + "\n")
-            with contextlib.suppress(FileExistsError):
-                os.link(temporary, path)
-        finally:
-            temporary.unlink()
-    secret = path.read_text().strip()
-    if len(secret) < 32:
-        raise CoveError(f"{path} holds no usable secret; remove it and a new one is made")
-    return secret.encode()
-
-
 def token(data_dir: Path, session_id: str, port: int) -> str:
     message = f"{session_id}:{port}".encode()
-    return hmac.new(link_secret(data_dir), message, hashlib.sha256).hexdigest()
+    return hmac.new(server_secret(data_dir), message, hashlib.sha256).hexdigest()
 
 
 def link_url(manager: SessionManager, tenant_id: str, session_id: str, port: Any, protocol_type: Any) -> str:
