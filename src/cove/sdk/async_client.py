@@ -1,6 +1,7 @@
 """The asyncio client: `AsyncAgentBay` and the `AsyncSession` objects it hands out.
 
-It mirrors sync_client.py line for line; what each call sends and means lives in core.py.
+What each call sends and means lives in core.py and the *_calls.py modules. The blocking client,
+sync_client.py, is generated from this file by scripts/unasync.py: edit here, then run it.
 """
 
 from __future__ import annotations
@@ -75,11 +76,11 @@ from cove.sdk.models import (
     SessionStatusResult,
     UploadResult,
 )
-from cove.sdk.sync_client import AgentBay
+from cove.sdk.sync_client import AgentBay  # async only
 
 
 class AsyncAgentBay(core.ClientBase):
-    """A connection to a Cove server. Use it as an async context manager, or await `close()`."""
+    """A connection to a Cove server. Use it as a context manager (`async with`), or call `close()`."""
 
     def __init__(self, api_key: str = "", cfg: Config | None = None) -> None:
         super().__init__(api_key, cfg)
@@ -385,7 +386,11 @@ class AsyncCode:
         on_stderr: code_calls.OutputCallback | None = None,
         on_error: Callable[[Any], None] | None = None,
     ) -> EnhancedCodeExecutionResult:
-        """Run a cell; `result` is the value of its final expression, `logs` what it printed."""
+        """Run a cell; `result` is the value of its final expression, `logs` what it printed.
+
+        At `timeout_s` the cell is interrupted and the kernel keeps its state. AgentBay's
+        `stream_beta` is accepted; the callbacks get the output once the cell has ended.
+        """
         result = await self._send(code_calls.run_code(self._id, code, language, timeout_s))
         return code_calls.hand_out(result, on_stdout, on_stderr, on_error)
 
@@ -592,9 +597,9 @@ class AsyncFileSystem:
     ) -> DirectoryWatcher:
         """A thread that calls `callback` with each batch of changes under `path`, as AgentBay's.
 
-        It is not started: call `start()`, wait on its `ready_event`, and set its `stop_event` to
-        end it. It polls with a blocking client of its own, so it never waits for the event loop
-        (which may itself be waiting on `ready_event`).
+        It is not started: call `start()`, wait on its `ready_event` (set once the baseline is
+        taken), and set its `stop_event` to end it. It polls with a blocking client of its own: in
+        the asyncio client it must never wait for the event loop, which may be waiting on it.
         """
         connection = self.session.agent_bay._connection
         config = Config(endpoint=connection.endpoint, timeout_ms=int(connection.timeout_seconds * 1000))
@@ -603,7 +608,7 @@ class AsyncFileSystem:
         return DirectoryWatcher(lambda: client._send(call), callback, interval, stop_event, client.close)
 
 
-async def _async_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+async def _async_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:  # async only
     """httpx's async client takes only async bodies; the reads are local and short."""
     for chunk in chunks:
         yield chunk

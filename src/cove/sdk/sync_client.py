@@ -1,4 +1,7 @@
-"""The blocking client: `AgentBay` and the `Session` objects it hands out."""
+"""The blocking client: `AgentBay` and the `Session` objects it hands out.
+
+Generated from async_client.py by scripts/unasync.py: edit that file, then run the script.
+"""
 
 from __future__ import annotations
 
@@ -75,7 +78,7 @@ from cove.sdk.models import (
 
 
 class AgentBay(core.ClientBase):
-    """A connection to a Cove server. Use it as a context manager, or call `close()`."""
+    """A connection to a Cove server. Use it as a context manager (`with`), or call `close()`."""
 
     def __init__(self, api_key: str = "", cfg: Config | None = None) -> None:
         super().__init__(api_key, cfg)
@@ -583,9 +586,14 @@ class FileSystem:
         """A thread that calls `callback` with each batch of changes under `path`, as AgentBay's.
 
         It is not started: call `start()`, wait on its `ready_event` (set once the baseline is
-        taken), and set its `stop_event` to end it.
+        taken), and set its `stop_event` to end it. It polls with a blocking client of its own: in
+        the asyncio client it must never wait for the event loop, which may be waiting on it.
         """
-        return DirectoryWatcher(lambda: self.get_file_change(path), callback, interval, stop_event)
+        connection = self.session.agent_bay._connection
+        config = Config(endpoint=connection.endpoint, timeout_ms=int(connection.timeout_seconds * 1000))
+        client = AgentBay(api_key=connection.api_key, cfg=config)
+        call = file_calls.get_file_change(self._id, path)
+        return DirectoryWatcher(lambda: client._send(call), callback, interval, stop_event, client.close)
 
 
 class ContextService:
