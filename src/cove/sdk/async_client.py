@@ -400,7 +400,7 @@ class AsyncCode:
 class AsyncOss:
     """`session.oss`: files between the session and an S3-compatible store, or a URL.
 
-    The server moves the bytes (sessions have no network). `env_init` keeps the credentials in the
+    The server moves the bytes (a session's network may be shut). `env_init` keeps the credentials in the
     server's memory for this session; call it before `upload` and `download`.
     """
 

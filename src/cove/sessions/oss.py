@@ -1,7 +1,7 @@
 """AgentBay's OSS tools (`oss_env_init`, `oss_upload`, `oss_download`, `oss_upload_annon`,
-`oss_download_annon`), served by the server itself: sessions have no network, so the server moves
-the bytes between the sandbox's files (streamed through its tool agent) and an S3-compatible store
-(boto3) or a URL (httpx). Nothing is held whole in memory.
+`oss_download_annon`), served by the server itself: a session's network may be shut
+(docs/network.md), so the server moves the bytes between the sandbox's files (streamed through its
+tool agent) and an S3-compatible store (boto3) or a URL (httpx). Nothing is held whole in memory.
 
 Credentials given to `oss_env_init` stay in this process's memory, per session, until the session
 ends; they are never stored, logged or answered back. A restart of the server forgets them.
