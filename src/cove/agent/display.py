@@ -50,9 +50,10 @@ def answering() -> bool:
 
 
 def environment() -> dict[str, str]:
-    """The environment X clients run with: the user's, plus DISPLAY."""
+    """The environment the display's own programs run with: the user's, plus DISPLAY and a UTF-8
+    locale (xdotool types Unicode only under one)."""
     names = {k: v for k, v in os.environ.items() if not k.startswith("COVE_")}
-    return {**names, "DISPLAY": DISPLAY}
+    return {**names, "DISPLAY": DISPLAY, "LC_ALL": "C.UTF-8"}
 
 
 def ensure() -> None:
@@ -69,8 +70,15 @@ def _start() -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(stale)
     os.makedirs(FRAMEBUFFER_DIR, mode=0o700, exist_ok=True)
+    if not os.path.isdir(os.path.dirname(SOCKET_PATH)):  # Xvfb makes it only when run as root
+        os.mkdir(os.path.dirname(SOCKET_PATH))
+        os.chmod(os.path.dirname(SOCKET_PATH), 0o1777)
     screen = f"{WIDTH}x{HEIGHT}x{DEPTH}"
-    server = _spawn(["Xvfb", DISPLAY, "-screen", "0", screen, "-nolisten", "tcp", "-fbdir", FRAMEBUFFER_DIR])
+    # -noreset: by default X resets when its last client leaves, and a client connecting meanwhile
+    # (the next tool call, the window manager) is refused.
+    server = _spawn(
+        ["Xvfb", DISPLAY, "-screen", "0", screen, "-nolisten", "tcp", "-noreset", "-fbdir", FRAMEBUFFER_DIR]
+    )
     deadline = time.monotonic() + START_TIMEOUT_S
     while not answering():
         if server.poll() is not None or time.monotonic() > deadline:

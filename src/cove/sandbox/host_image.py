@@ -19,7 +19,8 @@ from cove.sandbox.sandbox_files import write_sandbox_files
 
 # What a shell-and-python sandbox with a desktop needs; their dependencies are added automatically.
 # The desktop (agent/display.py, agent/tools/computer.py): an X server, an EWMH window manager, xdotool
-# and wmctrl to drive them, cjpeg (libjpeg-turbo-progs) for JPEG screenshots and xterm as a first app.
+# and wmctrl to drive them, cjpeg (libjpeg-turbo-progs) for JPEG screenshots, xterm as a first app, and
+# libc-bin for its C.UTF-8 locale (xdotool types Unicode only under a UTF-8 locale).
 LINUX_LATEST_PACKAGES = (
     "base-files",
     "bash",
@@ -32,6 +33,7 @@ LINUX_LATEST_PACKAGES = (
     "grep",
     "gzip",
     "hostname",
+    "libc-bin",
     "libjpeg-turbo-progs",
     "mawk",
     "ncurses-base",
