@@ -85,7 +85,8 @@ def _start() -> None:
             raise ToolError(f"the display did not start: {_log_tail()}")
         time.sleep(0.02)
     _spawn(["openbox"])
-    while run(["wmctrl", "-m"], check=False).returncode != 0:
+    # Ready once it publishes its client list, which the window tools read.
+    while run(["wmctrl", "-l"], check=False).returncode != 0:
         if time.monotonic() > deadline:
             raise ToolError(f"the window manager did not start: {_log_tail()}")
         time.sleep(0.02)
