@@ -617,3 +617,30 @@ def test_oss(official: Any, server: CoveServer, s3_server: S3Server) -> None:
 
     missing = official.oss.download("no-such-bucket-here", "k", "/home/user/k")
     assert not missing.success and "NoSuchBucket" in missing.error_message
+
+
+def test_the_computer_module(official: Any) -> None:
+    """session.computer reads Cove's answers: the screen, the pointer, apps and their windows; the
+    image itself comes from the `screenshot` tool (beta_take_screenshot wants a LinkUrl session)."""
+    computer = official.computer
+    size = computer.get_screen_size()
+    assert size.success and size.data == {"width": 1280, "height": 800, "dpiScalingFactor": 1.0}
+    assert computer.move_mouse(1279, 799).success
+    assert json.loads(computer.get_cursor_position().data) == {"x": 1279, "y": 799}
+    assert not computer.move_mouse(1280, 0).success
+    assert computer.press_keys(["ctrl", "a"]).success and computer.release_keys(["Ctrl", "a"]).success
+    shot = official.call_mcp_tool("screenshot", {"format": "jpeg"})
+    assert shot.success and json.loads(shot.data)["mime_type"] == "image/jpeg"
+    assert "screenshot" in computer.screenshot().error_message, "system_screenshot points to screenshot"
+    apps = computer.get_installed_apps()
+    assert apps.success and any(app.start_cmd == "xterm" for app in apps.data)
+    started = computer.start_app("xterm")
+    assert started.success and started.data[0].pname == "xterm"
+    pid = started.data[0].pid
+    deadline = time.monotonic() + 10
+    while pid not in [process.pid for process in computer.list_visible_apps().data]:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    window = next(w for w in computer.list_root_windows().windows if w.pid == pid)
+    assert window.window_id > 0 and computer.resize_window(window.window_id, 600, 400).success
+    assert computer.stop_app_by_pid(pid).success

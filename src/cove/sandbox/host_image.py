@@ -17,7 +17,10 @@ from pathlib import Path
 
 from cove.sandbox.sandbox_files import write_sandbox_files
 
-# What a shell-and-python sandbox needs; their dependencies are added automatically.
+# What a shell-and-python sandbox with a desktop needs; their dependencies are added automatically.
+# The desktop (agent/display.py, agent/tools/computer.py): an X server, an EWMH window manager, xdotool
+# and wmctrl to drive them, cjpeg (libjpeg-turbo-progs) for JPEG screenshots, xterm as a first app, and
+# libc-bin for its C.UTF-8 locale (xdotool types Unicode only under a UTF-8 locale).
 LINUX_LATEST_PACKAGES = (
     "base-files",
     "bash",
@@ -30,16 +33,27 @@ LINUX_LATEST_PACKAGES = (
     "grep",
     "gzip",
     "hostname",
+    "libc-bin",
+    "libjpeg-turbo-progs",
     "mawk",
     "ncurses-base",
     "netbase",
+    "openbox",
     "procps",
     "python3",
     "python3-pip",
     "sed",
     "tar",
+    "wmctrl",
+    "xdotool",
+    "xterm",
+    "xvfb",
     "xz-utils",
 )
+
+# Dependencies not copied, with what they cost and why nothing misses them: Xvfb links libGL, whose
+# Mesa drivers (libgl1-mesa-dri: LLVM and z3, 160 MB) only serve GLX clients; X itself draws without.
+LEFT_OUT_PACKAGES = frozenset({"libgl1-mesa-dri"})
 
 # Top-level paths that are symlinks into /usr on a merged-/usr host (Debian 12 and later).
 _MERGED_USR = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
@@ -83,7 +97,8 @@ def _dependency_names(field: str) -> list[list[str]]:
 
 
 def resolve_packages(roots: Iterable[str]) -> list[str]:
-    """The installed packages `roots` need: the closure over Depends and Pre-Depends."""
+    """The installed packages `roots` need: the closure over Depends and Pre-Depends, less
+    LEFT_OUT_PACKAGES."""
     installed = _installed_packages()
     providers: dict[str, str] = {}
     for name, provided in installed.items():
@@ -102,7 +117,7 @@ def resolve_packages(roots: Iterable[str]) -> list[str]:
     queue = list(roots)
     while queue:
         name = queue.pop()
-        if name in wanted:
+        if name in wanted or name in LEFT_OUT_PACKAGES:
             continue
         if name not in installed:
             raise HostImageError(

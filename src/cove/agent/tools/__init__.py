@@ -100,6 +100,7 @@ def hold_state() -> bool:
 
 def all_tools() -> dict[str, Tool]:
     """Every tool by name (imported here, so the agent loads tool modules only when serving)."""
-    from . import code, files, processes, shell
+    from . import code, computer, files, processes, shell
 
-    return {tool.name: tool for module in (shell, processes, files, code) for tool in module.TOOLS}
+    modules = (shell, processes, files, code, computer)
+    return {tool.name: tool for module in modules for tool in module.TOOLS}

@@ -1,0 +1,133 @@
+"""The computer tools on a real session's X display: their effects are checked inside the sandbox."""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.server import CoveServer
+
+Call = Callable[..., Any]
+
+
+class ToolFailed(Exception):
+    pass
+
+
+@pytest.fixture
+def desktop(api: httpx.Client, new_session: Callable[..., dict[str, Any]]) -> Iterator[tuple[str, Call]]:
+    """A session and a `call(tool, **arguments)` that answers the tool's text, or raises ToolFailed."""
+    session_id = new_session()["session_id"]
+
+    def call(name: str, **arguments: Any) -> str:
+        response = api.post(f"/v1/sessions/{session_id}/tools/{name}", json={"arguments": arguments})
+        assert response.status_code == 200, response.text
+        result = response.json()["result"]
+        text: str = result["content"][0]["text"] if result["content"] else ""
+        if result["isError"]:
+            raise ToolFailed(text)
+        return text
+
+    yield session_id, call
+
+
+def until(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+    return value
+
+
+def test_the_pointer_lands_exactly_including_the_corners(desktop: tuple[str, Call]) -> None:
+    _, call = desktop
+    size = json.loads(call("get_screen_size"))
+    assert (size["width"], size["height"], size["dpiScalingFactor"]) == (1280, 800, 1.0)
+    for x, y in ((0, 0), (size["width"] - 1, size["height"] - 1), (640, 123)):
+        call("move_mouse", x=x, y=y)
+        assert json.loads(call("get_cursor_position")) == {"x": x, "y": y}
+    with pytest.raises(ToolFailed, match="x 1280 is off the screen"):
+        call("move_mouse", x=1280, y=0)
+    with pytest.raises(ToolFailed, match="unknown key 'Hyper'"):
+        call("press_keys", keys=["Ctrl", "Hyper"])
+
+
+def test_screenshots_are_png_and_jpeg_of_the_screen(desktop: tuple[str, Call]) -> None:
+    _, call = desktop
+    shot = json.loads(call("screenshot", format="png"))
+    assert (shot["type"], shot["mime_type"], shot["width"], shot["height"]) == (
+        "image",
+        "image/png",
+        1280,
+        800,
+    )
+    image = base64.b64decode(shot["data"], validate=True)
+    assert image[:8] == b"\x89PNG\r\n\x1a\n" and image[12:16] == b"IHDR"
+    assert struct.unpack(">II", image[16:24]) == (1280, 800)
+    shot = json.loads(call("screenshot", format="jpeg"))
+    assert shot["mime_type"] == "image/jpeg" and base64.b64decode(shot["data"])[:3] == b"\xff\xd8\xff"
+
+
+def window_geometry(server: CoveServer, session_id: str, window_id: int) -> tuple[int, int]:
+    script = f"DISPLAY=:99 xdotool getwindowgeometry --shell {window_id}"
+    fields = dict(line.split("=", 1) for line in server.sandbox(session_id, script).stdout.split())
+    return int(fields["WIDTH"]), int(fields["HEIGHT"])
+
+
+def near(size: tuple[int, int], wanted: tuple[int, int], cell: int = 16) -> bool:
+    return all(0 <= want - have < cell for have, want in zip(size, wanted, strict=True))
+
+
+def test_an_app_and_its_window(desktop: tuple[str, Call], server: CoveServer) -> None:
+    session_id, call = desktop
+    apps = json.loads(call("get_installed_apps", start_menu=True, desktop=False, ignore_system_app=True))
+    assert "xterm" in [app["start_cmd"] for app in apps]
+    started = json.loads(call("start_app", start_cmd="xterm -title cove-test"))
+    pid = started[0]["pid"]
+    assert started[0]["pname"] == "xterm"
+    until(lambda: pid in [app["pid"] for app in json.loads(call("list_visible_apps"))])
+    window = next(w for w in json.loads(call("list_root_windows", timeout_ms=3000)) if w["pid"] == pid)
+    assert window["window_title"] == "cove-test" and window["pname"] == "xterm"
+    call("activate_window", window_id=window["window_id"])
+    until(lambda: json.loads(call("get_active_window") or "{}").get("window_id") == window["window_id"])
+    call("resize_window", window_id=window["window_id"], width=600, height=400)
+    # openbox honours the app's size increments (xterm's are character cells): within one cell
+    until(lambda: near(window_geometry(server, session_id, window["window_id"]), (600, 400)))
+    for tool in ("maximize_window", "minimize_window", "restore_window", "fullscreen_window"):
+        call(tool, window_id=window["window_id"])
+    with pytest.raises(ToolFailed, match="unknown window_id 12345"):
+        call("close_window", window_id=12345)
+    call("stop_app_by_pid", pid=pid)
+    until(lambda: pid not in [app["pid"] for app in json.loads(call("list_visible_apps"))], timeout=3)
+    with pytest.raises(ToolFailed, match=f"pid {pid}"):
+        call("stop_app_by_pid", pid=pid)
+
+
+def test_typed_text_reaches_the_app(desktop: tuple[str, Call], server: CoveServer) -> None:
+    session_id, call = desktop
+    call("start_app", start_cmd="xterm -title typing -e sh -c 'cat > /tmp/typed.txt'")
+    window = until(
+        lambda: [w for w in json.loads(call("list_root_windows")) if w["window_title"] == "typing"]
+    )[0]
+    call("activate_window", window_id=window["window_id"])
+    until(lambda: json.loads(call("get_active_window") or "{}").get("window_id") == window["window_id"])
+    call("input_text", text="héllo wörld 42\n")
+    call("press_keys", keys=["Ctrl", "d"])
+    until(lambda: server.sandbox(session_id, "cat /tmp/typed.txt").stdout == "héllo wörld 42\n")
+
+
+def test_a_killed_display_starts_again(desktop: tuple[str, Call], server: CoveServer) -> None:
+    session_id, call = desktop
+    assert "Xvfb" not in server.sandbox(session_id, "ps -eo comm").stdout, "no display before a call"
+    call("move_mouse", x=10, y=20)
+    server.sandbox(session_id, "pkill -KILL Xvfb")
+    until(lambda: "Xvfb" not in server.sandbox(session_id, "ps -eo comm").stdout)
+    assert json.loads(call("get_cursor_position")) == {"x": 640, "y": 400}, "a new display, pointer centred"
+    assert "Xvfb" in server.sandbox(session_id, "ps -eo comm").stdout
