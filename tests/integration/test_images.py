@@ -151,6 +151,9 @@ def test_missing_images_say_how_to_get_them(server: CoveServer) -> None:
     agentbay = rpc(server, "CreateMcpSession", ImageId="my_image").json()
     assert agentbay["Success"] is False and agentbay["HttpStatusCode"] == 400
     assert "import it with 'cove image import my_image PATH'" in agentbay["Message"]
+    windows = rpc(server, "CreateMcpSession", ImageId="windows_latest").json()
+    assert windows["Success"] is False and windows["HttpStatusCode"] == 400
+    assert "'windows_latest'" in windows["Message"] and "Cove runs Linux sandboxes" in windows["Message"]
 
 
 def test_image_commands_explain_their_errors(server: CoveServer) -> None:
@@ -158,6 +161,8 @@ def test_image_commands_explain_their_errors(server: CoveServer) -> None:
     assert unknown.returncode == 1 and "recipes: linux_latest, code_latest" in unknown.stderr
     later = cove_image("build", "browser_latest", data_dir=server.data_dir)
     assert later.returncode == 1 and "not supported yet" in later.stderr
+    windows = cove_image("build", "windows_latest", data_dir=server.data_dir)
+    assert windows.returncode == 1 and "Cove runs Linux sandboxes" in windows.stderr
     missing = cove_image("import", "x", "/nonexistent", data_dir=server.data_dir)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     bad_name = cove_image("rm", "Bad/Name", data_dir=server.data_dir)

@@ -216,7 +216,7 @@ class ImageStore:
         available = ", ".join(i.image_id for i in self.list()) or "none"
         recipe = RECIPES.get(image_id)
         if recipe is not None and recipe.not_buildable_because:
-            how = f"it cannot be built yet: it {recipe.not_buildable_because}"
+            how = f"{image_id} {recipe.not_buildable_because}"
         elif recipe is not None:
             how = f"build it with 'cove image build {image_id}'"
         else:

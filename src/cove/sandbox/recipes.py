@@ -29,15 +29,23 @@ CODE_PACKAGES = (
     # the C++ compiler pythran needs (about 400 MB) stay out of the image.
     "python3-munkres",
 )
-LATER = "is not supported yet: Cove has no browser or desktop in the sandbox; use linux_latest or code_latest"
+NO_BROWSER = (
+    "is not supported yet: Cove has no browser in the sandbox; linux_latest and code_latest have a "
+    "desktop and the computer tools"
+)
+DESKTOP_IS_DEFAULT = "is not an image of its own here: linux_latest and code_latest have the desktop"
+LINUX_ONLY = "is not available: Cove runs Linux sandboxes; linux_latest has a desktop and the computer tools"
+NO_ANDROID = "is not available: Cove has no Android sandboxes; linux_latest and code_latest are Linux"
 
 RECIPES = {
     recipe.name: recipe
     for recipe in (
         Recipe("linux_latest", LINUX_LATEST_PACKAGES),
         Recipe("code_latest", (*LINUX_LATEST_PACKAGES, *CODE_PACKAGES)),
-        Recipe("browser_latest", (), not_buildable_because=LATER),
-        Recipe("computer_latest", (), not_buildable_because=LATER),
+        Recipe("browser_latest", (), not_buildable_because=NO_BROWSER),
+        Recipe("computer_latest", (), not_buildable_because=DESKTOP_IS_DEFAULT),
+        Recipe("windows_latest", (), not_buildable_because=LINUX_ONLY),
+        Recipe("mobile_latest", (), not_buildable_because=NO_ANDROID),
     )
 }
 
@@ -52,5 +60,5 @@ def buildable_recipe(name: str) -> Recipe:
             f"get other images with 'cove image import {name} PATH'"
         )
     if recipe.not_buildable_because:
-        raise InvalidArgument(f"{name} cannot be built yet: it {recipe.not_buildable_because}")
+        raise InvalidArgument(f"{name} {recipe.not_buildable_because}")
     return recipe
