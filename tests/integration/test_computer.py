@@ -75,6 +75,37 @@ def test_screenshots_are_png_and_jpeg_of_the_screen(desktop: tuple[str, Call]) -
     assert shot["mime_type"] == "image/jpeg" and base64.b64decode(shot["data"])[:3] == b"\xff\xd8\xff"
 
 
+def test_the_screenshot_url_downloads_as_png_until_the_session_ends(
+    desktop: tuple[str, Call], server: CoveServer, api: httpx.Client
+) -> None:
+    session_id, call = desktop
+    url = call("system_screenshot")
+    assert url.startswith(f"{server.url}/v1/screenshots/{session_id}/"), url
+    image = httpx.get(url)  # no API key: the token in the URL is its key
+    assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+    png = image.content
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
+    assert struct.unpack(">II", png[16:24]) == (1280, 800)
+
+    tampered = url[:-1] + ("A" if url[-1] != "A" else "B")
+    refused = httpx.get(tampered)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "ScreenshotUrlNotValid", (
+        refused.text
+    )
+    assert httpx.get(url.replace("token=", "token=1.")).status_code == 403
+
+    assert api.delete(f"/v1/sessions/{session_id}").status_code == 200
+    gone = httpx.get(url)
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "ScreenshotNotFound", gone.text
+    assert not (server.data_dir / "screenshots" / session_id).exists()
+
+
+def test_the_tool_list_names_system_screenshot_once(desktop: tuple[str, Call], api: httpx.Client) -> None:
+    session_id, _ = desktop
+    tools: list[dict[str, Any]] = api.get(f"/v1/sessions/{session_id}/tools").json()["tools"]
+    assert [tool["name"] for tool in tools].count("system_screenshot") == 1
+
+
 def window_geometry(server: CoveServer, session_id: str, window_id: int) -> tuple[int, int]:
     script = f"DISPLAY=:99 xdotool getwindowgeometry --shell {window_id}"
     fields = dict(line.split("=", 1) for line in server.sandbox(session_id, script).stdout.split())

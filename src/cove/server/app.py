@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from cove.auth import ensure_default_key
 from cove.config import Settings
 from cove.errors import CoveError, InvalidArgument
-from cove.server.api import agentbay, contexts, links, mcp, native
+from cove.server.api import agentbay, contexts, links, mcp, native, screenshots
 from cove.server.envelope import ERROR_RESPONSES, RequestEnvelope, error_answer
 from cove.server.link_listener import LinkListener
 from cove.server.request_limits import Limits, RequestLimits
@@ -72,6 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
     _answer_in_envelopes(app, settings)
     app.include_router(native.router, responses=ERROR_RESPONSES)
     app.include_router(contexts.router, responses=ERROR_RESPONSES)
+    app.include_router(screenshots.router, responses=ERROR_RESPONSES)
     app.include_router(agentbay.router)
     app.include_router(mcp.router)
     link_app = create_link_app(settings)

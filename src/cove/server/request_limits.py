@@ -30,7 +30,7 @@ from cove.server.envelope import error_answer, request_id_of
 
 _STREAMED = re.compile(r"PUT /v1/sessions/[^/]+/files|PUT /v1/context-files/[^/]+|[A-Z]+ /links/.*")
 """Routes that stream their body on, each with its own size limit."""
-_KEY_ELSEWHERE = re.compile(r"[A-Z]+ (/|/links/.*|/v1/context-files/[^/]+)")
+_KEY_ELSEWHERE = re.compile(r"[A-Z]+ (/|/links/.*|/v1/context-files/[^/]+|/v1/screenshots/[^/]+/[^/]+)")
 """Routes whose credential is not an Authorization header: AgentBay RPC (form body), tokens in paths."""
 _DISCONNECT: Message = {"type": "http.disconnect"}
 

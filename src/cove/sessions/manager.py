@@ -39,6 +39,7 @@ from cove.sandbox.network_policy import NetworkState
 from cove.sandbox.runtime import CleanupReport, RuncRuntime
 from cove.sessions.context_syncs import Binding, SessionSyncs, select_tasks
 from cove.sessions.oss import OSS_TOOL_NAMES, OSS_TOOLS, ObjectStorageTools
+from cove.sessions.screenshots import SCREENSHOT_TOOL, Screenshots
 from cove.sessions.store import SessionRecord, Store, utc_now
 from cove.sessions.tenant_limits import TenantToolCalls
 from cove.sessions.validation import (
@@ -85,9 +86,10 @@ HOST_TOOLS: list[dict[str, Any]] = [
         "inputSchema": {"type": "object", "properties": {}, "required": [], "additionalProperties": False},
     },
     *OSS_TOOLS,
+    SCREENSHOT_TOOL,
 ]
-"""Tools the server itself serves, beside the agent's: they need the host's view of the session, or
-the network that sessions do not have (sessions/oss.py)."""
+"""Tools the server itself serves, beside the agent's: they need the host's view of the session, the
+network that sessions do not have (sessions/oss.py), or a URL on the server (sessions/screenshots.py)."""
 
 
 def tool_catalogue() -> list[dict[str, Any]]:
@@ -164,6 +166,7 @@ class SessionManager:
         limits = settings.transfer_limits
         self.syncs = SessionSyncs(store, runtime, images, self._context_service, limits)
         self.oss = ObjectStorageTools(limits, settings.oss_private_networks)
+        self.screenshots = Screenshots(settings.data_dir, settings.base_url)
         self.tool_calls = TenantToolCalls(settings.tenant_tool_calls)
         self._expiry_pool = ThreadPoolExecutor(EXPIRY_WORKERS, thread_name_prefix="cove-expire")
         self._expiring: dict[str, Future[bool]] = {}
@@ -354,6 +357,7 @@ class SessionManager:
         self.store.set_status(session_id, "DELETED", reason, only_from=["DELETING"])
         self.syncs.forget(session_id)
         self.oss.forget(session_id)
+        self.screenshots.forget(session_id)
         if self.contexts is not None:
             self.contexts.drop_session_context(session_id)
 
@@ -593,6 +597,10 @@ class SessionManager:
             return {"content": [{"type": "text", "text": json.dumps(metrics)}], "isError": False}
         if name in OSS_TOOL_NAMES:
             return self.oss.call(session_id, self.agent(tenant_id, session_id), name, arguments)
+        if name == SCREENSHOT_TOOL["name"]:
+            if arguments:
+                raise InvalidArgument("system_screenshot: it takes no arguments")
+            return self.screenshots.take(session_id, self.agent(tenant_id, session_id))
         params = {"name": name, "arguments": arguments}
         return self.agent(tenant_id, session_id).call("tools/call", params, timeout_s)
 
@@ -642,6 +650,8 @@ class SessionManager:
             if at_startup
             else CleanupReport([], [], [], [], [])
         )
+        if at_startup:
+            self.screenshots.sweep(kept)
         expired = self.expire()
         if self.contexts is not None:
             self.syncs.recycle()

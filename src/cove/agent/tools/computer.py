@@ -141,13 +141,6 @@ def screenshot(arguments: dict[str, Any]) -> str:
     return json.dumps({**answer, "width": frame.width, "height": frame.height})
 
 
-def system_screenshot(arguments: dict[str, Any]) -> str:
-    raise ToolError(
-        "system_screenshot (a screenshot URL) is not supported yet; the screenshot tool answers the "
-        "image itself (beta_take_screenshot in AgentBay's SDK)"
-    )
-
-
 # Windows
 
 
@@ -440,7 +433,6 @@ TOOL_SPECS: list[tuple[str, str, Callable[[dict[str, Any]], str], dict[str, Any]
         {"format": {"type": "string", "enum": ["png", "jpeg", "jpg"]}},
         (),
     ),
-    ("system_screenshot", "Not supported yet: use screenshot.", system_screenshot, {}, ()),
     (
         "list_root_windows",
         "The top-level windows: id, title, position, size, pid and process name.",
