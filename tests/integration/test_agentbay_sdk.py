@@ -620,8 +620,9 @@ def test_oss(official: Any, server: CoveServer, s3_server: S3Server) -> None:
 
 
 def test_the_computer_module(official: Any) -> None:
-    """session.computer reads Cove's answers: the screen, the pointer, apps and their windows; the
-    image itself comes from the `screenshot` tool (beta_take_screenshot wants a LinkUrl session)."""
+    """session.computer reads Cove's answers: the screen, the pointer, apps and their windows;
+    screenshot() answers a URL on the server to a PNG, and the `screenshot` tool the image itself
+    (beta_take_screenshot wants a LinkUrl session)."""
     computer = official.computer
     size = computer.get_screen_size()
     assert size.success and size.data == {"width": 1280, "height": 800, "dpiScalingFactor": 1.0}
@@ -631,7 +632,9 @@ def test_the_computer_module(official: Any) -> None:
     assert computer.press_keys(["ctrl", "a"]).success and computer.release_keys(["Ctrl", "a"]).success
     shot = official.call_mcp_tool("screenshot", {"format": "jpeg"})
     assert shot.success and json.loads(shot.data)["mime_type"] == "image/jpeg"
-    assert "screenshot" in computer.screenshot().error_message, "system_screenshot points to screenshot"
+    url = computer.screenshot()
+    assert url.success, url.error_message
+    assert httpx.get(url.data).content[:8] == b"\x89PNG\r\n\x1a\n", "downloaded with no API key"
     apps = computer.get_installed_apps()
     assert apps.success and any(app.start_cmd == "xterm" for app in apps.data)
     started = computer.start_app("xterm")
