@@ -32,7 +32,8 @@ class FakeAgent:
 
 def take(shots: Screenshots, session_id: str, agent: Any = None) -> tuple[str, str]:
     """The image's name and token from the URL that `take` answers."""
-    url = shots.take(session_id, agent or FakeAgent())["content"][0]["text"]
+    fake: Any = agent or FakeAgent()
+    url = shots.take(session_id, fake)["content"][0]["text"]
     parts = urlsplit(url)
     assert parts.path.startswith(f"/v1/screenshots/{session_id}/") and parts.path.endswith(".png")
     return parts.path.rsplit("/", 1)[1].removesuffix(".png"), parse_qs(parts.query)["token"][0]
@@ -70,6 +71,7 @@ def test_a_session_keeps_its_last_images_and_loses_them_when_it_ends(
 
 def test_the_agents_failures_are_answered(tmp_path: Path) -> None:
     shots = Screenshots(tmp_path, "http://cove")
-    assert shots.take("session-a", FakeAgent(error="no display"))["isError"]
+    failing: Any = FakeAgent(error="no display")
+    assert shots.take("session-a", failing)["isError"]
     with pytest.raises(SandboxError):
         take(shots, "session-a", FakeAgent(image=b"GIF89a"))
