@@ -88,8 +88,8 @@ HOST_TOOLS: list[dict[str, Any]] = [
     *OSS_TOOLS,
     SCREENSHOT_TOOL,
 ]
-"""Tools the server itself serves, beside the agent's: they need the host's view of the session, the
-network that sessions do not have (sessions/oss.py), or a URL on the server (sessions/screenshots.py)."""
+"""Tools the server itself serves, beside the agent's: they need the host's view of the session, a
+network the session may not have (sessions/oss.py), or a URL on the server (sessions/screenshots.py)."""
 
 
 def tool_catalogue() -> list[dict[str, Any]]:
