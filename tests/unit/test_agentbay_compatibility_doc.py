@@ -29,7 +29,7 @@ CLASSES = {
     "Oss": ("oss", "Oss", "AsyncOss"),
 }
 STATUS = re.compile(
-    r"works|not yet \(issue [567]\)|not yet \(not covered by a test yet\)|not applicable \(.+\)"
+    r"works|not supported yet|not yet \(not covered by a test yet\)|not applicable \(.+\)"
 )
 TEST_REFERENCE = re.compile(r"test_agentbay_sdk\.py::(\w+)")
 
