@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import random
 import statistics
 import time
@@ -39,7 +38,7 @@ from typing import Any
 import httpx
 from tests.integration.server import KEY_A, CoveServer, scratch_server
 
-from bench.harness import percentile
+from bench.harness import load_average, milliseconds, verdict
 from bench.sessions import cgroup_memory_bytes
 
 RESULTS = Path(__file__).parent / "results" / "desktop.json"
@@ -59,16 +58,6 @@ BUSY_TERMINALS = [
     for x, y in ((0, 0), (640, 0), (0, 400), (640, 400))
 ]
 DISPLAY_PROCESSES = ("Xvfb", "openbox")
-
-
-def ms(seconds: list[float]) -> dict[str, float]:
-    milliseconds = [s * 1000 for s in seconds]
-    return {
-        "p50": statistics.median(milliseconds),
-        "p90": percentile(milliseconds, 0.9),
-        "max": max(milliseconds),
-        "count": len(milliseconds),
-    }
 
 
 class Desktop:
@@ -133,7 +122,7 @@ def cold_start(client: httpx.Client, runs: int) -> dict[str, Any]:
                 elapsed, text, _ = desktop.call("get_screen_size")
                 timings["warm_get_screen_size"].append(elapsed)
             delete(desktop)
-    return {name: ms(values) for name, values in timings.items()}
+    return {name: milliseconds(values) for name, values in timings.items()}
 
 
 def screenshots(desktop: Desktop, runs: int) -> dict[str, Any]:
@@ -151,7 +140,7 @@ def screenshots(desktop: Desktop, runs: int) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     for kind in timings:
         figures[kind] = {
-            **ms(timings[kind]),
+            **milliseconds(timings[kind]),
             "image_kib": statistics.median(size[0] for size in sizes[kind]) / 1024,
             "answer_kib": statistics.median(size[1] for size in sizes[kind]) / 1024,
         }
@@ -171,7 +160,7 @@ def clicks(desktop: Desktop, runs: int) -> dict[str, Any]:
             elapsed, _, _ = desktop.call(tool, **arguments)
             if run >= 3:
                 timings[tool].append(elapsed)
-    return {tool: ms(values) for tool, values in timings.items()}
+    return {tool: milliseconds(values) for tool, values in timings.items()}
 
 
 def fill_screen(desktop: Desktop) -> int:
@@ -287,10 +276,6 @@ def memory(server: CoveServer, client: httpx.Client, count: int) -> dict[str, An
     return result
 
 
-def load_average() -> list[float]:
-    return [round(value, 2) for value in os.getloadavg()]
-
-
 def pytest_process_count() -> int:
     """How many pytest processes run on the machine beside the bench."""
     count = 0
@@ -333,10 +318,6 @@ def main() -> None:
     RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
     report(figures, args)
     print(f"written to {RESULTS}")
-
-
-def verdict(met: bool) -> str:
-    return "met" if met else "NOT met"
 
 
 def report(figures: dict[str, Any], args: argparse.Namespace) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 from collections.abc import Iterator
@@ -45,3 +46,22 @@ def summary(seconds: list[float]) -> dict[str, float]:
     """p50 and p95 in milliseconds."""
     milliseconds = [s * 1000 for s in seconds]
     return {"p50": statistics.median(milliseconds), "p95": percentile(milliseconds, 0.95)}
+
+
+def milliseconds(seconds: list[float]) -> dict[str, float]:
+    """p50, p90, max and count, in milliseconds."""
+    values = [s * 1000 for s in seconds]
+    return {
+        "p50": statistics.median(values),
+        "p90": percentile(values, 0.9),
+        "max": max(values),
+        "count": len(values),
+    }
+
+
+def load_average() -> list[float]:
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "NOT met"

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import statistics
 import subprocess
@@ -31,7 +30,7 @@ from typing import Any
 from tests.integration.server import KEY_A, CoveServer
 from tests.network.testnet import TestNetwork
 
-from bench.harness import bench_server, percentile
+from bench.harness import bench_server, load_average, milliseconds, verdict
 from bench.sessions import cgroup_memory_bytes, mem_available_kib
 
 RESULTS = Path(__file__).parent / "results" / "network.json"
@@ -83,16 +82,6 @@ print(json.dumps(timings))
 """
 
 
-def ms(seconds: list[float]) -> dict[str, float]:
-    milliseconds = [s * 1000 for s in seconds]
-    return {
-        "p50": statistics.median(milliseconds),
-        "p90": percentile(milliseconds, 0.9),
-        "max": max(milliseconds),
-        "count": len(milliseconds),
-    }
-
-
 def create_session(client: Any, network: dict[str, Any]) -> str:
     answer = client.post("/v1/sessions", json={"network": network})
     assert answer.status_code == 201, answer.text
@@ -124,8 +113,8 @@ def create_latency(server: CoveServer, runs: int) -> dict[str, dict[str, dict[st
                 deletes[mode].append(time.perf_counter() - created)
                 time.sleep(POOL_REFILL_S)
     return {
-        "create": {mode: ms(values) for mode, values in creates.items()},
-        "delete": {mode: ms(values) for mode, values in deletes.items()},
+        "create": {mode: milliseconds(values) for mode, values in creates.items()},
+        "delete": {mode: milliseconds(values) for mode, values in deletes.items()},
     }
 
 
@@ -267,12 +256,8 @@ def connection_setup(
         "requests": requests // LOOP_ROUNDS * LOOP_ROUNDS,
     }
     for place, kinds in timings.items():
-        figures[place] = {kind: ms(values) for kind, values in kinds.items()}
+        figures[place] = {kind: milliseconds(values) for kind, values in kinds.items()}
     return figures
-
-
-def load_average() -> list[float]:
-    return [round(value, 2) for value in os.getloadavg()]
 
 
 def main() -> None:
@@ -311,10 +296,6 @@ def main() -> None:
     RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
     report(figures, args)
     print(f"written to {RESULTS}")
-
-
-def verdict(met: bool) -> str:
-    return "met" if met else "NOT met"
 
 
 def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
