@@ -28,9 +28,7 @@ CLASSES = {
     "ContextManager": ("context_manager", "ContextManager", "AsyncContextManager"),
     "Oss": ("oss", "Oss", "AsyncOss"),
 }
-STATUS = re.compile(
-    r"works|not supported yet|not yet \(not covered by a test yet\)|not applicable \(.+\)"
-)
+STATUS = re.compile(r"works|not supported yet|not yet \(not covered by a test yet\)|not applicable \(.+\)")
 TEST_REFERENCE = re.compile(r"test_agentbay_sdk\.py::(\w+)")
 
 
