@@ -15,13 +15,17 @@ table and writes bench/results/desktop.json.
 - clicks: `click_mouse` (left) and `move_mouse`, interleaved, over a fixed list of points.
   `click_mouse` includes xdotool's `click`, which waits its `--delay` (100 ms by default) after
   the click.
+- viewer: a VNC client on the desktop viewer's WebSocket (the link listener, the agent, a new
+  x11vnc in the session), on the busy desktop: the time from the WebSocket's start to the server's
+  init, and to a first full frame in raw pixels; and x11vnc's memory (PSS) while it serves.
 - memory: per session, its memory cgroup idle (init only), after a `shell` call (the agent runs),
   after `get_screen_size` (the agent and the display), and once the agent left (the display alone).
 
-Targets: a 1280x800 PNG screenshot p50 under 60 ms; click p50 under 15 ms; display cold start p50
-under 500 ms; an idle session's memory unchanged while the display is off (no display process, and
-its cgroup within 0.5 MiB of 4.2-4.3 MiB, the sessions and network benches' figures of 2026-12-04:
-an idle session's file pages and kernel memory vary by a few hundred KiB from one to the next).
+Targets (none for the viewer): a 1280x800 PNG screenshot p50 under 60 ms; click p50 under 15 ms;
+display cold start p50 under 500 ms; an idle session's memory unchanged while the display is off
+(no display process, and its cgroup within 0.5 MiB of 4.2-4.3 MiB, the sessions and network
+benches' figures of 2026-12-04: an idle session's file pages and kernel memory vary by a few hundred
+KiB from one to the next).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tests.integration.rfb import RfbClient
 from tests.integration.server import KEY_A, CoveServer, scratch_server
 
 from bench.harness import load_average, milliseconds, verdict
@@ -178,6 +183,34 @@ def fill_screen(desktop: Desktop) -> int:
     return shown
 
 
+def viewer(server: CoveServer, desktop: Desktop, runs: int) -> dict[str, Any]:
+    """`runs` viewers, one after the other, on the running display."""
+    answer = desktop.client.get(f"/v1/sessions/{desktop.session_id}/desktop_url")
+    assert answer.status_code == 200, answer.text
+    url = answer.json()["url"]
+    timings: dict[str, list[float]] = {"server_init": [], "first_frame": []}
+    pss: list[float] = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        client = RfbClient(url)
+        assert client.handshake() == (1280, 800)
+        timings["server_init"].append(time.perf_counter() - start)
+        client.request_update(1280, 800)
+        while client.read_update() < 1280 * 800:
+            client.request_update(1280, 800)
+        timings["first_frame"].append(time.perf_counter() - start)
+        time.sleep(SETTLE_S / 4)
+        found = [p["pss_mib"] for p in session_processes(server, desktop.session_id) if p["name"] == "x11vnc"]
+        assert len(found) == 1, f"expected one x11vnc, found {len(found)}"
+        pss.extend(found)
+        client.connection.close()
+        time.sleep(0.2)
+    return {
+        **{name: milliseconds(values) for name, values in timings.items()},
+        "x11vnc_pss_mib": statistics.median(pss),
+    }
+
+
 def session_processes(server: CoveServer, session_id: str) -> list[dict[str, Any]]:
     """The session's processes, seen from the host (no process joins the session to look): those
     whose memory cgroup is the session's; their name, and PSS in MiB."""
@@ -295,6 +328,7 @@ def main() -> None:
     parser.add_argument("--cold", type=int, default=10, help="fresh sessions of each kind")
     parser.add_argument("--shots", type=int, default=50, help="screenshots of each format per screen")
     parser.add_argument("--clicks", type=int, default=100, help="clicks and moves each")
+    parser.add_argument("--viewers", type=int, default=10, help="viewers connected one after another")
     parser.add_argument("--memory", type=int, default=5, help="sessions whose memory is read")
     args = parser.parse_args()
     figures: dict[str, Any] = {
@@ -310,6 +344,7 @@ def main() -> None:
         figures["click_ms"] = clicks(desktop, args.clicks)
         figures["busy_windows"] = fill_screen(desktop)
         figures["screenshot_busy_ms"] = screenshots(desktop, args.shots)
+        figures["viewer"] = viewer(server, desktop, args.viewers)
         delete(desktop)
         figures["memory"] = memory(server, client, args.memory)
     figures["load_average_end"] = load_average()
@@ -342,6 +377,12 @@ def report(figures: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"pointer, {args.clicks} each, interleaved")
     for tool in ("click_mouse", "move_mouse"):
         row(tool, figures["click_ms"][tool])
+
+    shown = figures["viewer"]
+    print(f"viewer, {args.viewers} connections on the busy desktop, raw pixels")
+    row("WebSocket start to the VNC server's init", shown["server_init"])
+    row("WebSocket start to a first full frame", shown["first_frame"])
+    print(f"  x11vnc PSS while serving: {shown['x11vnc_pss_mib']:.1f} MiB")
 
     memory = figures["memory"]
     print(

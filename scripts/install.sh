@@ -57,8 +57,8 @@ packages=(runc python3 python3-venv python3-pip util-linux mount debootstrap deb
     "${image_packages[@]}")
 if [[ $with_test_deps -eq 1 ]]; then
     # run_code's JavaScript and Java kernels are tested on the host too, and Java in a session on an
-    # image made from the host's JDK package.
-    packages+=(postgresql nodejs default-jdk-headless)
+    # image made from the host's JDK package. Chromium opens the desktop viewer in the tests.
+    packages+=(postgresql nodejs default-jdk-headless chromium)
 fi
 
 is_installed() {
@@ -122,4 +122,6 @@ else
     rm -f "$VENV"/.installed-*
     touch "$stamp"
 fi
+# The desktop viewer's client in the browser (noVNC), from the npm registry, checked by its hash.
+"$VENV/bin/python" -m cove.server.novnc
 log "done"

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from cove import AgentBay, AsyncAgentBay, AsyncSession, Config, Session
+from tests.integration.computer_tools import Call, tool_caller
 from tests.integration.recipe_images import IMAGES_DIR, ensure_built
 from tests.integration.server import KEY_A, CoveServer, remove_data, running_server
 
@@ -101,3 +102,10 @@ async def async_session(server: CoveServer) -> AsyncIterator[AsyncSession]:
         assert created.session is not None, created.error_message
         yield created.session
         await created.session.delete()
+
+
+@pytest.fixture
+def desktop(api: httpx.Client, new_session: Callable[..., dict[str, Any]]) -> tuple[str, Call]:
+    """A session, and a `call(tool, **arguments)` that answers the tool's text or raises ToolFailed."""
+    session_id = new_session()["session_id"]
+    return session_id, tool_caller(api, session_id)

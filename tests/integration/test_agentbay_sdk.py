@@ -78,6 +78,8 @@ def test_create_with_image_and_labels_then_info_get_status(agent_bay: AgentBay, 
         info = session.info()
         assert info.success and info.data.session_id == session.session_id
         assert "resourceId=" in info.data.resource_url
+        viewer = httpx.get(info.data.resource_url)  # the desktop, view-only, as AgentBay's
+        assert viewer.status_code == 200 and 'data-interactive="false"' in viewer.text
         status = session.get_status()
         assert status.success and status.status == "RUNNING"
         got = agent_bay.get(session.session_id)

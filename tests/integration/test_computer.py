@@ -5,45 +5,13 @@ from __future__ import annotations
 import base64
 import json
 import struct
-import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.integration.computer_tools import Call, ToolFailed, until
 from tests.integration.server import CoveServer
-
-Call = Callable[..., Any]
-
-
-class ToolFailed(Exception):
-    pass
-
-
-@pytest.fixture
-def desktop(api: httpx.Client, new_session: Callable[..., dict[str, Any]]) -> Iterator[tuple[str, Call]]:
-    """A session and a `call(tool, **arguments)` that answers the tool's text, or raises ToolFailed."""
-    session_id = new_session()["session_id"]
-
-    def call(name: str, **arguments: Any) -> str:
-        response = api.post(f"/v1/sessions/{session_id}/tools/{name}", json={"arguments": arguments})
-        assert response.status_code == 200, response.text
-        result = response.json()["result"]
-        text: str = result["content"][0]["text"] if result["content"] else ""
-        if result["isError"]:
-            raise ToolFailed(text)
-        return text
-
-    yield session_id, call
-
-
-def until(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-    return value
 
 
 def test_the_pointer_lands_exactly_including_the_corners(desktop: tuple[str, Call]) -> None:

@@ -120,8 +120,8 @@ class Connection(socketserver.StreamRequestHandler):
             if message.get("method") in ("files/upload", "files/download", "files/pack", "files/unpack"):
                 self.transfer(message)
                 return
-            if message.get("method") == "ports/connect":
-                self.relay_port(message)
+            if message.get("method") in ("ports/connect", "desktop/view"):
+                self.relay(message)
                 return
             answer = self.agent.answer(message)
             if answer is not None:
@@ -150,13 +150,17 @@ class Connection(socketserver.StreamRequestHandler):
         except transfers.TransferError as error:
             protocol.write_message(self.wfile, protocol.error(request_id, error.code, str(error)))
 
-    def relay_port(self, message: dict[str, Any]) -> None:
-        """A TCP connection to a port in the sandbox: one answer line, then raw bytes both ways."""
-        from . import ports
+    def relay(self, message: dict[str, Any]) -> None:
+        """A connection to a port in the sandbox, or to a new viewer of the display: one answer line,
+        then raw bytes both ways."""
+        from . import desktop_viewer, ports
 
-        request_id = message.get("id")
+        request_id, params = message.get("id"), message.get("params")
         try:
-            upstream = ports.connect(ports.checked_port(message.get("params")))
+            if message["method"] == "ports/connect":
+                upstream = ports.connect(ports.checked_port(params))
+            else:
+                upstream = desktop_viewer.open_view(desktop_viewer.interactive(params))
         except ports.PortError as error:
             protocol.write_message(self.wfile, protocol.error(request_id, error.code, str(error)))
             return

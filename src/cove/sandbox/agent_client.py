@@ -264,9 +264,22 @@ class AgentClient:
         Nothing listening on the port is an UpstreamError (502). The reader given back is the one
         the answer line was read from, so bytes the service sent right behind it are not lost.
         """
+        return await self._open_relay("ports/connect", {"port": port}, sock)
+
+    async def open_desktop_view(
+        self, interactive: bool, sock: socket.socket | None = None
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A byte stream to a new VNC server on the session's display (`desktop/view`), which the
+        agent starts if it is not running; view-only unless `interactive`. As `open_port` otherwise."""
+        return await self._open_relay("desktop/view", {"interactive": interactive}, sock)
+
+    async def _open_relay(
+        self, method: str, params: dict[str, Any], sock: socket.socket | None
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """One request line and its answer, then the connection carries raw bytes both ways."""
         reader, writer = await self._open_stream(PORT_BUFFER_BYTES, sock)
         try:
-            writer.write(protocol.encode(protocol.request(1, "ports/connect", {"port": port})))
+            writer.write(protocol.encode(protocol.request(1, method, params)))
             try:
                 line = await asyncio.wait_for(reader.readline(), START_TIMEOUT_S + ANSWER_MARGIN_S)
                 answer = protocol.decode(line)

@@ -45,6 +45,7 @@ LINUX_LATEST_PACKAGES = (
     "sed",
     "tar",
     "wmctrl",
+    "x11vnc",
     "xdotool",
     "xterm",
     "xvfb",
@@ -53,7 +54,9 @@ LINUX_LATEST_PACKAGES = (
 
 # Dependencies not copied, with what they cost and why nothing misses them: Xvfb links libGL, whose
 # Mesa drivers (libgl1-mesa-dri: LLVM and z3, 160 MB) only serve GLX clients; X itself draws without.
-LEFT_OUT_PACKAGES = frozenset({"libgl1-mesa-dri"})
+# x11vnc depends on Tk (with Tcl and fonts, about 10 MB) only for its -gui window, which the viewer
+# never opens.
+LEFT_OUT_PACKAGES = frozenset({"libgl1-mesa-dri", "tk"})
 
 # Top-level paths that are symlinks into /usr on a merged-/usr host (Debian 12 and later).
 _MERGED_USR = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")

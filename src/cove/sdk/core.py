@@ -366,6 +366,18 @@ def session_link(session_id: str, protocol_type: str | None, port: int | None) -
     )
 
 
+def session_desktop_url(session_id: str, interactive: bool) -> Call[OperationResult]:
+    """`data` is the URL of the live viewer page."""
+    return Call(
+        method="GET",
+        path=f"{session_path(session_id)}/desktop_url",
+        params={"interactive": "true" if interactive else "false"},
+        refusal=session_id_refusal(session_id),
+        result_type=OperationResult,
+        parse=lambda answer, rid: OperationResult(request_id=rid, success=True, data=answer["url"]),
+    )
+
+
 def keep_alive(session_id: str) -> Call[OperationResult]:
     return Call(
         method="POST",

@@ -231,6 +231,11 @@ class Session(core.SessionBase[AgentBay]):
         """
         return self.agent_bay._send(core.session_link(self.session_id, protocol_type, port))
 
+    def get_desktop_url(self, interactive: bool = False) -> OperationResult:
+        """A URL of a page showing the session's desktop live in a browser, with no API key; `data`
+        is the URL. View-only unless `interactive`, which lets the viewer use mouse and keyboard."""
+        return self.agent_bay._send(core.session_desktop_url(self.session_id, interactive))
+
     def get_metrics(
         self, read_timeout: int | None = None, connect_timeout: int | None = None
     ) -> SessionMetricsResult:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 import h11
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.client import ClientProtocol
@@ -25,7 +26,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from cove.errors import UpstreamError
+from cove.errors import CoveError, UpstreamError
 
 CHUNK_BYTES = 256 * 1024
 RESPONSE_TIMEOUT_S = 300.0
@@ -461,3 +462,44 @@ async def _service_to_client(
             await websocket.close(1000)
         else:
             await websocket.close(closing.code, closing.reason)
+
+
+async def relay_stream(
+    websocket: WebSocket, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """A WebSocket's messages to a raw byte stream and the stream back as binary messages, as
+    websockify does for VNC, until either side ends."""
+    towards_stream = asyncio.create_task(_messages_to_stream(websocket, writer))
+    towards_client = asyncio.create_task(_stream_to_messages(websocket, reader))
+    try:
+        await asyncio.wait({towards_stream, towards_client}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (towards_stream, towards_client):
+            task.cancel()
+        for task in (towards_stream, towards_client):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        writer.transport.abort()
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+            await websocket.close(1000)
+
+
+async def _messages_to_stream(websocket: WebSocket, writer: asyncio.StreamWriter) -> None:
+    while (message := await websocket.receive())["type"] != "websocket.disconnect":
+        data = message.get("bytes")
+        writer.write(data if data is not None else message.get("text", "").encode())
+        await writer.drain()
+
+
+async def _stream_to_messages(websocket: WebSocket, reader: asyncio.StreamReader) -> None:
+    while data := await reader.read(CHUNK_BYTES):
+        await websocket.send_bytes(data)
+
+
+async def refuse_websocket(websocket: WebSocket, error: CoveError) -> None:
+    """An HTTP error answer to the upgrade where the server can send one, else a policy close."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        body = {"request_id": uuid.uuid4().hex, "error": {"code": error.code, "message": error.message}}
+        await websocket.send_denial_response(JSONResponse(body, status_code=error.http_status))
+    else:
+        await websocket.close(code=1008, reason=error.message[:120])

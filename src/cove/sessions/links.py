@@ -6,6 +6,10 @@ the session id and port under a secret only the server knows (`DATA_DIR/link_sec
 needs no API key and cannot be guessed or moved to another session or port; it works while its
 session is RUNNING, and dies with the session. The server proxies HTTP and WebSocket through it
 (server/link_proxy.py).
+
+The desktop viewer is reached the same way, at `{link_base_url}/desktop/{session_id}/{token}/`: a
+page that shows the session's display over VNC (server/api/desktop.py), with a token of its own for
+each mode, so a view-only URL cannot be turned into one that controls the desktop.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from cove.config import Settings
 from cove.errors import CoveError, InvalidArgument, InvalidState, SessionNotFound
 from cove.sandbox.agent_client import AgentClient
 from cove.server_secret import server_secret
@@ -80,15 +85,36 @@ def link_url(manager: SessionManager, tenant_id: str, session_id: str, port: Any
         )
     number = check_port(port)
     kind = check_protocol_type(protocol_type)
-    record = manager.get(tenant_id, session_id)
-    if record.status != "RUNNING":
-        raise InvalidState(f"session {session_id} is {record.status}; links work only in a RUNNING session")
+    _check_running(manager, tenant_id, session_id)
     base_url = manager.settings.link_base_url
     secure = urlsplit(base_url).scheme == "https"
     scheme = ("wss" if secure else "ws") if kind in ("wss", "ws") else ("https" if secure else "http")
     address = base_url.split("://", 1)[1]
     secret_token = token(manager.settings.data_dir, session_id, number)
     return f"{scheme}://{address}/links/{session_id}/{number}/{secret_token}/"
+
+
+def desktop_token(data_dir: Path, session_id: str, interactive: bool) -> str:
+    message = f"{session_id}:desktop:{'control' if interactive else 'view'}".encode()
+    return hmac.new(server_secret(data_dir), message, hashlib.sha256).hexdigest()
+
+
+def desktop_url(manager: SessionManager, tenant_id: str, session_id: str, interactive: bool) -> str:
+    """The URL of the desktop viewer of the caller's RUNNING session; view-only unless `interactive`."""
+    _check_running(manager, tenant_id, session_id)
+    return desktop_page(manager.settings, session_id, interactive)
+
+
+def desktop_page(settings: Settings, session_id: str, interactive: bool) -> str:
+    """The viewer's URL, whatever the session's state (it works while the session is RUNNING)."""
+    secret_token = desktop_token(settings.data_dir, session_id, interactive)
+    return f"{settings.link_base_url}/desktop/{session_id}/{secret_token}/"
+
+
+def _check_running(manager: SessionManager, tenant_id: str, session_id: str) -> None:
+    record = manager.get(tenant_id, session_id)
+    if record.status != "RUNNING":
+        raise InvalidState(f"session {session_id} is {record.status}; links work only in a RUNNING session")
 
 
 @dataclass(frozen=True)
@@ -112,9 +138,32 @@ def open_link(manager: SessionManager, session_id: str, port: str, given_token: 
     ):
         raise LinkNotFound()
     tenant_id = _owner(manager, session_id)
+    return LinkTarget(_running_agent(manager, tenant_id, session_id), number, tenant_id)
+
+
+@dataclass(frozen=True)
+class DesktopTarget:
+    """What a good desktop viewer URL leads to: the session's agent, and whether it may control."""
+
+    agent: AgentClient
+    interactive: bool
+
+
+def open_desktop(manager: SessionManager, session_id: str, given_token: str) -> DesktopTarget:
+    """The desktop a viewer URL leads to, once its token is checked (LinkNotFound otherwise, first)."""
+    given = given_token.encode(errors="surrogateescape")
+    for interactive in (False, True):
+        expected = desktop_token(manager.settings.data_dir, session_id, interactive)
+        if hmac.compare_digest(expected.encode(), given):
+            tenant_id = _owner(manager, session_id)
+            return DesktopTarget(_running_agent(manager, tenant_id, session_id), interactive)
+    raise LinkNotFound()
+
+
+def _running_agent(manager: SessionManager, tenant_id: str, session_id: str) -> AgentClient:
+    """The session's agent, through the manager's own check that it is RUNNING, as for any use."""
     try:
-        # The manager's own check of the session (RUNNING), as for any use of its agent.
-        agent = manager.agent(tenant_id, session_id)
+        return manager.agent(tenant_id, session_id)
     except (InvalidState, SessionNotFound):
         record = manager.store.get_session(session_id)
         if record is None:
@@ -123,7 +172,6 @@ def open_link(manager: SessionManager, session_id: str, port: str, given_token: 
         raise InvalidState(
             f"session {session_id} is {record.status}; its links work only while it is RUNNING{advice}"
         ) from None
-    return LinkTarget(agent, number, tenant_id)
 
 
 def _owner(manager: SessionManager, session_id: str) -> str:

@@ -176,11 +176,12 @@ def _session_address(call: ActionRequest, record: SessionRecord) -> str:
 
 
 def session_data(call: ActionRequest, record: SessionRecord) -> dict[str, Any]:
-    """What CreateMcpSession and GetSession answer; empty LinkUrl and Token keep tool calls here."""
-    base_url = call.services.settings.base_url
+    """What CreateMcpSession and GetSession answer; empty LinkUrl and Token keep tool calls here.
+    ResourceUrl is the session's desktop, view-only, in a browser, as AgentBay's own is."""
+    viewer = links.desktop_page(call.services.settings, record.session_id, interactive=False)
     return {
         "SessionId": record.session_id,
-        "ResourceUrl": f"{base_url}/v1/sessions/{record.session_id}?resourceId={record.session_id}",
+        "ResourceUrl": f"{viewer}?resourceId={record.session_id}",
         "AppInstanceId": record.session_id,
         "ResourceId": record.session_id,
         "HttpPort": "",

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import uuid
 
 from fastapi import APIRouter, Request, WebSocket
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Scope
 
@@ -97,16 +96,7 @@ async def link_websocket(websocket: WebSocket, session_id: str, port: str, token
     except CoveError as error:
         if writer is not None:
             writer.transport.abort()
-        await _refuse(websocket, error)
+        await link_proxy.refuse_websocket(websocket, error)
         return
     await websocket.accept(subprotocol=protocol.subprotocol)
     await link_proxy.relay_websocket(websocket, protocol, received, reader, writer)
-
-
-async def _refuse(websocket: WebSocket, error: CoveError) -> None:
-    """An HTTP error answer to the upgrade where the server can send one, else a policy close."""
-    if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        body = {"request_id": uuid.uuid4().hex, "error": {"code": error.code, "message": error.message}}
-        await websocket.send_denial_response(JSONResponse(body, status_code=error.http_status))
-    else:
-        await websocket.close(code=1008, reason=error.message[:120])

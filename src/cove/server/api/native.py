@@ -395,6 +395,18 @@ def session_link(
     return {"request_id": request.state.request_id, "url": url}
 
 
+@router.get("/v1/sessions/{session_id}/desktop_url", tags=["sessions"])
+def session_desktop_url(
+    request: Request,
+    tenant_id: Tenant,
+    session_id: str,
+    interactive: Annotated[bool, Query(description="let the viewer use the mouse and keyboard")] = False,
+) -> dict[str, str]:
+    """A page that shows the session's desktop live in a browser, with no API key (docs/computer.md)."""
+    url = links.desktop_url(manager(request), tenant_id, session_id, interactive)
+    return {"request_id": request.state.request_id, "url": url}
+
+
 def _network_answer(request: Request, session_id: str, state: NetworkState) -> NetworkAnswer:
     """The policy as the server holds it (mode filled in, entries normalised), and what it refused."""
     recent = [
