@@ -310,6 +310,20 @@ def _network_text(result: Any) -> str:
     return "\n".join(lines)
 
 
+@session.command("view")
+@client_options
+@click.argument("session_id")
+@click.option("--interactive", is_flag=True, help="let the viewer use the mouse and keyboard")
+def session_view(
+    endpoint: str | None, api_key: str | None, data_dir: Path | None, session_id: str, interactive: bool
+) -> None:
+    """Print the URL of a page showing the session's desktop live in a browser (no API key needed;
+    view-only unless --interactive)."""
+    with _client(endpoint, api_key, data_dir) as client:
+        found = _check(client.get(session_id)).session
+        click.echo(_check(found.get_desktop_url(interactive=interactive)).data)
+
+
 @session.command("rm")
 @client_options
 @click.argument("session_ids", nargs=-1, required=True)

@@ -11,11 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from cove.cli import main
 from tests.integration.computer_tools import Call, until
 from tests.integration.rfb import RfbClient
-from tests.integration.server import CoveServer, sdk_session
+from tests.integration.server import KEY_A, CoveServer, sdk_session
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -157,3 +159,6 @@ def test_the_sdk_gives_both_viewer_urls(server: CoveServer) -> None:
         assert view_only.data.startswith(f"{server.link_url}/desktop/{session.session_id}/")
         assert view_only.data != interactive.data
         assert 'data-interactive="true"' in httpx.get(interactive.data).text
+        command = ["session", "view", "--endpoint", server.url, "--api-key", KEY_A, session.session_id]
+        printed = CliRunner().invoke(main, [*command, "--interactive"], catch_exceptions=False)
+        assert (printed.exit_code, printed.output) == (0, interactive.data + "\n")

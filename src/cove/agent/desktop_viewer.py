@@ -51,7 +51,8 @@ def open_view(interactive: bool) -> socket.socket:
         ours.close()
         raise PortError(
             protocol.PORT_CLOSED,
-            "x11vnc is not installed in this image; the desktop viewer needs linux_latest",
+            "x11vnc is not installed in this image; the desktop viewer needs linux_latest (one built "
+            "before the viewer joined it lacks x11vnc: `cove image rm linux_latest` has it built again)",
         ) from None
     finally:
         theirs.close()
