@@ -487,7 +487,7 @@ async def relay_stream(
 async def _messages_to_stream(websocket: WebSocket, writer: asyncio.StreamWriter) -> None:
     while (message := await websocket.receive())["type"] != "websocket.disconnect":
         data = message.get("bytes")
-        writer.write(data if data is not None else message.get("text", "").encode())
+        writer.write(data if data is not None else (message.get("text") or "").encode())
         await writer.drain()
 
 

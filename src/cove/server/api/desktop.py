@@ -6,6 +6,7 @@ token gives a view-only VNC server, whatever the page is told.
 
 from __future__ import annotations
 
+import html
 from importlib import resources
 
 from fastapi import APIRouter, Request, WebSocket
@@ -59,7 +60,7 @@ async def desktop_page(request: Request, session_id: str, token: str) -> HTMLRes
     )
     if not novnc.installed():
         raise ViewerNotInstalled()
-    page = PAGE.read_text().replace("{session_id}", session_id)
+    page = PAGE.read_text().replace("{session_id}", html.escape(session_id))
     page = page.replace("{interactive}", "true" if target.interactive else "false")
     return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-store"})
 
