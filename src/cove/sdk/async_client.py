@@ -16,6 +16,7 @@ import httpx
 
 from cove.sdk import (
     code_calls,
+    computer_calls,
     context_calls,
     core,
     file_calls,
@@ -28,6 +29,7 @@ from cove.sdk import (
 from cove.sdk.core import ResultT
 from cove.sdk.file_calls import DirectoryWatcher, LocalDownload, LocalUpload, ProgressCallback
 from cove.sdk.models import (
+    AppOperationResult,
     BinaryFileContentResult,
     BoolResult,
     ClearContextResult,
@@ -54,9 +56,11 @@ from cove.sdk.models import (
     FileInfoResult,
     FileSearchResult,
     FileUrlResult,
+    InstalledAppListResult,
     KillAllResult,
     McpToolResult,
     McpToolsResult,
+    MouseButton,
     MultipleFileContentResult,
     NetworkPolicy,
     NetworkResult,
@@ -64,9 +68,12 @@ from cove.sdk.models import (
     OSSClientResult,
     OSSDownloadResult,
     OSSUploadResult,
+    ProcessInfoListResult,
     ProcessListResult,
     ProcessOutputResult,
     ProcessResult,
+    ScreenshotResult,
+    ScrollDirection,
     SessionData,
     SessionListResult,
     SessionMetricsResult,
@@ -75,6 +82,8 @@ from cove.sdk.models import (
     SessionResumeResult,
     SessionStatusResult,
     UploadResult,
+    WindowInfoResult,
+    WindowListResult,
 )
 from cove.sdk.sync_client import AgentBay  # async only
 
@@ -291,6 +300,10 @@ class AsyncSession(core.SessionBase[AsyncAgentBay]):
     def network(self) -> AsyncNetwork:
         return AsyncNetwork(self)
 
+    @property
+    def computer(self) -> AsyncComputer:
+        return AsyncComputer(self)
+
     async def list_mcp_tools(self) -> McpToolsResult:
         return await self.agent_bay._send(tool_calls.list_mcp_tools(self.session_id))
 
@@ -369,7 +382,7 @@ class AsyncCommand:
     ) -> CommandResult:
         return await self._send(process_calls.wait(self._id, process_id, timeout_ms))
 
-    async def list_processes(self) -> ProcessListResult:
+    async def list_processes(self) -> ProcessInfoListResult:
         return await self._send(process_calls.list_processes(self._id))
 
 
@@ -458,6 +471,129 @@ class AsyncNetwork:
     async def update(self, policy: NetworkPolicy) -> NetworkResult:
         """Replace the whole policy; it applies from the session's next connection."""
         return await self._send(network_calls.update(self._id, policy))
+
+
+class AsyncComputer:
+    """`session.computer`: the session's X desktop (mouse, keyboard, screen, windows, apps), as AgentBay's.
+
+    Its display starts with the first call. Every method is one tool call (computer_calls.py);
+    only wrong arguments raise (ValueError), and `beta_take_screenshot` (AgentBayError).
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._send = session.agent_bay._send
+        self._id = session.session_id
+
+    async def click_mouse(self, x: int, y: int, button: MouseButton | str = MouseButton.LEFT) -> BoolResult:
+        """`button`: left, right, middle or double_left."""
+        return await self._send(computer_calls.click_mouse(self._id, x, y, button))
+
+    async def move_mouse(self, x: int, y: int) -> BoolResult:
+        return await self._send(computer_calls.move_mouse(self._id, x, y))
+
+    async def drag_mouse(
+        self, from_x: int, from_y: int, to_x: int, to_y: int, button: MouseButton | str = MouseButton.LEFT
+    ) -> BoolResult:
+        """Press `button` (left, right or middle) at the start, move, release at the end."""
+        return await self._send(computer_calls.drag_mouse(self._id, from_x, from_y, to_x, to_y, button))
+
+    async def scroll(
+        self, x: int, y: int, direction: ScrollDirection | str = ScrollDirection.UP, amount: int = 1
+    ) -> BoolResult:
+        return await self._send(computer_calls.scroll(self._id, x, y, direction, amount))
+
+    async def get_cursor_position(self) -> OperationResult:
+        """`data` is the JSON text {"x": ..., "y": ...}, unparsed as in AgentBay."""
+        return await self._send(computer_calls.get_cursor_position(self._id))
+
+    async def input_text(self, text: str) -> BoolResult:
+        """Type `text` (any Unicode) into the focused window."""
+        return await self._send(computer_calls.input_text(self._id, text))
+
+    async def press_keys(self, keys: builtins.list[str], hold: bool = False) -> BoolResult:
+        """Press the keys together ("ctrl", "c"); with `hold`, they stay down until `release_keys`."""
+        return await self._send(computer_calls.press_keys(self._id, keys, hold))
+
+    async def release_keys(self, keys: builtins.list[str]) -> BoolResult:
+        return await self._send(computer_calls.release_keys(self._id, keys))
+
+    async def get_screen_size(self) -> OperationResult:
+        """`data` is {"width", "height", "dpiScalingFactor"}."""
+        return await self._send(computer_calls.get_screen_size(self._id))
+
+    async def screenshot(self) -> OperationResult:
+        """`data` is the URL of a PNG of the screen on the server: no API key needed, valid an hour."""
+        return await self._send(computer_calls.screenshot(self._id))
+
+    async def beta_take_screenshot(self, format: str = "png") -> ScreenshotResult:
+        """The screen as image bytes (`data`), "png" or "jpeg" ("jpg"); raises AgentBayError on failure.
+
+        AgentBay offers it only on sessions with a LinkUrl; Cove's sessions all have it.
+        """
+        result = await self._send(computer_calls.beta_take_screenshot(self._id, format))
+        return computer_calls.image_or_raise(result)
+
+    async def list_root_windows(self, timeout_ms: int = 3000) -> WindowListResult:
+        return await self._send(computer_calls.list_root_windows(self._id, timeout_ms))
+
+    async def get_active_window(self) -> WindowInfoResult:
+        """`window` is None when no window is active."""
+        return await self._send(computer_calls.get_active_window(self._id))
+
+    async def activate_window(self, window_id: int) -> BoolResult:
+        return await self._send(computer_calls.window_action(self._id, "activate_window", window_id))
+
+    async def close_window(self, window_id: int) -> BoolResult:
+        return await self._send(computer_calls.window_action(self._id, "close_window", window_id))
+
+    async def maximize_window(self, window_id: int) -> BoolResult:
+        return await self._send(computer_calls.window_action(self._id, "maximize_window", window_id))
+
+    async def minimize_window(self, window_id: int) -> BoolResult:
+        return await self._send(computer_calls.window_action(self._id, "minimize_window", window_id))
+
+    async def restore_window(self, window_id: int) -> BoolResult:
+        return await self._send(computer_calls.window_action(self._id, "restore_window", window_id))
+
+    async def resize_window(self, window_id: int, width: int, height: int) -> BoolResult:
+        """The window manager rounds to the app's size steps (a terminal's character cells)."""
+        return await self._send(computer_calls.resize_window(self._id, window_id, width, height))
+
+    async def fullscreen_window(self, window_id: int) -> BoolResult:
+        return await self._send(computer_calls.window_action(self._id, "fullscreen_window", window_id))
+
+    async def focus_mode(self, on: bool) -> BoolResult:
+        """On: every window but the active one is minimized; off: they come back."""
+        return await self._send(computer_calls.focus_mode(self._id, on))
+
+    async def get_installed_apps(
+        self, start_menu: bool = True, desktop: bool = False, ignore_system_apps: bool = True
+    ) -> InstalledAppListResult:
+        """Apps from .desktop files; each one's `start_cmd` is what `start_app` takes."""
+        return await self._send(
+            computer_calls.get_installed_apps(self._id, start_menu, desktop, ignore_system_apps)
+        )
+
+    async def start_app(
+        self, start_cmd: str, work_directory: str = "", activity: str = ""
+    ) -> ProcessListResult:
+        """Start an app on the desktop; `data` is its processes (`activity` is Android's: ignored)."""
+        return await self._send(computer_calls.start_app(self._id, start_cmd, work_directory, activity))
+
+    async def list_visible_apps(self) -> ProcessListResult:
+        """The processes that own a window."""
+        return await self._send(computer_calls.list_visible_apps(self._id))
+
+    async def stop_app_by_pname(self, pname: str) -> AppOperationResult:
+        """Stop every process of that name (SIGTERM, then SIGKILL after 2 s)."""
+        return await self._send(computer_calls.stop_app(self._id, "stop_app_by_pname", {"pname": pname}))
+
+    async def stop_app_by_pid(self, pid: int) -> AppOperationResult:
+        return await self._send(computer_calls.stop_app(self._id, "stop_app_by_pid", {"pid": pid}))
+
+    async def stop_app_by_cmd(self, stop_cmd: str) -> AppOperationResult:
+        """Run `stop_cmd` in the session; success if it exits 0."""
+        return await self._send(computer_calls.stop_app(self._id, "stop_app_by_cmd", {"stop_cmd": stop_cmd}))
 
 
 class AsyncContextManager:

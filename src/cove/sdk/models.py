@@ -7,7 +7,7 @@ Results never raise for a failed call: `success` is False and `error_message`, `
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any, Generic, TypeVar
 
 SessionT = TypeVar("SessionT")
@@ -560,7 +560,12 @@ class ProcessInfo:
 
 
 @dataclass(kw_only=True)
-class ProcessListResult(Result):
+class ProcessInfoListResult(Result):
+    """`session.command.list_processes()`: the background processes started with `command.start`.
+
+    (AgentBay's name ProcessListResult is the computer's list of app processes.)
+    """
+
     processes: list[ProcessInfo] = field(default_factory=list)
 
 
@@ -815,3 +820,97 @@ class NetworkResult(Result):
     gateway: str | None = None
     denied_count: int = 0
     denied: list[DeniedConnection] = field(default_factory=list)
+
+
+class AgentBayError(Exception):
+    """Raised where AgentBay's SDK raises rather than answering a failed result
+    (`computer.beta_take_screenshot`), so `except AgentBayError` ports too."""
+
+
+class MouseButton(StrEnum):
+    LEFT = "left"
+    RIGHT = "right"
+    MIDDLE = "middle"
+    DOUBLE_LEFT = "double_left"
+    """Click only: `drag_mouse` refuses it."""
+
+
+class ScrollDirection(StrEnum):
+    UP = "up"
+    DOWN = "down"
+    LEFT = "left"
+    RIGHT = "right"
+
+
+@dataclass(kw_only=True)
+class Window:
+    """A top-level window; its tool answers the title as `window_title`."""
+
+    window_id: int = 0
+    title: str = ""
+    absolute_upper_left_x: int | None = None
+    absolute_upper_left_y: int | None = None
+    width: int | None = None
+    height: int | None = None
+    pid: int | None = None
+    pname: str | None = None
+    child_windows: list[Window] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class WindowListResult(Result):
+    windows: list[Window] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class WindowInfoResult(Result):
+    """`window` is None when no window is active."""
+
+    window: Window | None = None
+
+
+@dataclass(kw_only=True)
+class InstalledApp:
+    """An app from a .desktop file: `start_cmd` is what `computer.start_app` takes."""
+
+    name: str = ""
+    start_cmd: str = ""
+    stop_cmd: str | None = None
+    work_directory: str | None = None
+
+
+@dataclass(kw_only=True)
+class InstalledAppListResult(Result):
+    data: list[InstalledApp] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class Process:
+    """A process of an app on the desktop (`start_app`, `list_visible_apps`)."""
+
+    pname: str = ""
+    pid: int = 0
+    cmdline: str | None = None
+
+
+@dataclass(kw_only=True)
+class ProcessListResult(Result):
+    """AgentBay's name: the app processes `computer.start_app` and `list_visible_apps` answer."""
+
+    data: list[Process] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class AppOperationResult(Result):
+    pass
+
+
+@dataclass(kw_only=True)
+class ScreenshotResult(Result):
+    """`computer.beta_take_screenshot()`: the image itself, decoded, with its size in pixels."""
+
+    type: str = ""
+    data: bytes = b""
+    mime_type: str = ""
+    width: int | None = None
+    height: int | None = None

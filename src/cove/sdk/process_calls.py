@@ -18,7 +18,7 @@ from cove.sdk.models import (
     CommandResult,
     KillAllResult,
     ProcessInfo,
-    ProcessListResult,
+    ProcessInfoListResult,
     ProcessOutputResult,
     ProcessResult,
     Result,
@@ -139,14 +139,14 @@ def wait(session_id: str, process_id: str, timeout_ms: int) -> Call[CommandResul
     )
 
 
-def list_processes(session_id: str) -> Call[ProcessListResult]:
+def list_processes(session_id: str) -> Call[ProcessInfoListResult]:
     fields = set(ProcessInfo.__dataclass_fields__)
 
-    def read(answer: list[dict[str, Any]]) -> ProcessListResult:
+    def read(answer: list[dict[str, Any]]) -> ProcessInfoListResult:
         processes = [ProcessInfo(**{k: v for k, v in raw.items() if k in fields}) for raw in answer]
-        return ProcessListResult(success=True, processes=processes)
+        return ProcessInfoListResult(success=True, processes=processes)
 
-    return _json_call(session_id, "process_list", {}, ProcessListResult, read)
+    return _json_call(session_id, "process_list", {}, ProcessInfoListResult, read)
 
 
 def kill_all(session_id: str) -> Call[KillAllResult]:

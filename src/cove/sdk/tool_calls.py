@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from cove.sdk.core import Call, ResultT, session_id_refusal, session_path
+from cove.sdk.key_names import normalize_keys
 from cove.sdk.models import CommandResult, McpTool, McpToolResult, McpToolsResult
 
 DEFAULT_COMMAND_TIMEOUT_MS = 50_000
@@ -72,6 +73,9 @@ def _read_mcp(text: str, is_error: bool) -> McpToolResult:
 
 
 def call_mcp_tool(session_id: str, name: str, arguments: dict[str, Any]) -> Call[McpToolResult]:
+    """`press_keys` keys are spelled as AgentBay's session spells them (key_names.py)."""
+    if name == "press_keys" and isinstance(arguments, dict) and "keys" in arguments:
+        arguments = {**arguments, "keys": normalize_keys(arguments["keys"])}
     return tool_call(session_id, name, arguments, McpToolResult, _read_mcp)
 
 
