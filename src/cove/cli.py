@@ -178,6 +178,12 @@ def session() -> None:
 )
 @click.option("--allow", "allow_out", multiple=True, help="CIDR, address or domain (*.example.com) allowed")
 @click.option("--deny", "deny_out", multiple=True, help="CIDR, address or domain denied (0.0.0.0/0: all)")
+@click.option(
+    "--screen",
+    default=None,
+    metavar="WIDTHxHEIGHT",
+    help="the desktop's size, e.g. 1920x1080 (default 1280x800)",
+)
 def session_create(
     endpoint: str | None,
     api_key: str | None,
@@ -191,9 +197,10 @@ def session_create(
     network_mode: str | None,
     allow_out: tuple[str, ...],
     deny_out: tuple[str, ...],
+    screen: str | None,
 ) -> None:
     """Create a session and print its id."""
-    from cove import CreateSessionParams, NetworkPolicy
+    from cove import CreateSessionParams, NetworkPolicy, Screen
 
     network = None
     if network_mode or allow_out or deny_out:
@@ -206,6 +213,7 @@ def session_create(
         pids=pids,
         disk_mb=disk_mb,
         network=network,
+        screen=Screen(*_screen_size(screen)) if screen else None,
     )
     with _client(endpoint, api_key, data_dir) as client:
         click.echo(_check(client.create(params)).session.session_id)
@@ -381,6 +389,14 @@ def session_exec(
 def _echo(text: str, stream: Any) -> None:
     stream.write(text)
     stream.flush()
+
+
+def _screen_size(text: str) -> tuple[int, int]:
+    """WIDTHxHEIGHT as two numbers; the server checks their bounds."""
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        _fail(f"--screen: {text!r} is not WIDTHxHEIGHT, e.g. 1920x1080")
+    return int(width), int(height)
 
 
 def _pairs(items: tuple[str, ...], option: str) -> dict[str, str]:

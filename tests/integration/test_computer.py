@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import json
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.integration.computer_tools import Call, ToolFailed, until
+from tests.integration.computer_tools import Call, ToolFailed, tool_caller, until
 from tests.integration.server import CoveServer
 
 
@@ -41,6 +42,28 @@ def test_screenshots_are_png_and_jpeg_of_the_screen(desktop: tuple[str, Call]) -
     assert struct.unpack(">II", image[16:24]) == (1280, 800)
     shot = json.loads(call("screenshot", format="jpeg"))
     assert shot["mime_type"] == "image/jpeg" and base64.b64decode(shot["data"])[:3] == b"\xff\xd8\xff"
+
+
+def test_a_session_keeps_to_the_screen_size_it_was_created_with(
+    api: httpx.Client, new_session: Callable[..., dict[str, Any]]
+) -> None:
+    session = new_session(screen={"width": 1024, "height": 768})
+    assert session["screen"] == {"width": 1024, "height": 768}
+    session_id, call = session["session_id"], tool_caller(api, session["session_id"])
+    info = api.get(f"/v1/sessions/{session_id}/info").json()["info"]
+    assert info["screen"] == {"width": 1024, "height": 768}
+    size = json.loads(call("get_screen_size"))
+    assert (size["width"], size["height"]) == (1024, 768)
+    shot = json.loads(call("screenshot", format="png"))
+    assert (shot["width"], shot["height"]) == (1024, 768)
+    assert struct.unpack(">II", base64.b64decode(shot["data"])[16:24]) == (1024, 768)
+    call("move_mouse", x=1023, y=767)
+    with pytest.raises(ToolFailed, match=r"x 1024 is off the screen \(0 to 1023\)"):
+        call("move_mouse", x=1024, y=0)
+
+    refused = api.post("/v1/sessions", json={"screen": {"width": 1024, "height": 100}})
+    assert refused.status_code == 400, refused.text
+    assert "screen.height" in refused.json()["error"]["message"] and "not 100" in refused.text
 
 
 def test_the_screenshot_url_downloads_as_png_until_the_session_ends(

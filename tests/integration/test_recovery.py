@@ -32,7 +32,7 @@ def _leaves_nothing(server: CoveServer, session_id: str) -> None:
 
 def test_sigkill_restart_keeps_running_sessions_and_cleans_up(data_root: Path) -> None:
     with running_server(data_root / "data") as server:
-        survivor = _create(server, labels={"role": "survivor"})
+        survivor = _create(server, labels={"role": "survivor"}, screen={"width": 1024, "height": 768})
         victim = _create(server)
         orphan = _create(server)
         server.sandbox(survivor, "echo before > ~/state")
@@ -48,6 +48,9 @@ def test_sigkill_restart_keeps_running_sessions_and_cleans_up(data_root: Path) -
         with server.client() as client:
             kept = client.get(f"/v1/sessions/{survivor}").json()["session"]
             assert kept["status"] == "RUNNING" and kept["labels"] == {"role": "survivor"}
+            assert kept["screen"] == {"width": 1024, "height": 768}
+            size = client.post(f"/v1/sessions/{survivor}/tools/get_screen_size", json={"arguments": {}})
+            assert json.loads(size.json()["result"]["content"][0]["text"])["width"] == 1024, size.text
             assert server.sandbox(survivor, "cat ~/state").stdout.strip() == "before"
             ended = client.get(f"/v1/sessions/{victim}").json()["session"]
             assert ended["status"] == "DELETED"

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cove.agent import process_trees
+from cove.agent import host_files, process_trees
 from cove.sdk import process_calls
 
 NOBODY = 65534
@@ -54,7 +54,7 @@ def test_a_limits_file_that_makes_no_sense_is_ignored(tmp_path: Path, text: str)
 
 
 def test_an_endless_limits_file_is_read_no_further_than_its_start(tmp_path: Path) -> None:
-    path = limits_file(tmp_path, '{"pids": 64' + " " * process_trees.LIMITS_FILE_BYTES + "}")
+    path = limits_file(tmp_path, '{"pids": 64' + " " * host_files.MAX_BYTES + "}")
     assert process_trees.read_pids_limit(path) is None
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cove import AgentBay, Config, CreateSessionParams, SessionData
+from cove import AgentBay, Config, CreateSessionParams, Screen, SessionData
 from cove.sdk import core
 from cove.sdk import session_context_calls as calls
 from cove.sdk.models import SessionResult
@@ -87,6 +87,15 @@ def test_a_successful_create_binds_the_session() -> None:
     result: SessionResult[SessionData] = call.finish(201, {}, json.dumps(answer).encode())
     assert result.success and result.request_id == "r3" and result.http_status_code == 201
     assert result.session == SessionData(session_id="session-1", status="RUNNING")
+
+
+def test_a_screen_is_sent_only_when_asked_for() -> None:
+    call = core.create_session(CreateSessionParams(screen=Screen(1024, 768)), lambda data: data)
+    assert call.body == {"screen": {"width": 1024, "height": 768}}
+    answer = {"session": {"session_id": "s1", "screen": {"width": 1024, "height": 768}}}
+    result: SessionResult[SessionData] = call.finish(201, {}, json.dumps(answer).encode())
+    assert result.session is not None and result.session.screen == {"width": 1024, "height": 768}
+    assert "screen" not in core.create_session(CreateSessionParams(), lambda data: data).body
 
 
 def test_session_ids_are_quoted_into_the_path_and_empty_ones_refused() -> None:

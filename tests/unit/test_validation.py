@@ -9,12 +9,14 @@ from hypothesis import strategies as st
 from cove.config import Settings
 from cove.errors import InvalidArgument
 from cove.paging import check_page
+from cove.sandbox.screen import DEFAULT_SCREEN, Screen
 from cove.sessions.validation import (
     MAX_LABEL_KEY,
     MAX_LABEL_VALUE,
     MAX_LABELS,
     check_labels,
     check_limits,
+    check_screen,
     check_status,
 )
 
@@ -71,3 +73,34 @@ def test_status_and_paging() -> None:
     for page, limit in ((0, 10), (1, 0), (1, 101)):
         with pytest.raises(InvalidArgument):
             check_page(page, limit)
+
+
+def test_the_screen_is_1280x800_unless_asked_and_both_bounds_are_inclusive() -> None:
+    assert check_screen(None) == DEFAULT_SCREEN == Screen(1280, 800)
+    assert check_screen({"width": 1023, "height": 767}) == Screen(1023, 767)  # Xvfb takes odd sizes
+    assert check_screen({"width": 320, "height": 240}) == Screen(320, 240)
+    assert check_screen({"width": 7680, "height": 4320}) == Screen(7680, 4320)
+
+
+@pytest.mark.parametrize(
+    ("screen", "message"),
+    [
+        (
+            {"width": 319, "height": 800},
+            "screen.width must be a whole number of pixels from 320 to 7680, not 319",
+        ),
+        (
+            {"width": 1280, "height": 4321},
+            "screen.height must be a whole number of pixels from 240 to 4320, not 4321",
+        ),
+        ({"width": 1024.0, "height": 768}, "screen.width .* not 1024.0"),
+        ({"width": True, "height": 768}, "screen.width .* not True"),
+        ({"width": "1024", "height": 768}, "screen.width .* not '1024'"),
+        ({"width": 1024}, "screen must be an object"),
+        ({"width": 1024, "height": 768, "depth": 24}, "screen must be an object"),
+        ("1024x768", "screen must be an object"),
+    ],
+)
+def test_a_bad_screen_is_refused_naming_the_value(screen: object, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        check_screen(screen)

@@ -5,6 +5,10 @@ waits until the X socket answers; later calls find the socket answering and reus
 after the agent itself left and came back (nothing is remembered in the agent, the socket is the
 truth). If Xvfb died, its socket no longer answers, and the next call starts a new one.
 
+The screen's size is the session's, which the host writes into the run folder (host_files.py)
+before the sandbox runs; without that file (a sandbox made by an older host) it is 1280x800. The
+tools ask the X server for the size, so they follow whatever size the display runs at.
+
 Xvfb keeps its framebuffer in an XWD file (`-fbdir`), which `screenshot` reads directly, so a
 screenshot needs no X client at all. Every X client the tools run is bounded by a timeout, so a hung
 client cannot hang the agent.
@@ -19,12 +23,16 @@ import subprocess
 import threading
 import time
 
-from . import process_trees
+from . import host_files, process_trees
 from .tools import ToolError
 
 NUMBER = 99
 DISPLAY = f":{NUMBER}"
-WIDTH, HEIGHT, DEPTH = 1280, 800, 24
+DEFAULT_SIZE = (1280, 800)
+DEPTH = 24
+SIZE_PATH = f"{host_files.RUN_DIR}/screen.json"
+MAX_WIDTH, MAX_HEIGHT = 7680, 4320
+"""The largest screen the host accepts (sessions/validation.py), and so the largest taken from the file."""
 SOCKET_PATH = f"/tmp/.X11-unix/X{NUMBER}"
 LOCK_PATH = f"/tmp/.X{NUMBER}-lock"
 FRAMEBUFFER_DIR = "/tmp/.cove-display"
@@ -56,6 +64,16 @@ def environment() -> dict[str, str]:
     return {**names, "DISPLAY": DISPLAY, "LC_ALL": "C.UTF-8"}
 
 
+def screen_size(path: str = SIZE_PATH) -> tuple[int, int]:
+    """The width and height the display starts at: the host's, else the default."""
+    size = host_files.read_json(path)
+    if not isinstance(size, dict):
+        return DEFAULT_SIZE
+    width = host_files.whole_number(size.get("width"), 1, MAX_WIDTH)
+    height = host_files.whole_number(size.get("height"), 1, MAX_HEIGHT)
+    return (width, height) if width and height else DEFAULT_SIZE
+
+
 def ensure() -> None:
     """Make sure the display runs, starting Xvfb and openbox if its socket does not answer."""
     if answering():
@@ -73,7 +91,8 @@ def _start() -> None:
     if not os.path.isdir(os.path.dirname(SOCKET_PATH)):  # Xvfb makes it only when run as root
         os.mkdir(os.path.dirname(SOCKET_PATH))
         os.chmod(os.path.dirname(SOCKET_PATH), 0o1777)
-    screen = f"{WIDTH}x{HEIGHT}x{DEPTH}"
+    width, height = screen_size()
+    screen = f"{width}x{height}x{DEPTH}"
     # -noreset: by default X resets when its last client leaves, and a client connecting meanwhile
     # (the next tool call, the window manager) is refused.
     server = _spawn(

@@ -8,12 +8,11 @@ own user namespace and host uid, so the kernel counts that limit over the sessio
 the sandbox alone (init's and the agent's among them); the user cannot raise a hard limit without
 capabilities, and the agent and init run without one, so they may always fork up to the cgroup's
 limit: the last `reserve` tasks are theirs. The agent learns the limit from `limits.json` in its run
-folder, which the host writes before the sandbox runs (and again when a prepared sandbox starts with
-other limits): it is the only place that has the current limit (v1 hides the session's pids.max from
-the sandbox, and the environment is fixed when a prepared sandbox is made). The folder is writable by
-the sandbox, so the file is read defensively, and only one the session user cannot have written
-counts. Anything in the session can still end the agent on purpose (it is the same user); the
-reserve is against programs that run away.
+folder (host_files.py), which the host writes before the sandbox runs (and again when a prepared
+sandbox starts with other limits): it is the only place that has the current limit (v1 hides the
+session's pids.max from the sandbox). Only a file the session user cannot have written counts.
+Anything in the session can still end the agent on purpose (it is the same user); the reserve is
+against programs that run away.
 
 Trees. The host delegates a cgroup, mounted at /.cove/cgroup (sandbox/cgroups.py `delegate`); each
 tree gets a child cgroup there, joined by its first process before it runs anything, so a tree is
@@ -25,11 +24,9 @@ timeout, process_kill) or kill_all. Without the folder (older hosts) a tree is i
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import resource
 import signal
-import stat
 import subprocess
 import sys
 import threading
@@ -37,11 +34,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import host_files
+
 CGROUP_ROOT = "/.cove/cgroup"
-LIMITS_PATH = "/.cove/run/limits.json"
+LIMITS_PATH = f"{host_files.RUN_DIR}/limits.json"
 MAX_RESERVE = 32
 """The most tasks kept for the agent and init: enough for a shell, its command and the agent's threads."""
-LIMITS_FILE_BYTES = 4096
 PID_MAX_LIMIT = 1 << 22
 """The kernel's largest pid: no pids limit is larger."""
 KILL_WAIT_S = 5.0
@@ -61,27 +59,9 @@ def user_process_limit(pids: int) -> int:
 
 
 def read_pids_limit(path: str = LIMITS_PATH) -> int | None:
-    """The session's pids limit as the host wrote it, or None if there is no file to trust.
-
-    The sandbox can write the run folder: a link, a FIFO or an endless file there is refused rather
-    than followed, waited on or read to its end, and so is a file the session user owns (the host's
-    root appears in the sandbox as an unmapped owner).
-    """
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    with open(descriptor, "rb") as file:
-        info = os.fstat(descriptor)
-        if not stat.S_ISREG(info.st_mode) or info.st_uid == os.getuid():
-            return None
-        data = file.read(LIMITS_FILE_BYTES)
-    try:
-        pids = json.loads(data)["pids"]
-    except (ValueError, TypeError, KeyError):
-        return None
-    valid = isinstance(pids, int) and not isinstance(pids, bool) and 1 <= pids <= PID_MAX_LIMIT
-    return pids if valid else None
+    """The session's pids limit as the host wrote it, or None if there is no file to trust."""
+    limits = host_files.read_json(path)
+    return host_files.whole_number(limits.get("pids"), 1, PID_MAX_LIMIT) if isinstance(limits, dict) else None
 
 
 def members(cgroup: str) -> list[int]:

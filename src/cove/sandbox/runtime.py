@@ -10,6 +10,7 @@ Layout under DATA_DIR:
                              (the session's writable layer), rootfs/ (the overlay mount point),
                              runc.log and init.log, network.json (session_network.py), and run/:
                              the sandbox's /.cove/run, where its tool agent listens (agent.sock)
+                             and reads what the host tells it (limits.json, screen.json)
 Cgroups live at /cove/<instance>/<id> in every hierarchy, so two servers on one host never touch
 each other's sessions. Containers outlive the server process: runc detaches them.
 """
@@ -38,6 +39,7 @@ from cove.sandbox.mounts import mount_overlay, mount_points_under, unmount
 from cove.sandbox.network_policy import EGRESS, NetworkPolicy, NetworkState
 from cove.sandbox.oci_spec import CPU_PERIOD_US, IdMapping, Limits, Mount, build_spec
 from cove.sandbox.process_runner import run_bounded
+from cove.sandbox.screen import DEFAULT_SCREEN, Screen
 from cove.sandbox.session_network import NetworkSettings, SessionNetworks
 from cove.sandbox.session_volumes import SessionVolumes
 from cove.sandbox.user_namespace import cap_session, raise_host_caps
@@ -47,6 +49,7 @@ AGENT_DIR = Path(__file__).resolve().parent.parent / "agent"
 AGENT_MOUNT = "/.cove/agent"
 AGENT_RUN_MOUNT = "/.cove/run"
 AGENT_LIMITS_FILE = "limits.json"
+AGENT_SCREEN_FILE = "screen.json"
 CGROUP_MOUNT = "/.cove/cgroup"
 """Where the sandbox sees its delegated cgroup (cgroups.delegate), a cgroup per process tree."""
 INIT_ARGS = ["python3", "-I", "-S", f"{AGENT_MOUNT}/init.py"]
@@ -177,10 +180,18 @@ class RuncRuntime:
         """The host side of the sandbox's /.cove/run: writable by the sandbox, so never trusted."""
         return self.session_dir(session_id) / "run"
 
-    def create(self, session_id: str, image: Image, limits: Limits, network: NetworkPolicy) -> None:
+    def create(
+        self,
+        session_id: str,
+        image: Image,
+        limits: Limits,
+        network: NetworkPolicy,
+        screen: Screen = DEFAULT_SCREEN,
+    ) -> None:
         """Make and start the session's container (`runc run`); on failure nothing is left."""
         with self._cleaned_up_on_failure(session_id, "create"):
             self._make_bundle(session_id, image, limits)
+            self._tell_agent_screen(session_id, screen)
             self._runc_logged(session_id, "run", "--detach", *self._new_container(session_id), session_id)
             self._cap_user_namespace(session_id, alongside=lambda: self.set_network(session_id, network))
 
@@ -188,10 +199,12 @@ class RuncRuntime:
         """Everything up to the first instruction of the sandbox's init (`runc create`).
 
         The container then waits, with its namespaces, mounts and cgroups in place, for `start`;
-        a warm pool keeps a few like this so that a create only has to start one.
+        a warm pool keeps a few like this so that a create only has to start one. Its screen is the
+        default until `start` says otherwise.
         """
         with self._cleaned_up_on_failure(session_id, "create"):
             self._make_bundle(session_id, image, limits)
+            self._tell_agent_screen(session_id, DEFAULT_SCREEN)
             self._runc_logged(session_id, "create", *self._new_container(session_id), session_id)
             directory, pid = self.session_dir(session_id), self._init_pid(session_id)
             if self.network_settings.default_mode == EGRESS:
@@ -229,10 +242,19 @@ class RuncRuntime:
     def network_state(self, session_id: str) -> NetworkState:
         return self.networks.state(self.session_dir(session_id))
 
-    def start(self, session_id: str, network: NetworkPolicy, limits: Limits | None = None) -> None:
-        """Let a prepared container run its init (`runc start`), first changing its limits if given."""
+    def start(
+        self,
+        session_id: str,
+        network: NetworkPolicy,
+        limits: Limits | None = None,
+        screen: Screen | None = None,
+    ) -> None:
+        """Let a prepared container run its init (`runc start`), first changing its limits and
+        screen size if given."""
         with self._cleaned_up_on_failure(session_id, "start"):
             self.set_network(session_id, network)
+            if screen is not None:
+                self._tell_agent_screen(session_id, screen)
             if limits is not None:
                 memory = str(limits.memory_mb * 1024 * 1024)
                 quota = str(int(limits.cpus * CPU_PERIOD_US))
@@ -324,19 +346,27 @@ class RuncRuntime:
 
     def _tell_agent(self, session_id: str, limits: Limits) -> None:
         """Write the limits the agent keeps its reserve of processes by into its run folder
-        (agent/process_trees.py reads them).
+        (agent/process_trees.py reads them)."""
+        self._write_for_agent(session_id, AGENT_LIMITS_FILE, {"pids": limits.pids})
+
+    def _tell_agent_screen(self, session_id: str, screen: Screen) -> None:
+        """Write the screen size the agent starts the session's display at (agent/display.py)."""
+        self._write_for_agent(session_id, AGENT_SCREEN_FILE, {"width": screen.width, "height": screen.height})
+
+    def _write_for_agent(self, session_id: str, name: str, content: dict[str, int]) -> None:
+        """Write a JSON file for the agent into its run folder (agent/host_files.py reads them).
 
         Written by root before anything runs in the sandbox (with the bundle, and again before a
-        prepared sandbox starts with other limits), so the agent trusts only a file the session user
-        cannot have written. The folder is the sandbox's: the file is made new, never opened where a
-        link may have been planted, and renamed into place.
+        prepared sandbox starts with other settings), so the agent trusts only a file the session
+        user cannot have written. The folder is the sandbox's: the file is made new, never opened
+        where a link may have been planted, and renamed into place.
         """
         run = self.agent_run_dir(session_id)
-        temporary = run / f".{AGENT_LIMITS_FILE}.{uuid.uuid4().hex}"
+        temporary = run / f".{name}.{uuid.uuid4().hex}"
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         with open(descriptor, "w") as file:
-            json.dump({"pids": limits.pids}, file)
-        os.replace(temporary, run / AGENT_LIMITS_FILE)
+            json.dump(content, file)
+        os.replace(temporary, run / name)
 
     def _runc_logged(self, session_id: str, *args: str) -> None:
         """A runc command whose errors go to the session's JSON log, raised as SandboxError."""

@@ -190,6 +190,8 @@ def create_session(
         body["context_syncs"] = [sync.to_json() for sync in params.context_syncs]
     if params.network is not None:
         body["network"] = params.network.to_json()
+    if params.screen is not None:
+        body["screen"] = params.screen.to_json()
     return Call(
         method="POST",
         path="/v1/sessions",

@@ -238,6 +238,18 @@ class NetworkPolicy:
         return body
 
 
+@dataclass
+class Screen:
+    """Cove's addition: the size of a session's desktop in pixels, which the computer tools and
+    screenshots follow; width 320 to 7680, height 240 to 4320."""
+
+    width: int = 1280
+    height: int = 800
+
+    def to_json(self) -> dict[str, Any]:
+        return {"width": self.width, "height": self.height}
+
+
 @dataclass(kw_only=True)
 class CreateSessionParams:
     """What to create: AgentBay's `labels`, `image_id`, `idle_release_timeout` (SECONDS, as in
@@ -259,6 +271,8 @@ class CreateSessionParams:
     """Contexts unpacked into their paths before create returns, uploaded back before release."""
     network: NetworkPolicy | None = None
     """Cove's addition: what the session may reach; None leaves it to the server's default."""
+    screen: Screen | None = None
+    """Cove's addition: the desktop's size; None is 1280x800."""
 
 
 @dataclass(kw_only=True)
@@ -271,6 +285,8 @@ class SessionData:
     image_id: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     resources: dict[str, Any] = field(default_factory=dict)
+    screen: dict[str, int] = field(default_factory=dict)
+    """The desktop's width and height in pixels."""
     resource_url: str = ""
     created_at: str = ""
     updated_at: str = ""
@@ -295,6 +311,7 @@ class SessionInfo:
     status: str = ""
     hostname: str = ""
     resources: dict[str, Any] = field(default_factory=dict)
+    screen: dict[str, int] = field(default_factory=dict)
     created_at: str = ""
 
 

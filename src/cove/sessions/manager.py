@@ -37,6 +37,7 @@ from cove.sandbox.agent_client import AgentClient
 from cove.sandbox.images import ImageStore
 from cove.sandbox.network_policy import NetworkState
 from cove.sandbox.runtime import CleanupReport, RuncRuntime
+from cove.sandbox.screen import DEFAULT_SCREEN
 from cove.sessions.context_syncs import Binding, SessionSyncs, select_tasks
 from cove.sessions.oss import OSS_TOOL_NAMES, OSS_TOOLS, ObjectStorageTools
 from cove.sessions.screenshots import SCREENSHOT_TOOL, Screenshots
@@ -46,6 +47,7 @@ from cove.sessions.validation import (
     STATUSES,
     check_labels,
     check_limits,
+    check_screen,
     check_status,
     check_timeouts,
     check_tool_call,
@@ -143,6 +145,8 @@ class CreateRequest:
     """A list of {context_id, path, policy} (contexts/sync.py)."""
     network: Any = None
     """{mode, allow_out, deny_out} (sandbox/network_policy.py)."""
+    screen: Any = None
+    """{width, height} of the desktop in pixels."""
 
 
 @dataclass(frozen=True)
@@ -194,6 +198,7 @@ class SessionManager:
         )
         syncs = check_syncs(request.context_syncs)
         network = self.runtime.networks.policy(request.network)
+        screen = check_screen(request.screen)
         for sync in syncs:
             self._context_service().get(tenant_id, sync.context_id)  # 404 unless it is the caller's
         image = self.images.for_session(request.image_id or self.settings.default_image)
@@ -215,6 +220,7 @@ class SessionManager:
                 labels=labels,
                 idle_timeout_s=idle_timeout_s,
                 max_lifetime_s=max_lifetime_s,
+                screen=screen,
             )
             with self._quota_lock:
                 live = self.store.insert_session_within_quota(record, self.settings.session_quota)
@@ -234,9 +240,14 @@ class SessionManager:
                 [{"context_id": s.context_id, "path": s.path, "policy": s.policy_json()} for s in syncs],
             )
             if prepared and self.warm_pool:
-                self.runtime.start(prepared, network, None if limits == self.warm_pool.limits else limits)
+                self.runtime.start(
+                    prepared,
+                    network,
+                    None if limits == self.warm_pool.limits else limits,
+                    None if screen == DEFAULT_SCREEN else screen,
+                )
             else:
-                self.runtime.create(record.session_id, image, limits, network)
+                self.runtime.create(record.session_id, image, limits, network, screen)
         except BaseException:
             self.runtime.destroy(record.session_id)  # a prepared sandbox is the row's now
             self.store.delete_session_row(record.session_id)

@@ -33,6 +33,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
+from cove.sandbox.screen import DEFAULT_SCREEN, Screen
+
 metadata = MetaData()
 
 sessions_table = Table(
@@ -53,6 +55,8 @@ sessions_table = Table(
     Column("max_lifetime_s", Integer, nullable=True),
     Column("last_active_at", DateTime(timezone=True), nullable=True),
     Column("disk_mb", Integer, nullable=True),
+    Column("screen_width", Integer, nullable=True),
+    Column("screen_height", Integer, nullable=True),
 )
 
 context_syncs_table = Table(
@@ -124,6 +128,8 @@ class SessionRecord:
     """The last call that used the session (tool calls, transfers, keep-alive); None: its creation."""
     disk_mb: int | None = None
     """None: made by a Cove without disk limits."""
+    screen: Screen = DEFAULT_SCREEN
+    """The desktop's size; a row without one is from a Cove whose screens were all the default."""
 
     @property
     def active_at(self) -> datetime:
@@ -386,6 +392,8 @@ def _session_columns(record: SessionRecord) -> dict[str, Any]:
         "max_lifetime_s": record.max_lifetime_s,
         "last_active_at": record.last_active_at,
         "disk_mb": record.disk_mb,
+        "screen_width": record.screen.width,
+        "screen_height": record.screen.height,
     }
 
 
@@ -423,6 +431,7 @@ def _record(row: RowMapping, labels: dict[str, str]) -> SessionRecord:
         max_lifetime_s=row["max_lifetime_s"] or 0,
         last_active_at=_aware(row["last_active_at"]) if row["last_active_at"] else None,
         disk_mb=row["disk_mb"],
+        screen=Screen(row["screen_width"], row["screen_height"]) if row["screen_width"] else DEFAULT_SCREEN,
     )
 
 

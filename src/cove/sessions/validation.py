@@ -9,6 +9,7 @@ from typing import Any
 from cove.config import Settings
 from cove.errors import InvalidArgument
 from cove.sandbox.oci_spec import Limits
+from cove.sandbox.screen import DEFAULT_SCREEN, Screen
 
 STATUSES = ("RUNNING", "PAUSING", "PAUSED", "RESUMING", "DELETING", "DELETED")
 MAX_LABELS = 20
@@ -18,6 +19,9 @@ MIN_MEMORY_MB = 32
 MIN_CPUS = 0.01
 MIN_PIDS = 8
 MIN_DISK_MB = 16
+MIN_SCREEN = Screen(320, 240)
+MAX_SCREEN = Screen(7680, 4320)
+"""8K UHD; its framebuffer alone is 127 MiB (4 bytes a pixel)."""
 MAX_TIMEOUT_S = 10 * 366 * 24 * 3600
 """Ten years: longer timeouts are refused rather than stored (0 already means none)."""
 
@@ -109,6 +113,23 @@ def check_limits(
             "disk_mb", disk_mb, settings.default_disk_mb, MIN_DISK_MB, settings.max_disk_mb, int
         ),
     )
+
+
+def check_screen(screen: Any) -> Screen:
+    """The desktop's size: {"width", "height"} in pixels, both required; None is the default."""
+    if screen is None:
+        return DEFAULT_SCREEN
+    if not isinstance(screen, Mapping) or set(screen) != {"width", "height"}:
+        raise InvalidArgument(
+            f'screen must be an object {{"width": int, "height": int}}, not {screen!r:.100}'
+        )
+    for name in ("width", "height"):
+        value, low, high = screen[name], getattr(MIN_SCREEN, name), getattr(MAX_SCREEN, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise InvalidArgument(
+                f"screen.{name} must be a whole number of pixels from {low} to {high}, not {value!r:.100}"
+            )
+    return Screen(screen["width"], screen["height"])
 
 
 def check_timeouts(settings: Settings, idle_timeout_s: Any, max_lifetime_s: Any) -> tuple[int, int]:

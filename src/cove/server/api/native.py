@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.concurrency import run_in_threadpool
 
 from cove.errors import InvalidArgument, LengthRequired
@@ -21,6 +21,7 @@ from cove.server.transfer_stalls import StallGuardedResponse, within_stalls
 from cove.sessions import links
 from cove.sessions.manager import CreateRequest, SessionManager
 from cove.sessions.store import SessionRecord
+from cove.sessions.validation import MAX_SCREEN, MIN_SCREEN
 
 router = APIRouter()
 bearer = HTTPBearer(auto_error=False, description="an API key from `cove key create`")
@@ -57,6 +58,19 @@ class NetworkPolicyBody(BaseModel):
     )
 
 
+class ScreenBody(BaseModel):
+    """The desktop's size in pixels; the server checks the bounds (sessions/validation.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    width: StrictInt = Field(
+        description="pixels", json_schema_extra={"minimum": MIN_SCREEN.width, "maximum": MAX_SCREEN.width}
+    )
+    height: StrictInt = Field(
+        description="pixels", json_schema_extra={"minimum": MIN_SCREEN.height, "maximum": MAX_SCREEN.height}
+    )
+
+
 class CreateSessionBody(BaseModel):
     image_id: str | None = None
     labels: dict[str, str] | None = None
@@ -73,6 +87,9 @@ class CreateSessionBody(BaseModel):
     network: NetworkPolicyBody | None = Field(
         default=None, description="what the session may reach; without it, the server's default mode"
     )
+    screen: ScreenBody | None = Field(
+        default=None, description="the desktop's size (computer tools); without it, 1280x800"
+    )
 
 
 class LabelsBody(BaseModel):
@@ -86,6 +103,7 @@ class SessionOut(BaseModel):
     image_id: str
     labels: dict[str, str]
     resources: Resources
+    screen: ScreenBody
     resource_url: str
     created_at: datetime
     updated_at: datetime
@@ -115,6 +133,7 @@ class SessionInfoOut(BaseModel):
     status: str
     hostname: str
     resources: Resources
+    screen: ScreenBody
     created_at: datetime
 
 
@@ -223,6 +242,10 @@ def _resources(record: SessionRecord) -> Resources:
     return Resources(memory_mb=record.memory_mb, cpus=record.cpus, pids=record.pids, disk_mb=record.disk_mb)
 
 
+def _screen(record: SessionRecord) -> ScreenBody:
+    return ScreenBody(width=record.screen.width, height=record.screen.height)
+
+
 def _session_out(request: Request, record: SessionRecord) -> SessionOut:
     return SessionOut(
         session_id=record.session_id,
@@ -231,6 +254,7 @@ def _session_out(request: Request, record: SessionRecord) -> SessionOut:
         image_id=record.image_id,
         labels=record.labels,
         resources=_resources(record),
+        screen=_screen(record),
         resource_url=_resource_url(request, record.session_id),
         created_at=record.created_at,
         updated_at=record.updated_at,
@@ -284,6 +308,7 @@ def create_session(request: Request, tenant_id: Tenant, body: CreateSessionBody)
         max_lifetime_s=body.max_lifetime_s,
         context_syncs=body.context_syncs,
         network=body.network.model_dump(exclude_none=True) if body.network else None,
+        screen=body.screen.model_dump() if body.screen else None,
     )
     return _answer(request, manager(request).create(tenant_id, create))
 
@@ -331,6 +356,7 @@ def session_info(request: Request, tenant_id: Tenant, session_id: str) -> Sessio
         status=record.status,
         hostname=record.session_id,
         resources=_resources(record),
+        screen=_screen(record),
         created_at=record.created_at,
     )
     return SessionInfoAnswer(request_id=request.state.request_id, info=info)
