@@ -124,6 +124,10 @@ def test_an_app_and_its_window(desktop: tuple[str, Call], server: CoveServer) ->
     until(lambda: near(window_geometry(server, session_id, window["window_id"]), (600, 400)))
     for tool in ("maximize_window", "minimize_window", "restore_window", "fullscreen_window"):
         call(tool, window_id=window["window_id"])
+    until(lambda: window_geometry(server, session_id, window["window_id"]) == (1280, 800))
+    call("maximize_window", window_id=window["window_id"])  # both at once, then back from both
+    call("restore_window", window_id=window["window_id"])
+    until(lambda: near(window_geometry(server, session_id, window["window_id"]), (600, 400)))
     with pytest.raises(ToolFailed, match="unknown window_id 12345"):
         call("close_window", window_id=12345)
     call("stop_app_by_pid", pid=pid)

@@ -199,7 +199,10 @@ def wmctrl_window(*arguments: str) -> Callable[[dict[str, Any]], str]:
     return tool
 
 
-UNMAXIMIZE = ["-b", "remove,maximized_vert,maximized_horz"]
+def leave_maximized_and_fullscreen(window: str) -> None:
+    """Two wmctrl calls: one `-b` changes at most two properties at a time."""
+    display.run(["wmctrl", "-i", "-r", window, "-b", "remove,maximized_vert,maximized_horz"])
+    display.run(["wmctrl", "-i", "-r", window, "-b", "remove,fullscreen"])
 
 
 def list_root_windows(arguments: dict[str, Any]) -> str:
@@ -231,14 +234,14 @@ def minimize_window(arguments: dict[str, Any]) -> str:
 
 def restore_window(arguments: dict[str, Any]) -> str:
     window = known_window(arguments)
-    display.run(["wmctrl", "-i", "-r", window, "-b", "remove,maximized_vert,maximized_horz,fullscreen"])
+    leave_maximized_and_fullscreen(window)
     display.run(["wmctrl", "-i", "-a", window])
     return done()
 
 
 def resize_window(arguments: dict[str, Any]) -> str:
     window = known_window(arguments)
-    display.run(["wmctrl", "-i", "-r", window, "-b", "remove,maximized_vert,maximized_horz,fullscreen"])
+    leave_maximized_and_fullscreen(window)
     xdotool("windowsize", str(int(window, 16)), str(arguments["width"]), str(arguments["height"]))
     return done()
 
