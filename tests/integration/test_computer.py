@@ -149,6 +149,26 @@ def test_typed_text_reaches_the_app(desktop: tuple[str, Call], server: CoveServe
     until(lambda: server.sandbox(session_id, "cat /tmp/typed.txt").stdout == "héllo wörld 42\n")
 
 
+def test_text_of_more_characters_than_spare_keycodes_arrives_whole(
+    desktop: tuple[str, Call], server: CoveServer
+) -> None:
+    """Characters the keyboard map lacks are bound to spare keycodes (19 on Xvfb) before typing, in
+    pieces when there are more of them."""
+    session_id, call = desktop
+    call("start_app", start_cmd="xterm -title typing -e sh -c 'cat > /tmp/typed.txt'")
+    window = until(
+        lambda: [w for w in json.loads(call("list_root_windows")) if w["window_title"] == "typing"]
+    )[0]
+    call("activate_window", window_id=window["window_id"])
+    until(lambda: json.loads(call("get_active_window") or "{}").get("window_id") == window["window_id"])
+    text = "αβγδεζηθικλμνξοπρστυφχψω ÀÉÎÕÜ 中文 ok\n"
+    call("input_text", text=text)
+    call("press_keys", keys=["Ctrl", "d"])
+    until(lambda: server.sandbox(session_id, "cat /tmp/typed.txt").stdout == text)
+    bound = server.sandbox(session_id, "DISPLAY=:99 xmodmap -pk").stdout
+    assert "(U4E2D)" in bound, "the last piece's characters stay bound"
+
+
 def test_a_killed_display_starts_again(desktop: tuple[str, Call], server: CoveServer) -> None:
     session_id, call = desktop
     assert "Xvfb" not in server.sandbox(session_id, "ps -eo comm").stdout, "no display before a call"

@@ -45,6 +45,7 @@ LINUX_LATEST_PACKAGES = (
     "sed",
     "tar",
     "wmctrl",
+    "x11-xserver-utils",
     "x11vnc",
     "xdotool",
     "xterm",
@@ -55,8 +56,9 @@ LINUX_LATEST_PACKAGES = (
 # Dependencies not copied, with what they cost and why nothing misses them: Xvfb links libGL, whose
 # Mesa drivers (libgl1-mesa-dri: LLVM and z3, 160 MB) only serve GLX clients; X itself draws without.
 # x11vnc depends on Tk (with Tcl and fonts, about 10 MB) only for its -gui window, which the viewer
-# never opens.
-LEFT_OUT_PACKAGES = frozenset({"libgl1-mesa-dri", "tk"})
+# never opens. x11-xserver-utils (for xmodmap) depends on the C preprocessor (cpp-12 with its
+# libraries, about 30 MB) only for xrdb.
+LEFT_OUT_PACKAGES = frozenset({"libgl1-mesa-dri", "tk", "cpp"})
 
 # Top-level paths that are symlinks into /usr on a merged-/usr host (Debian 12 and later).
 _MERGED_USR = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")

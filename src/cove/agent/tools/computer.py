@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .. import desktop_entries, display, keys, process_trees, screen_image
+from .. import desktop_entries, display, keymap, keys, process_trees, screen_image
 from . import Tool, ToolError
 from .shell import run_command, spawn
 
@@ -100,7 +100,8 @@ def get_cursor_position(arguments: dict[str, Any]) -> str:
 def input_text(arguments: dict[str, Any]) -> str:
     text = arguments["text"]
     timeout = display.X_COMMAND_TIMEOUT_S + len(text) * TYPING_DELAY_MS * 4 / 1000
-    xdotool("type", "--delay", str(TYPING_DELAY_MS), "--", text, timeout=timeout)
+    for piece in keymap.typable_pieces(text):
+        xdotool("type", "--delay", str(TYPING_DELAY_MS), "--", piece, timeout=timeout)
     return done()
 
 
