@@ -622,7 +622,8 @@ def test_oss(official: Any, server: CoveServer, s3_server: S3Server) -> None:
 
 
 def test_the_computer_module(official: Any) -> None:
-    """session.computer reads Cove's answers: the screen, the pointer, apps and their windows;
+    """session.computer reads Cove's answers: the screen, the pointer, apps and their windows (and
+    test_computer_sdk.py drives every window and app method through this SDK too);
     screenshot() answers a URL on the server to a PNG, and the `screenshot` tool the image itself
     (beta_take_screenshot wants a LinkUrl session)."""
     computer = official.computer
@@ -631,6 +632,8 @@ def test_the_computer_module(official: Any) -> None:
     assert computer.move_mouse(1279, 799).success
     assert json.loads(computer.get_cursor_position().data) == {"x": 1279, "y": 799}
     assert not computer.move_mouse(1280, 0).success
+    assert computer.scroll(400, 300, "down", 3).success
+    assert json.loads(computer.get_cursor_position().data) == {"x": 400, "y": 300}
     assert computer.press_keys(["ctrl", "a"]).success and computer.release_keys(["Ctrl", "a"]).success
     shot = official.call_mcp_tool("screenshot", {"format": "jpeg"})
     assert shot.success and json.loads(shot.data)["mime_type"] == "image/jpeg"

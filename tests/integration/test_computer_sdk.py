@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import struct
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from cove import AgentBayError, AsyncSession, MouseButton, Session, Window
-from tests.integration.server import CoveServer
+from tests.integration.server import KEY_A, CoveServer
+from tests.integration.test_agentbay_sdk import PROXY_VARIABLES
 from tests.integration.test_computer import until
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -95,7 +98,29 @@ def active(session: Session) -> int | None:
     return window.window_id if window else None
 
 
-def test_apps_their_windows_and_typed_text(session: Session, server: CoveServer) -> None:
+@pytest.fixture(params=["cove", "official"])
+def either_session(
+    request: pytest.FixtureRequest, server: CoveServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
+    """A session made by Cove's SDK, then one made by the unmodified official AgentBay SDK: both
+    have the same `session.computer`."""
+    if request.param == "cove":
+        yield request.getfixturevalue("session")
+        return
+    import agentbay
+
+    for name in PROXY_VARIABLES:  # the official client ignores NO_PROXY
+        monkeypatch.delenv(name, raising=False)
+    official = agentbay.AgentBay(api_key=KEY_A, cfg=agentbay.Config(endpoint=server.url, timeout_ms=60_000))
+    created = official.create()
+    assert created.success, created.error_message
+    yield created.session
+    created.session.delete()
+
+
+@pytest.mark.filterwarnings(r"ignore:Config\(endpoint=:DeprecationWarning")
+def test_apps_their_windows_and_typed_text(either_session: Any, server: CoveServer) -> None:
+    session = either_session
     computer = session.computer
     apps = computer.get_installed_apps()
     assert apps.success and "xterm" in [app.start_cmd for app in apps.data]
@@ -120,7 +145,7 @@ def test_apps_their_windows_and_typed_text(session: Session, server: CoveServer)
     assert computer.input_text("|").success
     time.sleep(0.5)  # past xterm's multi-click time: the drag's click would make a triple click
     assert computer.click_mouse(window.absolute_upper_left_x + 10, row, "double_left").success
-    assert computer.click_mouse(window.absolute_upper_left_x + 200, row, MouseButton.MIDDLE).success
+    assert computer.click_mouse(window.absolute_upper_left_x + 200, row, "middle").success
     assert computer.press_keys(["RETURN"]).success
     assert computer.press_keys(["shift"], hold=True).success
     assert computer.press_keys(["A"]).success  # sent as "a": Shift, held, makes it "A"
@@ -161,7 +186,7 @@ def test_apps_their_windows_and_typed_text(session: Session, server: CoveServer)
     until(lambda: visible(server, session, "second"))
 
     assert computer.fullscreen_window(one.window_id).success
-    until(lambda: titled(session, "first") == Window(**{**vars(one), **FULL_SCREEN}))
+    until(lambda: {key: getattr(titled(session, "first"), key) for key in FULL_SCREEN} == FULL_SCREEN)
 
     assert computer.close_window(two.window_id).success
     until(lambda: second not in {app.pid for app in computer.list_visible_apps().data})
