@@ -82,7 +82,7 @@ def typable_pieces(text: str) -> Iterator[str]:
 
 def _split(text: str, missing: set[str], room: int) -> Iterator[tuple[str, list[str]]]:
     """Pieces of `text` that each need at most `room` of the `missing` characters, and which."""
-    start, needed = 0, []
+    start, needed = 0, list[str]()
     for index, char in enumerate(text):
         if char in missing and char not in needed:
             if len(needed) == room:
