@@ -18,7 +18,7 @@ from cove.errors import InvalidArgument, LengthRequired
 from cove.sandbox.network_policy import NetworkState
 from cove.server.sandbox_calls import in_sandbox
 from cove.server.transfer_stalls import StallGuardedResponse, within_stalls
-from cove.sessions import links
+from cove.sessions import browser, links
 from cove.sessions.manager import CreateRequest, SessionManager
 from cove.sessions.store import SessionRecord
 
@@ -137,6 +137,20 @@ class ToolOut(BaseModel):
 class ToolsAnswer(BaseModel):
     request_id: str
     tools: list[ToolOut]
+
+
+class BrowserBody(BaseModel):
+    option: dict[str, Any] = Field(
+        default_factory=dict, description="AgentBay's BrowserOption keys (docs/browser.md says which count)"
+    )
+    persistent_path: str | None = Field(None, description="Chromium's profile folder in the session")
+
+
+class BrowserAnswer(BaseModel):
+    request_id: str
+    port: int
+    started: bool
+    cdp_url: str
 
 
 class ToolCallBody(BaseModel):
@@ -405,6 +419,38 @@ def session_desktop_url(
     """A page that shows the session's desktop live in a browser, with no API key (docs/computer.md)."""
     url = links.desktop_url(manager(request), tenant_id, session_id, interactive)
     return {"request_id": request.state.request_id, "url": url}
+
+
+@router.post("/v1/sessions/{session_id}/browser", response_model=BrowserAnswer, tags=["browser"])
+async def start_browser(
+    request: Request, tenant_id: Tenant, session_id: str, body: BrowserBody
+) -> BrowserAnswer:
+    """Start the session's Chromium if it is not running (the options apply only then); answers its
+    CDP URL, which needs no API key (docs/browser.md)."""
+    running = await in_sandbox(
+        browser.start, manager(request), tenant_id, session_id, body.option, body.persistent_path
+    )
+    url = links.cdp_url(manager(request), tenant_id, session_id)
+    return BrowserAnswer(
+        request_id=request.state.request_id, port=running.port, started=running.started, cdp_url=url
+    )
+
+
+@router.get("/v1/sessions/{session_id}/browser/cdp_url", tags=["browser"])
+async def browser_cdp_url(request: Request, tenant_id: Tenant, session_id: str) -> dict[str, str]:
+    """The browser-level CDP WebSocket URL of the session, starting the browser if it is not running."""
+    await in_sandbox(browser.start, manager(request), tenant_id, session_id)
+    return {
+        "request_id": request.state.request_id,
+        "url": links.cdp_url(manager(request), tenant_id, session_id),
+    }
+
+
+@router.delete("/v1/sessions/{session_id}/browser", tags=["browser"])
+async def stop_browser(request: Request, tenant_id: Tenant, session_id: str) -> dict[str, Any]:
+    """Stop the session's browser, letting it write its profile first; `stopped` is false if none ran."""
+    stopped = await in_sandbox(browser.stop, manager(request), tenant_id, session_id)
+    return {"request_id": request.state.request_id, "stopped": stopped}
 
 
 def _network_answer(request: Request, session_id: str, state: NetworkState) -> NetworkAnswer:
