@@ -8,6 +8,7 @@ with AgentBay(api_key="...") as agent_bay:
 
 from cove.sdk.async_client import (
     AsyncAgentBay,
+    AsyncBrowser,
     AsyncCode,
     AsyncCommand,
     AsyncContextManager,
@@ -21,6 +22,11 @@ from cove.sdk.models import (
     ApiResponse,
     BinaryFileContentResult,
     BoolResult,
+    BrowserError,
+    BrowserOption,
+    BrowserScreen,
+    BrowserStartResult,
+    BrowserViewport,
     BWList,
     ClearContextResult,
     CommandResult,
@@ -95,6 +101,7 @@ from cove.sdk.models import (
 )
 from cove.sdk.sync_client import (
     AgentBay,
+    Browser,
     Code,
     Command,
     ContextManager,
@@ -111,6 +118,7 @@ __all__ = [
     "AgentBay",
     "ApiResponse",
     "AsyncAgentBay",
+    "AsyncBrowser",
     "AsyncCode",
     "AsyncCommand",
     "AsyncContextManager",
@@ -122,6 +130,12 @@ __all__ = [
     "BWList",
     "BinaryFileContentResult",
     "BoolResult",
+    "Browser",
+    "BrowserError",
+    "BrowserOption",
+    "BrowserScreen",
+    "BrowserStartResult",
+    "BrowserViewport",
     "ClearContextResult",
     "Code",
     "Command",

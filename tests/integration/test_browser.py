@@ -13,8 +13,9 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from cove import AsyncAgentBay, BrowserError, BrowserOption, BrowserViewport, Config, CreateSessionParams
 from tests.integration.browser_pages import fill_the_form, over_cdp, serve_form
-from tests.integration.server import KEY_A, CoveServer
+from tests.integration.server import KEY_A, CoveServer, sdk_session
 
 
 @pytest.fixture
@@ -85,3 +86,34 @@ def test_a_wrong_cdp_token_is_refused(api: httpx.Client, session_id: str, browse
     with connect(url, open_timeout=30, max_size=None) as cdp:
         cdp.send(json.dumps({"id": 1, "method": "Browser.getVersion"}))
         assert "Chrome/" in json.loads(cdp.recv(timeout=30))["result"]["product"]
+
+
+def test_coves_sdk(browser_server: CoveServer) -> None:
+    with sdk_session(browser_server, "browser_latest") as session:
+        assert session.browser is session.browser and not session.browser.is_initialized()
+        option = BrowserOption(viewport=BrowserViewport(width=900, height=600), user_agent="cove-test/1")
+        assert session.browser.initialize(option) is True and session.browser.get_option() is option
+        url = session.browser.get_endpoint_url()
+        assert session.get_link().data == url
+        agent = over_cdp(url, lambda browser: browser.contexts[0].pages[0].evaluate("navigator.userAgent"))
+        assert agent == "cove-test/1"
+        session.browser.destroy()
+        assert not session.browser.is_initialized()
+        assert "chromium" not in browser_server.sandbox(session.session_id, "ps -eo comm").stdout
+    with pytest.raises(ValueError, match="browser_type"):
+        BrowserOption(browser_type="firefox")
+
+
+async def test_coves_async_sdk(browser_server: CoveServer) -> None:
+    async with AsyncAgentBay(api_key=KEY_A, cfg=Config(endpoint=browser_server.url)) as agent_bay:
+        created = await agent_bay.create(CreateSessionParams(image_id="browser_latest"))
+        assert created.session is not None, created.error_message
+        browser = created.session.browser
+        try:
+            assert await browser.initialize(BrowserOption(cmd_args=["--bogus-switch-is-fine"])) is True
+            assert (await browser.get_endpoint_url()).startswith("ws://")
+            await browser.destroy()
+        finally:
+            await created.session.delete()
+        with pytest.raises(BrowserError, match="Failed to get endpoint URL"):
+            await browser.get_endpoint_url()  # the session is gone

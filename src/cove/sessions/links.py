@@ -84,7 +84,7 @@ def link_url(manager: SessionManager, tenant_id: str, session_id: str, port: Any
     if port is None or port == "":
         raise InvalidArgument(
             f"a port is required: links reach a server in the session on a port in [{FIRST_PORT}, "
-            f"{LAST_PORT}] (this Cove server has no browser, so there is no default CDP link)"
+            f"{LAST_PORT}] (the browser's CDP URL is cdp_url)"
         )
     number = check_port(port)
     kind = check_protocol_type(protocol_type)

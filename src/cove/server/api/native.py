@@ -397,14 +397,17 @@ def session_metrics(request: Request, tenant_id: Tenant, session_id: str) -> dic
 
 
 @router.get("/v1/sessions/{session_id}/link", tags=["sessions"])
-def session_link(
+async def session_link(
     request: Request,
     tenant_id: Tenant,
     session_id: str,
     port: Annotated[str | None, Query(description="a port in [30100, 30199] inside the session")] = None,
     protocol_type: Annotated[str | None, Query(description="https or http; wss or ws (the default)")] = None,
 ) -> dict[str, str]:
-    """A URL that reaches `port` inside the session with no API key (HTTP and WebSocket; docs/links.md)."""
+    """A URL that reaches `port` inside the session with no API key (HTTP and WebSocket; docs/links.md);
+    without a port, as in AgentBay, the browser's CDP URL (docs/browser.md)."""
+    if not port:
+        return await browser_cdp_url(request, tenant_id, session_id)
     url = links.link_url(manager(request), tenant_id, session_id, port, protocol_type)
     return {"request_id": request.state.request_id, "url": url}
 
