@@ -56,6 +56,10 @@ def test_playwright_drives_the_sessions_chromium(
     assert again.json()["started"] is False
     same = api.get(f"/v1/sessions/{session_id}/browser/cdp_url")
     assert same.json()["url"] == cdp_url
+    # The http:// form, which Playwright and Puppeteer (browserURL) read /json/version of first.
+    http_url = "http" + cdp_url.removeprefix("ws")
+    assert httpx.get(http_url + "/json/version").json()["webSocketDebuggerUrl"] == cdp_url
+    assert over_cdp(http_url, lambda browser: browser.contexts[0].pages[0].evaluate("1 + 1")) == 2
 
 
 def test_a_stopped_or_killed_browser_is_started_again(
@@ -83,6 +87,7 @@ def test_a_wrong_cdp_token_is_refused(api: httpx.Client, session_id: str, browse
     with pytest.raises(InvalidStatus) as refused:
         connect(wrong, open_timeout=30).close()
     assert refused.value.response.status_code == 404
+    assert httpx.get("http" + wrong.removeprefix("ws") + "/json/version").status_code == 404
     with connect(url, open_timeout=30, max_size=None) as cdp:
         cdp.send(json.dumps({"id": 1, "method": "Browser.getVersion"}))
         assert "Chrome/" in json.loads(cdp.recv(timeout=30))["result"]["product"]

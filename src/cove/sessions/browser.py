@@ -30,6 +30,8 @@ class RunningBrowser:
     """The browser-level CDP WebSocket path, `/devtools/browser/<id>`."""
     started: bool
     """Whether this call started it (False: it was running, and its options were kept)."""
+    product: str
+    """Chromium's name and version, as /json/version's `Browser` says it (`Chrome/150.0...`)."""
 
 
 def start(
@@ -50,7 +52,10 @@ def start(
     try:
         found = json.loads(text)
         return RunningBrowser(
-            port=int(found["port"]), path=str(found["path"]), started=bool(found["started"])
+            port=int(found["port"]),
+            path=str(found["path"]),
+            started=bool(found["started"]),
+            product=str(found["browser"]),
         )
     except (ValueError, KeyError, TypeError):
         raise CoveError(f"the session's agent answered {START_TOOL} with {text[:200]!r}") from None

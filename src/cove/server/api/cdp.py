@@ -3,6 +3,9 @@ browser-level CDP WebSocket (what Playwright's `connect_over_cdp` and Puppeteer'
 relayed to Chromium's `/devtools/browser/<id>` inside the session through the agent's port relay.
 The token is the key (sessions/links.py). Connecting starts the browser if it is not running, so the
 URL outlives a browser that was stopped or died; Chromium's port never leaves the session.
+
+Clients given the http:// form of the URL (Playwright's `connect_over_cdp("http://...")`,
+Puppeteer's `browserURL`) first read `{url}/json/version`, which answers the WebSocket URL above.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from fastapi import APIRouter, WebSocket
+from fastapi import APIRouter, Request, WebSocket
 from starlette.concurrency import run_in_threadpool
 
 from cove.errors import CoveError
@@ -41,6 +44,20 @@ async def _connect(
         port=running.port, target=running.path.encode(), prefix=f"/cdp/{session_id}/{token}"
     )
     return upstream, reader, writer
+
+
+def _version(services: Services, session_id: str, token: str) -> dict[str, str]:
+    tenant_id, _ = links.open_cdp(services.manager, session_id, token)
+    running = browser.start(services.manager, tenant_id, session_id)
+    url = links.cdp_url(services.manager, tenant_id, session_id)
+    return {"Browser": running.product, "Protocol-Version": "1.3", "webSocketDebuggerUrl": url}
+
+
+@router.get(CDP_PATH + "/json/version", include_in_schema=False)
+@router.get(CDP_PATH + "/json/version/", include_in_schema=False)
+async def cdp_version(request: Request, session_id: str, token: str) -> dict[str, str]:
+    """Chromium's /json/version, its WebSocket URL being the session's CDP URL."""
+    return await run_in_threadpool(_version, request.app.state.services, session_id, token)
 
 
 @router.websocket(CDP_PATH)
