@@ -6,6 +6,7 @@ real sandbox (with `runc exec`, past the API), so a test passes only if the work
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -680,3 +681,38 @@ def test_the_browser_over_cdp(browser_server: CoveServer, monkeypatch: pytest.Mo
         assert over_cdp(session.browser.get_endpoint_url(), lambda browser: len(browser.contexts)) == 1
     finally:
         session.delete()
+
+
+def test_browser_context_keeps_cookies(browser_server: CoveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the official SDK's own test: cookies set over CDP, Browser.close, delete(sync_context=True);
+    the next session with the same BrowserContext has them once InitBrowser ran."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    agent_bay = AgentBay(api_key=KEY_A, cfg=Config(endpoint=browser_server.url, timeout_ms=120_000))
+    context = agent_bay.context.get(f"cookies-{uuid.uuid4().hex[:8]}", create=True).context
+    params = CreateSessionParams(image_id="browser_latest", browser_context=BrowserContext(context.id))
+    cookie = {"name": "kept", "value": "yes", "url": "http://example.test/", "expires": time.time() + 3600}
+
+    def set_cookie_and_close(browser: Any) -> None:
+        browser.contexts[0].add_cookies([cookie])
+        with contextlib.suppress(Exception):  # the browser may leave before it answers
+            browser.new_browser_cdp_session().send("Browser.close")
+
+    try:
+        first = agent_bay.create(params)
+        assert first.success, first.error_message
+        try:
+            assert first.session.browser.initialize(BrowserOption()) is True
+            over_cdp(first.session.browser.get_endpoint_url(), set_cookie_and_close)
+        finally:
+            assert first.session.delete(sync_context=True).success
+        second = agent_bay.create(params)
+        assert second.success, second.error_message
+        try:
+            assert second.session.browser.initialize(BrowserOption()) is True
+            cookies = over_cdp(second.session.browser.get_endpoint_url(), lambda b: b.contexts[0].cookies())
+            assert [(c["name"], c["value"]) for c in cookies] == [("kept", "yes")]
+        finally:
+            second.session.delete()
+    finally:
+        agent_bay.context.delete(context)
