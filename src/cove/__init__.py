@@ -8,6 +8,7 @@ with AgentBay(api_key="...") as agent_bay:
 
 from cove.sdk.async_client import (
     AsyncAgentBay,
+    AsyncBrowser,
     AsyncCode,
     AsyncCommand,
     AsyncComputer,
@@ -24,6 +25,11 @@ from cove.sdk.models import (
     AppOperationResult,
     BinaryFileContentResult,
     BoolResult,
+    BrowserError,
+    BrowserOption,
+    BrowserScreen,
+    BrowserStartResult,
+    BrowserViewport,
     BWList,
     ClearContextResult,
     CommandResult,
@@ -109,6 +115,7 @@ from cove.sdk.models import (
 )
 from cove.sdk.sync_client import (
     AgentBay,
+    Browser,
     Code,
     Command,
     Computer,
@@ -128,6 +135,7 @@ __all__ = [
     "ApiResponse",
     "AppOperationResult",
     "AsyncAgentBay",
+    "AsyncBrowser",
     "AsyncCode",
     "AsyncCommand",
     "AsyncComputer",
@@ -140,6 +148,12 @@ __all__ = [
     "BWList",
     "BinaryFileContentResult",
     "BoolResult",
+    "Browser",
+    "BrowserError",
+    "BrowserOption",
+    "BrowserScreen",
+    "BrowserStartResult",
+    "BrowserViewport",
     "ClearContextResult",
     "Code",
     "Command",

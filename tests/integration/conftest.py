@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -37,26 +38,44 @@ def server() -> Iterator[CoveServer]:
     shutil.rmtree(root, ignore_errors=True)
 
 
+RECIPE_SERVERS = {"code_server": "code_latest", "browser_server": "browser_latest"}
+"""The fixtures whose server runs sessions on a recipe's image, and that image."""
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Build the images `code_server` needs before any test runs, outside the tests' timeouts."""
-    needed = any("code_server" in getattr(item, "fixturenames", ()) for item in items)
-    if needed and not config.option.collectonly:
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
-        ensure_built("code_latest", lambda line: reporter.write_line(line) if line[:1] != " " else None)
+    """Build the images the recipe servers need before any test runs, outside the tests' timeouts."""
+    if config.option.collectonly:
+        return
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    for fixture, image_id in RECIPE_SERVERS.items():
+        if any(fixture in getattr(item, "fixturenames", ()) for item in items):
+            ensure_built(image_id, lambda line: reporter.write_line(line) if line[:1] != " " else None)
 
 
-@pytest.fixture(scope="session")
-def code_server() -> Iterator[CoveServer]:
-    """A server whose default image is `code_latest`, built by ImageStore.build (recipe_images.py).
+@contextlib.contextmanager
+def recipe_server(image_id: str) -> Iterator[CoveServer]:
+    """A server whose default image is `image_id`, built by ImageStore.build (recipe_images.py).
 
     Its images folder (COVE_IMAGES_DIR) is the persistent test image cache, shared across runs.
     """
     root = Path(tempfile.mkdtemp(prefix="cove-test-", dir="/var/tmp"))
     root.chmod(0o711)
-    settings = {"images_dir": IMAGES_DIR, "default_image": "code_latest", "session_quota": 20}
+    settings = {"images_dir": IMAGES_DIR, "default_image": image_id, "session_quota": 20}
     with running_server(root / "data", **settings) as started:
         yield started
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def code_server() -> Iterator[CoveServer]:
+    with recipe_server("code_latest") as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def browser_server() -> Iterator[CoveServer]:
+    with recipe_server("browser_latest") as started:
+        yield started
 
 
 @pytest.fixture

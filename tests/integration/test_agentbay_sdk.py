@@ -6,6 +6,7 @@ real sandbox (with `runc exec`, past the API), so a test passes only if the work
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -25,6 +26,8 @@ from agentbay import (
     AsyncAgentBay,
     BetaContextMount,
     BrowserContext,
+    BrowserOption,
+    BrowserViewport,
     Config,
     ContextListParams,
     ContextSync,
@@ -34,9 +37,10 @@ from agentbay import (
     MobileExtraConfig,
     SyncPolicy,
 )
-from agentbay._common.exceptions import SessionError
 
+from tests.integration.browser_pages import fill_the_form, over_cdp, serve_form
 from tests.integration.server import KEY_A, KEY_B, CoveServer
+from tests.integration.test_agentbay_wire import envelope, rpc
 from tests.s3 import S3Server
 
 # The SDK marks `endpoint` deprecated in favour of Alibaba Cloud regions; it is how it reaches Cove.
@@ -309,8 +313,6 @@ def test_other_tenants_sessions_are_not_found(official: Any, server: CoveServer)
 
 
 def test_what_cove_lacks_yet_fails_clearly(official: Any, agent_bay: AgentBay) -> None:
-    with pytest.raises(SessionError, match="not supported"):
-        official.get_link()
     mobile = agent_bay.create(
         CreateSessionParams(extra_configs=ExtraConfigs(mobile=MobileExtraConfig(lock_resolution=True)))
     )
@@ -652,3 +654,68 @@ def test_the_computer_module(official: Any) -> None:
     window = next(w for w in computer.list_root_windows().windows if w.pid == pid)
     assert window.window_id > 0 and computer.resize_window(window.window_id, 600, 400).success
     assert computer.stop_app_by_pid(pid).success
+
+
+def test_the_browser_over_cdp(browser_server: CoveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On browser_latest: Playwright drives the session's Chromium through the URL the SDK gets."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    agent_bay = AgentBay(api_key=KEY_A, cfg=Config(endpoint=browser_server.url, timeout_ms=120_000))
+    created = agent_bay.create(CreateSessionParams(image_id="browser_latest"))
+    assert created.success, created.error_message
+    session = created.session
+    try:
+        # GetCdpLink works before any InitBrowser: it starts the browser.
+        early = envelope(rpc(browser_server, "GetCdpLink", SessionId=session.session_id))
+        assert early["Success"] is True and early["Data"]["Url"].startswith("ws://")
+        with browser_server.client(KEY_A) as client:
+            page_url = serve_form(client, session.session_id)
+
+        option = BrowserOption(viewport=BrowserViewport(width=1280, height=720), browser_type="chrome")
+        assert session.browser.initialize(option) is True
+        url = session.browser.get_endpoint_url()
+        assert url == early["Data"]["Url"] and session.get_link().data == url
+        text, _ = over_cdp(url, lambda browser: fill_the_form(browser, page_url))
+        assert text == "hello cove"
+
+        session.browser.destroy()
+        assert "chromium" not in browser_server.sandbox(session.session_id, "ps -eo comm").stdout
+        assert session.browser.initialize(BrowserOption()) is True
+        assert over_cdp(session.browser.get_endpoint_url(), lambda browser: len(browser.contexts)) == 1
+    finally:
+        session.delete()
+
+
+def test_browser_context_keeps_cookies(browser_server: CoveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the official SDK's own test: cookies set over CDP, Browser.close, delete(sync_context=True);
+    the next session with the same BrowserContext has them once InitBrowser ran."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    agent_bay = AgentBay(api_key=KEY_A, cfg=Config(endpoint=browser_server.url, timeout_ms=120_000))
+    context = agent_bay.context.get(f"cookies-{uuid.uuid4().hex[:8]}", create=True).context
+    params = CreateSessionParams(image_id="browser_latest", browser_context=BrowserContext(context.id))
+    cookie = {"name": "kept", "value": "yes", "url": "http://example.test/", "expires": time.time() + 3600}
+
+    def set_cookie_and_close(browser: Any) -> None:
+        browser.contexts[0].add_cookies([cookie])
+        with contextlib.suppress(Exception):  # the browser may leave before it answers
+            browser.new_browser_cdp_session().send("Browser.close")
+
+    try:
+        first = agent_bay.create(params)
+        assert first.success, first.error_message
+        try:
+            assert first.session.browser.initialize(BrowserOption()) is True
+            over_cdp(first.session.browser.get_endpoint_url(), set_cookie_and_close)
+        finally:
+            assert first.session.delete(sync_context=True).success
+        second = agent_bay.create(params)
+        assert second.success, second.error_message
+        try:
+            assert second.session.browser.initialize(BrowserOption()) is True
+            cookies = over_cdp(second.session.browser.get_endpoint_url(), lambda b: b.contexts[0].cookies())
+            assert [(c["name"], c["value"]) for c in cookies] == [("kept", "yes")]
+        finally:
+            second.session.delete()
+    finally:
+        agent_bay.context.delete(context)

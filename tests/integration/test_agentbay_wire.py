@@ -92,8 +92,11 @@ def test_errors_have_agentbay_shape(server: CoveServer) -> None:
     assert bad_json.status_code == 400 and "Args" in envelope(bad_json)["Message"]
     no_session = rpc(server, "GetLabel", SessionId="session-nope")
     assert envelope(no_session)["Code"] == "InvalidMcpSession.NotFound"
-    later = rpc(server, "InitBrowser", SessionId="session-x")
+    later = rpc(server, "GetAdbLink", SessionId="session-x")
     assert later.status_code == 501 and envelope(later)["Code"] == "NotSupported"
+    for action in ("InitBrowser", "GetCdpLink"):
+        unknown_browser = rpc(server, action, SessionId="session-nope")
+        assert envelope(unknown_browser)["Code"] == "InvalidMcpSession.NotFound", action
     for action in ("BindContexts", "DescribeSessionContexts", "GetAndLoadInternalContext"):
         unknown_session = rpc(server, action, SessionId="session-nope", PersistenceDataList="[]")
         assert envelope(unknown_session)["Code"] == "InvalidMcpSession.NotFound", action

@@ -158,9 +158,9 @@ def test_missing_images_say_how_to_get_them(server: CoveServer) -> None:
 
 def test_image_commands_explain_their_errors(server: CoveServer) -> None:
     unknown = cove_image("build", "nonsense", data_dir=server.data_dir)
-    assert unknown.returncode == 1 and "recipes: linux_latest, code_latest" in unknown.stderr
-    later = cove_image("build", "browser_latest", data_dir=server.data_dir)
-    assert later.returncode == 1 and "not supported yet" in later.stderr
+    assert unknown.returncode == 1 and "recipes: linux_latest, code_latest, browser_latest" in unknown.stderr
+    desktop = cove_image("build", "computer_latest", data_dir=server.data_dir)
+    assert desktop.returncode == 1 and "linux_latest and code_latest have the desktop" in desktop.stderr
     windows = cove_image("build", "windows_latest", data_dir=server.data_dir)
     assert windows.returncode == 1 and "Cove runs Linux sandboxes" in windows.stderr
     missing = cove_image("import", "x", "/nonexistent", data_dir=server.data_dir)

@@ -29,10 +29,13 @@ CODE_PACKAGES = (
     # the C++ compiler pythran needs (about 400 MB) stay out of the image.
     "python3-munkres",
 )
-NO_BROWSER = (
-    "is not supported yet: Cove has no browser in the sandbox; linux_latest and code_latest have a "
-    "desktop and the computer tools"
+BROWSER_PACKAGES = (
+    "chromium",
+    "fonts-liberation",
+    "fonts-noto-color-emoji",
+    "fonts-noto-cjk",
 )
+"""Debian's Chromium, with fonts for Latin, emoji and Chinese, Japanese and Korean pages."""
 DESKTOP_IS_DEFAULT = "is not an image of its own here: linux_latest and code_latest have the desktop"
 LINUX_ONLY = "is not available: Cove runs Linux sandboxes; linux_latest has a desktop and the computer tools"
 NO_ANDROID = "is not available: Cove has no Android sandboxes; linux_latest and code_latest are Linux"
@@ -42,7 +45,7 @@ RECIPES = {
     for recipe in (
         Recipe("linux_latest", LINUX_LATEST_PACKAGES),
         Recipe("code_latest", (*LINUX_LATEST_PACKAGES, *CODE_PACKAGES)),
-        Recipe("browser_latest", (), not_buildable_because=NO_BROWSER),
+        Recipe("browser_latest", (*LINUX_LATEST_PACKAGES, *BROWSER_PACKAGES)),
         Recipe("computer_latest", (), not_buildable_because=DESKTOP_IS_DEFAULT),
         Recipe("windows_latest", (), not_buildable_because=LINUX_ONLY),
         Recipe("mobile_latest", (), not_buildable_because=NO_ANDROID),

@@ -7,6 +7,7 @@ sync_client.py, is generated from this file by scripts/unasync.py: edit here, th
 from __future__ import annotations
 
 import builtins
+import functools
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
@@ -15,6 +16,7 @@ from typing import Any, Literal, overload
 import httpx
 
 from cove.sdk import (
+    browser_calls,
     code_calls,
     computer_calls,
     context_calls,
@@ -32,6 +34,8 @@ from cove.sdk.models import (
     AppOperationResult,
     BinaryFileContentResult,
     BoolResult,
+    BrowserError,
+    BrowserOption,
     ClearContextResult,
     CommandResult,
     Config,
@@ -240,7 +244,8 @@ class AsyncSession(core.SessionBase[AsyncAgentBay]):
         """A URL reaching `port` (30100-30199) in the session with no API key; `data` is the URL.
 
         "https"/"http" give an HTTP link, "wss"/"ws" (the default) a WebSocket one; the scheme follows
-        the server's. `options` is AgentBay's and not needed. No port: 400 (Cove has no browser).
+        the server's. `options` is AgentBay's and not needed. No port: the browser's CDP URL, as
+        `browser.get_endpoint_url()` answers it.
         """
         return await self.agent_bay._send(core.session_link(self.session_id, protocol_type, port))
 
@@ -303,6 +308,11 @@ class AsyncSession(core.SessionBase[AsyncAgentBay]):
     @property
     def computer(self) -> AsyncComputer:
         return AsyncComputer(self)
+
+    @functools.cached_property
+    def browser(self) -> AsyncBrowser:
+        """One per session handle, as AgentBay's: it remembers whether `initialize` succeeded."""
+        return AsyncBrowser(self)
 
     async def list_mcp_tools(self) -> McpToolsResult:
         return await self.agent_bay._send(tool_calls.list_mcp_tools(self.session_id))
@@ -594,6 +604,52 @@ class AsyncComputer:
     async def stop_app_by_cmd(self, stop_cmd: str) -> AppOperationResult:
         """Run `stop_cmd` in the session; success if it exits 0."""
         return await self._send(computer_calls.stop_app(self._id, "stop_app_by_cmd", {"stop_cmd": stop_cmd}))
+
+
+class AsyncBrowser:
+    """`session.browser`: the session's Chromium (browser_latest), driven over CDP by Playwright's
+    `connect_over_cdp(get_endpoint_url())` or Puppeteer's `connect`; as AgentBay's Browser, the
+    one family that raises (BrowserError) rather than answering a result."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._send = session.agent_bay._send
+        self._id = session.session_id
+        self._option: BrowserOption | None = None
+
+    async def initialize(self, option: BrowserOption) -> bool:
+        """Start the browser with `option` if it is not running (a running one is kept as it is);
+        False if it could not be started. Once it succeeded, later calls answer True at once."""
+        if self._option is not None:
+            return True
+        result = await self._send(browser_calls.start(self._id, option))
+        if result.success:
+            self._option = option
+        return result.success
+
+    async def init(self, option: BrowserOption) -> bool:
+        return await self.initialize(option)
+
+    def is_initialized(self) -> bool:
+        return self._option is not None
+
+    def get_option(self) -> BrowserOption | None:
+        return self._option
+
+    async def get_endpoint_url(self) -> str:
+        """The browser-level CDP WebSocket URL, needing no API key. Unlike AgentBay's, it works
+        before `initialize` too: the server starts the browser with default options."""
+        result = await self._send(browser_calls.cdp_url(self._id))
+        if not result.success:
+            raise BrowserError(f"Failed to get endpoint URL from session: {result.error_message}")
+        url: str = result.data
+        return url
+
+    async def destroy(self) -> None:
+        """Stop the browser, letting it write its profile first; the next `initialize` starts a new one."""
+        result = await self._send(browser_calls.stop(self._id))
+        self._option = None
+        if not result.success:
+            raise BrowserError(f"Failed to stop the browser: {result.error_message}")
 
 
 class AsyncContextManager:

@@ -352,7 +352,7 @@ def session_metrics(session_id: str) -> Call[SessionMetricsResult]:
 
 
 def session_link(session_id: str, protocol_type: str | None, port: int | None) -> Call[OperationResult]:
-    """`data` is the URL; the server checks the port (and answers 400 without one: Cove has no browser)."""
+    """`data` is the URL; the server checks the port (without one it answers the browser's CDP URL)."""
     params: dict[str, str | int] = {}
     if port is not None:
         params["port"] = port

@@ -250,6 +250,79 @@ class Screen:
         return {"width": self.width, "height": self.height}
 
 
+class AgentBayError(Exception):
+    """Raised where AgentBay's SDK raises rather than answering a failed result
+    (`computer.beta_take_screenshot`), so `except AgentBayError` ports too."""
+
+
+class BrowserError(AgentBayError):
+    """The session's browser failed (`session.browser`); as AgentBay's BrowserError, the one call
+    family that raises rather than answering a result."""
+
+
+BROWSER_TYPES = ("chrome", "chromium")
+
+
+@dataclass
+class BrowserViewport:
+    width: int = 1920
+    height: int = 1080
+
+    def to_map(self) -> dict[str, int]:
+        return {"width": self.width, "height": self.height}
+
+
+@dataclass
+class BrowserScreen(BrowserViewport):
+    """The size `window.screen` reports (accepted; it is the session's screen, docs/browser.md)."""
+
+
+@dataclass(kw_only=True)
+class BrowserOption:
+    """How the session's browser starts, as AgentBay's BrowserOption; docs/browser.md says which
+    fields Cove honours (viewport, user_agent, cmd_args, default_navigate_url, extension_path,
+    browser_type) and which it accepts and ignores."""
+
+    use_stealth: bool = False
+    user_agent: str | None = None
+    viewport: BrowserViewport | None = None
+    screen: BrowserScreen | None = None
+    fingerprint: Any = None
+    fingerprint_persistent: bool = False
+    solve_captchas: bool = False
+    proxies: list[Any] | None = None
+    extension_path: str = "/tmp/extensions/"
+    cmd_args: list[str] | None = None
+    default_navigate_url: str | None = None
+    browser_type: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.browser_type is not None and self.browser_type not in BROWSER_TYPES:
+            raise ValueError("browser_type must be 'chrome' or 'chromium'")
+        if self.cmd_args is not None and not isinstance(self.cmd_args, list):
+            raise ValueError("cmd_args must be a list of command-line switches")
+        if not self.extension_path:
+            raise ValueError("extension_path must be a non-empty string")
+
+    def to_map(self) -> dict[str, Any]:
+        """The keys AgentBay's SDK sends in InitBrowser's BrowserOption, as Cove's API takes them."""
+        mapped: dict[str, Any] = {"useStealth": self.use_stealth, "solveCaptchas": self.solve_captchas}
+        optional = {
+            "userAgent": self.user_agent,
+            "viewport": self.viewport.to_map() if self.viewport else None,
+            "screen": self.screen.to_map() if self.screen else None,
+            "fingerprintPersistPath": "/tmp/browser_fingerprint/fingerprint.json"
+            if self.fingerprint_persistent
+            else None,
+            "proxies": self.proxies,
+            "extensionPath": self.extension_path,
+            "cmdArgs": self.cmd_args,
+            "defaultNavigateUrl": self.default_navigate_url,
+            "browserType": self.browser_type,
+        }
+        return mapped | {key: value for key, value in optional.items() if value is not None}
+
+
 @dataclass(kw_only=True)
 class CreateSessionParams:
     """What to create: AgentBay's `labels`, `image_id`, `idle_release_timeout` (SECONDS, as in
@@ -839,11 +912,6 @@ class NetworkResult(Result):
     denied: list[DeniedConnection] = field(default_factory=list)
 
 
-class AgentBayError(Exception):
-    """Raised where AgentBay's SDK raises rather than answering a failed result
-    (`computer.beta_take_screenshot`), so `except AgentBayError` ports too."""
-
-
 class MouseButton(StrEnum):
     LEFT = "left"
     RIGHT = "right"
@@ -931,3 +999,13 @@ class ScreenshotResult(Result):
     mime_type: str = ""
     width: int | None = None
     height: int | None = None
+
+
+@dataclass(kw_only=True)
+class BrowserStartResult(Result):
+    """`port` is Chromium's port inside the session (unreachable from outside it); `cdp_url` the
+    session's CDP WebSocket URL; `started` whether this call started the browser."""
+
+    port: int | None = None
+    started: bool = False
+    cdp_url: str = ""

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from cove.auth import ensure_default_key
 from cove.config import Settings
 from cove.errors import CoveError, InvalidArgument
-from cove.server.api import agentbay, contexts, desktop, links, mcp, native, screenshots
+from cove.server.api import agentbay, cdp, contexts, desktop, links, mcp, native, screenshots
 from cove.server.envelope import ERROR_RESPONSES, RequestEnvelope, error_answer
 from cove.server.link_listener import LinkListener
 from cove.server.request_limits import Limits, RequestLimits
@@ -80,12 +80,13 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 def create_link_app(settings: Settings) -> FastAPI:
-    """The links and the desktop viewer alone, for the link listener: no API route, no /docs,
-    nothing else on its origin."""
+    """The links, the desktop viewer and the CDP endpoint alone, for the link listener: no API route,
+    no /docs, nothing else on its origin."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     _answer_in_envelopes(app, settings)
     app.include_router(links.router)
     app.include_router(desktop.router)
+    app.include_router(cdp.router)
     app.mount("/viewer/novnc", desktop.novnc_files())
     return app
 

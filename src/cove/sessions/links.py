@@ -10,6 +10,9 @@ session is RUNNING, and dies with the session. The server proxies HTTP and WebSo
 The desktop viewer is reached the same way, at `{link_base_url}/desktop/{session_id}/{token}/`: a
 page that shows the session's display over VNC (server/api/desktop.py), with a token of its own for
 each mode, so a view-only URL cannot be turned into one that controls the desktop.
+
+The session's browser is reached at `{ws base}/cdp/{session_id}/{token}`, a browser-level CDP
+WebSocket (server/api/cdp.py) with a token of its own, so a CDP URL opens no port and no desktop.
 """
 
 from __future__ import annotations
@@ -81,7 +84,7 @@ def link_url(manager: SessionManager, tenant_id: str, session_id: str, port: Any
     if port is None or port == "":
         raise InvalidArgument(
             f"a port is required: links reach a server in the session on a port in [{FIRST_PORT}, "
-            f"{LAST_PORT}] (this Cove server has no browser, so there is no default CDP link)"
+            f"{LAST_PORT}] (the browser's CDP URL is cdp_url)"
         )
     number = check_port(port)
     kind = check_protocol_type(protocol_type)
@@ -109,6 +112,21 @@ def desktop_page(settings: Settings, session_id: str, interactive: bool) -> str:
     """The viewer's URL, whatever the session's state (it works while the session is RUNNING)."""
     secret_token = desktop_token(settings.data_dir, session_id, interactive)
     return f"{settings.link_base_url}/desktop/{session_id}/{secret_token}/"
+
+
+def cdp_token(data_dir: Path, session_id: str) -> str:
+    message = f"{session_id}:cdp".encode()
+    return hmac.new(server_secret(data_dir), message, hashlib.sha256).hexdigest()
+
+
+def cdp_url(manager: SessionManager, tenant_id: str, session_id: str) -> str:
+    """The browser-level CDP WebSocket URL of the caller's RUNNING session (ws://, or wss:// when the
+    links are served over https), for Playwright's `connect_over_cdp` and Puppeteer's `connect`."""
+    _check_running(manager, tenant_id, session_id)
+    base_url = manager.settings.link_base_url
+    scheme = "wss" if urlsplit(base_url).scheme == "https" else "ws"
+    address = base_url.split("://", 1)[1]
+    return f"{scheme}://{address}/cdp/{session_id}/{cdp_token(manager.settings.data_dir, session_id)}"
 
 
 def _check_running(manager: SessionManager, tenant_id: str, session_id: str) -> None:
@@ -158,6 +176,16 @@ def open_desktop(manager: SessionManager, session_id: str, given_token: str) -> 
             tenant_id = _owner(manager, session_id)
             return DesktopTarget(_running_agent(manager, tenant_id, session_id), interactive)
     raise LinkNotFound()
+
+
+def open_cdp(manager: SessionManager, session_id: str, given_token: str) -> tuple[str, AgentClient]:
+    """The owner and agent of the session a CDP URL leads to, once its token is checked
+    (LinkNotFound otherwise, first)."""
+    expected = cdp_token(manager.settings.data_dir, session_id)
+    if not hmac.compare_digest(expected.encode(), given_token.encode(errors="surrogateescape")):
+        raise LinkNotFound()
+    tenant_id = _owner(manager, session_id)
+    return tenant_id, _running_agent(manager, tenant_id, session_id)
 
 
 def _running_agent(manager: SessionManager, tenant_id: str, session_id: str) -> AgentClient:

@@ -100,7 +100,7 @@ def hold_state() -> bool:
 
 def all_tools() -> dict[str, Tool]:
     """Every tool by name (imported here, so the agent loads tool modules only when serving)."""
-    from . import code, computer, files, processes, shell
+    from . import browser, code, computer, files, processes, shell
 
-    modules = (shell, processes, files, code, computer)
+    modules = (shell, processes, files, code, computer, browser)
     return {tool.name: tool for module in modules for tool in module.TOOLS}

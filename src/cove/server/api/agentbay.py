@@ -28,7 +28,7 @@ from cove.contexts.transfers import TRANSFER_FOLDER
 from cove.errors import CoveError, InvalidArgument, PayloadTooLarge, SessionNotFound
 from cove.server.sandbox_calls import in_sandbox
 from cove.server.services import Services
-from cove.sessions import links
+from cove.sessions import browser, links
 from cove.sessions.context_syncs import select_tasks
 from cove.sessions.manager import LIVE_STATUSES, CreateRequest, tool_catalogue
 from cove.sessions.store import SessionRecord
@@ -55,7 +55,6 @@ NETWORKS_INSTEAD = (
     "Cove's API: `network` in POST /v1/sessions, PUT /v1/sessions/{id}/network"
 )
 NOT_YET: dict[str, str] = {
-    **dict.fromkeys(("InitBrowser", "GetCdpLink"), "the browser"),
     "GetAdbLink": "mobile sessions",
     **dict.fromkeys(("CreateNetwork", "DescribeNetwork"), NETWORKS_INSTEAD),
     **dict.fromkeys(
@@ -75,6 +74,9 @@ UNSUPPORTED_CREATE_FIELDS = {
 }
 """Fields of CreateMcpSession (or, ending in ".", families of flattened fields) that ask for something
 Cove cannot do yet: refused, not ignored."""
+
+AGENTBAY_BROWSER_PROFILE = "/tmp/agentbay_browser"
+"""Where AgentBay's SDK keeps the browser's profile (its PersistentPath, which its BrowserContext syncs)."""
 
 TOOLS_NOT_YET = dict.fromkeys(("set_env", "get_env"), "session environment variables")
 """AgentBay tools Cove does not serve yet; other unknown tools are plain bad input."""
@@ -149,7 +151,9 @@ class ActionRequest:
 
 Handler = Callable[[ActionRequest], Answer]
 ACTIONS: dict[str, Handler] = {}
-SANDBOX_ACTIONS = frozenset({"CallMcpTool", "BindContexts", "SyncContext"})
+SANDBOX_ACTIONS = frozenset(
+    {"CallMcpTool", "BindContexts", "SyncContext", "InitBrowser", "GetCdpLink", "GetLink"}
+)
 """Actions that wait on a sandbox (a command, folder transfers): they run on the sandbox threads
 (server/sandbox_calls.py), so that they never hold up the quick actions."""
 
@@ -368,15 +372,38 @@ def set_labels(call: ActionRequest) -> Answer:
     return None, {}
 
 
+@action("InitBrowser")
+def init_browser(call: ActionRequest) -> Answer:
+    """Start the session's Chromium with `BrowserOption`, its profile in `PersistentPath`; a running
+    browser is kept as it is. The SDK takes any `Port` as success."""
+    record = call.live_session()
+    running = browser.start(
+        call.services.manager,
+        call.tenant_id,
+        record.session_id,
+        call.json("BrowserOption", {}),
+        call.text("PersistentPath") or AGENTBAY_BROWSER_PROFILE,
+    )
+    return {"Port": running.port}, {}
+
+
+@action("GetCdpLink")
+def get_cdp_link(call: ActionRequest) -> Answer:
+    """The browser-level CDP URL; the browser is started first if it is not running (AgentBay's
+    browser images answer it before any InitBrowser)."""
+    record = call.live_session()
+    manager = call.services.manager
+    browser.start(manager, call.tenant_id, record.session_id, persistent_path=AGENTBAY_BROWSER_PROFILE)
+    return {"Url": links.cdp_url(manager, call.tenant_id, record.session_id)}, {}
+
+
 @action("GetLink")
 def get_link(call: ActionRequest) -> Answer:
-    """A URL to a port in the session (sessions/links.py); `Option` is accepted and not needed."""
+    """A URL to a port in the session (sessions/links.py), or without a Port the browser's CDP URL as
+    GetCdpLink answers it; `Option` is accepted and not needed."""
     record = call.live_session()
     if not call.text("Port"):
-        raise NotSupported(
-            "GetLink without a Port (the browser's CDP link) is not supported by this Cove server yet "
-            f"(the browser); pass a Port in [{links.FIRST_PORT}, {links.LAST_PORT}]"
-        )
+        return get_cdp_link(call)
     url = links.link_url(
         call.services.manager, call.tenant_id, record.session_id, call.text("Port"), call.text("ProtocolType")
     )

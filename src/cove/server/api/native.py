@@ -18,7 +18,7 @@ from cove.errors import InvalidArgument, LengthRequired
 from cove.sandbox.network_policy import NetworkState
 from cove.server.sandbox_calls import in_sandbox
 from cove.server.transfer_stalls import StallGuardedResponse, within_stalls
-from cove.sessions import links
+from cove.sessions import browser, links
 from cove.sessions.manager import CreateRequest, SessionManager
 from cove.sessions.store import SessionRecord
 from cove.sessions.validation import MAX_SCREEN, MIN_SCREEN
@@ -156,6 +156,20 @@ class ToolOut(BaseModel):
 class ToolsAnswer(BaseModel):
     request_id: str
     tools: list[ToolOut]
+
+
+class BrowserBody(BaseModel):
+    option: dict[str, Any] = Field(
+        default_factory=dict, description="AgentBay's BrowserOption keys (docs/browser.md says which count)"
+    )
+    persistent_path: str | None = Field(None, description="Chromium's profile folder in the session")
+
+
+class BrowserAnswer(BaseModel):
+    request_id: str
+    port: int
+    started: bool
+    cdp_url: str
 
 
 class ToolCallBody(BaseModel):
@@ -409,14 +423,17 @@ def session_metrics(request: Request, tenant_id: Tenant, session_id: str) -> dic
 
 
 @router.get("/v1/sessions/{session_id}/link", tags=["sessions"])
-def session_link(
+async def session_link(
     request: Request,
     tenant_id: Tenant,
     session_id: str,
     port: Annotated[str | None, Query(description="a port in [30100, 30199] inside the session")] = None,
     protocol_type: Annotated[str | None, Query(description="https or http; wss or ws (the default)")] = None,
 ) -> dict[str, str]:
-    """A URL that reaches `port` inside the session with no API key (HTTP and WebSocket; docs/links.md)."""
+    """A URL that reaches `port` inside the session with no API key (HTTP and WebSocket; docs/links.md);
+    without a port, as in AgentBay, the browser's CDP URL (docs/browser.md)."""
+    if not port:
+        return await browser_cdp_url(request, tenant_id, session_id)
     url = links.link_url(manager(request), tenant_id, session_id, port, protocol_type)
     return {"request_id": request.state.request_id, "url": url}
 
@@ -431,6 +448,38 @@ def session_desktop_url(
     """A page that shows the session's desktop live in a browser, with no API key (docs/computer.md)."""
     url = links.desktop_url(manager(request), tenant_id, session_id, interactive)
     return {"request_id": request.state.request_id, "url": url}
+
+
+@router.post("/v1/sessions/{session_id}/browser", response_model=BrowserAnswer, tags=["browser"])
+async def start_browser(
+    request: Request, tenant_id: Tenant, session_id: str, body: BrowserBody
+) -> BrowserAnswer:
+    """Start the session's Chromium if it is not running (the options apply only then); answers its
+    CDP URL, which needs no API key (docs/browser.md)."""
+    running = await in_sandbox(
+        browser.start, manager(request), tenant_id, session_id, body.option, body.persistent_path
+    )
+    url = links.cdp_url(manager(request), tenant_id, session_id)
+    return BrowserAnswer(
+        request_id=request.state.request_id, port=running.port, started=running.started, cdp_url=url
+    )
+
+
+@router.get("/v1/sessions/{session_id}/browser/cdp_url", tags=["browser"])
+async def browser_cdp_url(request: Request, tenant_id: Tenant, session_id: str) -> dict[str, str]:
+    """The browser-level CDP WebSocket URL of the session, starting the browser if it is not running."""
+    await in_sandbox(browser.start, manager(request), tenant_id, session_id)
+    return {
+        "request_id": request.state.request_id,
+        "url": links.cdp_url(manager(request), tenant_id, session_id),
+    }
+
+
+@router.delete("/v1/sessions/{session_id}/browser", tags=["browser"])
+async def stop_browser(request: Request, tenant_id: Tenant, session_id: str) -> dict[str, Any]:
+    """Stop the session's browser, letting it write its profile first; `stopped` is false if none ran."""
+    stopped = await in_sandbox(browser.stop, manager(request), tenant_id, session_id)
+    return {"request_id": request.state.request_id, "stopped": stopped}
 
 
 def _network_answer(request: Request, session_id: str, state: NetworkState) -> NetworkAnswer:

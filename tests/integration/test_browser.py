@@ -1,0 +1,124 @@
+"""The session's browser on real sandboxes of browser_latest: Debian's Chromium, driven from the host by
+Playwright (from PyPI, no browser of its own) over the session's CDP URL given by Cove's REST API.
+The official AgentBay SDK's browser is tested in test_agentbay_sdk.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from cove import AsyncAgentBay, BrowserError, BrowserOption, BrowserViewport, Config, CreateSessionParams
+from tests.integration.browser_pages import fill_the_form, over_cdp, serve_form
+from tests.integration.server import KEY_A, CoveServer, sdk_session
+
+
+@pytest.fixture
+def api(browser_server: CoveServer) -> Iterator[httpx.Client]:
+    with browser_server.client(KEY_A) as client:
+        client.timeout = 120
+        yield client
+
+
+@pytest.fixture
+def session_id(api: httpx.Client) -> Iterator[str]:
+    created = api.post("/v1/sessions", json={})
+    assert created.status_code == 201, created.text
+    found: str = created.json()["session"]["session_id"]
+    yield found
+    api.delete(f"/v1/sessions/{found}")
+
+
+def test_playwright_drives_the_sessions_chromium(
+    api: httpx.Client, session_id: str, browser_server: CoveServer
+) -> None:
+    page_url = serve_form(api, session_id)
+    started = api.post(
+        f"/v1/sessions/{session_id}/browser", json={"option": {"viewport": {"width": 1000, "height": 700}}}
+    )
+    assert started.status_code == 200, started.text
+    assert started.json()["started"] is True
+    cdp_url = started.json()["cdp_url"]
+    assert cdp_url.startswith(f"ws://{browser_server.link_url.split('://', 1)[1]}/cdp/{session_id}/")
+
+    text, screenshot = over_cdp(cdp_url, lambda browser: fill_the_form(browser, page_url))
+    assert text == "hello cove"
+    assert screenshot.startswith(b"\x89PNG\r\n\x1a\n")
+
+    windows = browser_server.sandbox(session_id, "DISPLAY=:99 wmctrl -l").stdout
+    assert "Chromium" in windows or "Form" in windows  # headful, on the display the desktop viewer shows
+    again = api.post(f"/v1/sessions/{session_id}/browser", json={})
+    assert again.json()["started"] is False
+    same = api.get(f"/v1/sessions/{session_id}/browser/cdp_url")
+    assert same.json()["url"] == cdp_url
+    # The http:// form, which Playwright and Puppeteer (browserURL) read /json/version of first.
+    http_url = "http" + cdp_url.removeprefix("ws")
+    assert httpx.get(http_url + "/json/version").json()["webSocketDebuggerUrl"] == cdp_url
+    assert over_cdp(http_url, lambda browser: browser.contexts[0].pages[0].evaluate("1 + 1")) == 2
+
+
+def test_a_stopped_or_killed_browser_is_started_again(
+    api: httpx.Client, session_id: str, browser_server: CoveServer
+) -> None:
+    assert api.post(f"/v1/sessions/{session_id}/browser", json={}).json()["started"] is True
+    assert api.delete(f"/v1/sessions/{session_id}/browser").json()["stopped"] is True
+    assert api.delete(f"/v1/sessions/{session_id}/browser").json()["stopped"] is False
+    assert api.post(f"/v1/sessions/{session_id}/browser", json={}).json()["started"] is True
+    leader = json.loads(browser_server.sandbox(session_id, "cat /tmp/.cove-browser/tree.json").stdout)[
+        "leader"
+    ]
+    browser_server.sandbox(session_id, f"kill -9 {leader}")
+    restarted = api.post(f"/v1/sessions/{session_id}/browser", json={})
+    assert restarted.json()["started"] is True
+    assert (
+        over_cdp(restarted.json()["cdp_url"], lambda browser: browser.contexts[0].pages[0].evaluate("1 + 1"))
+        == 2
+    )
+
+
+def test_a_wrong_cdp_token_is_refused(api: httpx.Client, session_id: str, browser_server: CoveServer) -> None:
+    url = api.get(f"/v1/sessions/{session_id}/browser/cdp_url").json()["url"]
+    wrong = url[:-4] + ("0000" if not url.endswith("0000") else "1111")
+    with pytest.raises(InvalidStatus) as refused:
+        connect(wrong, open_timeout=30).close()
+    assert refused.value.response.status_code == 404
+    assert httpx.get("http" + wrong.removeprefix("ws") + "/json/version").status_code == 404
+    with connect(url, open_timeout=30, max_size=None) as cdp:
+        cdp.send(json.dumps({"id": 1, "method": "Browser.getVersion"}))
+        assert "Chrome/" in json.loads(cdp.recv(timeout=30))["result"]["product"]
+
+
+def test_coves_sdk(browser_server: CoveServer) -> None:
+    with sdk_session(browser_server, "browser_latest") as session:
+        assert session.browser is session.browser and not session.browser.is_initialized()
+        option = BrowserOption(viewport=BrowserViewport(width=900, height=600), user_agent="cove-test/1")
+        assert session.browser.initialize(option) is True and session.browser.get_option() is option
+        url = session.browser.get_endpoint_url()
+        assert session.get_link().data == url
+        agent = over_cdp(url, lambda browser: browser.contexts[0].pages[0].evaluate("navigator.userAgent"))
+        assert agent == "cove-test/1"
+        session.browser.destroy()
+        assert not session.browser.is_initialized()
+        assert "chromium" not in browser_server.sandbox(session.session_id, "ps -eo comm").stdout
+    with pytest.raises(ValueError, match="browser_type"):
+        BrowserOption(browser_type="firefox")
+
+
+async def test_coves_async_sdk(browser_server: CoveServer) -> None:
+    async with AsyncAgentBay(api_key=KEY_A, cfg=Config(endpoint=browser_server.url)) as agent_bay:
+        created = await agent_bay.create(CreateSessionParams(image_id="browser_latest"))
+        assert created.session is not None, created.error_message
+        browser = created.session.browser
+        try:
+            assert await browser.initialize(BrowserOption(cmd_args=["--bogus-switch-is-fine"])) is True
+            assert (await browser.get_endpoint_url()).startswith("ws://")
+            await browser.destroy()
+        finally:
+            await created.session.delete()
+        with pytest.raises(BrowserError, match="Failed to get endpoint URL"):
+            await browser.get_endpoint_url()  # the session is gone
