@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import InvalidArguments, Tool, ToolError
+from .file_watch import DirectoryWatch, WatchError
 
 MiB = 1024 * 1024
 READ_LIMIT_BYTES = 32 * MiB
@@ -32,7 +33,7 @@ UTF8_LONGEST = 4
 """Bytes in the longest UTF-8 character."""
 SEARCH_LIMIT = 10_000
 WATCH_LIMIT = 10_000
-"""At most this many entries under a directory that get_file_change watches."""
+"""At most this many folders under a directory that get_file_change watches."""
 
 OS_ERROR_MESSAGES: tuple[tuple[type[OSError], str], ...] = (
     (FileNotFoundError, "no such file or directory: {}"),
@@ -42,16 +43,15 @@ OS_ERROR_MESSAGES: tuple[tuple[type[OSError], str], ...] = (
     (FileExistsError, "{} already exists"),
 )
 
-Snapshot = dict[str, tuple[int, int, str]]
-"""Path relative to the watched directory -> (mtime_ns, size, "file" or "directory")."""
-snapshots: dict[str, Snapshot] = {}
-snapshots_lock = threading.Lock()
+watches: dict[str, DirectoryWatch] = {}
+"""The directories get_file_change watches, by their real path."""
+watches_lock = threading.Lock()
 
 
 def holds_state() -> bool:
     """A watched directory's baseline keeps the agent alive, so no change goes unreported."""
-    with snapshots_lock:
-        return bool(snapshots)
+    with watches_lock:
+        return bool(watches)
 
 
 # Helpers shared by the tools.
@@ -377,39 +377,21 @@ def read_multiple_files(arguments: dict[str, Any]) -> str:
 
 def get_file_change(arguments: dict[str, Any]) -> str:
     root = resolve(arguments["path"])
-    current = snapshot(root)
     key = os.path.realpath(root)  # one watch per directory, however its path is spelt
-    with snapshots_lock:
-        previous = snapshots.get(key)
-        snapshots[key] = current
-    if previous is None:
-        return "[]"  # the first call records the baseline
-    events = []
-    for relative in sorted(previous.keys() | current.keys()):
-        if relative not in current:
-            event, path_type = "delete", previous[relative][2]
-        elif relative not in previous:
-            event, path_type = "create", current[relative][2]
-        elif previous[relative] != current[relative]:
-            event, path_type = "modify", current[relative][2]
-        else:
-            continue
-        events.append({"eventType": event, "path": os.path.join(root, relative), "pathType": path_type})
+    with watches_lock:
+        watch = watches.get(key)
+        if watch is None:
+            try:
+                with os_errors(root):
+                    watches[key] = DirectoryWatch(key, WATCH_LIMIT)
+            except WatchError as error:
+                raise ToolError(f"{root} cannot be watched: {error}") from None
+            return "[]"  # the first call starts the watch
+        events = watch.changes()
+    if key != root:  # reported as the caller spelt the directory
+        for event in events:
+            event["path"] = root + event["path"][len(key) :]
     return json.dumps(events, ensure_ascii=False)
-
-
-def snapshot(root: str) -> Snapshot:
-    entries: Snapshot = {}
-    for relative, entry in walk(root):
-        if len(entries) == WATCH_LIMIT:
-            raise ToolError(
-                f"{root} has more than {WATCH_LIMIT} entries, too many to watch; watch a smaller directory"
-            )
-        with contextlib.suppress(FileNotFoundError):  # gone since the directory was listed
-            status = entry.stat(follow_symlinks=False)
-            kind = "directory" if stat.S_ISDIR(status.st_mode) else "file"
-            entries[relative] = (status.st_mtime_ns, status.st_size, kind)
-    return entries
 
 
 PATH_ARGUMENT = {"type": "string", "description": "absolute, or relative to the home directory"}
