@@ -1,5 +1,6 @@
 """Context sync input: paths and SyncPolicy JSON (contexts/policy.py, file_filter.py), white-list
-matching, archives unpacked on download, lifecycles, and the agent's unpack checks."""
+matching, archives unpacked on download, the Archive upload mode, lifecycles, the folders made for
+a sync, and the agent's unpack checks."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from cove.contexts import archives
 from cove.contexts.policy import ContextSync, NotImplementedPolicy, check_sync, check_syncs
 from cove.contexts.recycle import RecycleRules
 from cove.contexts.storage import LocalFolderStorage
-from cove.contexts.sync import export_tar
+from cove.contexts.sync import ARCHIVE_NAME, export_tar, import_tar
 from cove.errors import InvalidArgument
+from cove.sandbox.sync_folders import make_user_folder
 from cove.sessions.store import Store
 
 SDK_DEFAULT = {
@@ -58,7 +60,6 @@ def test_the_sdk_default_policy_is_accepted_as_a_string_or_object() -> None:
     "policy",
     [
         {"uploadPolicy": {"uploadStrategy": "UploadAfterFileClose"}},
-        {"uploadPolicy": {"uploadMode": "Archive"}},
     ],
 )
 def test_what_cove_cannot_honour_is_refused_with_501(policy: dict[str, object]) -> None:
@@ -338,3 +339,70 @@ def test_an_encrypted_zip_in_a_context_is_downloaded_as_it_is(tmp_path: Path) ->
     storage.put("ctx-z", "secret.zip", [bytes(data)])
     sync = check_sync({"context_id": "ctx-z", "path": "/d", "policy": {}}, "s")
     assert _tar_names(storage, sync) == {"secret.zip": bytes(data)}
+
+
+def _tar_of(files: dict[str, bytes]) -> io.BytesIO:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, content in files.items():
+            member = tarfile.TarInfo(name)
+            member.size = len(content)
+            archive.addfile(member, io.BytesIO(content))
+    buffer.seek(0)
+    return buffer
+
+
+def test_archive_mode_keeps_the_folder_as_one_zip_and_restores_it(tmp_path: Path) -> None:
+    policy = {"uploadPolicy": {"uploadMode": "Archive", "archiveExcludePaths": ["keep"]}}
+    sync = check_sync({"context_id": "ctx-a", "path": "/data/work", "policy": policy}, "s")
+    assert sync.archive and sync.archive_excludes == ("keep",)
+    assert sync.sync_policy()["uploadPolicy"]["archiveExcludePaths"] == ["keep"]
+    assert ContextSync.from_row({"policy": sync.policy_json()}) == sync
+    storage = LocalFolderStorage(tmp_path)
+    storage.put("ctx-a", "old.txt", [b"stored one by one before"])
+    files = {"a.txt": b"a", "sub/b.txt": b"b" * 5000, "keep/c.txt": b"c"}
+    report = import_tar(storage, sync, _tar_of(files))
+    assert report.written == 2
+    top = sorted(entry.name for entry in storage.list("ctx-a", "/"))
+    assert top == ["keep", ARCHIVE_NAME], "old.txt is in no upload: removed"
+    _, chunks = storage.open_download("ctx-a", ARCHIVE_NAME)
+    with zipfile.ZipFile(io.BytesIO(b"".join(chunks))) as zipped:
+        assert sorted(zipped.namelist()) == ["a.txt", "sub/b.txt"]
+    no_extract = check_sync(
+        {"context_id": "ctx-a", "path": "/d", "policy": {**policy, "extractPolicy": {"extract": False}}}, "s"
+    )
+    assert _tar_names(storage, no_extract) == files, "restored into the folder's top, whatever extract says"
+
+
+def test_archive_exclude_paths_need_archive_mode_and_stay_inside() -> None:
+    for upload, message in (
+        ({"archiveExcludePaths": ["x"]}, "only with uploadMode Archive"),
+        ({"uploadMode": "Archive", "archiveExcludePaths": ["../x"]}, "'..'"),
+        ({"uploadMode": "Archive", "archiveExcludePaths": "x"}, "must be a list"),
+    ):
+        with pytest.raises(InvalidArgument, match=re.escape(message)):
+            check_sync({"context_id": "c", "path": "/d", "policy": {"uploadPolicy": upload}}, "s")
+
+
+@pytest.mark.parametrize("path", ["/", "/etc", "/usr/local/x", "/proc/1", "/.cove/run"])
+def test_system_folders_are_refused_by_name(path: str) -> None:
+    with pytest.raises(InvalidArgument, match="is a system folder"):
+        check_sync({"context_id": "c", "path": path}, "s")
+
+
+@pytest.mark.parametrize("path", ["/home/wuying/data", "/data/x", "/tmp/a", "/opt/work", "/var/data"])
+def test_other_absolute_folders_are_accepted(path: str) -> None:
+    assert check_sync({"context_id": "c", "path": path}, "s").path == path
+
+
+def test_missing_folders_are_made_for_the_user_and_links_refused(tmp_path: Path) -> None:
+    owner = (os.getuid(), os.getgid())
+    make_user_folder(tmp_path, "/home/wuying/data", owner)
+    assert (tmp_path / "home/wuying/data").is_dir()
+    assert (tmp_path / "home/wuying/data").stat().st_mode & 0o777 == 0o755
+    make_user_folder(tmp_path, "/home/wuying/data", owner)  # there already: nothing to do
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "home/link").symlink_to(tmp_path / "outside")
+    with pytest.raises(InvalidArgument, match="symbolic link"):
+        make_user_folder(tmp_path, "/home/link/x", owner)
+    assert not (tmp_path / "outside/x").exists()

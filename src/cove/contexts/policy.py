@@ -3,7 +3,7 @@
 Every part of the SDK's SyncPolicy is read with AgentBay's names and defaults (`uploadPolicy`,
 `downloadPolicy`, `deletePolicy`, `extractPolicy`, `recyclePolicy`, `bwList`, `mappingPolicy`).
 Bad values answer 400 naming the field; values Cove cannot honour (uploads after each file close,
-archive upload mode) answer 501 rather than being ignored. Paths in a policy are relative to the
+) answer 501 rather than being ignored. Paths in a policy are relative to the
 synced folder (a leading "/" is its top) and may not leave it.
 """
 
@@ -18,7 +18,24 @@ from cove.contexts.file_filter import WhiteList, check_relative, check_white_lis
 from cove.errors import CoveError, InvalidArgument
 
 MAX_SYNCS = 16
-FORBIDDEN_ROOTS = ("/proc", "/sys", "/dev")
+SYSTEM_FOLDERS = (
+    "/proc",
+    "/sys",
+    "/dev",
+    "/run",
+    "/boot",
+    "/etc",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/.cove",
+)
+"""Folders (and what is below them) a sync may not use: the kernel's, the system's, and Cove's own.
+Any other absolute path works; its missing folders are made for the session user."""
 RELEASE = "UploadBeforeResourceRelease"
 PERIODIC = "PeriodicUpload"
 UPLOAD_STRATEGIES = {RELEASE: RELEASE, PERIODIC: PERIODIC, "PERIODIC_UPLOAD": PERIODIC}
@@ -73,6 +90,10 @@ class ContextSync:
     extract_here: bool = False
     lifecycle: str = "Lifecycle_Forever"
     recycle_paths: tuple[str, ...] = ("",)
+    archive: bool = False
+    """uploadMode Archive: the folder's files are kept in the context as one zip (sync.py)."""
+    archive_excludes: tuple[str, ...] = ()
+    """archiveExcludePaths: files at or below these (relative) paths are kept one by one."""
     white_lists: tuple[WhiteList, ...] = ()
     """Empty: every file; otherwise only files some white list admits (file_filter.py)."""
     mapping_path: str = field(default="", compare=False)
@@ -90,8 +111,9 @@ class ContextSync:
             "uploadPolicy": {
                 "autoUpload": self.auto_upload,
                 "uploadStrategy": PERIODIC if self.periodic else RELEASE,
-                "uploadMode": "File",
+                "uploadMode": "Archive" if self.archive else "File",
                 "period": self.period_minutes,
+                **({"archiveExcludePaths": list(self.archive_excludes)} if self.archive_excludes else {}),
             },
             "downloadPolicy": {
                 "autoDownload": self.auto_download,
@@ -122,11 +144,18 @@ class ContextSync:
     def from_row(cls, row: dict[str, Any]) -> ContextSync:
         saved = json.loads(row["policy"])
         saved["recycle_paths"] = tuple(saved.get("recycle_paths", ("",)))
+        saved["archive_excludes"] = tuple(saved.get("archive_excludes", ()))
         saved["white_lists"] = tuple(
             WhiteList(**{**item, "exclude_paths": tuple(item["exclude_paths"])})
             for item in saved.get("white_lists", ())
         )
         return cls(**saved)
+
+    def archived(self, relative: str) -> bool:
+        """Whether the file at `relative` goes into the archive (uploadMode Archive, not excluded)."""
+        return self.archive and not any(
+            relative == excluded or relative.startswith(excluded + "/") for excluded in self.archive_excludes
+        )
 
     def admits(self, relative: str) -> bool:
         """Whether the file at `relative` (from the synced folder's top, no leading "/") is synced."""
@@ -139,9 +168,10 @@ def check_sync_path(raw: object, field: str) -> str:
     if "\0" in raw or ".." in raw.split("/"):
         raise InvalidArgument(f"{field} {raw!r} must not contain '..' or NUL characters")
     path = posixpath.normpath(raw)
-    if path == "/" or any(path == root or path.startswith(root + "/") for root in FORBIDDEN_ROOTS):
+    if path == "/" or any(path == root or path.startswith(root + "/") for root in SYSTEM_FOLDERS):
         raise InvalidArgument(
-            f"{field} {raw!r} must be a folder of the session's own files, not / or {FORBIDDEN_ROOTS}"
+            f"{field} {raw!r} is a system folder; use any other absolute path (such as /home/user/data "
+            f"or /data/work), not / nor below {', '.join(SYSTEM_FOLDERS)}"
         )
     return path
 
@@ -190,8 +220,16 @@ def _choice(part: dict[str, Any], key: str, allowed: Any, default: str, field: s
     return str(value)
 
 
-def _upload(part: dict[str, Any], field: str) -> tuple[bool, bool, float]:
-    """(autoUpload, periodic, period in minutes)."""
+@dataclass(frozen=True)
+class _Upload:
+    auto: bool
+    periodic: bool
+    period: float
+    archive: bool
+    archive_excludes: tuple[str, ...]
+
+
+def _upload(part: dict[str, Any], field: str) -> _Upload:
     strategy = part.get("uploadStrategy", RELEASE)
     if strategy == "UploadAfterFileClose":
         raise NotImplementedPolicy(
@@ -199,11 +237,12 @@ def _upload(part: dict[str, Any], field: str) -> tuple[bool, bool, float]:
             f"a short period, or {RELEASE}"
         )
     strategy = UPLOAD_STRATEGIES[_choice(part, "uploadStrategy", list(UPLOAD_STRATEGIES), RELEASE, field)]
-    mode = _choice(part, "uploadMode", ("File", "Archive"), "File", field)
-    if mode == "Archive" or part.get("archiveExcludePaths"):
-        raise NotImplementedPolicy(
-            f"{field}.uploadMode Archive is not supported by Cove; the mode File stores each file whole"
-        )
+    archive = _choice(part, "uploadMode", ("File", "Archive"), "File", field) == "Archive"
+    excludes = part.get("archiveExcludePaths", [])
+    if not isinstance(excludes, list):
+        raise InvalidArgument(f"{field}.archiveExcludePaths must be a list of paths in the synced folder")
+    if excludes and not archive:
+        raise InvalidArgument(f"{field}.archiveExcludePaths applies only with uploadMode Archive")
     period = part.get("period", DEFAULT_PERIOD_MINUTES)
     if (
         isinstance(period, bool)
@@ -214,7 +253,16 @@ def _upload(part: dict[str, Any], field: str) -> tuple[bool, bool, float]:
             f"{field}.period must be a number of minutes from {MIN_PERIOD_MINUTES:.4f} (one second) "
             f"to {MAX_PERIOD_MINUTES:.0f}, not {json.dumps(period)}"
         )
-    return _flag(part, "autoUpload", True, field), strategy == PERIODIC, float(period)
+    return _Upload(
+        _flag(part, "autoUpload", True, field),
+        strategy == PERIODIC,
+        float(period),
+        archive,
+        tuple(
+            check_relative(path, f"{field}.archiveExcludePaths[{n}]", wildcards=False)
+            for n, path in enumerate(excludes)
+        ),
+    )
 
 
 def _recycle(part: dict[str, Any], field: str) -> tuple[str, tuple[str, ...]]:
@@ -244,7 +292,7 @@ def check_sync(raw: object, field: str) -> ContextSync:
     path = check_sync_path(raw.get("path"), f"{field}.path")
     where = f"{field}.policy"
     policy = _policy_object(raw.get("policy"), where)
-    auto_upload, periodic, period = _upload(_part(policy, "uploadPolicy", where), f"{where}.uploadPolicy")
+    upload = _upload(_part(policy, "uploadPolicy", where), f"{where}.uploadPolicy")
     download = _part(policy, "downloadPolicy", where)
     extract = _part(policy, "extractPolicy", where)
     lifecycle, recycle_paths = _recycle(_part(policy, "recyclePolicy", where), f"{where}.recyclePolicy")
@@ -253,12 +301,14 @@ def check_sync(raw: object, field: str) -> ContextSync:
         context_id=context_id,
         path=path,
         auto_download=_flag(download, "autoDownload", True, f"{where}.downloadPolicy"),
-        auto_upload=auto_upload,
+        auto_upload=upload.auto,
         sync_deletions=_flag(
             _part(policy, "deletePolicy", where), "syncLocalFile", True, f"{where}.deletePolicy"
         ),
-        periodic=periodic,
-        period_minutes=period,
+        periodic=upload.periodic,
+        period_minutes=upload.period,
+        archive=upload.archive,
+        archive_excludes=upload.archive_excludes,
         extract=_flag(extract, "extract", True, f"{where}.extractPolicy"),
         delete_archive=_flag(extract, "deleteSrcFile", True, f"{where}.extractPolicy"),
         extract_here=_flag(extract, "extractToCurrentFolder", False, f"{where}.extractPolicy"),

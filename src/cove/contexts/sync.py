@@ -2,6 +2,8 @@
 
 `export_tar` writes what a sync downloads: the context's files its white lists admit, with archives
 unpacked as its extract policy says (archives.py). `import_tar` writes what an upload brings back.
+With uploadMode Archive, the files an upload brings (but those of archiveExcludePaths) are kept as
+one zip, ARCHIVE_NAME at the context's top, which a download unpacks into the folder's top again.
 The tar stream packed in the sandbox (or from its layer on the host) is untrusted: only regular
 files are written, by name through the storage backend (which refuses '..', never follows
 symlinks, and shows a file only once it is whole); symlinks, absolute names, '..' and special files
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import tarfile
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -24,6 +27,9 @@ from cove.errors import InvalidArgument, InvalidState
 
 REASON_CHARS = 200
 """A left-out member's reason is cut to this: it comes from the sandbox."""
+ARCHIVE_NAME = "sync_archive.zip"
+"""The zip a sync with uploadMode Archive keeps its folder in, at the context's top."""
+ARCHIVE_PATH = "/" + ARCHIVE_NAME
 
 
 def _walk(storage: StorageBackend, context_id: str, parent: str = "/") -> list[str]:
@@ -55,7 +61,10 @@ def export_tar(
             if not sync.admits(relative):
                 continue
             size, chunks = storage.open_download(sync.context_id, path)
-            unpack_to = archives.destination(relative, sync.extract_here) if sync.extract else None
+            if sync.archive and path == ARCHIVE_PATH:
+                unpack_to: str | None = ""  # the folder, as it was packed
+            else:
+                unpack_to = archives.destination(relative, sync.extract_here) if sync.extract else None
             if unpack_to is None:
                 _add_file(archive, relative, size, _ChunkReader(chunks))
                 continue
@@ -64,7 +73,7 @@ def export_tar(
                     copy.write(chunk)
                 copy.seek(0)
                 unpacked = archives.add_members(copy, relative, unpack_to, archive, sync.admits, spool=spool)
-                if not (unpacked and sync.delete_archive):
+                if not (unpacked and (sync.delete_archive or path == ARCHIVE_PATH)):
                     copy.seek(0)
                     _add_file(archive, relative, size, copy)
 
@@ -111,7 +120,11 @@ class ImportReport:
 
 
 def import_tar(
-    storage: StorageBackend, sync: ContextSync, source: IO[bytes], max_file_bytes: int | None = None
+    storage: StorageBackend,
+    sync: ContextSync,
+    source: IO[bytes],
+    max_file_bytes: int | None = None,
+    spool: Callable[[], IO[bytes]] = tempfile.TemporaryFile,
 ) -> ImportReport:
     """Write the regular files of an untrusted tar that `sync` admits into its context, each atomically.
 
@@ -125,7 +138,11 @@ def import_tar(
     skipped: list[str] = []
     left_out: list[str] = []
     folders = _folders(storage, context_id)
-    with tarfile.open(fileobj=source, mode="r|") as archive:
+    with (
+        spool() as packed,
+        zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as zipped,
+        tarfile.open(fileobj=source, mode="r|") as archive,
+    ):
         for member in archive:
             if member.isdir():
                 continue
@@ -149,6 +166,11 @@ def import_tar(
                 skipped.append(member.name)
                 continue
             path = "/" + "/".join(names)
+            if sync.archived("/".join(names)):
+                with zipped.open("/".join(names), "w", force_zip64=True) as member_file:
+                    for piece in _pieces(handle):
+                        member_file.write(piece)
+                continue
             if path in folders:  # a folder in the context where the session now has a file
                 if not sync.sync_deletions:
                     skipped.append(member.name)
@@ -161,6 +183,11 @@ def import_tar(
                 skipped.append(member.name)  # a folder of the path is a file in the context, or the like
                 continue
             written.add(path)
+        if sync.archive:
+            zipped.close()
+            packed.seek(0)
+            storage.put(context_id, ARCHIVE_PATH, _pieces(packed))
+            written.add(ARCHIVE_PATH)
     if sync.sync_deletions:
         for path in _walk(storage, context_id):
             if path not in written and sync.admits(path.lstrip("/")):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import posixpath
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -62,6 +63,7 @@ class FileTransfers:
         started = int(time.time())
         try:
             if mode == "download":
+                self.manager.syncs.make_folder(session_id, posixpath.dirname(checked))
                 size, chunks = self.contexts.storage.open_download(context.context_id, checked)
                 asyncio.run(agent.upload(checked, size, _async(chunks)))
             else:

@@ -31,6 +31,7 @@ from cove.sandbox.agent_client import AgentClient
 from cove.sandbox.images import ImageStore
 from cove.sandbox.layer_pack import pack_from_host
 from cove.sandbox.runtime import RuncRuntime
+from cove.sandbox.sync_folders import make_user_folder
 from cove.sessions.store import SessionRecord, Store, _aware, utc_now
 
 if TYPE_CHECKING:
@@ -196,14 +197,20 @@ class SessionSyncs:
 
     # Moving files
 
-    def on_create(self, session_id: str, syncs: list[ContextSync]) -> None:
-        """Set each context's lifecycle (recyclePolicy), and unpack each sync with autoDownload into
-        its path, before create returns."""
+    def on_create(self, session_id: str, syncs: list[ContextSync], first: int = 0) -> None:
+        """Set each context's lifecycle (recyclePolicy), make each sync's folder, and unpack each
+        sync with autoDownload into it, before create (or bind, whose syncs start at `first`) returns."""
         for sync in syncs:
             self.recycle_rules.set(sync.context_id, LIFECYCLE_DAYS[sync.lifecycle], sync.recycle_paths)
-        for position, sync in enumerate(syncs):
+            self.make_folder(session_id, sync.path)
+        for position, sync in enumerate(syncs, first):
             if sync.auto_download:
                 self.download(session_id, position, sync)
+
+    def make_folder(self, session_id: str, path: str) -> None:
+        """Make the folder `path` in the running session, the missing parts owned by its user."""
+        rootfs = self.runtime.session_dir(session_id) / "rootfs"
+        make_user_folder(rootfs, path, self.runtime.sandbox_user(session_id))
 
     def download(self, session_id: str, position: int, sync: ContextSync) -> None:
         """Unpack the context's files into `sync.path` in the sandbox (created if missing)."""
@@ -245,7 +252,8 @@ class SessionSyncs:
                     self._note(session_id, position, sync, "upload", SUCCESS, started)
                     return
                 spool.seek(0)
-                report = import_tar(self._contexts().storage, sync, spool, self.limits.max_file_bytes)
+                storage = self._contexts().storage
+                report = import_tar(storage, sync, spool, self.limits.max_file_bytes, self.limits.spool)
         except Exception as error:
             message = (error.message if isinstance(error, CoveError) else str(error)) or type(error).__name__
             self._note(session_id, position, sync, "upload", FAILED, started, message)

@@ -419,9 +419,7 @@ class SessionManager:
                 first,
             )
             try:
-                for offset, sync in enumerate(added):
-                    if sync.auto_download:
-                        self.syncs.download(session_id, first + offset, sync)
+                self.syncs.on_create(session_id, added, first)
             except BaseException:
                 self.store.remove_context_syncs(session_id, first)
                 raise
