@@ -183,12 +183,12 @@ class ContextService:
     ) -> Page[StoredFile]:
         record = self.get(tenant_id, context_id)
         page, limit = check_page(page, limit, MAX_PAGE_SIZE)
-        found = self.storage.list(record.context_id, parent_path or "/")
+        found = self.storage.list(record.context_id, self.context_path(record.context_id, parent_path or "/"))
         return Page(found[(page - 1) * limit : page * limit], len(found), page, limit)
 
     def delete_file(self, tenant_id: str, context_id: str, path: str) -> None:
         record = self.get(tenant_id, context_id)
-        self.storage.delete(record.context_id, path)
+        self.storage.delete(record.context_id, self.context_path(record.context_id, path))
         self._used(record)
 
     def upload_url(self, tenant_id: str, context_id: str, path: str) -> FileUrl:
@@ -199,7 +199,7 @@ class ContextService:
 
     def _url(self, tenant_id: str, context_id: str, path: str, method: str) -> FileUrl:
         record = self.get(tenant_id, context_id)
-        clean = "/".join(clean_path(path))
+        clean = "/".join(clean_path(self.context_path(record.context_id, path)))
         expires = int(time.time()) + URL_LIFETIME_S
         payload = _b64(json.dumps([method, record.context_id, clean, expires]).encode())
         signature = _b64(hmac.new(self._key, payload.encode(), hashlib.sha256).digest())
@@ -226,6 +226,20 @@ class ContextService:
             raise ContextNotFound(f"context {context_id!r} no longer exists")
         self._used(record)
         return FileGrant(method, record.context_id, str(path))
+
+    def context_path(self, context_id: str, path: str) -> str:
+        """The context's own path for `path`. A context keeps a synced folder's files relative to the
+        folder, while AgentBay's clients name them by their path in the session (DescribeContextFiles
+        of "/tmp/data" after syncing /tmp/data): a path at or below a folder the context is synced at
+        names the file below the context's top, unless the context has a folder of that name itself."""
+        names = clean_path(path, "path", allow_top=True)
+        if not names or any(entry.name == names[0] for entry in self.storage.list(context_id, "/")):
+            return path
+        full = "/" + "/".join(names)
+        for folder in self.store.sync_paths(context_id):
+            if full == folder or full.startswith(folder + "/"):
+                return full[len(folder) :] or "/"
+        return path
 
     def _used(self, record: ContextRecord) -> None:
         self.store.change(record.context_id, last_used_at=utc_now())

@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from cove.sessions.store import _aware, metadata, sessions_table
+from cove.sessions.store import _aware, context_syncs_table, metadata, sessions_table
 
 CONTEXT_STATES = ("available", "clearing")
 
@@ -87,6 +87,16 @@ class ContextStore:
 
     def get_for_session(self, session_id: str) -> ContextRecord | None:
         return self._one(contexts_table.c.session_id == session_id)
+
+    def sync_paths(self, context_id: str) -> list[str]:
+        """The folders sessions sync the context at (or did), longest first."""
+        with self.engine.begin() as db:
+            rows = db.execute(
+                select(context_syncs_table.c.path)
+                .where(context_syncs_table.c.context_id == context_id)
+                .distinct()
+            ).all()
+        return sorted((row.path for row in rows), key=len, reverse=True)
 
     def ended_sessions_contexts(self, live_statuses: Sequence[str]) -> list[str]:
         """Ids of internal contexts whose session is not in one of `live_statuses` (or is gone)."""
