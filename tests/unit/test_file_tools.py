@@ -464,10 +464,10 @@ def test_get_file_change_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     (tmp_path / "file").write_text("")
     fails("get_file_change", f"{tmp_path}/file is not a directory", path=str(tmp_path / "file"))
     monkeypatch.setattr(file_tools, "WATCH_LIMIT", 1)
-    (tmp_path / "other").write_text("")
+    (tmp_path / "other").mkdir()
     fails(
         "get_file_change",
-        f"{tmp_path} has more than 1 entries, too many to watch; watch a smaller directory",
+        f"{tmp_path} cannot be watched: more than 1 folders under it, too many to watch",
         path=str(tmp_path),
     )
 

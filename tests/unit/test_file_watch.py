@@ -34,6 +34,14 @@ def test_a_burst_reports_each_change_once_in_order(tmp_path: Path) -> None:
     assert changes(tmp_path) == []
 
 
+def test_a_file_replaced_by_write_file_is_modified(tmp_path: Path) -> None:
+    (tmp_path / "kept").write_text("1")
+    changes(tmp_path)
+    files.write_file({"path": str(tmp_path / "kept"), "content": "22"})
+    files.write_file({"path": str(tmp_path / "new"), "content": "3"})
+    assert changes(tmp_path) == [("modify", "kept", "file"), ("create", "new", "file")]
+
+
 def test_new_folders_are_watched_and_moves_reported(tmp_path: Path) -> None:
     changes(tmp_path)
     (tmp_path / "sub").mkdir()

@@ -5,13 +5,15 @@ file made then changed), so each watched directory keeps an inotify descriptor, 
 queues its events until the next poll reads them. Inotify reports a change as several events (a
 new file: create, modify, close; one write: modify per block), so they are folded by path and kind:
 a file's modifications count as one change from its first modification (or its creation) until it
-is closed. A directory made under the watch is watched too, and what it already holds is reported
-as created.
+is closed, and a file renamed over one that was there is modified, not created (write_file replaces
+files so, through a temporary file whose own events are left out). A directory made under the watch
+is watched too, and what it already holds is reported as created.
 """
 
 import ctypes
 import errno
 import os
+import re
 import struct
 from typing import Any
 
@@ -33,6 +35,9 @@ WATCHED = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO |
 HEADER = struct.Struct("iIII")
 READ_BYTES = 64 * 1024
 
+WRITE_FILE_TEMPORARY = re.compile(r"\..+\.[0-9a-f]{8}\.tmp")
+"""The name of write_file's temporary file (files.py), renamed over the file it writes."""
+
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -49,6 +54,8 @@ class DirectoryWatch:
         if self.fd < 0:
             raise WatchError(f"cannot watch {root}: {os.strerror(ctypes.get_errno())}")
         self.folders: dict[int, str] = {}
+        self.known: set[str] = set()
+        """The files and folders under the watch, to tell a file replaced from a file made."""
         self.writing: set[str] = set()
         """Files written since they were created or first modified, and not closed yet."""
         try:
@@ -80,11 +87,14 @@ class DirectoryWatch:
             self.folders.pop(descriptor, None)
             return
         folder = self.folders.get(descriptor)
-        if folder is None or not name:
-            return  # the watch's own folder changed: its parent's watch reports that
+        if folder is None or not name or WRITE_FILE_TEMPORARY.fullmatch(name):
+            return  # the watch's own folder changed (its parent's watch reports that), or a temporary
         path = os.path.join(folder, name)
         kind = "directory" if mask & IN_ISDIR else "file"
-        if mask & (IN_CREATE | IN_MOVED_TO):
+        if mask & IN_MOVED_TO and kind == "file" and path in self.known:
+            found.append(_event("modify", path, kind))
+        elif mask & (IN_CREATE | IN_MOVED_TO):
+            self.known.add(path)
             found.append(_event("create", path, kind))
             if kind == "directory":
                 self._watch_tree(path, found)
@@ -92,6 +102,7 @@ class DirectoryWatch:
                 self.writing.add(path)
         elif mask & (IN_DELETE | IN_MOVED_FROM):
             self.writing.discard(path)
+            self.known.discard(path)
             found.append(_event("delete", path, kind))
             if mask & IN_MOVED_FROM and kind == "directory":
                 self._forget_tree(path)
@@ -128,6 +139,7 @@ class DirectoryWatch:
                 continue
             for entry in listed:
                 is_folder = entry.is_dir(follow_symlinks=False)
+                self.known.add(entry.path)
                 if found is not None:
                     found.append(_event("create", entry.path, "directory" if is_folder else "file"))
                 if is_folder:
@@ -139,6 +151,7 @@ class DirectoryWatch:
             if folder == root or folder.startswith(root + "/"):
                 _libc.inotify_rm_watch(self.fd, descriptor)
                 del self.folders[descriptor]
+        self.known = {path for path in self.known if not path.startswith(root + "/")}
 
 
 def _event(kind: str, path: str, path_type: str) -> dict[str, Any]:
