@@ -162,3 +162,29 @@ def test_the_sdk_gives_both_viewer_urls(server: CoveServer) -> None:
         command = ["session", "view", "--endpoint", server.url, "--api-key", KEY_A, session.session_id]
         printed = CliRunner().invoke(main, [*command, "--interactive"], catch_exceptions=False)
         assert (printed.exit_code, printed.output) == (0, interactive.data + "\n")
+
+
+PIXEL_AT = (
+    "([x, y]) => [...document.querySelector('#screen canvas').getContext('2d').getImageData(x, y, 1, 1).data]"
+)
+"""The viewer's pixel at (x, y) of the session's screen, as RGBA."""
+MAGENTA_PAGE = "data:text/html,<body style='margin:0;background:rgb(255,0,255)'>"
+
+
+def test_the_sessions_browser_is_seen_in_the_viewer(browser_server: CoveServer, browser: Browser) -> None:
+    """On browser_latest, Chromium runs on the display the viewer shows."""
+    with browser_server.client(KEY_A) as api:
+        api.timeout = 120
+        created = api.post("/v1/sessions", json={})
+        assert created.status_code == 201, created.text
+        session_id = created.json()["session"]["session_id"]
+        try:
+            option = {"defaultNavigateUrl": MAGENTA_PAGE}
+            started = api.post(f"/v1/sessions/{session_id}/browser", json={"option": option})
+            assert started.status_code == 200, started.text
+            url = api.get(f"/v1/sessions/{session_id}/desktop_url").json()["url"]
+            page = open_viewer(browser, url)
+            until(lambda: page.evaluate(PIXEL_AT, [640, 500]) == [255, 0, 255, 255], timeout=30)
+            page.close()
+        finally:
+            api.delete(f"/v1/sessions/{session_id}")
