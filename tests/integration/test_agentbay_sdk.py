@@ -6,6 +6,7 @@ real sandbox (with `runc exec`, past the API), so a test passes only if the work
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -22,10 +23,12 @@ import pytest
 os.environ.setdefault("AGENTBAY_LOG_LEVEL", "CRITICAL")  # the SDK logs every failure as an error
 
 from agentbay import (
+    ActOptions,
     AgentBay,
     AsyncAgentBay,
     BetaContextMount,
     BrowserContext,
+    BrowserError,
     BrowserOption,
     BrowserViewport,
     Config,
@@ -682,6 +685,46 @@ def test_the_browser_over_cdp(browser_server: CoveServer, monkeypatch: pytest.Mo
         assert "chromium" not in browser_server.sandbox(session.session_id, "ps -eo comm").stdout
         assert session.browser.initialize(BrowserOption()) is True
         assert over_cdp(session.browser.get_endpoint_url(), lambda browser: len(browser.contexts)) == 1
+    finally:
+        session.delete()
+
+
+def test_the_browser_operator(browser_server: CoveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`session.browser.operator`: navigate and screenshot on the session's Chromium, the LLM-driven
+    act refused at once, close stopping the browser; a later call says it is not running."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    agent_bay = AgentBay(api_key=KEY_A, cfg=Config(endpoint=browser_server.url, timeout_ms=120_000))
+    created = agent_bay.create(CreateSessionParams(image_id="browser_latest"))
+    assert created.success, created.error_message
+    session = created.session
+    try:
+        with browser_server.client(KEY_A) as client:
+            page_url = serve_form(client, session.session_id)
+        operator = session.browser.operator
+        assert session.browser.initialize(BrowserOption()) is True
+        assert page_url in operator.navigate(page_url)
+        assert operator.navigate("http://127.0.0.1:9/").startswith("Navigation failed:")
+        assert page_url in operator.navigate(page_url)
+        shot = operator.screenshot()
+        assert shot.startswith("data:image/png;base64,")
+        assert base64.b64decode(shot.split(",", 1)[1]).startswith(b"\x89PNG\r\n\x1a\n")
+
+        def screenshot_of_a_new_page(browser: Any) -> str:
+            page = browser.contexts[0].new_page()
+            page.set_content("<p>second</p>")
+            shot: str = operator.screenshot(
+                page, full_page=False, clip={"x": 0, "y": 0, "width": 50, "height": 40}
+            )
+            return shot
+
+        clipped = over_cdp(session.browser.get_endpoint_url(), screenshot_of_a_new_page)
+        assert clipped.startswith("data:image/png;base64,")
+        with pytest.raises(BrowserError, match="LLM endpoint"):
+            operator.act(ActOptions(action="click the button"))
+        assert operator.close() is True
+        assert "chromium" not in browser_server.sandbox(session.session_id, "ps -eo comm").stdout
+        assert "not running" in operator.navigate(page_url)
     finally:
         session.delete()
 

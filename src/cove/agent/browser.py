@@ -79,6 +79,20 @@ def describe(found: dict[str, Any], started: bool) -> dict[str, Any]:
     return {"port": PORT, "path": path, "browser": found.get("Browser", ""), "started": started}
 
 
+def running_path() -> str:
+    """The running browser's CDP WebSocket path; a ToolError saying why if none runs. Tools that
+    drive pages do not start a browser: one that died (crashed, or killed when the session ran out of
+    memory) is reported, so the caller knows its pages are gone, and the next start makes a new one."""
+    if (found := version()) is not None:
+        return str(describe(found, started=False)["path"])
+    if os.path.exists(TREE_PATH):
+        raise ToolError(
+            "the browser is not running: it exited (it crashed, or was killed, as when the session "
+            "runs out of memory); start a new one with InitBrowser (browser.initialize)"
+        )
+    raise ToolError("the browser is not running; start it with InitBrowser (browser.initialize) first")
+
+
 def ensure(option: dict[str, Any], profile: str | None) -> dict[str, Any]:
     """The running browser, started with `option` and `profile` (its user-data-dir) if none runs."""
     if (found := version()) is not None:
