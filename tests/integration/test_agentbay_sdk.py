@@ -729,9 +729,13 @@ def test_the_browser_operator(browser_server: CoveServer, monkeypatch: pytest.Mo
         session.delete()
 
 
-def test_browser_context_keeps_cookies(browser_server: CoveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("close_first", [True, False], ids=["closed", "left-open"])
+def test_browser_context_keeps_cookies(
+    browser_server: CoveServer, monkeypatch: pytest.MonkeyPatch, close_first: bool
+) -> None:
     """As the official SDK's own test: cookies set over CDP, Browser.close, delete(sync_context=True);
-    the next session with the same BrowserContext has them once InitBrowser ran."""
+    the next session with the same BrowserContext has them once InitBrowser ran. Left open, the
+    browser is closed by the delete before the upload, so its cookies are written all the same."""
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     agent_bay = AgentBay(api_key=KEY_A, cfg=Config(endpoint=browser_server.url, timeout_ms=120_000))
@@ -741,8 +745,9 @@ def test_browser_context_keeps_cookies(browser_server: CoveServer, monkeypatch: 
 
     def set_cookie_and_close(browser: Any) -> None:
         browser.contexts[0].add_cookies([cookie])
-        with contextlib.suppress(Exception):  # the browser may leave before it answers
-            browser.new_browser_cdp_session().send("Browser.close")
+        if close_first:
+            with contextlib.suppress(Exception):  # the browser may leave before it answers
+                browser.new_browser_cdp_session().send("Browser.close")
 
     try:
         first = agent_bay.create(params)
