@@ -716,6 +716,8 @@ def test_the_browser_operator(browser_server: CoveServer, monkeypatch: pytest.Mo
             shot: str = operator.screenshot(
                 page, full_page=False, clip={"x": 0, "y": 0, "width": 50, "height": 40}
             )
+            operator.navigate(page_url)  # the operator's page is the tab shown: the new one
+            page.wait_for_url(page_url)
             return shot
 
         clipped = over_cdp(session.browser.get_endpoint_url(), screenshot_of_a_new_page)

@@ -658,7 +658,7 @@ class BrowserOperator:
             raise BrowserError(f"Browser must be initialized before calling {method}.")
 
     def navigate(self, url: str) -> str:
-        """Open `url` in the browser's first tab; the tool's answer, or "Navigation failed: ..."."""
+        """Open `url` in the tab the browser shows; the tool's answer, or "Navigation failed: ..."."""
         self._check("navigate")
         result = self._send(tool_calls.call_mcp_tool(self._id, "page_use_navigate", {"url": url}))
         return str(result.data) if result.success else f"Navigation failed: {result.error_message}"
@@ -671,7 +671,7 @@ class BrowserOperator:
         clip: dict[str, float] | None = None,
         timeout: int | None = None,
     ) -> str:
-        """A PNG data URL of `page` (a Playwright page on this browser; the first tab if None), or
+        """A PNG data URL of `page` (a Playwright page on this browser; the shown tab if None), or
         "Screenshot failed: ..."."""
         self._check("screenshot")
         arguments: dict[str, Any] = {"context_id": 0, "full_page": full_page, "quality": quality}

@@ -4,7 +4,7 @@ instructions into actions (act, observe, extract, login) need an LLM endpoint th
 have, and say so at once, since AgentBay's SDK would otherwise poll them for minutes.
 
 A page is a CDP target: `page_id` is its targetId (what the SDK sends for a Playwright page); with
-none, the operator's page is the browser's first tab. `context_id` is accepted: every page here
+none, the operator's page is the tab the browser's window shows. `context_id` is accepted: every page here
 is in the browser's one default context.
 """
 
@@ -23,7 +23,7 @@ PAGE = {
         "type": "integer",
         "description": "the page's browser context; accepted, one context here",
     },
-    "page_id": {"type": "string", "description": "the page's CDP targetId; the first tab if none"},
+    "page_id": {"type": "string", "description": "the page's CDP targetId; the tab shown if none"},
 }
 CLIP = {
     "type": "object",
@@ -37,16 +37,32 @@ def _connect(timeout_s: float = CALL_TIMEOUT_S) -> CdpConnection:
 
 
 def _attach(cdp: CdpConnection, page_id: str | None) -> str:
-    """Attach to the page (`page_id`, or the first tab, opened if there is none); its CDP session id."""
+    """Attach to the page `page_id`, or to the operator's page (the tab shown, opened if there is
+    none); its flat CDP session id."""
     pages = [target for target in cdp.call("Target.getTargets")["targetInfos"] if target["type"] == "page"]
     if page_id is not None:
         if not any(target["targetId"] == page_id for target in pages):
             raise ToolError(f"no page has the id {page_id!r} (a CDP targetId) in the browser")
-        target_id = page_id
-    elif pages:
-        target_id = pages[0]["targetId"]
-    else:
-        target_id = cdp.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        return _attach_to(cdp, page_id)
+    if not pages:
+        return _attach_to(cdp, cdp.call("Target.createTarget", {"url": "about:blank"})["targetId"])
+    return _shown(cdp, [target["targetId"] for target in pages])
+
+
+def _shown(cdp: CdpConnection, target_ids: list[str]) -> str:
+    """Attach to the tab the browser's window shows, the one its user sees (the first tab if no
+    window shows one): Chromium lists its tabs in no stable order, and only the shown tab's document
+    is visible."""
+    for target_id in target_ids:
+        session_id = _attach_to(cdp, target_id)
+        shown = cdp.call("Runtime.evaluate", {"expression": "document.visibilityState"}, session_id)
+        if shown["result"].get("value") == "visible":
+            return session_id
+        cdp.call("Target.detachFromTarget", {"sessionId": session_id})
+    return _attach_to(cdp, target_ids[0])
+
+
+def _attach_to(cdp: CdpConnection, target_id: str) -> str:
     session_id: str = cdp.call("Target.attachToTarget", {"targetId": target_id, "flatten": True})["sessionId"]
     return session_id
 
@@ -126,7 +142,7 @@ def needs_an_llm(name: str) -> Tool:
 TOOLS = [
     Tool(
         name="page_use_navigate",
-        description="Open `url` in the running browser's first tab and wait for it to load.",
+        description="Open `url` in the running browser's shown tab and wait for it to load.",
         run=navigate,
         properties={"url": {"type": "string"}},
         required=("url",),
