@@ -20,7 +20,7 @@ from websockets.sync.client import connect
 from cove import AsyncAgentBay, BrowserError, BrowserOption, BrowserViewport, Config, CreateSessionParams
 from cove.server.api.cdp import MAX_CONNECTIONS
 from tests.integration.browser_pages import fill_the_form, over_cdp, serve_form
-from tests.integration.computer_tools import tool_caller
+from tests.integration.computer_tools import ToolFailed, tool_caller
 from tests.integration.server import KEY_A, CoveServer, sdk_session
 
 
@@ -79,6 +79,8 @@ def test_a_stopped_or_killed_browser_is_started_again(
         "leader"
     ]
     browser_server.sandbox(session_id, f"kill -9 {leader}")
+    with pytest.raises(ToolFailed, match="not running: it exited"):
+        tool_caller(api, session_id)("page_use_navigate", url="about:blank")
     restarted = api.post(f"/v1/sessions/{session_id}/browser", json={})
     assert restarted.json()["started"] is True
     assert (
