@@ -326,8 +326,8 @@ class SessionManager:
                 return False
             if not self.syncs.begin_release(record, reason):
                 return False
-            self._close_browser(session_id)
             try:
+                self._close_browser(session_id)
                 self.syncs.upload_pending(record)
             except ContextUploadFailed as error:
                 if not force:

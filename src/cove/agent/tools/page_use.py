@@ -4,8 +4,8 @@ instructions into actions (act, observe, extract, login) need an LLM endpoint th
 have, and say so at once, since AgentBay's SDK would otherwise poll them for minutes.
 
 A page is a CDP target: `page_id` is its targetId (what the SDK sends for a Playwright page); with
-none, the operator's page is the tab the browser's window shows. `context_id` is accepted: every page here
-is in the browser's one default context.
+none, the operator's page is the tab the browser's window shows. `context_id` is accepted: every
+page here is in the browser's one default context.
 """
 
 from __future__ import annotations
