@@ -9,6 +9,7 @@ with AgentBay(api_key="...") as agent_bay:
 from cove.sdk.async_client import (
     AsyncAgentBay,
     AsyncBrowser,
+    AsyncBrowserOperator,
     AsyncCode,
     AsyncCommand,
     AsyncComputer,
@@ -116,6 +117,7 @@ from cove.sdk.models import (
 from cove.sdk.sync_client import (
     AgentBay,
     Browser,
+    BrowserOperator,
     Code,
     Command,
     Computer,
@@ -136,6 +138,7 @@ __all__ = [
     "AppOperationResult",
     "AsyncAgentBay",
     "AsyncBrowser",
+    "AsyncBrowserOperator",
     "AsyncCode",
     "AsyncCommand",
     "AsyncComputer",
@@ -150,6 +153,7 @@ __all__ = [
     "BoolResult",
     "Browser",
     "BrowserError",
+    "BrowserOperator",
     "BrowserOption",
     "BrowserScreen",
     "BrowserStartResult",

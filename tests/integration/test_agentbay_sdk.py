@@ -6,6 +6,7 @@ real sandbox (with `runc exec`, past the API), so a test passes only if the work
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -22,10 +23,12 @@ import pytest
 os.environ.setdefault("AGENTBAY_LOG_LEVEL", "CRITICAL")  # the SDK logs every failure as an error
 
 from agentbay import (
+    ActOptions,
     AgentBay,
     AsyncAgentBay,
     BetaContextMount,
     BrowserContext,
+    BrowserError,
     BrowserOption,
     BrowserViewport,
     Config,
@@ -686,9 +689,55 @@ def test_the_browser_over_cdp(browser_server: CoveServer, monkeypatch: pytest.Mo
         session.delete()
 
 
-def test_browser_context_keeps_cookies(browser_server: CoveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_browser_operator(browser_server: CoveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`session.browser.operator`: navigate and screenshot on the session's Chromium, the LLM-driven
+    act refused at once, close stopping the browser; a later call says it is not running."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    agent_bay = AgentBay(api_key=KEY_A, cfg=Config(endpoint=browser_server.url, timeout_ms=120_000))
+    created = agent_bay.create(CreateSessionParams(image_id="browser_latest"))
+    assert created.success, created.error_message
+    session = created.session
+    try:
+        with browser_server.client(KEY_A) as client:
+            page_url = serve_form(client, session.session_id)
+        operator = session.browser.operator
+        assert session.browser.initialize(BrowserOption()) is True
+        assert page_url in operator.navigate(page_url)
+        assert operator.navigate("http://127.0.0.1:9/").startswith("Navigation failed:")
+        assert page_url in operator.navigate(page_url)
+        shot = operator.screenshot()
+        assert shot.startswith("data:image/png;base64,")
+        assert base64.b64decode(shot.split(",", 1)[1]).startswith(b"\x89PNG\r\n\x1a\n")
+
+        def screenshot_of_a_new_page(browser: Any) -> str:
+            page = browser.contexts[0].new_page()
+            page.set_content("<p>second</p>")
+            shot: str = operator.screenshot(
+                page, full_page=False, clip={"x": 0, "y": 0, "width": 50, "height": 40}
+            )
+            operator.navigate(page_url)  # the operator's page is the tab shown: the new one
+            page.wait_for_url(page_url)
+            return shot
+
+        clipped = over_cdp(session.browser.get_endpoint_url(), screenshot_of_a_new_page)
+        assert clipped.startswith("data:image/png;base64,")
+        with pytest.raises(BrowserError, match="LLM endpoint"):
+            operator.act(ActOptions(action="click the button"))
+        assert operator.close() is True
+        assert "chromium" not in browser_server.sandbox(session.session_id, "ps -eo comm").stdout
+        assert "not running" in operator.navigate(page_url)
+    finally:
+        session.delete()
+
+
+@pytest.mark.parametrize("close_first", [True, False], ids=["closed", "left-open"])
+def test_browser_context_keeps_cookies(
+    browser_server: CoveServer, monkeypatch: pytest.MonkeyPatch, close_first: bool
+) -> None:
     """As the official SDK's own test: cookies set over CDP, Browser.close, delete(sync_context=True);
-    the next session with the same BrowserContext has them once InitBrowser ran."""
+    the next session with the same BrowserContext has them once InitBrowser ran. Left open, the
+    browser is closed by the delete before the upload, so its cookies are written all the same."""
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     agent_bay = AgentBay(api_key=KEY_A, cfg=Config(endpoint=browser_server.url, timeout_ms=120_000))
@@ -698,8 +747,9 @@ def test_browser_context_keeps_cookies(browser_server: CoveServer, monkeypatch: 
 
     def set_cookie_and_close(browser: Any) -> None:
         browser.contexts[0].add_cookies([cookie])
-        with contextlib.suppress(Exception):  # the browser may leave before it answers
-            browser.new_browser_cdp_session().send("Browser.close")
+        if close_first:
+            with contextlib.suppress(Exception):  # the browser may leave before it answers
+                browser.new_browser_cdp_session().send("Browser.close")
 
     try:
         first = agent_bay.create(params)

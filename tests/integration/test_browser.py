@@ -5,16 +5,22 @@ The official AgentBay SDK's browser is tested in test_agentbay_sdk.py.
 
 from __future__ import annotations
 
+import base64
 import json
+import socket
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from playwright.sync_api import Browser
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from cove import AsyncAgentBay, BrowserError, BrowserOption, BrowserViewport, Config, CreateSessionParams
+from cove.server.api.cdp import MAX_CONNECTIONS
 from tests.integration.browser_pages import fill_the_form, over_cdp, serve_form
+from tests.integration.computer_tools import ToolFailed, tool_caller
 from tests.integration.server import KEY_A, CoveServer, sdk_session
 
 
@@ -73,6 +79,8 @@ def test_a_stopped_or_killed_browser_is_started_again(
         "leader"
     ]
     browser_server.sandbox(session_id, f"kill -9 {leader}")
+    with pytest.raises(ToolFailed, match="not running: it exited"):
+        tool_caller(api, session_id)("page_use_navigate", url="about:blank")
     restarted = api.post(f"/v1/sessions/{session_id}/browser", json={})
     assert restarted.json()["started"] is True
     assert (
@@ -102,6 +110,10 @@ def test_coves_sdk(browser_server: CoveServer) -> None:
         assert session.get_link().data == url
         agent = over_cdp(url, lambda browser: browser.contexts[0].pages[0].evaluate("navigator.userAgent"))
         assert agent == "cove-test/1"
+        operator = session.browser.operator
+        assert "data:text/html" in operator.navigate("data:text/html,<p>cove</p>")
+        shot = operator.screenshot(full_page=False)
+        assert base64.b64decode(shot.removeprefix("data:image/png;base64,")).startswith(b"\x89PNG")
         session.browser.destroy()
         assert not session.browser.is_initialized()
         assert "chromium" not in browser_server.sandbox(session.session_id, "ps -eo comm").stdout
@@ -122,3 +134,80 @@ async def test_coves_async_sdk(browser_server: CoveServer) -> None:
             await created.session.delete()
         with pytest.raises(BrowserError, match="Failed to get endpoint URL"):
             await browser.get_endpoint_url()  # the session is gone
+
+
+def test_many_cdp_connections_are_bounded(api: httpx.Client, session_id: str) -> None:
+    url = api.get(f"/v1/sessions/{session_id}/browser/cdp_url").json()["url"]
+    held = [connect(url, open_timeout=60, max_size=None) for _ in range(MAX_CONNECTIONS)]
+    try:
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url, open_timeout=60).close()
+        assert refused.value.response.status_code == 429
+        assert b"CDP connections open" in refused.value.response.body
+        held.pop().close()
+        assert browser_version(url)  # a slot is free again once a client leaves
+    finally:
+        for cdp in held:
+            cdp.close()
+
+
+def test_a_client_leaving_mid_message_does_not_hurt_the_browser(api: httpx.Client, session_id: str) -> None:
+    url = api.get(f"/v1/sessions/{session_id}/browser/cdp_url").json()["url"]
+    for _ in range(3):
+        where = urlsplit(url)
+        with socket.create_connection((where.hostname, where.port), timeout=60) as raw:
+            raw.sendall(
+                f"GET {where.path} HTTP/1.1\r\nHost: {where.netloc}\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+            )
+            assert raw.recv(4096).startswith(b"HTTP/1.1 101")
+            message = json.dumps({"id": 1, "method": "Browser.getVersion"}).encode()
+            frame = bytes([0x81, 0x80 | len(message)]) + b"\0\0\0\0" + message  # masked with zeros
+            raw.sendall(frame[: len(frame) // 2])
+    assert browser_version(url)
+    assert over_cdp(url, lambda browser: browser.contexts[0].pages[0].evaluate("1 + 1")) == 2
+
+
+def test_a_page_that_eats_memory_is_stopped_and_the_session_lives_on(
+    api: httpx.Client, browser_server: CoveServer
+) -> None:
+    created = api.post("/v1/sessions", json={"resources": {"memory_mb": 600}})
+    assert created.status_code == 201, created.text
+    small = created.json()["session"]["session_id"]
+    try:
+        url = api.post(f"/v1/sessions/{small}/browser", json={}).json()["cdp_url"]
+
+        def eat_memory(browser: Browser) -> str:
+            page = browser.contexts[0].new_page()
+            try:
+                page.evaluate(
+                    "() => { const kept = []; for (;;) kept.push(new Array(1e6).fill(Math.random())); }"
+                )
+            except Exception as error:  # the page's renderer was killed under it
+                return str(error)
+            return "the page ran to its end"
+
+        assert over_cdp(url, eat_memory) != "the page ran to its end"
+        events = browser_server.sandbox(small, "cat /sys/fs/cgroup/memory.events").stdout
+        assert "oom_kill 0" not in events
+        call = tool_caller(api, small)
+        assert "alive" in call("shell", command="echo alive")  # the agent lives on
+        # The renderer alone, or the whole browser, was killed: either way a start gives a working one.
+        again = api.post(f"/v1/sessions/{small}/browser", json={})
+        assert again.status_code == 200, again.text
+        assert (
+            over_cdp(
+                again.json()["cdp_url"], lambda browser: browser.contexts[0].new_page().evaluate("1 + 1")
+            )
+            == 2
+        )
+    finally:
+        api.delete(f"/v1/sessions/{small}")
+
+
+def browser_version(url: str) -> str:
+    with connect(url, open_timeout=60, max_size=None) as cdp:
+        cdp.send(json.dumps({"id": 1, "method": "Browser.getVersion"}))
+        product: str = json.loads(cdp.recv(timeout=60))["result"]["product"]
+        return product

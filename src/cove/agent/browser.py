@@ -24,6 +24,7 @@ import urllib.request
 from typing import Any
 
 from . import display, process_trees
+from .cdp import CdpConnection, CdpError
 from .tools import ToolError
 
 PORT = 9222
@@ -36,7 +37,8 @@ START_TIMEOUT_S = 45.0
 """How long Chromium gets to answer on its port after it was started (a cold start on a busy
 machine takes seconds)."""
 STOP_WAIT_S = 5.0
-"""How long a stopped Chromium gets to write its profile and leave after SIGTERM before it is killed."""
+"""How long a stopped Chromium gets to write its profile and leave, after Browser.close and again
+after SIGTERM, before it is killed."""
 SINGLETON_FILES = ("SingletonLock", "SingletonSocket", "SingletonCookie")
 """What a killed Chromium leaves in its profile; a new one would take them for a live browser's."""
 FLAGS = (
@@ -77,6 +79,20 @@ def describe(found: dict[str, Any], started: bool) -> dict[str, Any]:
     url = str(found["webSocketDebuggerUrl"])
     path = "/devtools/" + url.split("/devtools/", 1)[1] if "/devtools/" in url else ""
     return {"port": PORT, "path": path, "browser": found.get("Browser", ""), "started": started}
+
+
+def running_path() -> str:
+    """The running browser's CDP WebSocket path; a ToolError saying why if none runs. Tools that
+    drive pages do not start a browser: one that died (crashed, or killed when the session ran out of
+    memory) is reported, so the caller knows its pages are gone, and the next start makes a new one."""
+    if (found := version()) is not None:
+        return str(describe(found, started=False)["path"])
+    if os.path.exists(TREE_PATH):
+        raise ToolError(
+            "the browser is not running: it exited (it crashed, or was killed, as when the session "
+            "runs out of memory); start a new one with InitBrowser (browser.initialize)"
+        )
+    raise ToolError("the browser is not running; start it with InitBrowser (browser.initialize) first")
 
 
 def ensure(option: dict[str, Any], profile: str | None) -> dict[str, Any]:
@@ -167,13 +183,30 @@ def stop() -> bool:
     if tree.cgroup is None and tree.leader is None:
         return False
     if tree.leader is not None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(tree.leader, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_WAIT_S
-        while _is_browser(tree.leader) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _close(tree.leader)
     tree.kill()
     tree.release()
+    return True
+
+
+def _close(leader: int) -> None:
+    """Close the browser as its user would, with CDP's Browser.close, so it writes its profile: a
+    SIGTERM'd Chromium leaves its latest cookies unwritten. SIGTERM only if that does not end it."""
+    with contextlib.suppress(CdpError, ToolError), CdpConnection(PORT, running_path(), STOP_WAIT_S) as cdp:
+        cdp.call("Browser.close")
+    if not _ended(leader):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(leader, signal.SIGTERM)
+        _ended(leader)
+
+
+def _ended(pid: int) -> bool:
+    """Whether the browser `pid` left within STOP_WAIT_S."""
+    deadline = time.monotonic() + STOP_WAIT_S
+    while _is_browser(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
     return True
 
 

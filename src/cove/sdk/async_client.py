@@ -615,6 +615,7 @@ class AsyncBrowser:
         self._send = session.agent_bay._send
         self._id = session.session_id
         self._option: BrowserOption | None = None
+        self.operator = AsyncBrowserOperator(self)
 
     async def initialize(self, option: BrowserOption) -> bool:
         """Start the browser with `option` if it is not running (a running one is kept as it is);
@@ -650,6 +651,55 @@ class AsyncBrowser:
         self._option = None
         if not result.success:
             raise BrowserError(f"Failed to stop the browser: {result.error_message}")
+
+
+class AsyncBrowserOperator:
+    """`session.browser.operator`: AgentBay's page-use calls that need no LLM, on the running browser.
+    act, observe and extract are not here: they need an LLM endpoint, which Cove does not have (its
+    tools answer NotSupported to AgentBay's SDK)."""
+
+    def __init__(self, browser: AsyncBrowser) -> None:
+        self._browser = browser
+        self._send = browser._send
+        self._id = browser._id
+
+    def _check(self, method: str) -> None:
+        if not self._browser.is_initialized():
+            raise BrowserError(f"Browser must be initialized before calling {method}.")
+
+    async def navigate(self, url: str) -> str:
+        """Open `url` in the tab the browser shows; the tool's answer, or "Navigation failed: ..."."""
+        self._check("navigate")
+        result = await self._send(tool_calls.call_mcp_tool(self._id, "page_use_navigate", {"url": url}))
+        return str(result.data) if result.success else f"Navigation failed: {result.error_message}"
+
+    async def screenshot(
+        self,
+        page: Any = None,
+        full_page: bool = True,
+        quality: int = 80,
+        clip: dict[str, float] | None = None,
+        timeout: int | None = None,
+    ) -> str:
+        """A PNG data URL of `page` (a Playwright page on this browser; the shown tab if None), or
+        "Screenshot failed: ..."."""
+        self._check("screenshot")
+        arguments: dict[str, Any] = {"context_id": 0, "full_page": full_page, "quality": quality}
+        if page is not None:
+            cdp = await page.context.new_cdp_session(page)
+            arguments["page_id"] = (await cdp.send("Target.getTargetInfo"))["targetInfo"]["targetId"]
+            await cdp.detach()
+            arguments["context_id"] = page.context.browser.contexts.index(page.context)
+        arguments |= {
+            key: value for key, value in (("clip", clip), ("timeout", timeout)) if value is not None
+        }
+        result = await self._send(tool_calls.call_mcp_tool(self._id, "page_use_screenshot", arguments))
+        return str(result.data) if result.success else f"Screenshot failed: {result.error_message}"
+
+    async def close(self) -> bool:
+        """Stop the browser, letting it write its profile; False if the call failed."""
+        result = await self._send(tool_calls.call_mcp_tool(self._id, "page_use_close_session", {}))
+        return result.success
 
 
 class AsyncContextManager:

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cove.errors import CoveError, InvalidArgument
-from cove.sessions.manager import SessionManager
+
+if TYPE_CHECKING:
+    from cove.sessions.manager import SessionManager
 
 START_TOOL = "browser_start"
 STOP_TOOL = "stopChrome"
+STOP_TIMEOUT_S = 30.0
+"""Longer than the agent gives Chromium to close and leave (at most 15 s) before killing it."""
 
 
 class BrowserUnavailable(CoveError):

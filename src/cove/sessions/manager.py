@@ -38,6 +38,7 @@ from cove.sandbox.images import ImageStore
 from cove.sandbox.network_policy import NetworkState
 from cove.sandbox.runtime import CleanupReport, RuncRuntime
 from cove.sandbox.screen import DEFAULT_SCREEN
+from cove.sessions import browser
 from cove.sessions.context_syncs import Binding, SessionSyncs, select_tasks
 from cove.sessions.oss import OSS_TOOL_NAMES, OSS_TOOLS, ObjectStorageTools
 from cove.sessions.screenshots import SCREENSHOT_TOOL, Screenshots
@@ -326,6 +327,7 @@ class SessionManager:
             if not self.syncs.begin_release(record, reason):
                 return False
             try:
+                self._close_browser(session_id)
                 self.syncs.upload_pending(record)
             except ContextUploadFailed as error:
                 if not force:
@@ -340,6 +342,19 @@ class SessionManager:
                 raise
             self._release(session_id, reason)
         return True
+
+    def _close_browser(self, session_id: str) -> None:
+        """Before a running session's folders are uploaded, its browser (if one runs) is closed, so
+        that it writes its profile (cookies, storage) first. The session ends all the same if this fails."""
+        if not self.syncs.pending(session_id) or self.runtime.state(session_id) != "running":
+            return
+        agent = AgentClient(self.runtime.agent_run_dir(session_id), session_id)
+        try:
+            agent.call("tools/call", {"name": browser.STOP_TOOL, "arguments": {}}, browser.STOP_TIMEOUT_S)
+        except CoveError as error:
+            log.warning(
+                "session %s: its browser was not closed before the upload: %s", session_id, error.message
+            )
 
     def _finish_release(self, record: SessionRecord) -> bool:
         """Finish an end cut off by a crash of the server (or whose upload failed after its sandbox

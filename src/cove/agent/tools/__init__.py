@@ -100,7 +100,7 @@ def hold_state() -> bool:
 
 def all_tools() -> dict[str, Tool]:
     """Every tool by name (imported here, so the agent loads tool modules only when serving)."""
-    from . import browser, code, computer, files, processes, shell
+    from . import browser, code, computer, files, page_use, processes, shell
 
-    modules = (shell, processes, files, code, computer, browser)
+    modules = (shell, processes, files, code, computer, browser, page_use)
     return {tool.name: tool for module in modules for tool in module.TOOLS}
