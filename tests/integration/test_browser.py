@@ -211,3 +211,51 @@ def browser_version(url: str) -> str:
         cdp.send(json.dumps({"id": 1, "method": "Browser.getVersion"}))
         product: str = json.loads(cdp.recv(timeout=60))["result"]["product"]
         return product
+
+
+AUTH_PROXY = """
+import base64, http.server, urllib.request
+WANTED = "Basic " + base64.b64encode(b"alice:s3cret").decode()
+class Proxy(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.headers.get("Proxy-Authorization") != WANTED:
+            self.send_response(407)
+            self.send_header("Proxy-Authenticate", 'Basic realm="test"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        with open("/tmp/proxy.log", "a") as log:
+            log.write(self.requestline + "\\n")
+        body = urllib.request.urlopen(self.path).read()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+http.server.ThreadingHTTPServer(("127.0.0.1", 3128), Proxy).serve_forever()
+"""
+
+
+def test_a_custom_proxy_with_credentials_carries_the_pages(
+    api: httpx.Client, session_id: str, browser_server: CoveServer
+) -> None:
+    """Chromium is pointed at a local chaining proxy that adds the credentials AgentBay's option gives."""
+    page_url = serve_form(api, session_id)
+    call = tool_caller(api, session_id)
+    call("write_file", path="/tmp/proxy.py", content=AUTH_PROXY)
+    call("shell", command="nohup python3 /tmp/proxy.py >/tmp/proxy.out 2>&1 &")
+    call(
+        "shell", command="for i in $(seq 100); do curl -s localhost:3128 >/dev/null && exit; sleep 0.1; done"
+    )
+    proxy = {"type": "custom", "server": "127.0.0.1:3128", "username": "alice", "password": "s3cret"}
+    option = {"proxies": [proxy], "cmdArgs": ["--proxy-bypass-list=<-loopback>"]}  # loopback too
+    started = api.post(f"/v1/sessions/{session_id}/browser", json={"option": option})
+    assert started.status_code == 200, started.text
+    call("page_use_navigate", url=page_url)
+    log = browser_server.sandbox(session_id, "cat /tmp/proxy.log").stdout
+    assert f"GET {page_url} HTTP/1.1" in log
+
+    refused = {"option": {"proxies": [{"type": "wuying", "strategy": "restricted"}]}}
+    api.delete(f"/v1/sessions/{session_id}/browser")
+    answer = api.post(f"/v1/sessions/{session_id}/browser", json=refused)
+    assert answer.status_code == 400 and "type 'custom'" in answer.text

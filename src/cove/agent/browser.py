@@ -23,7 +23,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from . import display, process_trees
+from . import browser_proxy, display, process_trees
 from .cdp import CdpConnection, CdpError
 from .tools import ToolError
 
@@ -117,6 +117,7 @@ def command(option: dict[str, Any], profile: str) -> list[str]:
         argv.append(f"--user-agent={user_agent}")
     if extensions := _extensions(option.get("extensionPath")):
         argv.append(f"--load-extension={','.join(extensions)}")
+    argv += browser_proxy.switches(option.get("proxies"))
     argv += [str(arg) for arg in option.get("cmdArgs") or ()]
     argv.append(option.get("defaultNavigateUrl") or "about:blank")
     return argv
@@ -172,6 +173,7 @@ def _start(option: dict[str, Any], profile: str) -> dict[str, Any]:
 
 def stop() -> bool:
     """Stop the browser: SIGTERM so it writes its profile, then kill its tree. False if none ran."""
+    browser_proxy.stop_chain()
     try:
         with open(TREE_PATH) as saved:
             state = json.load(saved)

@@ -16,6 +16,16 @@ SIZE = {
     "properties": {"width": {"type": "integer", "minimum": 1}, "height": {"type": "integer", "minimum": 1}},
     "required": ["width", "height"],
 }
+PROXY = {
+    "type": "object",
+    "properties": {
+        "type": {"type": "string", "enum": ["custom", "wuying", "managed"]},
+        "server": {"type": "string"},
+        "username": {"type": "string"},
+        "password": {"type": "string"},
+    },
+    "required": ["type"],
+}
 BROWSER_OPTION = {
     "type": "object",
     "properties": {
@@ -26,6 +36,7 @@ BROWSER_OPTION = {
         "defaultNavigateUrl": {"type": "string"},
         "browserType": {"type": "string", "enum": ["chrome", "chromium"]},
         "extensionPath": {"type": "string"},
+        "proxies": {"type": "array", "items": PROXY},
     },
 }
 """AgentBay's BrowserOption keys that mean something here; the others are accepted and ignored."""
