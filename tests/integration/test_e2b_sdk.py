@@ -11,7 +11,17 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from e2b import AsyncSandbox, CommandExitException, Sandbox, SandboxException, SandboxQuery
+from e2b import (
+    AsyncSandbox,
+    AuthenticationException,
+    CommandExitException,
+    FileNotFoundException,
+    NotFoundException,
+    Sandbox,
+    SandboxException,
+    SandboxNotRunningException,
+    SandboxQuery,
+)
 
 from tests.integration.server import KEY_A, KEY_B, CoveServer
 
@@ -85,11 +95,13 @@ def test_streaming_callbacks(sandbox: Sandbox) -> None:
 def test_background_command_and_kill(server: CoveServer, sandbox: Sandbox) -> None:
     handle = sandbox.commands.run("echo started; sleep 600", background=True)
     assert handle.pid in [process.pid for process in sandbox.commands.list()]
+    again = sandbox.commands.connect(handle.pid)
     assert handle.kill()
-    with pytest.raises(CommandExitException) as killed:
-        handle.wait()
-    assert killed.value.exit_code == 137
-    assert "started\n" in killed.value.stdout
+    for attached in (handle, again):
+        with pytest.raises(CommandExitException) as killed:
+            attached.wait()
+        assert killed.value.exit_code == 137
+        assert "started\n" in killed.value.stdout
     assert handle.pid not in [process.pid for process in sandbox.commands.list()]
     assert not sandbox.commands.kill(handle.pid)
 
@@ -129,6 +141,10 @@ def test_files(server: CoveServer, sandbox: Sandbox) -> None:
     )
     assert [item.path for item in written] == ["/tmp/one.txt", "/tmp/two.bin"]
     assert sandbox.files.read("/tmp/two.bin", format="bytes") == b"\x00\x01"
+    with pytest.raises(FileNotFoundException):
+        sandbox.files.read("/tmp/none.txt")
+    with pytest.raises(NotFoundException):
+        sandbox.files.list("/tmp/none")
 
 
 def test_metadata_list_timeout_and_kill(server: CoveServer, e2b_env: None) -> None:
@@ -154,6 +170,10 @@ def test_metadata_list_timeout_and_kill(server: CoveServer, e2b_env: None) -> No
         assert first.kill()
     assert not first.is_running()
     assert not Sandbox.kill(first.sandbox_id)
+    with pytest.raises(SandboxNotRunningException):
+        first.commands.run("true")
+    with pytest.raises(NotFoundException):
+        Sandbox.connect(first.sandbox_id)
     answer = server.client().get(f"/v1/sessions/{first.sandbox_id}").json()
     assert answer["session"]["status"] == "DELETED"
 
@@ -175,3 +195,14 @@ def test_pause_and_connect(server: CoveServer, sandbox: Sandbox) -> None:
     resumed = Sandbox.connect(sandbox.sandbox_id)
     assert resumed.get_info().state.value == "running"
     assert resumed.commands.run("cat /tmp/state").stdout == "kept\n"
+
+
+def test_errors(e2b_env: None) -> None:
+    with pytest.raises(AuthenticationException):
+        Sandbox.create(api_key="not-a-key")
+    with pytest.raises(NotFoundException):
+        Sandbox.connect("session-doesnotexist")
+    with pytest.raises(SandboxException, match="not-a-template"):
+        Sandbox.create("not-a-template")
+    with pytest.raises(SandboxException, match="envVars"):
+        Sandbox.create(envs={"A": "b"})
