@@ -7,9 +7,10 @@ could hide a fake.
 
 from __future__ import annotations
 
-import threading
+import uuid
 from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import pytest
 from e2b import (
     AsyncSandbox,
@@ -148,7 +149,7 @@ def test_files(server: CoveServer, sandbox: Sandbox) -> None:
 
 
 def test_metadata_list_timeout_and_kill(server: CoveServer, e2b_env: None) -> None:
-    tag = threading.get_ident()
+    tag = uuid.uuid4().hex
     first = Sandbox.create(metadata={"list-test": str(tag)})
     try:
         other = Sandbox.create(metadata={"list-test": "other"})
@@ -206,3 +207,22 @@ def test_errors(e2b_env: None) -> None:
         Sandbox.create("not-a-template")
     with pytest.raises(SandboxException, match="envVars"):
         Sandbox.create(envs={"A": "b"})
+
+
+def test_envd_wire(server: CoveServer, sandbox: Sandbox) -> None:
+    """What the SDK does not show: tokens, ports and errors of the envd facade, on the wire."""
+    sandbox_id = sandbox.sandbox_id
+    detail = httpx.get(f"{server.url}/sandboxes/{sandbox_id}", headers={"X-API-KEY": KEY_A}).json()
+    envd = {"E2b-Sandbox-Id": sandbox_id, "E2b-Sandbox-Port": "49983"}
+    with httpx.Client(base_url=server.url, headers=envd) as client:
+        gone = client.get("/health", headers={"X-Access-Token": "wrong"})
+        assert (gone.status_code, gone.json()) == (502, {"code": 502, "message": "The sandbox was not found"})
+        client.headers["X-Access-Token"] = detail["envdAccessToken"]
+        assert client.get("/health").status_code == 204
+        assert client.get("/files").json()["code"] == 400
+        closed = client.get("/health", headers={"E2b-Sandbox-Port": "8080"})
+        assert closed.status_code == 502 and "port is not open" in closed.json()["message"]
+        unknown = client.post("/process.Process/Update", json={})
+        assert (unknown.status_code, unknown.json()["code"]) == (501, "unimplemented")
+        root = client.get("/files", params={"path": "/etc/hostname", "username": "root"})
+        assert root.status_code == 403

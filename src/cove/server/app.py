@@ -33,6 +33,8 @@ def _start(services: Services) -> None:
         key = ensure_default_key(services.settings.data_dir, services.store)
         print(f"cove: no API key configured; created one (also in {services.settings.data_dir}/api_key):")
         print(f"cove: {key}", flush=True)
+    url = services.settings.base_url
+    print(f"cove: E2B SDKs: export E2B_API_URL={url} E2B_SANDBOX_URL={url} E2B_API_KEY=<key>", flush=True)
     report = services.manager.reconcile(at_startup=True)
     log.info("recovered %d running sessions, ended %d", len(report.kept), len(report.ended))
     services.manager.start_warm_pool()

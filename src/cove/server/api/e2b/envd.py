@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -152,6 +153,11 @@ def create_sandbox_app(unary: dict[str, Unary], streaming: dict[str, Streaming])
         headers = {"Should-Retry": "false"} if error.http_status >= 500 else None
         body = {"code": error.http_status, "message": error.message}
         return JSONResponse(body, status_code=error.http_status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0]
+        return await plain_error(request, InvalidArgument(f"{first['loc'][-1]}: {first['msg']}"))
 
     @app.get("/health")
     async def health(target: Target) -> Response:
