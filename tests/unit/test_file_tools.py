@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -509,3 +510,47 @@ def test_text_read_in_byte_parts_joins_into_the_exact_text(
         for offset in range(0, size, part)
     )
     assert joined == text
+
+
+def test_entries_in_json(tmp_path: Path) -> None:
+    (tmp_path / "dir" / "deeper").mkdir(parents=True)
+    (tmp_path / "a.txt").write_text("hello")
+    (tmp_path / "link").symlink_to(tmp_path / "a.txt")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    entries = json.loads(call("list_directory", path=str(tmp_path), format="json"))
+    by_name = {entry["name"]: entry for entry in entries}
+    assert sorted(by_name) == ["a.txt", "dangling", "dir", "link"]
+    status = (tmp_path / "a.txt").stat()
+    assert by_name["a.txt"] == {
+        "name": "a.txt",
+        "path": str(tmp_path / "a.txt"),
+        "type": "file",
+        "size": 5,
+        "mode": stat.S_IMODE(status.st_mode),
+        "permissions": stat.filemode(status.st_mode),
+        "owner": file_tools.user_name(status.st_uid),
+        "group": file_tools.group_name(status.st_gid),
+        "modified": file_tools.timestamp(status.st_mtime),
+        "is_symlink": False,
+        "symlink_target": None,
+    }
+    assert (by_name["link"]["type"], by_name["link"]["is_symlink"]) == ("file", True)
+    assert by_name["link"]["symlink_target"] == str(tmp_path / "a.txt")
+    assert by_name["dangling"]["type"] == "symlink"
+    assert by_name["dir"]["type"] == "dir"
+    deep = json.loads(call("list_directory", path=str(tmp_path), format="json", depth=2))
+    assert str(tmp_path / "dir" / "deeper") in [entry["path"] for entry in deep]
+    info = json.loads(call("get_file_info", path=str(tmp_path / "dir"), format="json"))
+    assert (info["type"], info["path"]) == ("dir", str(tmp_path / "dir"))
+    fails(
+        "list_directory",
+        f"{tmp_path / 'a.txt'} is not a directory",
+        path=str(tmp_path / "a.txt"),
+        format="json",
+    )
+    fails(
+        "get_file_info",
+        f"no such file or directory: {tmp_path / 'gone'}",
+        path=str(tmp_path / "gone"),
+        format="json",
+    )

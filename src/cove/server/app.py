@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from cove.auth import ensure_default_key
 from cove.config import Settings
 from cove.errors import CoveError, InvalidArgument
-from cove.server.api import agentbay, cdp, contexts, desktop, links, mcp, native, screenshots
+from cove.server.api import agentbay, cdp, contexts, desktop, e2b, links, mcp, native, screenshots
 from cove.server.envelope import ERROR_RESPONSES, RequestEnvelope, error_answer
 from cove.server.link_listener import LinkListener
 from cove.server.request_limits import Limits, RequestLimits
@@ -33,6 +33,8 @@ def _start(services: Services) -> None:
         key = ensure_default_key(services.settings.data_dir, services.store)
         print(f"cove: no API key configured; created one (also in {services.settings.data_dir}/api_key):")
         print(f"cove: {key}", flush=True)
+    url = services.settings.base_url
+    print(f"cove: E2B SDKs: export E2B_API_URL={url} E2B_SANDBOX_URL={url} E2B_API_KEY=<key>", flush=True)
     report = services.manager.reconcile(at_startup=True)
     log.info("recovered %d running sessions, ended %d", len(report.kept), len(report.ended))
     services.manager.start_warm_pool()
@@ -57,7 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await run_in_threadpool(build_services, settings)
         await run_in_threadpool(_start, services)
-        app.state.services = link_app.state.services = services
+        app.state.services = link_app.state.services = envd_app.state.services = services
         link_listener = LinkListener(link_app, settings)
         await link_listener.start()
         reconciler = asyncio.create_task(_reconcile_forever(services.manager))
@@ -75,6 +77,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(screenshots.router, responses=ERROR_RESPONSES)
     app.include_router(agentbay.router)
     app.include_router(mcp.router)
+    app.include_router(e2b.router)
+    envd_app = e2b.create_envd_app()
+    app.add_middleware(e2b.SandboxRouting, sandbox_app=envd_app)  # outermost: E2B's envd is apart
     link_app = create_link_app(settings)
     return app
 

@@ -30,8 +30,11 @@ from cove.server.envelope import error_answer, request_id_of
 
 _STREAMED = re.compile(r"PUT /v1/sessions/[^/]+/files|PUT /v1/context-files/[^/]+|[A-Z]+ /links/.*")
 """Routes that stream their body on, each with its own size limit."""
-_KEY_ELSEWHERE = re.compile(r"[A-Z]+ (/|/links/.*|/v1/context-files/[^/]+|/v1/screenshots/[^/]+/[^/]+)")
-"""Routes whose credential is not an Authorization header: AgentBay RPC (form body), tokens in paths."""
+_KEY_ELSEWHERE = re.compile(
+    r"[A-Z]+ (/|/links/.*|/v1/context-files/[^/]+|/v1/screenshots/[^/]+/[^/]+|(/v2)?/sandboxes(/.*)?)"
+)
+"""Routes whose credential is not an Authorization header: AgentBay RPC (form body), tokens in paths,
+E2B's API (X-API-KEY, checked by its routes)."""
 _DISCONNECT: Message = {"type": "http.disconnect"}
 
 

@@ -181,7 +181,24 @@ def open_desktop(manager: SessionManager, session_id: str, given_token: str) -> 
 def open_cdp(manager: SessionManager, session_id: str, given_token: str) -> tuple[str, AgentClient]:
     """The owner and agent of the session a CDP URL leads to, once its token is checked
     (LinkNotFound otherwise, first)."""
-    expected = cdp_token(manager.settings.data_dir, session_id)
+    return _open_by_token(manager, session_id, cdp_token(manager.settings.data_dir, session_id), given_token)
+
+
+def sandbox_token(data_dir: Path, session_id: str) -> str:
+    """The access token of a session's E2B envd facade (E2B's envdAccessToken)."""
+    message = f"{session_id}:e2b-envd".encode()
+    return hmac.new(server_secret(data_dir), message, hashlib.sha256).hexdigest()
+
+
+def open_sandbox(manager: SessionManager, session_id: str, given_token: str) -> tuple[str, AgentClient]:
+    """The owner and agent of the session an E2B access token is for (LinkNotFound otherwise, first)."""
+    expected = sandbox_token(manager.settings.data_dir, session_id)
+    return _open_by_token(manager, session_id, expected, given_token)
+
+
+def _open_by_token(
+    manager: SessionManager, session_id: str, expected: str, given_token: str
+) -> tuple[str, AgentClient]:
     if not hmac.compare_digest(expected.encode(), given_token.encode(errors="surrogateescape")):
         raise LinkNotFound()
     tenant_id = _owner(manager, session_id)

@@ -462,6 +462,15 @@ class SessionManager:
         self.store.mark_active(session_id, utc_now())
         return record
 
+    def set_lifetime(self, tenant_id: str, session_id: str, max_lifetime_s: int) -> SessionRecord:
+        """Change a live session's maximum lifetime (seconds from its creation; 0: none)."""
+        _, checked = check_timeouts(self.settings, 0, max_lifetime_s)
+        record = self.get(tenant_id, session_id)
+        if record.status not in LIVE_STATUSES:
+            raise InvalidState(f"session {session_id} is {record.status}; only a live session has a lifetime")
+        self.store.set_max_lifetime(session_id, checked)
+        return self.get(tenant_id, session_id)
+
     def _touch(self, record: SessionRecord) -> None:
         """Note activity for the idle timeout; at most every few seconds, to spare the database."""
         now = utc_now()

@@ -266,6 +266,14 @@ class Store:
                 .values(last_active_at=moment)
             )
 
+    def set_max_lifetime(self, session_id: str, max_lifetime_s: int) -> None:
+        with self._transaction() as db:
+            db.execute(
+                update(sessions_table)
+                .where(sessions_table.c.session_id == session_id)
+                .values(max_lifetime_s=max_lifetime_s, updated_at=utc_now())
+            )
+
     def replace_labels(self, session_id: str, labels: Mapping[str, str]) -> None:
         with self._transaction() as db:
             db.execute(delete(labels_table).where(labels_table.c.session_id == session_id))

@@ -12,8 +12,10 @@ import contextlib
 import difflib
 import errno
 import fnmatch
+import grp
 import json
 import os
+import pwd
 import re
 import secrets
 import shutil
@@ -233,9 +235,72 @@ def write_file(arguments: dict[str, Any]) -> str:
 
 def list_directory(arguments: dict[str, Any]) -> str:
     path = resolve(arguments["path"])
+    if arguments.get("format") == "json":
+        return json.dumps(entries_under(path, arguments.get("depth", 1)), ensure_ascii=False)
     with os_errors(path):
         entries = sorted(scan(path), key=lambda entry: entry.name)
         return "\n".join(f"[{'DIR' if entry.is_dir() else 'FILE'}] {entry.name}" for entry in entries)
+
+
+def entries_under(root: str, depth: int) -> list[dict[str, Any]]:
+    """The entries `depth` levels deep under `root` (1: its own entries), described, symlinks not
+    followed into; `root` must be a directory."""
+    with os_errors(root):
+        if not stat.S_ISDIR(os.stat(root).st_mode):
+            raise ToolError(f"{root} is not a directory")
+    found = []
+    for relative, _ in walk(root, skip=lambda name, relative: relative.count(os.sep) >= depth):
+        with contextlib.suppress(OSError):  # gone since it was listed
+            found.append(entry_info(os.path.join(root, relative)))
+    return sorted(found, key=lambda info: info["path"])
+
+
+def entry_info(path: str) -> dict[str, Any]:
+    """One entry described for structured clients: a symlink shows its target's type and size, and is
+    marked with is_symlink and symlink_target (a dangling one shows the link itself)."""
+    link = os.lstat(path)
+    status = link
+    target = None
+    if stat.S_ISLNK(link.st_mode):
+        target = os.readlink(path)
+        with contextlib.suppress(OSError):
+            status = os.stat(path)
+    kind = (
+        "dir"
+        if stat.S_ISDIR(status.st_mode)
+        else "file"
+        if stat.S_ISREG(status.st_mode)
+        else "symlink"
+        if stat.S_ISLNK(status.st_mode)
+        else "other"
+    )
+    return {
+        "name": os.path.basename(path) or path,
+        "path": path,
+        "type": kind,
+        "size": status.st_size,
+        "mode": stat.S_IMODE(status.st_mode),
+        "permissions": stat.filemode(status.st_mode),
+        "owner": user_name(status.st_uid),
+        "group": group_name(status.st_gid),
+        "modified": timestamp(status.st_mtime),
+        "is_symlink": target is not None,
+        "symlink_target": target,
+    }
+
+
+def user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
 
 
 def create_directory(arguments: dict[str, Any]) -> str:
@@ -313,6 +378,9 @@ def split_lines(text: str) -> list[str]:
 
 def get_file_info(arguments: dict[str, Any]) -> str:
     path = resolve(arguments["path"])
+    if arguments.get("format") == "json":
+        with os_errors(path):
+            return json.dumps(entry_info(path), ensure_ascii=False)
     with os_errors(path):
         link = os.lstat(path)
     status = link
@@ -395,6 +463,14 @@ def get_file_change(arguments: dict[str, Any]) -> str:
 
 
 PATH_ARGUMENT = {"type": "string", "description": "absolute, or relative to the home directory"}
+DETAILS_FORMAT = {
+    "type": "string",
+    "enum": ["text", "json"],
+    "description": (
+        "default text; json: a JSON object per entry with name, path, type (file, dir, symlink, other), "
+        "size, mode, permissions, owner, group, modified, is_symlink, symlink_target"
+    ),
+}
 
 TOOLS = [
     Tool(
@@ -435,10 +511,19 @@ TOOLS = [
         name="list_directory",
         description=(
             "List a directory, one entry per line as '[DIR] name' or '[FILE] name', sorted by name "
-            "(a symlink to a directory counts as DIR)."
+            "(a symlink to a directory counts as DIR); with format 'json', a JSON array of the entries "
+            "down to `depth` levels, sorted by path."
         ),
         run=list_directory,
-        properties={"path": PATH_ARGUMENT},
+        properties={
+            "path": PATH_ARGUMENT,
+            "format": DETAILS_FORMAT,
+            "depth": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "levels to descend with format 'json'; default 1, the directory's own entries",
+            },
+        },
         required=("path",),
     ),
     Tool(
@@ -498,10 +583,11 @@ TOOLS = [
         name="get_file_info",
         description=(
             "Describe a file or directory, one 'key: value' per line: size, created, modified, "
-            "accessed (ISO 8601 UTC), isDirectory, isFile, isSymlink, permissions (octal), owner (uid)."
+            "accessed (ISO 8601 UTC), isDirectory, isFile, isSymlink, permissions (octal), owner (uid); "
+            "with format 'json', one JSON object as list_directory's entries."
         ),
         run=get_file_info,
-        properties={"path": PATH_ARGUMENT},
+        properties={"path": PATH_ARGUMENT, "format": DETAILS_FORMAT},
         required=("path",),
     ),
     Tool(

@@ -1,0 +1,132 @@
+"""envd's `process.Process` service on the agent's background processes (agent/tools/processes.py).
+
+A process is known to E2B by its pid in the sandbox, to the agent by its process_id; the agent's
+process_list pairs them. Output streams by long-polling process_output, as Cove's own SDK does.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import shlex
+from collections.abc import AsyncIterator
+from typing import Any
+
+from cove.server.api.e2b.connect import ConnectError, Message
+from cove.server.api.e2b.envd import Sandbox, Streaming, Unary, selected_pid
+
+POLL_WAIT_MS = 20_000
+"""How long one output poll waits for the process to write; an empty poll is sent as a keepalive."""
+SIGNALS = {"SIGNAL_SIGKILL": "KILL", "SIGNAL_SIGTERM": "TERM", 9: "KILL", 15: "TERM"}
+
+
+async def _process_id(target: Sandbox, pid: int) -> str:
+    """The agent's process_id of the running process with this pid."""
+    for process in await target.tool("process_list", {}):
+        if process["pid"] == pid and process["running"]:
+            return str(process["process_id"])
+    raise ConnectError("not_found", f"process with pid {pid} not found")
+
+
+async def _events(target: Sandbox, process_id: str, pid: int) -> AsyncIterator[Message]:
+    """start, then the output as it comes (from its first byte), then end with the exit code."""
+    yield {"event": {"start": {"pid": pid}}}
+    offsets = {"stdout_offset": 0, "stderr_offset": 0}
+    while True:
+        polled = await target.tool(
+            "process_output", {"process_id": process_id, **offsets, "wait_ms": POLL_WAIT_MS}
+        )
+        for stream in ("stdout", "stderr"):
+            if polled[stream]:
+                data = base64.b64encode(polled[stream].encode()).decode()
+                yield {"event": {"data": {stream: data}}}
+        moved = any(polled[name] != offset for name, offset in offsets.items())
+        offsets = {name: polled[name] for name in offsets}
+        if not polled["running"] and not moved:
+            break
+        if not moved:
+            yield {"event": {"keepalive": {}}}
+    code = polled["exit_code"]
+    end: dict[str, Any] = {"exited": True, "status": f"exit status {code}"}
+    if code:
+        end |= {"exitCode": code, "error": f"exit status {code}"}
+    yield {"event": {"end": end}}
+
+
+async def start(target: Sandbox, message: Message) -> AsyncIterator[Message]:
+    config = message.get("process") or {}
+    if message.get("pty"):
+        raise ConnectError("unimplemented", "PTY processes are not supported by Cove's E2B API yet")
+    if not isinstance(config.get("cmd"), str):
+        raise ConnectError("invalid_argument", "process.cmd is required")
+    arguments: dict[str, Any] = {"command": shlex.join([config["cmd"], *config.get("args", [])])}
+    if config.get("cwd"):
+        arguments["cwd"] = config["cwd"]
+    if config.get("envs"):
+        arguments["envs"] = config["envs"]
+    started = await target.tool("process_start", arguments)
+    if not message.get("stdin"):
+        await _close_input(target, started["process_id"])
+    async for event in _events(target, started["process_id"], started["pid"]):
+        yield event
+
+
+async def connect(target: Sandbox, message: Message) -> AsyncIterator[Message]:
+    pid = selected_pid(message)
+    async for event in _events(target, await _process_id(target, pid), pid):
+        yield event
+
+
+async def list_processes(target: Sandbox, message: Message) -> Message:
+    running = [process for process in await target.tool("process_list", {}) if process["running"]]
+    return {
+        "processes": [
+            {"pid": process["pid"], "config": {"cmd": "/bin/bash", "args": ["-c", process["command"]]}}
+            for process in running
+        ]
+    }
+
+
+async def send_input(target: Sandbox, message: Message) -> Message:
+    given = message.get("input") or {}
+    if "stdin" not in given:
+        raise ConnectError("unimplemented", "only stdin input is supported by Cove (no PTY yet)")
+    try:
+        data = base64.b64decode(given["stdin"], validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, TypeError):
+        raise ConnectError("invalid_argument", "input.stdin must be base64 of UTF-8 text") from None
+    process_id = await _process_id(target, selected_pid(message))
+    await target.tool("process_write", {"process_id": process_id, "data": data})
+    return {}
+
+
+async def _close_input(target: Sandbox, process_id: str) -> None:
+    """End the process's stdin; one that has exited already needs nothing."""
+    try:
+        await target.tool("process_write", {"process_id": process_id, "data": "", "eof": True})
+    except ConnectError as error:
+        if error.code != "failed_precondition":
+            raise
+
+
+async def close_stdin(target: Sandbox, message: Message) -> Message:
+    await _close_input(target, await _process_id(target, selected_pid(message)))
+    return {}
+
+
+async def send_signal(target: Sandbox, message: Message) -> Message:
+    signal = SIGNALS.get(message.get("signal", "SIGNAL_SIGKILL"))
+    if signal is None:
+        raise ConnectError("invalid_argument", "signal must be SIGNAL_SIGKILL or SIGNAL_SIGTERM")
+    process_id = await _process_id(target, selected_pid(message))
+    await target.tool("process_kill", {"process_id": process_id, "signal": signal})
+    return {}
+
+
+UNARY: dict[str, Unary] = {
+    "process.Process/List": list_processes,
+    "process.Process/SendInput": send_input,
+    "process.Process/CloseStdin": close_stdin,
+    "process.Process/SendSignal": send_signal,
+}
+STREAMING: dict[str, Streaming] = {"process.Process/Start": start, "process.Process/Connect": connect}

@@ -1,0 +1,228 @@
+"""The unmodified E2B SDK (`e2b`, pinned in pyproject.toml) against Cove, pointed at it by its
+environment variables alone: the control plane beside Cove's API, envd routed by `E2b-Sandbox-Id`.
+
+Effects are checked in the real sandbox (with `runc exec`, past the API) where the SDK's own answer
+could hide a fake.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from e2b import (
+    AsyncSandbox,
+    AuthenticationException,
+    CommandExitException,
+    FileNotFoundException,
+    NotFoundException,
+    Sandbox,
+    SandboxException,
+    SandboxNotRunningException,
+    SandboxQuery,
+)
+
+from tests.integration.server import KEY_A, KEY_B, CoveServer
+
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+@pytest.fixture
+def e2b_env(server: CoveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client settings docs/e2b-compatibility.md gives: both URLs are Cove's API address."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("E2B_API_URL", server.url)
+    monkeypatch.setenv("E2B_SANDBOX_URL", server.url)
+    monkeypatch.setenv("E2B_API_KEY", KEY_A)
+
+
+@pytest.fixture
+def sandbox(e2b_env: None) -> Iterator[Sandbox]:
+    created = Sandbox.create(metadata={"suite": "e2b"})
+    try:
+        yield created
+    finally:
+        created.kill()
+
+
+@pytest.fixture
+async def async_sandbox(e2b_env: None) -> AsyncIterator[AsyncSandbox]:
+    created = await AsyncSandbox.create()
+    try:
+        yield created
+    finally:
+        await created.kill()
+
+
+def test_create_is_a_cove_session(server: CoveServer, sandbox: Sandbox) -> None:
+    answer = server.client().get(f"/v1/sessions/{sandbox.sandbox_id}")
+    assert answer.status_code == 200
+    session = answer.json()["session"]
+    assert session["status"] == "RUNNING"
+    assert session["labels"] == {"suite": "e2b"}
+    assert session["image_id"] == "linux_latest"
+    assert server.client(KEY_B).get(f"/v1/sessions/{sandbox.sandbox_id}").status_code == 404
+
+
+def test_commands_run(server: CoveServer, sandbox: Sandbox) -> None:
+    result = sandbox.commands.run("echo hi")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "hi\n", "")
+
+    with pytest.raises(CommandExitException) as failed:
+        sandbox.commands.run("echo oops >&2; exit 3")
+    assert failed.value.exit_code == 3
+    assert failed.value.stderr == "oops\n"
+
+    result = sandbox.commands.run("pwd; echo $GREETING", cwd="/tmp", envs={"GREETING": "hello"})
+    assert result.stdout == "/tmp\nhello\n"
+
+
+def test_streaming_callbacks(sandbox: Sandbox) -> None:
+    seen: list[str] = []
+    errors: list[str] = []
+    result = sandbox.commands.run(
+        "for i in 1 2 3; do echo line $i; sleep 0.2; done; echo bad >&2",
+        on_stdout=seen.append,
+        on_stderr=errors.append,
+    )
+    assert "".join(seen) == "line 1\nline 2\nline 3\n"
+    assert "".join(errors) == "bad\n"
+    assert result.stdout == "line 1\nline 2\nline 3\n"
+
+
+def test_background_command_and_kill(server: CoveServer, sandbox: Sandbox) -> None:
+    handle = sandbox.commands.run("echo started; sleep 600", background=True)
+    assert handle.pid in [process.pid for process in sandbox.commands.list()]
+    again = sandbox.commands.connect(handle.pid)
+    assert handle.kill()
+    for attached in (handle, again):
+        with pytest.raises(CommandExitException) as killed:
+            attached.wait()
+        assert killed.value.exit_code == 137
+        assert "started\n" in killed.value.stdout
+    assert handle.pid not in [process.pid for process in sandbox.commands.list()]
+    assert not sandbox.commands.kill(handle.pid)
+
+
+def test_stdin(sandbox: Sandbox) -> None:
+    handle = sandbox.commands.run("read line; echo got $line", background=True, stdin=True)
+    sandbox.commands.send_stdin(handle.pid, "hello\n")
+    assert handle.wait().stdout == "got hello\n"
+    assert sandbox.commands.run("cat").stdout == ""  # without stdin, input is at its end at once
+
+
+def test_files(server: CoveServer, sandbox: Sandbox) -> None:
+    info = sandbox.files.write("notes/a.txt", "hello e2b")
+    assert (info.path, info.name) == ("/home/user/notes/a.txt", "a.txt")
+    assert sandbox.files.read("/home/user/notes/a.txt") == "hello e2b"
+    assert sandbox.files.read("notes/a.txt", format="bytes") == b"hello e2b"
+    assert server.sandbox(sandbox.sandbox_id, "cat /home/user/notes/a.txt").stdout == "hello e2b"
+
+    assert sandbox.files.make_dir("/home/user/notes/sub")
+    assert not sandbox.files.make_dir("/home/user/notes/sub")
+    entries = {entry.name: entry for entry in sandbox.files.list("/home/user/notes")}
+    assert set(entries) == {"a.txt", "sub"}
+    assert entries["a.txt"].size == 9 and entries["a.txt"].type is not None
+    assert entries["a.txt"].type.value == "file" and entries["sub"].type.value == "dir"
+    deep = [entry.path for entry in sandbox.files.list("/home/user/notes", depth=2)]
+    assert "/home/user/notes/sub" in deep
+
+    assert sandbox.files.exists("notes/a.txt")
+    assert sandbox.files.get_info("notes/a.txt").owner == "user"
+    moved = sandbox.files.rename("notes/a.txt", "notes/b.txt")
+    assert moved.path == "/home/user/notes/b.txt"
+    sandbox.files.remove("notes/b.txt")
+    sandbox.files.remove("notes/b.txt")  # gone already: not an error, as in E2B
+    assert not sandbox.files.exists("notes/b.txt")
+    written = sandbox.files.write_files(
+        [{"path": "/tmp/one.txt", "data": "1"}, {"path": "/tmp/two.bin", "data": b"\x00\x01"}]
+    )
+    assert [item.path for item in written] == ["/tmp/one.txt", "/tmp/two.bin"]
+    assert sandbox.files.read("/tmp/two.bin", format="bytes") == b"\x00\x01"
+    with pytest.raises(FileNotFoundException):
+        sandbox.files.read("/tmp/none.txt")
+    with pytest.raises(NotFoundException):
+        sandbox.files.list("/tmp/none")
+
+
+def test_metadata_list_timeout_and_kill(server: CoveServer, e2b_env: None) -> None:
+    tag = uuid.uuid4().hex
+    first = Sandbox.create(metadata={"list-test": str(tag)})
+    try:
+        other = Sandbox.create(metadata={"list-test": "other"})
+        other.kill()
+        paginator = Sandbox.list(query=SandboxQuery(metadata={"list-test": str(tag)}))
+        listed = paginator.next_items()
+        assert [item.sandbox_id for item in listed] == [first.sandbox_id]
+        assert listed[0].metadata == {"list-test": str(tag)}
+
+        first.set_timeout(1000)
+        info = first.get_info()
+        assert 990 <= (info.end_at - info.started_at).total_seconds() <= 1100
+        assert first.is_running()
+        metrics = first.get_metrics()
+        assert metrics and metrics[-1].mem_total > 0
+        with pytest.raises(SandboxException, match="not supported"):
+            first.create_snapshot()
+    finally:
+        assert first.kill()
+    assert not first.is_running()
+    assert not Sandbox.kill(first.sandbox_id)
+    with pytest.raises(SandboxNotRunningException):
+        first.commands.run("true")
+    with pytest.raises(NotFoundException):
+        Sandbox.connect(first.sandbox_id)
+    answer = server.client().get(f"/v1/sessions/{first.sandbox_id}").json()
+    assert answer["session"]["status"] == "DELETED"
+
+
+async def test_async_sdk(async_sandbox: AsyncSandbox) -> None:
+    result = await async_sandbox.commands.run("echo async")
+    assert result.stdout == "async\n"
+    await async_sandbox.files.write("/tmp/async.txt", "written")
+    assert await async_sandbox.files.read("/tmp/async.txt") == "written"
+    assert [entry.name for entry in await async_sandbox.files.list("/tmp") if entry.name == "async.txt"]
+
+
+def test_pause_and_connect(server: CoveServer, sandbox: Sandbox) -> None:
+    sandbox.commands.run("echo kept > /tmp/state")
+    assert sandbox.pause()
+    assert not sandbox.pause()  # already paused
+    assert sandbox.get_info().state.value == "paused"
+    assert server.client().get(f"/v1/sessions/{sandbox.sandbox_id}").json()["session"]["status"] == "PAUSED"
+    resumed = Sandbox.connect(sandbox.sandbox_id)
+    assert resumed.get_info().state.value == "running"
+    assert resumed.commands.run("cat /tmp/state").stdout == "kept\n"
+
+
+def test_errors(e2b_env: None) -> None:
+    with pytest.raises(AuthenticationException):
+        Sandbox.create(api_key="not-a-key")
+    with pytest.raises(NotFoundException):
+        Sandbox.connect("session-doesnotexist")
+    with pytest.raises(SandboxException, match="not-a-template"):
+        Sandbox.create("not-a-template")
+    with pytest.raises(SandboxException, match="envVars"):
+        Sandbox.create(envs={"A": "b"})
+
+
+def test_envd_wire(server: CoveServer, sandbox: Sandbox) -> None:
+    """What the SDK does not show: tokens, ports and errors of the envd facade, on the wire."""
+    sandbox_id = sandbox.sandbox_id
+    detail = httpx.get(f"{server.url}/sandboxes/{sandbox_id}", headers={"X-API-KEY": KEY_A}).json()
+    envd = {"E2b-Sandbox-Id": sandbox_id, "E2b-Sandbox-Port": "49983"}
+    with httpx.Client(base_url=server.url, headers=envd) as client:
+        gone = client.get("/health", headers={"X-Access-Token": "wrong"})
+        assert (gone.status_code, gone.json()) == (502, {"code": 502, "message": "The sandbox was not found"})
+        client.headers["X-Access-Token"] = detail["envdAccessToken"]
+        assert client.get("/health").status_code == 204
+        assert client.get("/files").json()["code"] == 400
+        closed = client.get("/health", headers={"E2b-Sandbox-Port": "8080"})
+        assert closed.status_code == 502 and "port is not open" in closed.json()["message"]
+        unknown = client.post("/process.Process/Update", json={})
+        assert (unknown.status_code, unknown.json()["code"]) == (501, "unimplemented")
+        root = client.get("/files", params={"path": "/etc/hostname", "username": "root"})
+        assert root.status_code == 403
