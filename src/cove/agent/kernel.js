@@ -3,9 +3,9 @@
 // The tool agent (tools/code.py) starts it with `node --expose-internals kernel.js [--typescript=DIR]
 // CONTROL_FD OUTPUT_LIMIT STDOUT_FD STDERR_FD` on the first javascript (or typescript) cell of a
 // session and keeps it, so variables, required modules and the working directory persist, as in a
-// notebook. It speaks
-// kernel.py's protocol: one JSON line per cell on the socket CONTROL_FD, `{"started": true}` at
-// once, then one JSON line with the cell's outcome. Node's own modules only; Node 18 or newer.
+// notebook. It speaks kernel.py's protocol: one JSON line per cell on the socket CONTROL_FD,
+// `{"started": true}` at once, then one JSON line with the cell's outcome. Node's own modules only
+// (and, for TypeScript, the TypeScript module it is given); Node 18 or newer.
 //
 // Cells are scripts run in this process's global scope (vm's runInThisContext), so every Node
 // global is there. Before a cell runs, its top-level let, const and class declarations become

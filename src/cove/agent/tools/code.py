@@ -1,7 +1,8 @@
 """The `run_code` tool: cells in a kernel per language that keeps its state, like a notebook's.
 
-The first call in a language starts its kernel (../kernel.py for Python, ../kernel.js for JavaScript,
-../Kernel.java, which drives the JDK's JShell, for Java) as a child of the agent, and later calls
+The first call in a language starts its kernel (../kernel.py for Python, ../kernel.js for JavaScript
+and, stripping types first, TypeScript, ../Kernel.java, which drives the JDK's JShell, for Java,
+../bash_kernel.py on kernel.py's machinery for Bash) as a child of the agent, and later calls
 run their cells in it, one at a time, so variables, imports and the working directory persist.
 Every kernel speaks the same protocol on a socket and gets the same pipes as its stdout and stderr,
 so one `KernelProcess` and `KernelSlot` serve all languages. A cell past its timeout is interrupted
@@ -473,10 +474,11 @@ TOOLS = [
     Tool(
         name="run_code",
         description=(
-            "Run Python, JavaScript or Java code in the session's kernel for that language, which keeps its "
-            "variables, imports and working directory from call to call, as a notebook does. Answers "
-            "JSON: result (mime bundles as "
-            "JSON strings; the value of a final expression is the main result, display() adds more), "
+            "Run Python, JavaScript, TypeScript, Java or Bash code in the session's kernel for that "
+            "language, which keeps its variables, imports and working directory from call to call, as a "
+            "notebook does. Answers JSON: result (mime bundles as JSON strings, with every format the "
+            "value offers, and chart data for matplotlib figures; the value of a final expression is the "
+            "main result, display() adds more), "
             "stdout and stderr (lists), executionError, execution_count and execution_time; an "
             "exception is an error with its name, value and traceback. At timeout_s the cell is "
             "interrupted and the kernel keeps its state."
@@ -487,8 +489,9 @@ TOOLS = [
             "language": {
                 "type": "string",
                 "description": "python (also py, python3), the default, javascript (also js, node, "
-                "nodejs: Node.js, in images that have it, such as code_latest), or java (JShell: in "
-                "images with a JDK 11 or newer)",
+                "nodejs: Node.js, in images that have it, such as code_latest), typescript (also ts: "
+                "with Node.js and the TypeScript compiler), java (JShell: in images with a JDK 11 or "
+                "newer) or bash (also sh, shell)",
             },
             "timeout_s": {
                 "type": "integer",
