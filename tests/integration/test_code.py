@@ -168,7 +168,7 @@ def test_kernels_of_two_sessions_are_apart(session: Session, server: CoveServer)
 
 def test_languages(session: Session) -> None:
     refused = session.code.run_code("1", language="r")
-    assert not refused.success and "no r kernel yet" in refused.error_message
+    assert not refused.success and "'r' is not supported" in refused.error_message
     no_jdk = session.code.run_code("1", language="java")
     assert not no_jdk.success and "java needs a JDK" in no_jdk.error_message, "no JDK here"
     no_node = session.code.run_code("1", language="javascript")

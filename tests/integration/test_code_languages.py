@@ -185,3 +185,105 @@ def test_the_official_sdk_runs_javascript(official_code_session: Any) -> None:
     failed = code.run_code("null.x", "node")
     assert not failed.success and "TypeError" in failed.error_message
     assert code.run_code("n", "nodejs").result == "41", "the kernel outlives the exception"
+
+
+DISPLAY_CELL = r"""
+import io
+import matplotlib.pyplot as plt
+from IPython.display import HTML, JSON, SVG, Image, Javascript, Latex, Markdown, display
+figure = plt.figure(figsize=(1, 1))
+png, jpeg = io.BytesIO(), io.BytesIO()
+figure.savefig(png, format="png")
+figure.savefig(jpeg, format="jpeg")
+plt.close(figure)
+display(HTML("<b>bold</b>"), Markdown("**strong**"), SVG('<svg xmlns="http://www.w3.org/2000/svg"/>'))
+display(Latex(r"$x^2$"), JSON({"a": [1, 2]}), Javascript("console.log(1)"))
+display(Image(png.getvalue()), Image(jpeg.getvalue(), format="jpeg"))
+"""
+"""IPython's display objects, one of each kind, and a PNG and a JPEG drawn by matplotlib."""
+CHARTS_CELL = """
+fig, ax = plt.subplots(); ax.plot([1, 2, 3], [4, 5, 6], label='up'); ax.set_title('rise'); plt.show()
+fig, ax = plt.subplots(); ax.scatter([1, 2], [3, 4], label='dots'); plt.show()
+fig, ax = plt.subplots(); ax.bar(['a', 'b'], [1, 2], label='count'); plt.show()
+fig, ax = plt.subplots(); ax.pie([1, 3], labels=['x', 'y']); plt.show()
+fig, ax = plt.subplots(); ax.boxplot([[1, 2, 3, 4, 10]]); plt.show()
+fig, (left, right) = plt.subplots(1, 2); left.plot([1, 2]); right.imshow([[0, 1]])
+fig.suptitle('two'); plt.show()
+"""
+
+
+def test_python_display_objects_give_every_format(code_session: Session) -> None:
+    ran = code_session.code.run_code(DISPLAY_CELL)
+    assert ran.success, ran.error_message
+    html, markdown, svg, latex, data, script, png, jpeg = ran.results
+    assert (html.html, markdown.markdown, latex.latex) == ("<b>bold</b>", "**strong**", "$x^2$")
+    assert svg.svg is not None and svg.svg.startswith("<svg") and data.json == {"a": [1, 2]}
+    assert script.javascript == "console.log(1)" and script.formats() == ["text", "javascript"]
+    assert png_size(png.png) == (100, 100) and png.formats() == ["text", "png"]
+    assert jpeg.jpeg is not None and base64.b64decode(jpeg.jpeg).startswith(b"\xff\xd8")
+    assert all(not result.is_main_result for result in ran.results)
+
+
+def test_python_figures_carry_chart_data(code_session: Session) -> None:
+    assert code_session.code.run_code("import matplotlib.pyplot as plt").success
+    ran = code_session.code.run_code(CHARTS_CELL)
+    assert ran.success, ran.error_message
+    charts = [result.chart for result in ran.results]
+    assert all(result.png for result in ran.results), "each figure has its PNG too"
+    line, scatter, bar, pie, box, composite = charts
+    assert (line["type"], line["title"], line["elements"]) == (
+        "line",
+        "rise",
+        [{"label": "up", "points": [[1.0, 4.0], [2.0, 5.0], [3.0, 6.0]]}],
+    )
+    assert scatter["type"] == "scatter" and scatter["elements"][0]["points"] == [[1.0, 3.0], [2.0, 4.0]]
+    assert bar["elements"] == [
+        {"label": "count", "group": "a", "value": 1.0},
+        {"label": "count", "group": "b", "value": 2.0},
+    ]
+    assert [(e["label"], e["angle"]) for e in pie["elements"]] == [("x", 90.0), ("y", 270.0)]
+    [whiskers] = box["elements"]
+    assert box["type"] == "box_and_whisker" and whiskers["median"] == 3.0 and whiskers["outliers"] == [10.0]
+    assert (whiskers["min"], whiskers["first_quartile"], whiskers["third_quartile"]) == (1.0, 2.0, 4.0)
+    assert composite["type"] == "composite_chart" and composite["title"] == "two"
+    assert [chart["type"] for chart in composite["elements"]] == ["line", "unknown"]
+
+
+def test_bash_keeps_its_state_and_typescript_names_what_it_needs(code_session: Session) -> None:
+    assert code_session.code.run_code("cd /tmp && kept=5", "bash").success
+    ran = code_session.code.run_code("echo $PWD $kept", "bash")
+    assert ran.success and ran.logs.stdout == ["/tmp 5\n"], ran.error_message
+    failed = code_session.code.run_code("exit 4", "bash")
+    assert not failed.success and failed.kernel_died
+    again = code_session.code.run_code('echo "[$kept]"', "bash")
+    assert again.success and again.logs.stdout == ["[]\n"] and again.kernel_restarted
+    typescript = code_session.code.run_code("const n: number = 1", "ts")
+    assert not typescript.success and "apt-get install node-typescript" in typescript.error_message
+    unknown = code_session.code.run_code("1", "cobol")
+    assert not unknown.success and "typescript (also ts), java, bash" in unknown.error_message
+
+
+@pytest.mark.filterwarnings(r"ignore:Config\(endpoint=:DeprecationWarning")
+def test_the_official_sdk_reads_every_format_and_charts(official_code_session: Any) -> None:
+    code = official_code_session.code
+    ran = code.run_code(DISPLAY_CELL, "python")
+    assert ran.success, ran.error_message
+    html, markdown, svg, latex, data, _script, png, jpeg = ran.results
+    assert (html.html, markdown.markdown, latex.latex, data.json) == (
+        "<b>bold</b>",
+        "**strong**",
+        "$x^2$",
+        {"a": [1, 2]},
+    )
+    assert svg.svg.startswith("<svg") and png_size(png.png) == (100, 100) and jpeg.jpeg
+    charts = code.run_code(CHARTS_CELL, "python")
+    assert charts.success, charts.error_message
+    assert [result.chart["type"] for result in charts.results] == [
+        "line",
+        "scatter",
+        "bar",
+        "pie",
+        "box_and_whisker",
+        "composite_chart",
+    ]
+    assert "chart" in charts.results[0].formats() and "png" in charts.results[0].formats()

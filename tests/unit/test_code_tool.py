@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -177,8 +178,10 @@ def test_languages_have_kernels_of_their_own(kernels: dict[str, code.KernelSlot]
     answer = run("shared", language="NodeJS")[1]
     assert main_text(answer) == "'javascript'" and answer["language"] == "javascript"
     assert answer["execution_count"] == 2 and answer["executionCount"] == 2, "counted per language"
-    with pytest.raises(ToolError, match="no r kernel yet"):
+    with pytest.raises(ToolError, match=r"'r' is not supported: run_code runs python \(also py, python3\)"):
         code.run_code({"code": "1", "language": "r"})
+    with pytest.raises(ToolError, match=r"unknown language 'cobol'.*typescript \(also ts\), java, bash"):
+        code.run_code({"code": "1", "language": "cobol"})
 
 
 def test_javascript_without_node_names_the_image_that_has_it(
@@ -263,6 +266,7 @@ def test_the_sdk_reads_answers_and_plain_text() -> None:
         "result": [
             json.dumps({"text/plain": "1", "text/html": "<b>1</b>", "isMainResult": True}),
             {"application/vnd.vegalite.v5+json": {"mark": "bar"}, "application/x-other": "o"},
+            {"chart": {"type": "pie"}, "application/pdf": "JVBE", "application/javascript": "f()"},
         ],
         "stdout": ["a\n", "b\n"],
         "stderr": [],
@@ -273,6 +277,9 @@ def test_the_sdk_reads_answers_and_plain_text() -> None:
     assert result.success and result.result == "1" and result.execution_count == 3
     assert result.results[0].html == "<b>1</b>" and result.results[1].chart == {"mark": "bar"}
     assert result.results[1].extra == {"application/x-other": "o"} and result.logs.stdout == ["a\n", "b\n"]
+    rich = result.results[2]
+    assert (rich.chart, rich.pdf, rich.javascript, rich.extra) == ({"type": "pie"}, "JVBE", "f()", {})
+    assert rich.formats() == ["chart", "pdf", "javascript"]
     plain = read_code_answer("just text", False)
     assert plain.success and plain.result == "just text"
     refused = read_code_answer("only python is available", True)
@@ -288,3 +295,53 @@ def test_the_server_bounds_a_cell_by_timeout_s() -> None:
     assert check_tool_call(settings, "run_code", {"code": "1"}) == 60
     with pytest.raises(InvalidArgument, match="timeout_s is 3601; this server's maximum is 3600"):
         check_tool_call(settings, "run_code", {"code": "1", "timeout_s": 3601})
+
+
+def test_pdf_comes_as_base64(kernels: dict[str, code.KernelSlot]) -> None:
+    failed, answer = run("class Paper:\n    def _repr_pdf_(self):\n        return b'%PDF-1.4'\nPaper()")
+    assert not failed and bundles(answer)[0]["application/pdf"] == "JVBERi0xLjQ="
+
+
+def bash(source: str, **arguments: Any) -> tuple[bool, dict[str, Any]]:
+    return run(source, language="bash", **arguments)
+
+
+def test_bash_keeps_its_folder_variables_and_functions(kernels: dict[str, code.KernelSlot]) -> None:
+    assert not bash('cd /tmp && kept=5\ngreet() { echo "hi $1"; }')[0]
+    failed, answer = bash("pwd; echo $kept; greet there; echo oops >&2")
+    assert not failed and answer["language"] == "bash" and answer["result"] == []
+    assert "".join(answer["stdout"]) == "/tmp\n5\nhi there\n" and "".join(answer["stderr"]) == "oops\n"
+    failed, answer = bash("ls /nonexistent-folder")
+    assert failed and answer["error"]["name"] == "ExitStatus" and "status 2" in answer["executionError"]
+
+
+def test_bash_interrupts_keep_the_shell_and_exit_ends_it(kernels: dict[str, code.KernelSlot]) -> None:
+    assert not bash("kept=here")[0]
+    for cell in ("sleep 30; echo after", "while :; do :; done"):
+        failed, answer = bash(cell, timeout_s=1)
+        assert failed and answer["timed_out"] and not answer.get("kernel_died"), cell
+        assert answer["stdout"] == [], "the cell stopped at the interrupt"
+    failed, answer = bash("echo $kept")
+    assert not failed and answer["stdout"] == ["here\n"] and not answer["kernel_restarted"]
+    failed, answer = bash("exit 3")
+    assert failed and answer["kernel_died"] and "exit code 3" in answer["error"]["value"]
+    failed, answer = bash('echo "[$kept]"')
+    assert not failed and answer["stdout"] == ["[]\n"] and answer["kernel_restarted"]
+
+
+@pytest.mark.skipif(not shutil.which("tsc"), reason="needs the TypeScript compiler (node-typescript)")
+def test_typescript_strips_types_and_keeps_its_own_state(kernels: dict[str, code.KernelSlot]) -> None:
+    failed, answer = run("const n: number = 41\ninterface P { x: number }\nn + 1", language="ts")
+    assert not failed and main_text(answer) == "42" and answer["language"] == "typescript"
+    failed, answer = run("const p: P = { x: n }; p.x", language="typescript")
+    assert not failed and main_text(answer) == "41"
+    failed, answer = js("typeof n")
+    assert not failed and main_text(answer) == "'undefined'", "javascript's kernel is another"
+
+
+def test_typescript_without_a_compiler_says_what_to_install(
+    kernels: dict[str, code.KernelSlot], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(ToolError, match=r"typescript needs the TypeScript compiler .*node-typescript"):
+        code.run_code({"code": "1", "language": "ts"})

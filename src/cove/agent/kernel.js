@@ -1,10 +1,11 @@
 // A JavaScript kernel for the `run_code` tool: cells run one after another in one global scope.
 //
-// The tool agent (tools/code.py) starts it with `node --expose-internals kernel.js CONTROL_FD
-// OUTPUT_LIMIT STDOUT_FD STDERR_FD` on the first javascript cell of a session and keeps it, so
-// variables, required modules and the working directory persist, as in a notebook. It speaks
-// kernel.py's protocol: one JSON line per cell on the socket CONTROL_FD, `{"started": true}` at
-// once, then one JSON line with the cell's outcome. Node's own modules only; Node 18 or newer.
+// The tool agent (tools/code.py) starts it with `node --expose-internals kernel.js [--typescript=DIR]
+// CONTROL_FD OUTPUT_LIMIT STDOUT_FD STDERR_FD` on the first javascript (or typescript) cell of a
+// session and keeps it, so variables, required modules and the working directory persist, as in a
+// notebook. It speaks kernel.py's protocol: one JSON line per cell on the socket CONTROL_FD,
+// `{"started": true}` at once, then one JSON line with the cell's outcome. Node's own modules only
+// (and, for TypeScript, the TypeScript module it is given); Node 18 or newer.
 //
 // Cells are scripts run in this process's global scope (vm's runInThisContext), so every Node
 // global is there. Before a cell runs, its top-level let, const and class declarations become
@@ -27,7 +28,10 @@ const { pathToFileURL } = require('url');
 const { Writable } = require('stream');
 const { StringDecoder } = require('string_decoder');
 
-const [CONTROL_FD, OUTPUT_LIMIT, STDOUT_FD, STDERR_FD] = process.argv.slice(2).map(Number);
+const [CONTROL_FD, OUTPUT_LIMIT, STDOUT_FD, STDERR_FD] = process.argv.slice(-4).map(Number);
+// `--typescript=DIR` before the numbers: the TypeScript module there transpiles each cell first.
+const TYPESCRIPT_OPTION = process.argv.slice(2, -4).find((arg) => arg.startsWith('--typescript='));
+const typescript = TYPESCRIPT_OPTION ? require(TYPESCRIPT_OPTION.slice('--typescript='.length)) : null;
 const acorn = loadParser();
 const kernelProcess = process; // a cell may declare its own `process`
 const stringify = JSON.stringify;
@@ -259,9 +263,15 @@ function untilInterrupted(promise) {
   });
 }
 
+function transpile(code) {
+  // Types stripped, one cell at a time: no type checking, as in ts-node's transpile-only mode.
+  const options = { target: typescript.ScriptTarget.ES2022, module: typescript.ModuleKind.CommonJS };
+  return typescript.transpileModule(code, { compilerOptions: options }).outputText;
+}
+
 async function evaluate(code, filename) {
   // The cell's value, and whether it has one to show.
-  const cell = prepare(code);
+  const cell = prepare(typescript ? transpile(code) : code);
   const script = new vm.Script(cell.source, { filename });
   const value = script.runInThisContext({ breakOnSigint: true });
   if (!cell.wrapped) return { value, shown: cell.valued && value !== undefined };

@@ -41,14 +41,17 @@ REPR_METHODS = (
     ("image/svg+xml", "_repr_svg_"),
     ("image/png", "_repr_png_"),
     ("image/jpeg", "_repr_jpeg_"),
+    ("application/pdf", "_repr_pdf_"),
     ("text/latex", "_repr_latex_"),
     ("application/json", "_repr_json_"),
     ("application/javascript", "_repr_javascript_"),
 )
 """IPython's display protocol: the method an object may have for each kind of rich output."""
-BINARY_TYPES = ("image/png", "image/jpeg")
+BINARY_TYPES = ("image/png", "image/jpeg", "application/pdf")
 """Carried as base64 text."""
 STARTED = b'{"started": true}\n'
+CHART_KEY = "chart"
+"""The bundle key of a figure's chart data: AgentBay's SDK reads it into its result's `chart`."""
 
 
 class OutputCapture:
@@ -132,6 +135,7 @@ class Kernel:
         self.loop: Any = None
         """An asyncio event loop for cells with a top-level await, made for the first one."""
         builtins.display = self.display  # type: ignore[attr-defined]  # as IPython has it
+        sys.meta_path.insert(0, IPythonDisplayFinder(self.display))
 
     def on_interrupt(self, signum: int, frame: types.FrameType | None) -> None:
         """SIGINT: interrupt the running cell, once; between cells, nothing."""
@@ -268,8 +272,38 @@ class Kernel:
         return kept
 
 
+class IPythonDisplayFinder:
+    """Makes IPython's display() (`from IPython.display import display`) the kernel's: outside an
+    IPython shell it would only print. It patches the module that defines it as it is imported."""
+
+    MODULES = ("IPython.core.display_functions", "IPython.core.display")
+    """Where IPython 8 defines display(), and IPython 7."""
+
+    def __init__(self, display: Any) -> None:
+        self.display = display
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        if name not in self.MODULES:
+            return None
+        from importlib.machinery import PathFinder
+
+        spec = PathFinder.find_spec(name, path)
+        loader = spec and spec.loader
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        load = loader.exec_module
+
+        def exec_module(module: types.ModuleType) -> None:
+            load(module)
+            if callable(getattr(module, "display", None)):
+                module.display = self.display  # type: ignore[attr-defined]
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
 def rich_formats(item: Any) -> dict[str, Any]:
-    """What `_repr_mimebundle_` and the `_repr_*_` methods give, and a matplotlib figure's PNG."""
+    """What `_repr_mimebundle_` and the `_repr_*_` methods give, and a matplotlib figure's PNG and chart."""
     found: dict[str, Any] = {}
     offered = call_repr(item, "_repr_mimebundle_", include=None, exclude=None)
     if isinstance(offered, tuple) and offered:
@@ -283,14 +317,36 @@ def rich_formats(item: Any) -> dict[str, Any]:
                 value = value[0]
             if value is not None:
                 found[mime] = value
-    if "image/png" not in found and is_figure(item):
+    if is_figure(item):
         try:
-            buffer = io.BytesIO()
-            item.savefig(buffer, format="png", bbox_inches="tight")
-            found["image/png"] = buffer.getvalue()
+            if "image/png" not in found:
+                buffer = io.BytesIO()
+                item.savefig(buffer, format="png", bbox_inches="tight")
+                found["image/png"] = buffer.getvalue()
+            chart = load_beside("charts.py").figure_chart(item)
+            if chart is not None:
+                found[CHART_KEY] = chart
         except Exception as failure:
             print(f"cove kernel: the figure could not be drawn: {failure!r}", file=sys.stderr)
     return encoded_formats(found)
+
+
+def load_beside(filename: str) -> Any:
+    """A module beside this file (charts.py, bash_kernel.py), loaded by its path as the agent loads
+    this one, once, on first use."""
+    name = f"cove_kernel_{filename.partition('.')[0]}"
+    module = sys.modules.get(name)
+    if module is None:
+        from importlib.machinery import SourceFileLoader
+
+        path = os.path.join(os.path.dirname(__file__), filename)
+        code = SourceFileLoader(name, path).get_code(name)
+        if code is None:
+            raise ImportError(f"no code in {path}")
+        module = sys.modules[name] = types.ModuleType(name)
+        module.__file__ = path
+        exec(code, module.__dict__)
+    return module
 
 
 def call_repr(item: Any, name: str, **arguments: Any) -> Any:
@@ -317,7 +373,7 @@ def encoded_formats(found: dict[Any, Any]) -> dict[str, Any]:
             formats[mime] = base64.b64encode(value).decode("ascii")
         elif isinstance(value, str):
             formats[mime] = value
-        elif isinstance(value, dict | list) and mime.endswith("json"):
+        elif isinstance(value, dict | list) and (mime.endswith("json") or mime == CHART_KEY):
             try:
                 json.dumps(value)
             except (TypeError, ValueError):
@@ -347,9 +403,9 @@ def describe_error(error: BaseException) -> dict[str, str]:
     return {"name": type(error).__name__, "value": str(error), "traceback": "".join(report.format())}
 
 
-def main(control_fd: int, output_limit: int, stdout_fd: int, stderr_fd: int) -> None:
-    """Serve cells on the socket `control_fd` until the agent closes it; `stdout_fd` and `stderr_fd`
-    read what is written to fds 1 and 2."""
+def main(language: str, control_fd: int, output_limit: int, stdout_fd: int, stderr_fd: int) -> None:
+    """Serve cells of `language` (python, or bash: bash_kernel.py) on the socket `control_fd` until
+    the agent closes it; `stdout_fd` and `stderr_fd` read what is written to fds 1 and 2."""
     sys.argv = [""]
     for fd in (stdout_fd, stderr_fd):
         os.set_inheritable(fd, False)  # a cell's child processes write to fds 1 and 2, never read them
@@ -357,14 +413,15 @@ def main(control_fd: int, output_limit: int, stdout_fd: int, stderr_fd: int) -> 
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(line_buffering=True)  # in step with what child processes write
-    kernel = Kernel(capture, output_limit)
+    kernel_type = Kernel if language == "python" else load_beside("bash_kernel.py").BashKernel
+    kernel = kernel_type(capture, output_limit)
     signal.signal(signal.SIGINT, kernel.on_interrupt)
     os.set_inheritable(control_fd, False)  # a cell's child processes must not hold the agent's line
     with open(control_fd, "rb") as requests:
         serve(kernel, capture, requests, control_fd)
 
 
-def serve(kernel: Kernel, capture: OutputCapture, requests: io.BufferedReader, control_fd: int) -> None:
+def serve(kernel: Any, capture: OutputCapture, requests: io.BufferedReader, control_fd: int) -> None:
     while True:
         line = requests.readline()
         if not line:

@@ -34,8 +34,11 @@ FIELDS = {
     "svg": "image/svg+xml",
     "json": "application/json",
     "latex": "text/latex",
+    "pdf": "application/pdf",
+    "javascript": "application/javascript",
 }
-CHART_TYPES = ("application/vnd.vegalite.v5+json", "application/vnd.vegalite.v4+json")
+CHART_TYPES = ("chart", "application/vnd.vegalite.v5+json", "application/vnd.vegalite.v4+json")
+"""Where a chart comes: Cove's kernels give a figure's data as `chart`; AgentBay's may give Vega-Lite."""
 OutputCallback = Callable[[str], None]
 
 

@@ -697,13 +697,31 @@ class ExecutionResult:
     json: Any = None
     latex: str | None = None
     chart: Any = None
+    """A matplotlib figure's data: its `type` (line, scatter, bar, pie, box_and_whisker,
+    composite_chart or unknown), `title` and `elements`, in E2B's shape (docs/tools.md)."""
+    pdf: str | None = None
+    """Cove's addition, as E2B names it: base64 text."""
+    javascript: str | None = None
+    """Cove's addition, as E2B names it."""
     is_main_result: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
-    """Cove's addition: formats AgentBay has no field for (`application/javascript`, ...), by mime type."""
+    """Cove's addition: formats without a field of their own, by mime type."""
 
     def formats(self) -> list[str]:
-        """The formats it has, as AgentBay's ExecutionResult names them."""
-        names = ("text", "html", "markdown", "png", "jpeg", "svg", "json", "latex", "chart")
+        """The formats it has, as AgentBay's ExecutionResult names them (and Cove's pdf, javascript)."""
+        names = (
+            "text",
+            "html",
+            "markdown",
+            "png",
+            "jpeg",
+            "svg",
+            "json",
+            "latex",
+            "chart",
+            "pdf",
+            "javascript",
+        )
         return [name for name in names if getattr(self, name) is not None]
 
 

@@ -1,7 +1,8 @@
 """The `run_code` tool: cells in a kernel per language that keeps its state, like a notebook's.
 
-The first call in a language starts its kernel (../kernel.py for Python, ../kernel.js for JavaScript,
-../Kernel.java, which drives the JDK's JShell, for Java) as a child of the agent, and later calls
+The first call in a language starts its kernel (../kernel.py for Python, ../kernel.js for JavaScript
+and, stripping types first, TypeScript, ../Kernel.java, which drives the JDK's JShell, for Java,
+../bash_kernel.py on kernel.py's machinery for Bash) as a child of the agent, and later calls
 run their cells in it, one at a time, so variables, imports and the working directory persist.
 Every kernel speaks the same protocol on a socket and gets the same pipes as its stdout and stderr,
 so one `KernelProcess` and `KernelSlot` serve all languages. A cell past its timeout is interrupted
@@ -43,7 +44,7 @@ BOOT = (
     "import sys, types; from importlib.machinery import SourceFileLoader; "
     "kernel = sys.modules['cove_kernel'] = types.ModuleType('cove_kernel'); kernel.__file__ = sys.argv[1]; "
     "exec(SourceFileLoader('cove_kernel', sys.argv[1]).get_code('cove_kernel'), kernel.__dict__); "
-    "kernel.main(*map(int, sys.argv[2:]))"
+    "kernel.main(sys.argv[2], *map(int, sys.argv[3:]))"
 )
 """Loads kernel.py by its path (with its compiled bytecode), so the agent's folder is not on sys.path
 (importlib.util would cost the kernel's start 6 ms)."""
@@ -54,8 +55,8 @@ OUTPUT_SHARE = ANSWER_BUDGET_BYTES // 6
 shares, five sixths of it, so that escaping everything (for a lone surrogate) still fits."""
 ERROR_SHARES = {"name": OUTPUT_SHARE // 4, "value": OUTPUT_SHARE // 2, "traceback": OUTPUT_SHARE // 2}
 """The error's fields; executionError repeats name and value."""
-LATER_LANGUAGES = ("r",)
-"""AgentBay's other languages: Cove has no kernel for them yet."""
+UNSUPPORTED_LANGUAGES = ("r",)
+"""AgentBay's other languages: run_code has no kernel for them."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,14 @@ def _on_path(program: str, environment: dict[str, str]) -> str | None:
 
 
 def python_command(environment: dict[str, str]) -> list[str]:
-    return [sys.executable, "-c", BOOT, str(KERNEL_FILE)]
+    return [sys.executable, "-c", BOOT, str(KERNEL_FILE), "python"]
+
+
+def bash_command(environment: dict[str, str]) -> list[str]:
+    """kernel.py's machinery, driving a bash (bash_kernel.py)."""
+    if _on_path("bash", environment) is None:
+        raise ToolError("run_code: bash needs `bash` on PATH, and this session's image has none")
+    return [sys.executable, "-c", BOOT, str(KERNEL_FILE), "bash"]
 
 
 def javascript_command(environment: dict[str, str]) -> list[str]:
@@ -88,6 +96,20 @@ def javascript_command(environment: dict[str, str]) -> list[str]:
             f"create the session with image_id='{CODE_IMAGE}', which has it (`cove image build {CODE_IMAGE}`)"
         )
     return [node, "--expose-internals", str(JAVASCRIPT_KERNEL_FILE)]
+
+
+def typescript_command(environment: dict[str, str]) -> list[str]:
+    """The JavaScript kernel, given the TypeScript module beside the `tsc` on PATH (Debian's
+    node-typescript or npm's typescript), with which it strips each cell's types."""
+    tsc = _on_path("tsc", environment)
+    module = Path(os.path.realpath(tsc)).parent.parent if tsc else None
+    if module is None or not (module / "package.json").exists():
+        raise ToolError(
+            "run_code: typescript needs the TypeScript compiler (`tsc` on PATH, from Debian's "
+            "node-typescript or npm's typescript), and this session's image has none; install it in the "
+            "session (`apt-get install node-typescript`), or run the code as javascript"
+        )
+    return [*javascript_command(environment), f"--typescript={module}"]
 
 
 def java_command(environment: dict[str, str]) -> list[str]:
@@ -113,8 +135,11 @@ def java_command(environment: dict[str, str]) -> list[str]:
 
 PYTHON = Language("python", "Python", ("python", "py", "python3"), python_command)
 JAVASCRIPT = Language("javascript", "JavaScript", ("javascript", "js", "node", "nodejs"), javascript_command)
+TYPESCRIPT = Language("typescript", "TypeScript", ("typescript", "ts"), typescript_command)
 JAVA = Language("java", "Java", ("java",), java_command)
-LANGUAGES = {language.name: language for language in (PYTHON, JAVASCRIPT, JAVA)}
+BASH = Language("bash", "Bash", ("bash", "sh", "shell"), bash_command)
+LANGUAGES = {language.name: language for language in (PYTHON, JAVASCRIPT, TYPESCRIPT, JAVA, BASH)}
+"""Each has a kernel of its own per session: typescript's state is apart from javascript's."""
 
 
 class KernelProcess:
@@ -329,15 +354,13 @@ def check_language(language: str) -> Language:
     for known in LANGUAGES.values():
         if name in known.aliases:
             return known
-    if name in LATER_LANGUAGES:
-        raise ToolError(
-            f"run_code: language '{language}' is not supported: Cove has no {name} kernel yet; "
-            "run_code runs python, javascript and java"
-        )
-    raise ToolError(
-        f"run_code: unknown language '{language}'; run_code runs python (also py, python3), "
-        "javascript (also js, node, nodejs) and java"
+    offered = ", ".join(
+        f"{known.name} (also {', '.join(known.aliases[1:])})" if known.aliases[1:] else known.name
+        for known in LANGUAGES.values()
     )
+    if name in UNSUPPORTED_LANGUAGES:
+        raise ToolError(f"run_code: language '{language}' is not supported: run_code runs {offered}")
+    raise ToolError(f"run_code: unknown language '{language}'; run_code runs {offered}")
 
 
 def error_of(outcome: CellOutcome, title: str, timeout_s: int) -> dict[str, str] | None:
@@ -451,10 +474,11 @@ TOOLS = [
     Tool(
         name="run_code",
         description=(
-            "Run Python, JavaScript or Java code in the session's kernel for that language, which keeps its "
-            "variables, imports and working directory from call to call, as a notebook does. Answers "
-            "JSON: result (mime bundles as "
-            "JSON strings; the value of a final expression is the main result, display() adds more), "
+            "Run Python, JavaScript, TypeScript, Java or Bash code in the session's kernel for that "
+            "language, which keeps its variables, imports and working directory from call to call, as a "
+            "notebook does. Answers JSON: result (mime bundles as JSON strings, with every format the "
+            "value offers, and chart data for matplotlib figures; the value of a final expression is the "
+            "main result, display() adds more), "
             "stdout and stderr (lists), executionError, execution_count and execution_time; an "
             "exception is an error with its name, value and traceback. At timeout_s the cell is "
             "interrupted and the kernel keeps its state."
@@ -465,8 +489,9 @@ TOOLS = [
             "language": {
                 "type": "string",
                 "description": "python (also py, python3), the default, javascript (also js, node, "
-                "nodejs: Node.js, in images that have it, such as code_latest), or java (JShell: in "
-                "images with a JDK 11 or newer)",
+                "nodejs: Node.js, in images that have it, such as code_latest), typescript (also ts: "
+                "with Node.js and the TypeScript compiler), java (JShell: in images with a JDK 11 or "
+                "newer) or bash (also sh, shell)",
             },
             "timeout_s": {
                 "type": "integer",
