@@ -249,7 +249,7 @@ def test_python_figures_carry_chart_data(code_session: Session) -> None:
     assert [chart["type"] for chart in composite["elements"]] == ["line", "unknown"]
 
 
-def test_bash_keeps_its_state_and_typescript_names_what_it_needs(code_session: Session) -> None:
+def test_bash_and_typescript_keep_their_state(code_session: Session) -> None:
     assert code_session.code.run_code("cd /tmp && kept=5", "bash").success
     ran = code_session.code.run_code("echo $PWD $kept", "bash")
     assert ran.success and ran.logs.stdout == ["/tmp 5\n"], ran.error_message
@@ -257,8 +257,9 @@ def test_bash_keeps_its_state_and_typescript_names_what_it_needs(code_session: S
     assert not failed.success and failed.kernel_died
     again = code_session.code.run_code('echo "[$kept]"', "bash")
     assert again.success and again.logs.stdout == ["[]\n"] and again.kernel_restarted
-    typescript = code_session.code.run_code("const n: number = 1", "ts")
-    assert not typescript.success and "apt-get install node-typescript" in typescript.error_message
+    assert code_session.code.run_code("const n: number = 41\ninterface P { x: number }", "ts").success
+    typescript = code_session.code.run_code("const p: P = { x: n + 1 }; p.x", "typescript")
+    assert typescript.success and typescript.result == "42", typescript.error_message
     unknown = code_session.code.run_code("1", "cobol")
     assert not unknown.success and "typescript (also ts), java, bash" in unknown.error_message
 

@@ -25,6 +25,7 @@ CODE_PACKAGES = (
     "python3-pandas",
     "python3-matplotlib",
     "nodejs",
+    "node-typescript",  # run_code's typescript: its compiler strips each cell's types
     # Satisfies fonttools' (matplotlib's) `python3-scipy | python3-munkres`, so that scipy, pythran and
     # the C++ compiler pythran needs (about 400 MB) stay out of the image.
     "python3-munkres",

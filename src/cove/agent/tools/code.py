@@ -106,8 +106,8 @@ def typescript_command(environment: dict[str, str]) -> list[str]:
     if module is None or not (module / "package.json").exists():
         raise ToolError(
             "run_code: typescript needs the TypeScript compiler (`tsc` on PATH, from Debian's "
-            "node-typescript or npm's typescript), and this session's image has none; install it in the "
-            "session (`apt-get install node-typescript`), or run the code as javascript"
+            f"node-typescript or npm's typescript), and this session's image has none; create the session "
+            f"with image_id='{CODE_IMAGE}', which has it, or run the code as javascript"
         )
     return [*javascript_command(environment), f"--typescript={module}"]
 
