@@ -7,6 +7,9 @@ could hide a fake.
 
 from __future__ import annotations
 
+import hashlib
+import io
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -146,6 +149,23 @@ def test_files(server: CoveServer, sandbox: Sandbox) -> None:
         sandbox.files.read("/tmp/none.txt")
     with pytest.raises(NotFoundException):
         sandbox.files.list("/tmp/none")
+
+
+def test_large_uploads_stream(server: CoveServer, sandbox: Sandbox) -> None:
+    """Multipart (bytes), octet-stream of unknown length (a file object) and gzip: each streams into
+    the sandbox and comes back whole."""
+    data = os.urandom(6 * 1024 * 1024)
+    digest = hashlib.sha256(data).hexdigest()
+    sandbox.files.write("/tmp/multipart.bin", data)
+    sandbox.files.write("/tmp/octet.bin", io.BytesIO(data))
+    sandbox.files.write("/tmp/gzip.bin", data, gzip=True)
+    names = ("multipart", "octet", "gzip")
+    listed = server.sandbox(
+        sandbox.sandbox_id, "cd /tmp && sha256sum multipart.bin octet.bin gzip.bin"
+    ).stdout
+    assert listed.split()[::2] == [digest] * 3, listed
+    for name in names:
+        assert sandbox.files.read(f"/tmp/{name}.bin", format="bytes") == data
 
 
 def test_metadata_list_timeout_and_kill(server: CoveServer, e2b_env: None) -> None:

@@ -20,7 +20,6 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from cove.errors import CoveError, InvalidArgument, InvalidState
 from cove.sandbox.agent_client import AgentClient
@@ -32,15 +31,15 @@ from cove.server.api.e2b.connect import (
     unary_answer,
     unary_error,
 )
+from cove.server.api.e2b.uploads import IncomingFile, multipart_files, octet_stream_file
 from cove.server.sandbox_calls import in_sandbox
-from cove.server.transfer_stalls import StallGuardedResponse
+from cove.server.transfer_stalls import StallGuardedResponse, within_stalls
 from cove.sessions import links
 from cove.sessions.manager import SessionManager
 
 ENVD_PORT = 49983
 DEFAULT_USER = "user"
 """The one user processes and files belong to in a Cove session, E2B's default user too."""
-UPLOAD_CHUNK_BYTES = 1024 * 1024
 
 TOOL_ERROR_CODES = (
     ("no such file or directory", "not_found"),
@@ -171,23 +170,30 @@ def create_sandbox_app(unary: dict[str, Unary], streaming: dict[str, Streaming])
 
     @app.post("/files")
     async def upload(request: Request, target: Target, path: str | None = None) -> list[dict[str, str]]:
-        """Multipart: each part named `file`, its filename the target path (with one, `path` may say)."""
-        form = await request.form()
-        files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
-        if not files:
-            raise InvalidArgument("the upload has no file part")
-        written = []
-        try:
-            for file in files:
-                target_path = path if path and len(files) == 1 else file.filename
-                if not target_path:
-                    raise InvalidArgument("a file part has no filename to say where it goes")
-                saved = await target.agent.upload(target_path, file.size or 0, _chunks(file))
-                written.append(
-                    {"path": saved["path"], "name": os.path.basename(saved["path"]), "type": "file"}
+        """Each file streamed into the sandbox as it arrives (uploads.py); with one file, `path`
+        says where it goes, else each multipart part's filename does."""
+        stall_s = target.manager.settings.transfer_stall_timeout_s
+        body = within_stalls(request.stream(), stall_s)
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith("multipart/form-data"):
+            files = multipart_files(body, content_type)
+        elif path:
+            files = _one(
+                octet_stream_file(
+                    body, request.headers.get("content-length"), request.headers.get("content-encoding")
                 )
-        finally:
-            await form.close()
+            )
+        else:
+            raise InvalidArgument("an application/octet-stream upload needs the path query parameter")
+        written: list[dict[str, str]] = []
+        async for file in files:
+            target_path = file.filename if written or not path else path
+            if not target_path:
+                raise InvalidArgument("a file part has no filename to say where it goes")
+            saved = await target.agent.upload(target_path, file.size, file.chunks, stall_s)
+            written.append({"path": saved["path"], "name": os.path.basename(saved["path"]), "type": "file"})
+        if not written:
+            raise InvalidArgument("the upload has no file part")
         return written
 
     @app.post("/{service}/{method}")
@@ -206,9 +212,8 @@ def create_sandbox_app(unary: dict[str, Unary], streaming: dict[str, Streaming])
     return app
 
 
-async def _chunks(file: UploadFile) -> AsyncIterator[bytes]:
-    while chunk := await file.read(UPLOAD_CHUNK_BYTES):
-        yield chunk
+async def _one(file: IncomingFile) -> AsyncIterator[IncomingFile]:
+    yield file
 
 
 def selected_pid(message: Message) -> int:
