@@ -21,6 +21,7 @@ from e2b import (
     CommandExitException,
     FileNotFoundException,
     NotFoundException,
+    PtySize,
     Sandbox,
     SandboxException,
     SandboxNotRunningException,
@@ -117,6 +118,28 @@ def test_stdin(sandbox: Sandbox) -> None:
     assert sandbox.commands.run("cat").stdout == ""  # without stdin, input is at its end at once
 
 
+def test_pty(sandbox: Sandbox) -> None:
+    terminal = sandbox.pty.create(PtySize(rows=24, cols=80))
+    sandbox.pty.resize(terminal.pid, PtySize(rows=30, cols=100))
+    sandbox.pty.send_stdin(terminal.pid, b"tty; stty size; echo $TERM; exit 3\n")
+    seen: list[bytes] = []
+    with pytest.raises(CommandExitException) as ended:
+        terminal.wait(on_pty=seen.append)
+    assert ended.value.exit_code == 3
+    output = b"".join(seen).decode()
+    assert "/dev/pts/" in output and "30 100" in output and "xterm-256color" in output
+
+    other = sandbox.pty.create(PtySize(rows=24, cols=80))
+    again = sandbox.pty.connect(other.pid)
+    assert sandbox.pty.kill(other.pid)
+    for attached in (other, again):
+        with pytest.raises(CommandExitException):
+            attached.wait()
+    assert not sandbox.pty.kill(other.pid)
+    with pytest.raises(SandboxException, match="terminal"):
+        sandbox.pty.resize(sandbox.commands.run("sleep 30", background=True).pid, PtySize(rows=2, cols=2))
+
+
 def test_files(server: CoveServer, sandbox: Sandbox) -> None:
     info = sandbox.files.write("notes/a.txt", "hello e2b")
     assert (info.path, info.name) == ("/home/user/notes/a.txt", "a.txt")
@@ -202,6 +225,11 @@ def test_metadata_list_timeout_and_kill(server: CoveServer, e2b_env: None) -> No
 async def test_async_sdk(async_sandbox: AsyncSandbox) -> None:
     result = await async_sandbox.commands.run("echo async")
     assert result.stdout == "async\n"
+    seen: list[bytes] = []
+    terminal = await async_sandbox.pty.create(PtySize(rows=24, cols=80), on_data=seen.append)
+    await async_sandbox.pty.send_stdin(terminal.pid, b"echo from-pty; exit\n")
+    assert (await terminal.wait()).exit_code == 0
+    assert b"from-pty" in b"".join(seen)
     await async_sandbox.files.write("/tmp/async.txt", "written")
     assert await async_sandbox.files.read("/tmp/async.txt") == "written"
     assert [entry.name for entry in await async_sandbox.files.list("/tmp") if entry.name == "async.txt"]
@@ -242,7 +270,7 @@ def test_envd_wire(server: CoveServer, sandbox: Sandbox) -> None:
         assert client.get("/files").json()["code"] == 400
         closed = client.get("/health", headers={"E2b-Sandbox-Port": "8080"})
         assert closed.status_code == 502 and "port is not open" in closed.json()["message"]
-        unknown = client.post("/process.Process/Update", json={})
+        unknown = client.post("/process.Process/StreamInput", json={})
         assert (unknown.status_code, unknown.json()["code"]) == (501, "unimplemented")
         root = client.get("/files", params={"path": "/etc/hostname", "username": "root"})
         assert root.status_code == 403

@@ -49,6 +49,7 @@ TOOL_ERROR_CODES = (
     ("is a directory", "invalid_argument"),
     ("permission denied", "permission_denied"),
     ("has exited", "failed_precondition"),
+    ("has no terminal", "failed_precondition"),
 )
 """Connect codes of the agent's tool errors, by the words its messages use (agent/tools/files.py,
 processes.py)."""
