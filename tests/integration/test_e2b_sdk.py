@@ -7,6 +7,7 @@ could hide a fake.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import os
@@ -20,6 +21,8 @@ from e2b import (
     AuthenticationException,
     CommandExitException,
     FileNotFoundException,
+    FilesystemEvent,
+    FilesystemEventType,
     NotFoundException,
     PtySize,
     Sandbox,
@@ -191,6 +194,27 @@ def test_large_uploads_stream(server: CoveServer, sandbox: Sandbox) -> None:
         assert sandbox.files.read(f"/tmp/{name}.bin", format="bytes") == data
 
 
+def test_watch_dir(sandbox: Sandbox) -> None:
+    sandbox.files.make_dir("/tmp/watched/sub")
+    shallow = sandbox.files.watch_dir("/tmp/watched")
+    deep = sandbox.files.watch_dir("/tmp/watched", recursive=True)
+    sandbox.files.write("/tmp/watched/a.txt", "1")
+    sandbox.files.write("/tmp/watched/sub/b.txt", "2")
+    sandbox.files.remove("/tmp/watched/a.txt")
+    created, removed = FilesystemEventType.CREATE, FilesystemEventType.REMOVE
+    seen = [(event.name, event.type) for event in shallow.get_new_events()]
+    assert seen == [("a.txt", created), ("a.txt", removed)]
+    seen = [(event.name, event.type) for event in deep.get_new_events()]
+    assert seen == [("a.txt", created), ("sub/b.txt", created), ("a.txt", removed)]
+    assert shallow.get_new_events() == []
+    shallow.stop()
+    with pytest.raises(SandboxException):
+        shallow.get_new_events()
+    deep.stop()
+    with pytest.raises(SandboxException, match="not a directory"):
+        sandbox.files.watch_dir("/etc/hostname")
+
+
 def test_metadata_list_timeout_and_kill(server: CoveServer, e2b_env: None) -> None:
     tag = uuid.uuid4().hex
     first = Sandbox.create(metadata={"list-test": str(tag)})
@@ -230,6 +254,17 @@ async def test_async_sdk(async_sandbox: AsyncSandbox) -> None:
     await async_sandbox.pty.send_stdin(terminal.pid, b"echo from-pty; exit\n")
     assert (await terminal.wait()).exit_code == 0
     assert b"from-pty" in b"".join(seen)
+
+    events: list[FilesystemEvent] = []
+    await async_sandbox.files.make_dir("/tmp/async-watched")
+    watch = await async_sandbox.files.watch_dir("/tmp/async-watched", on_event=events.append)
+    await async_sandbox.files.write("/tmp/async-watched/new.txt", "x")
+    for _ in range(200):  # the change arrives by the watch's next poll
+        if events:
+            break
+        await asyncio.sleep(0.1)
+    await watch.stop()
+    assert [(event.name, event.type) for event in events] == [("new.txt", FilesystemEventType.CREATE)]
     await async_sandbox.files.write("/tmp/async.txt", "written")
     assert await async_sandbox.files.read("/tmp/async.txt") == "written"
     assert [entry.name for entry in await async_sandbox.files.list("/tmp") if entry.name == "async.txt"]

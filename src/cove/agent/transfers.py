@@ -22,6 +22,8 @@ from .tools import InvalidArguments
 from .tools.files import describe, resolve
 
 CHUNK_BYTES = 1024 * 1024
+UPLOAD_PREFIX = ".cove-upload-"
+"""The name of an upload's temporary file, renamed over the file once complete."""
 MAX_FRAME_BYTES = 16 * 1024 * 1024
 
 
@@ -66,7 +68,7 @@ def receive_file(params: Any, rfile: io.BufferedIOBase) -> dict[str, Any]:
         os.makedirs(directory, exist_ok=True)
         if os.path.isdir(path):
             raise IsADirectoryError(path)
-        descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".cove-upload-")
+        descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=UPLOAD_PREFIX)
     except OSError as error:
         if chunked:
             _copy_frames(rfile, None)

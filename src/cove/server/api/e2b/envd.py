@@ -32,6 +32,7 @@ from cove.server.api.e2b.connect import (
     unary_error,
 )
 from cove.server.api.e2b.uploads import IncomingFile, multipart_files, octet_stream_file
+from cove.server.api.e2b.watchers import Watchers
 from cove.server.sandbox_calls import in_sandbox
 from cove.server.transfer_stalls import StallGuardedResponse, within_stalls
 from cove.sessions import links
@@ -87,6 +88,7 @@ class Sandbox:
     tenant_id: str
     session_id: str
     agent: AgentClient
+    watchers: Watchers
 
     async def tool(self, name: str, arguments: dict[str, Any]) -> Any:
         """A tool's answer, parsed as JSON when it is; a tool's failure as a ConnectError."""
@@ -135,7 +137,7 @@ async def sandbox(request: Request) -> Sandbox:
         tenant_id, agent = await run_in_threadpool(links.open_sandbox, manager, session_id, token)
     except (links.LinkNotFound, InvalidState):
         raise SandboxGone() from None
-    return Sandbox(manager, tenant_id, session_id, agent)
+    return Sandbox(manager, tenant_id, session_id, agent, request.app.state.watchers)
 
 
 Target = Annotated[Sandbox, Depends(sandbox)]
@@ -146,6 +148,7 @@ Streaming = Callable[[Sandbox, Message], AsyncIterator[Message]]
 def create_sandbox_app(unary: dict[str, Unary], streaming: dict[str, Streaming]) -> FastAPI:
     """The envd facade: `unary` and `streaming` are the Connect methods by path ("process.Process/List")."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.watchers = Watchers()
 
     @app.exception_handler(CoveError)
     async def plain_error(request: Request, error: CoveError) -> JSONResponse:
