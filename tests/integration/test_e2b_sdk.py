@@ -215,6 +215,27 @@ def test_watch_dir(sandbox: Sandbox) -> None:
         sandbox.files.watch_dir("/etc/hostname")
 
 
+def test_signed_file_urls(server: CoveServer, sandbox: Sandbox) -> None:
+    """download_url and upload_url work with no header at all, as a browser would use them."""
+    sandbox.files.write("/tmp/signed.txt", "signed")
+    with httpx.Client(trust_env=False) as browser:
+        download = sandbox.download_url("/tmp/signed.txt", use_signature_expiration=60)
+        assert browser.get(download).content == b"signed"
+        assert browser.get(sandbox.download_url("/tmp/signed.txt")).content == b"signed"  # no expiry
+        upload = sandbox.upload_url("/tmp/uploaded.txt", use_signature_expiration=60)
+        answer = browser.post(upload, files={"file": ("any-name", b"uploaded")})
+        assert answer.status_code == 200 and answer.json()[0]["path"] == "/tmp/uploaded.txt"
+        assert sandbox.files.read("/tmp/uploaded.txt") == "uploaded"
+
+        assert browser.post(download, files={"file": ("x", b"x")}).status_code == 401  # read-only
+        assert browser.get(download.replace("signed.txt", "other.txt")).status_code == 401
+        expired = sandbox.download_url("/tmp/signed.txt", use_signature_expiration=-1)
+        refused = browser.get(expired)
+        assert refused.status_code == 401 and "expired" in refused.json()["message"]
+        sandbox.kill()
+        assert browser.get(download).status_code == 401
+
+
 def test_metadata_list_timeout_and_kill(server: CoveServer, e2b_env: None) -> None:
     tag = uuid.uuid4().hex
     first = Sandbox.create(metadata={"list-test": str(tag)})

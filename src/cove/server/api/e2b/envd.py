@@ -31,6 +31,7 @@ from cove.server.api.e2b.connect import (
     unary_answer,
     unary_error,
 )
+from cove.server.api.e2b.signed_files import signed_session
 from cove.server.api.e2b.uploads import IncomingFile, multipart_files, octet_stream_file
 from cove.server.api.e2b.watchers import Watchers
 from cove.server.sandbox_calls import in_sandbox
@@ -125,7 +126,8 @@ def _basic_user(authorization: str | None) -> str | None:
 
 
 async def sandbox(request: Request) -> Sandbox:
-    """The request's running session, by id and access token; 502 as E2B's proxy answers otherwise."""
+    """The request's running session, by id and access token (or a signed `/files` URL); 502 as
+    E2B's proxy answers otherwise."""
     port = request.headers.get("e2b-sandbox-port", str(ENVD_PORT))
     if port != str(ENVD_PORT):
         raise PortClosed(port)
@@ -133,6 +135,10 @@ async def sandbox(request: Request) -> Sandbox:
     manager: SessionManager = request.app.state.services.manager
     session_id = request.headers.get("e2b-sandbox-id", "")
     token = request.headers.get("x-access-token", "")
+    if not token and request.url.path == "/files" and "signature" in request.query_params:
+        session_id, token = await run_in_threadpool(
+            signed_session, manager, request.method, request.query_params, session_id
+        )
     try:
         tenant_id, agent = await run_in_threadpool(links.open_sandbox, manager, session_id, token)
     except (links.LinkNotFound, InvalidState):
