@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cove.errors import InvalidArgument
-from cove.server.api.e2b.uploads import multipart_files, octet_stream_file
+from cove.server.api.e2b.uploads import INFLATED_CHUNK_BYTES, multipart_files, octet_stream_file
 
 PATHS = st.text(st.characters(min_codepoint=0x20, exclude_characters='"\\'), min_size=1, max_size=20)
 """Paths as the SDK's multipart encoder sends them unchanged (it escapes quotes and control bytes)."""
@@ -64,6 +64,9 @@ async def test_octet_stream() -> None:
     data = bytes(range(256)) * 1000
     packed = octet_stream_file(pieces(gzip.compress(data), 1000), "99", "gzip")
     assert packed.size is None and b"".join([chunk async for chunk in packed.chunks]) == data
+    zeros = octet_stream_file(pieces(gzip.compress(bytes(20 * 1024 * 1024)), 64 * 1024), None, "gzip")
+    sizes = [len(chunk) async for chunk in zeros.chunks]
+    assert sum(sizes) == 20 * 1024 * 1024 and max(sizes) <= INFLATED_CHUNK_BYTES
     cut = octet_stream_file(pieces(gzip.compress(data)[:-20], 1000), None, "gzip")
     with pytest.raises(InvalidArgument, match="gzip"):
         [chunk async for chunk in cut.chunks]

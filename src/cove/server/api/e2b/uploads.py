@@ -17,6 +17,8 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from cove.errors import InvalidArgument
 
+INFLATED_CHUNK_BYTES = 1024 * 1024
+
 
 @dataclass(frozen=True)
 class IncomingFile:
@@ -41,11 +43,16 @@ def octet_stream_file(
 
 
 async def _gunzipped(body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The body inflated, at most INFLATED_CHUNK_BYTES at a time, however well a chunk compresses."""
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
         async for chunk in body:
-            if data := inflater.decompress(chunk):
-                yield data
+            pending = chunk
+            while pending:
+                data = inflater.decompress(pending, INFLATED_CHUNK_BYTES)
+                pending = inflater.unconsumed_tail
+                if data:
+                    yield data
         if tail := inflater.flush():
             yield tail
     except zlib.error as error:
