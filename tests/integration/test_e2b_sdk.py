@@ -7,6 +7,10 @@ could hide a fake.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import io
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -17,7 +21,10 @@ from e2b import (
     AuthenticationException,
     CommandExitException,
     FileNotFoundException,
+    FilesystemEvent,
+    FilesystemEventType,
     NotFoundException,
+    PtySize,
     Sandbox,
     SandboxException,
     SandboxNotRunningException,
@@ -114,6 +121,28 @@ def test_stdin(sandbox: Sandbox) -> None:
     assert sandbox.commands.run("cat").stdout == ""  # without stdin, input is at its end at once
 
 
+def test_pty(sandbox: Sandbox) -> None:
+    terminal = sandbox.pty.create(PtySize(rows=24, cols=80))
+    sandbox.pty.resize(terminal.pid, PtySize(rows=30, cols=100))
+    sandbox.pty.send_stdin(terminal.pid, b"tty; stty size; echo $TERM; exit 3\n")
+    seen: list[bytes] = []
+    with pytest.raises(CommandExitException) as ended:
+        terminal.wait(on_pty=seen.append)
+    assert ended.value.exit_code == 3
+    output = b"".join(seen).decode()
+    assert "/dev/pts/" in output and "30 100" in output and "xterm-256color" in output
+
+    other = sandbox.pty.create(PtySize(rows=24, cols=80))
+    again = sandbox.pty.connect(other.pid)
+    assert sandbox.pty.kill(other.pid)
+    for attached in (other, again):
+        with pytest.raises(CommandExitException):
+            attached.wait()
+    assert not sandbox.pty.kill(other.pid)
+    with pytest.raises(SandboxException, match="terminal"):
+        sandbox.pty.resize(sandbox.commands.run("sleep 30", background=True).pid, PtySize(rows=2, cols=2))
+
+
 def test_files(server: CoveServer, sandbox: Sandbox) -> None:
     info = sandbox.files.write("notes/a.txt", "hello e2b")
     assert (info.path, info.name) == ("/home/user/notes/a.txt", "a.txt")
@@ -146,6 +175,65 @@ def test_files(server: CoveServer, sandbox: Sandbox) -> None:
         sandbox.files.read("/tmp/none.txt")
     with pytest.raises(NotFoundException):
         sandbox.files.list("/tmp/none")
+
+
+def test_large_uploads_stream(server: CoveServer, sandbox: Sandbox) -> None:
+    """Multipart (bytes), octet-stream of unknown length (a file object) and gzip: each streams into
+    the sandbox and comes back whole."""
+    data = os.urandom(6 * 1024 * 1024)
+    digest = hashlib.sha256(data).hexdigest()
+    sandbox.files.write("/tmp/multipart.bin", data)
+    sandbox.files.write("/tmp/octet.bin", io.BytesIO(data))
+    sandbox.files.write("/tmp/gzip.bin", data, gzip=True)
+    names = ("multipart", "octet", "gzip")
+    listed = server.sandbox(
+        sandbox.sandbox_id, "cd /tmp && sha256sum multipart.bin octet.bin gzip.bin"
+    ).stdout
+    assert listed.split()[::2] == [digest] * 3, listed
+    for name in names:
+        assert sandbox.files.read(f"/tmp/{name}.bin", format="bytes") == data
+
+
+def test_watch_dir(sandbox: Sandbox) -> None:
+    sandbox.files.make_dir("/tmp/watched/sub")
+    shallow = sandbox.files.watch_dir("/tmp/watched")
+    deep = sandbox.files.watch_dir("/tmp/watched", recursive=True)
+    sandbox.files.write("/tmp/watched/a.txt", "1")
+    sandbox.files.write("/tmp/watched/sub/b.txt", "2")
+    sandbox.files.remove("/tmp/watched/a.txt")
+    created, removed = FilesystemEventType.CREATE, FilesystemEventType.REMOVE
+    seen = [(event.name, event.type) for event in shallow.get_new_events()]
+    assert seen == [("a.txt", created), ("a.txt", removed)]
+    seen = [(event.name, event.type) for event in deep.get_new_events()]
+    assert seen == [("a.txt", created), ("sub/b.txt", created), ("a.txt", removed)]
+    assert shallow.get_new_events() == []
+    shallow.stop()
+    with pytest.raises(SandboxException):
+        shallow.get_new_events()
+    deep.stop()
+    with pytest.raises(SandboxException, match="not a directory"):
+        sandbox.files.watch_dir("/etc/hostname")
+
+
+def test_signed_file_urls(server: CoveServer, sandbox: Sandbox) -> None:
+    """download_url and upload_url work with no header at all, as a browser would use them."""
+    sandbox.files.write("/tmp/signed.txt", "signed")
+    with httpx.Client(trust_env=False) as browser:
+        download = sandbox.download_url("/tmp/signed.txt", use_signature_expiration=60)
+        assert browser.get(download).content == b"signed"
+        assert browser.get(sandbox.download_url("/tmp/signed.txt")).content == b"signed"  # no expiry
+        upload = sandbox.upload_url("/tmp/uploaded.txt", use_signature_expiration=60)
+        answer = browser.post(upload, files={"file": ("any-name", b"uploaded")})
+        assert answer.status_code == 200 and answer.json()[0]["path"] == "/tmp/uploaded.txt"
+        assert sandbox.files.read("/tmp/uploaded.txt") == "uploaded"
+
+        assert browser.post(download, files={"file": ("x", b"x")}).status_code == 401  # read-only
+        assert browser.get(download.replace("signed.txt", "other.txt")).status_code == 401
+        expired = sandbox.download_url("/tmp/signed.txt", use_signature_expiration=-1)
+        refused = browser.get(expired)
+        assert refused.status_code == 401 and "expired" in refused.json()["message"]
+        sandbox.kill()
+        assert browser.get(download).status_code == 401
 
 
 def test_metadata_list_timeout_and_kill(server: CoveServer, e2b_env: None) -> None:
@@ -182,6 +270,22 @@ def test_metadata_list_timeout_and_kill(server: CoveServer, e2b_env: None) -> No
 async def test_async_sdk(async_sandbox: AsyncSandbox) -> None:
     result = await async_sandbox.commands.run("echo async")
     assert result.stdout == "async\n"
+    seen: list[bytes] = []
+    terminal = await async_sandbox.pty.create(PtySize(rows=24, cols=80), on_data=seen.append)
+    await async_sandbox.pty.send_stdin(terminal.pid, b"echo from-pty; exit\n")
+    assert (await terminal.wait()).exit_code == 0
+    assert b"from-pty" in b"".join(seen)
+
+    events: list[FilesystemEvent] = []
+    await async_sandbox.files.make_dir("/tmp/async-watched")
+    watch = await async_sandbox.files.watch_dir("/tmp/async-watched", on_event=events.append)
+    await async_sandbox.files.write("/tmp/async-watched/new.txt", "x")
+    for _ in range(200):  # the change arrives by the watch's next poll
+        if events:
+            break
+        await asyncio.sleep(0.1)
+    await watch.stop()
+    assert [(event.name, event.type) for event in events] == [("new.txt", FilesystemEventType.CREATE)]
     await async_sandbox.files.write("/tmp/async.txt", "written")
     assert await async_sandbox.files.read("/tmp/async.txt") == "written"
     assert [entry.name for entry in await async_sandbox.files.list("/tmp") if entry.name == "async.txt"]
@@ -222,7 +326,7 @@ def test_envd_wire(server: CoveServer, sandbox: Sandbox) -> None:
         assert client.get("/files").json()["code"] == 400
         closed = client.get("/health", headers={"E2b-Sandbox-Port": "8080"})
         assert closed.status_code == 502 and "port is not open" in closed.json()["message"]
-        unknown = client.post("/process.Process/Update", json={})
+        unknown = client.post("/process.Process/StreamInput", json={})
         assert (unknown.status_code, unknown.json()["code"]) == (501, "unimplemented")
         root = client.get("/files", params={"path": "/etc/hostname", "username": "root"})
         assert root.status_code == 403

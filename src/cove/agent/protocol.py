@@ -6,6 +6,7 @@ download); the JSON says how many.
 """
 
 import json
+import struct
 from typing import Any, Protocol
 
 # JSON-RPC's error codes, as MCP uses them.
@@ -22,6 +23,8 @@ PORT_CLOSED = -32005
 LEFT_OUT_HEADER = "COVE.left_out"
 """PAX header of an empty tar member `files/pack` sends for a file it left out, saying why."""
 MAX_LINE_BYTES = 64 * 1024 * 1024
+FRAME_HEADER = struct.Struct(">I")
+"""The length before each frame of a `chunked` upload (transfers.py); an empty frame ends it."""
 """No message line may be longer; file contents beyond this go as raw bytes, not JSON."""
 
 

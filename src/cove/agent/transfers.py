@@ -1,9 +1,12 @@
 """Streamed file transfers between the host and the sandbox, as raw bytes beside one JSON line.
 
 A tool answer is a JSON line, so a 1 GiB file cannot travel as one. An upload sends its request
-line and then exactly `size` raw bytes; a download answers a line with the size and then the raw
-bytes (sent with sendfile). Neither side holds a whole file in memory. Both run as the session
-user inside the sandbox, so the sandbox's own permissions decide what may be read or written.
+line and then exactly `size` raw bytes, or, when its size is not known in advance (a body streamed
+as it is made), `chunked` frames: a big-endian u32 length and that many bytes, ended by an empty
+frame, so a cut-off upload is still told from a complete one. A download answers a line with the
+size and then the raw bytes (sent with sendfile). Neither side holds a whole file in memory. Both
+run as the session user inside the sandbox, so its own permissions decide what may be read or
+written.
 """
 
 import io
@@ -19,6 +22,9 @@ from .tools import InvalidArguments
 from .tools.files import describe, resolve
 
 CHUNK_BYTES = 1024 * 1024
+UPLOAD_PREFIX = ".cove-upload-"
+"""The name of an upload's temporary file, renamed over the file once complete."""
+MAX_FRAME_BYTES = 16 * 1024 * 1024
 
 
 class TransferError(Exception):
@@ -49,26 +55,34 @@ def _checked_params(params: Any) -> tuple[str, int]:
 
 
 def receive_file(params: Any, rfile: io.BufferedIOBase) -> dict[str, Any]:
-    """Write the `size` bytes that follow the request to `path`, atomically: all of them, or none.
+    """Write the `size` bytes (or the `chunked` frames) that follow the request to `path`,
+    atomically: all of them, or none.
 
     The bytes go to a temporary file beside the target, renamed over it only when complete, so a
     cut-off upload never leaves a half-written file where the complete one should be.
     """
     path, size = _checked_params(params)
+    chunked = isinstance(params, dict) and params.get("chunked") is True
     directory = os.path.dirname(path) or "/"
     try:
         os.makedirs(directory, exist_ok=True)
         if os.path.isdir(path):
             raise IsADirectoryError(path)
-        descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".cove-upload-")
+        descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=UPLOAD_PREFIX)
     except OSError as error:
-        _skip(rfile, size)
+        if chunked:
+            _copy_frames(rfile, None)
+        else:
+            _skip(rfile, size)
         raise _refuse(error, path) from None
     try:
         with os.fdopen(descriptor, "wb", buffering=0) as target:
-            received = _copy(rfile, target, size)
-        if received != size:
-            raise TransferError(protocol.INVALID_PARAMS, f"upload cut short at {received} of {size} bytes")
+            if chunked:
+                size = _copy_frames(rfile, target)
+            elif (received := _copy(rfile, target, size)) != size:
+                raise TransferError(
+                    protocol.INVALID_PARAMS, f"upload cut short at {received} of {size} bytes"
+                )
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
@@ -76,14 +90,35 @@ def receive_file(params: Any, rfile: io.BufferedIOBase) -> dict[str, Any]:
     return {"path": path, "size": size}
 
 
-def _copy(source: io.BufferedIOBase, target: IO[bytes], size: int) -> int:
+def _copy_frames(source: io.BufferedIOBase, target: IO[bytes] | None) -> int:
+    """Copy frames until the empty one (to nowhere without a target); answers the bytes copied."""
+    received = 0
+    while True:
+        header = source.read(protocol.FRAME_HEADER.size)
+        if len(header) < protocol.FRAME_HEADER.size:
+            raise TransferError(protocol.INVALID_PARAMS, f"upload cut short after {received} bytes")
+        (length,) = protocol.FRAME_HEADER.unpack(header)
+        if length == 0:
+            return received
+        if length > MAX_FRAME_BYTES:
+            raise TransferError(
+                protocol.INVALID_PARAMS, f"a frame of {length} bytes is over {MAX_FRAME_BYTES}"
+            )
+        copied = _copy(source, target, length)
+        if copied != length:
+            raise TransferError(protocol.INVALID_PARAMS, f"upload cut short after {received + copied} bytes")
+        received += length
+
+
+def _copy(source: io.BufferedIOBase, target: IO[bytes] | None, size: int) -> int:
     buffer = memoryview(bytearray(CHUNK_BYTES))
     received = 0
     while received < size:
         count = source.readinto(buffer[: min(CHUNK_BYTES, size - received)])
         if not count:
             break
-        target.write(buffer[:count])
+        if target is not None:
+            target.write(buffer[:count])
         received += count
     return received
 

@@ -149,15 +149,18 @@ class AgentClient:
     async def upload(
         self,
         path: str,
-        size: int,
+        size: int | None,
         chunks: AsyncIterator[bytes],
         stall_timeout_s: float = TRANSFER_IDLE_TIMEOUT_S,
     ) -> dict[str, Any]:
         """Stream `size` bytes into the file at `path` in the sandbox; answers its path and size.
 
         The agent keeps the bytes only if exactly `size` arrive, so a body that is cut short or too
-        long changes nothing in the sandbox.
+        long changes nothing in the sandbox. With `size` None (a body whose length is not known
+        before its end) the bytes go in frames, and the file is kept once the last frame is sent.
         """
+        if size is None:
+            return await self._send_frames(path, chunks, stall_timeout_s)
         return await self._send_stream("files/upload", path, size, chunks, "upload", stall_timeout_s)
 
     async def download(
@@ -250,6 +253,28 @@ class AgentClient:
                     raise self._failed(error) from None
             if sent < size:
                 raise InvalidArgument(f"the {what} ended after {sent} of its declared {size} bytes")
+            return await self._answer(reader, stall_timeout_s)
+        finally:
+            writer.close()
+
+    async def _send_frames(
+        self, path: str, chunks: AsyncIterator[bytes], stall_timeout_s: float
+    ) -> dict[str, Any]:
+        """An upload of unknown length: each chunk as a frame (agent/transfers.py), then the empty one."""
+        check_path(path)
+        reader, writer = await self._open_stream()
+        try:
+            params = {"path": path, "chunked": True}
+            writer.write(protocol.encode(protocol.request(1, "files/upload", params)))
+            async for chunk in chunks:
+                if not chunk:
+                    continue
+                writer.write(protocol.FRAME_HEADER.pack(len(chunk)) + chunk)
+                try:
+                    await asyncio.wait_for(writer.drain(), stall_timeout_s)
+                except TimeoutError as error:
+                    raise self._failed(error) from None
+            writer.write(protocol.FRAME_HEADER.pack(0))
             return await self._answer(reader, stall_timeout_s)
         finally:
             writer.close()

@@ -5,9 +5,9 @@ file made then changed), so each watched directory keeps an inotify descriptor, 
 queues its events until the next poll reads them. Inotify reports a change as several events (a
 new file: create, modify, close; one write: modify per block), so they are folded by path and kind:
 a file's modifications count as one change from its first modification (or its creation) until it
-is closed, and a file renamed over one that was there is modified, not created (write_file replaces
-files so, through a temporary file whose own events are left out). A directory made under the watch
-is watched too, and what it already holds is reported as created.
+is closed, and a file renamed over one that was there is modified, not created (write_file and
+uploads replace files so, through a temporary file whose own events are left out). A directory
+made under the watch is watched too, and what it already holds is reported as created.
 """
 
 import ctypes
@@ -35,8 +35,9 @@ WATCHED = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO |
 HEADER = struct.Struct("iIII")
 READ_BYTES = 64 * 1024
 
-WRITE_FILE_TEMPORARY = re.compile(r"\..+\.[0-9a-f]{8}\.tmp")
-"""The name of write_file's temporary file (files.py), renamed over the file it writes."""
+TEMPORARY = re.compile(r"\..+\.[0-9a-f]{8}\.tmp|\.cove-upload-\w+")
+"""The names of write_file's temporary file (files.py) and an upload's (transfers.py
+UPLOAD_PREFIX), each renamed over the file it writes."""
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -87,7 +88,7 @@ class DirectoryWatch:
             self.folders.pop(descriptor, None)
             return
         folder = self.folders.get(descriptor)
-        if folder is None or not name or WRITE_FILE_TEMPORARY.fullmatch(name):
+        if folder is None or not name or TEMPORARY.fullmatch(name):
             return  # the watch's own folder changed (its parent's watch reports that), or a temporary
         path = os.path.join(folder, name)
         kind = "directory" if mask & IN_ISDIR else "file"

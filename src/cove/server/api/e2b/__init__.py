@@ -11,7 +11,9 @@ from cove.server.api.e2b.routing import SandboxRouting
 
 
 def create_envd_app() -> FastAPI:
-    return create_sandbox_app({**processes.UNARY, **filesystem.UNARY}, processes.STREAMING)
+    return create_sandbox_app(
+        {**processes.UNARY, **filesystem.UNARY}, {**processes.STREAMING, **filesystem.STREAMING}
+    )
 
 
 __all__ = ["SandboxRouting", "create_envd_app", "router"]

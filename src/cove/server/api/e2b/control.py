@@ -26,9 +26,9 @@ from cove.sessions import links
 from cove.sessions.manager import CreateRequest, SessionManager
 from cove.sessions.store import SessionRecord, utc_now
 
-ENVD_VERSION = "0.5.2"
-"""The envd version Cove's facade stands for: the SDK turns features on by it (stdin, close_stdin);
-0.5.7 would make it send file-like data as octet-stream, which is not served yet."""
+ENVD_VERSION = "0.5.7"
+"""The envd version Cove's facade stands for: the SDK turns features on by it (stdin, close_stdin,
+octet-stream and gzip uploads); 0.6.2 would have it send file metadata, which Cove does not keep."""
 CLIENT_ID = "cove"
 DEFAULT_TIMEOUT_S = 300
 TEMPLATE_IMAGES = {"base": "linux_latest", "code-interpreter-v1": "code_latest"}

@@ -20,7 +20,6 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from cove.errors import CoveError, InvalidArgument, InvalidState
 from cove.sandbox.agent_client import AgentClient
@@ -32,15 +31,17 @@ from cove.server.api.e2b.connect import (
     unary_answer,
     unary_error,
 )
+from cove.server.api.e2b.signed_files import signed_session
+from cove.server.api.e2b.uploads import IncomingFile, multipart_files, octet_stream_file
+from cove.server.api.e2b.watchers import Watchers
 from cove.server.sandbox_calls import in_sandbox
-from cove.server.transfer_stalls import StallGuardedResponse
+from cove.server.transfer_stalls import StallGuardedResponse, within_stalls
 from cove.sessions import links
 from cove.sessions.manager import SessionManager
 
 ENVD_PORT = 49983
 DEFAULT_USER = "user"
 """The one user processes and files belong to in a Cove session, E2B's default user too."""
-UPLOAD_CHUNK_BYTES = 1024 * 1024
 
 TOOL_ERROR_CODES = (
     ("no such file or directory", "not_found"),
@@ -50,6 +51,7 @@ TOOL_ERROR_CODES = (
     ("is a directory", "invalid_argument"),
     ("permission denied", "permission_denied"),
     ("has exited", "failed_precondition"),
+    ("has no terminal", "failed_precondition"),
 )
 """Connect codes of the agent's tool errors, by the words its messages use (agent/tools/files.py,
 processes.py)."""
@@ -87,6 +89,7 @@ class Sandbox:
     tenant_id: str
     session_id: str
     agent: AgentClient
+    watchers: Watchers
 
     async def tool(self, name: str, arguments: dict[str, Any]) -> Any:
         """A tool's answer, parsed as JSON when it is; a tool's failure as a ConnectError."""
@@ -123,7 +126,8 @@ def _basic_user(authorization: str | None) -> str | None:
 
 
 async def sandbox(request: Request) -> Sandbox:
-    """The request's running session, by id and access token; 502 as E2B's proxy answers otherwise."""
+    """The request's running session, by id and access token (or a signed `/files` URL); 502 as
+    E2B's proxy answers otherwise."""
     port = request.headers.get("e2b-sandbox-port", str(ENVD_PORT))
     if port != str(ENVD_PORT):
         raise PortClosed(port)
@@ -131,11 +135,15 @@ async def sandbox(request: Request) -> Sandbox:
     manager: SessionManager = request.app.state.services.manager
     session_id = request.headers.get("e2b-sandbox-id", "")
     token = request.headers.get("x-access-token", "")
+    if not token and request.url.path == "/files" and "signature" in request.query_params:
+        session_id, token = await run_in_threadpool(
+            signed_session, manager, request.method, request.query_params, session_id
+        )
     try:
         tenant_id, agent = await run_in_threadpool(links.open_sandbox, manager, session_id, token)
     except (links.LinkNotFound, InvalidState):
         raise SandboxGone() from None
-    return Sandbox(manager, tenant_id, session_id, agent)
+    return Sandbox(manager, tenant_id, session_id, agent, request.app.state.watchers)
 
 
 Target = Annotated[Sandbox, Depends(sandbox)]
@@ -146,6 +154,7 @@ Streaming = Callable[[Sandbox, Message], AsyncIterator[Message]]
 def create_sandbox_app(unary: dict[str, Unary], streaming: dict[str, Streaming]) -> FastAPI:
     """The envd facade: `unary` and `streaming` are the Connect methods by path ("process.Process/List")."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.watchers = Watchers()
 
     @app.exception_handler(CoveError)
     async def plain_error(request: Request, error: CoveError) -> JSONResponse:
@@ -171,23 +180,30 @@ def create_sandbox_app(unary: dict[str, Unary], streaming: dict[str, Streaming])
 
     @app.post("/files")
     async def upload(request: Request, target: Target, path: str | None = None) -> list[dict[str, str]]:
-        """Multipart: each part named `file`, its filename the target path (with one, `path` may say)."""
-        form = await request.form()
-        files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
-        if not files:
-            raise InvalidArgument("the upload has no file part")
-        written = []
-        try:
-            for file in files:
-                target_path = path if path and len(files) == 1 else file.filename
-                if not target_path:
-                    raise InvalidArgument("a file part has no filename to say where it goes")
-                saved = await target.agent.upload(target_path, file.size or 0, _chunks(file))
-                written.append(
-                    {"path": saved["path"], "name": os.path.basename(saved["path"]), "type": "file"}
+        """Each file streamed into the sandbox as it arrives (uploads.py); with one file, `path`
+        says where it goes, else each multipart part's filename does."""
+        stall_s = target.manager.settings.transfer_stall_timeout_s
+        body = within_stalls(request.stream(), stall_s)
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith("multipart/form-data"):
+            files = multipart_files(body, content_type)
+        elif path:
+            files = _one(
+                octet_stream_file(
+                    body, request.headers.get("content-length"), request.headers.get("content-encoding")
                 )
-        finally:
-            await form.close()
+            )
+        else:
+            raise InvalidArgument("an application/octet-stream upload needs the path query parameter")
+        written: list[dict[str, str]] = []
+        async for file in files:
+            target_path = file.filename if written or not path else path
+            if not target_path:
+                raise InvalidArgument("a file part has no filename to say where it goes")
+            saved = await target.agent.upload(target_path, file.size, file.chunks, stall_s)
+            written.append({"path": saved["path"], "name": os.path.basename(saved["path"]), "type": "file"})
+        if not written:
+            raise InvalidArgument("the upload has no file part")
         return written
 
     @app.post("/{service}/{method}")
@@ -206,9 +222,8 @@ def create_sandbox_app(unary: dict[str, Unary], streaming: dict[str, Streaming])
     return app
 
 
-async def _chunks(file: UploadFile) -> AsyncIterator[bytes]:
-    while chunk := await file.read(UPLOAD_CHUNK_BYTES):
-        yield chunk
+async def _one(file: IncomingFile) -> AsyncIterator[IncomingFile]:
+    yield file
 
 
 def selected_pid(message: Message) -> int:

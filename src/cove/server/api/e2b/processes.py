@@ -1,7 +1,9 @@
 """envd's `process.Process` service on the agent's background processes (agent/tools/processes.py).
 
 A process is known to E2B by its pid in the sandbox, to the agent by its process_id; the agent's
-process_list pairs them. Output streams by long-polling process_output, as Cove's own SDK does.
+process_list pairs them. Output streams by long-polling process_output, as Cove's own SDK does. A
+PTY is a process the agent started on a terminal: its output (the agent's stdout) goes to E2B as
+`pty` data, and its input is typed on the terminal.
 """
 
 from __future__ import annotations
@@ -20,15 +22,19 @@ POLL_WAIT_MS = 20_000
 SIGNALS = {"SIGNAL_SIGKILL": "KILL", "SIGNAL_SIGTERM": "TERM", 9: "KILL", 15: "TERM"}
 
 
-async def _process_id(target: Sandbox, pid: int) -> str:
-    """The agent's process_id of the running process with this pid."""
+async def _process(target: Sandbox, pid: int) -> dict[str, Any]:
+    """The agent's description of the running process with this pid."""
     for process in await target.tool("process_list", {}):
         if process["pid"] == pid and process["running"]:
-            return str(process["process_id"])
+            return dict(process)
     raise ConnectError("not_found", f"process with pid {pid} not found")
 
 
-async def _events(target: Sandbox, process_id: str, pid: int) -> AsyncIterator[Message]:
+async def _process_id(target: Sandbox, pid: int) -> str:
+    return str((await _process(target, pid))["process_id"])
+
+
+async def _events(target: Sandbox, process_id: str, pid: int, on_terminal: bool) -> AsyncIterator[Message]:
     """start, then the output as it comes (from its first byte), then end with the exit code."""
     yield {"event": {"start": {"pid": pid}}}
     offsets = {"stdout_offset": 0, "stderr_offset": 0}
@@ -39,7 +45,7 @@ async def _events(target: Sandbox, process_id: str, pid: int) -> AsyncIterator[M
         for stream in ("stdout", "stderr"):
             if polled[stream]:
                 data = base64.b64encode(polled[stream].encode()).decode()
-                yield {"event": {"data": {stream: data}}}
+                yield {"event": {"data": {"pty" if on_terminal else stream: data}}}
         moved = any(polled[name] != offset for name, offset in offsets.items())
         offsets = {name: polled[name] for name in offsets}
         if not polled["running"] and not moved:
@@ -55,8 +61,6 @@ async def _events(target: Sandbox, process_id: str, pid: int) -> AsyncIterator[M
 
 async def start(target: Sandbox, message: Message) -> AsyncIterator[Message]:
     config = message.get("process") or {}
-    if message.get("pty"):
-        raise ConnectError("unimplemented", "PTY processes are not supported by Cove's E2B API yet")
     if not isinstance(config.get("cmd"), str):
         raise ConnectError("invalid_argument", "process.cmd is required")
     arguments: dict[str, Any] = {"command": shlex.join([config["cmd"], *config.get("args", [])])}
@@ -64,16 +68,26 @@ async def start(target: Sandbox, message: Message) -> AsyncIterator[Message]:
         arguments["cwd"] = config["cwd"]
     if config.get("envs"):
         arguments["envs"] = config["envs"]
+    on_terminal = "pty" in message
+    if on_terminal:
+        arguments |= {"pty": True, **_terminal_size(message)}
     started = await target.tool("process_start", arguments)
-    if not message.get("stdin"):
+    if not on_terminal and not message.get("stdin"):
         await _close_input(target, started["process_id"])
-    async for event in _events(target, started["process_id"], started["pid"]):
+    async for event in _events(target, started["process_id"], started["pid"], on_terminal):
         yield event
+
+
+def _terminal_size(message: Message) -> dict[str, int]:
+    """A PTY message's size as the agent's cols and rows (envd's default, 80x24, where absent)."""
+    size = (message.get("pty") or {}).get("size") or {}
+    return {"cols": size.get("cols") or 80, "rows": size.get("rows") or 24}
 
 
 async def connect(target: Sandbox, message: Message) -> AsyncIterator[Message]:
     pid = selected_pid(message)
-    async for event in _events(target, await _process_id(target, pid), pid):
+    process = await _process(target, pid)
+    async for event in _events(target, process["process_id"], pid, process["pty"]):
         yield event
 
 
@@ -89,12 +103,13 @@ async def list_processes(target: Sandbox, message: Message) -> Message:
 
 async def send_input(target: Sandbox, message: Message) -> Message:
     given = message.get("input") or {}
-    if "stdin" not in given:
-        raise ConnectError("unimplemented", "only stdin input is supported by Cove (no PTY yet)")
+    stream = next((name for name in ("stdin", "pty") if name in given), None)
+    if stream is None:
+        raise ConnectError("invalid_argument", "input must hold stdin or pty")
     try:
-        data = base64.b64decode(given["stdin"], validate=True).decode()
+        data = base64.b64decode(given[stream], validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, TypeError):
-        raise ConnectError("invalid_argument", "input.stdin must be base64 of UTF-8 text") from None
+        raise ConnectError("invalid_argument", f"input.{stream} must be base64 of UTF-8 text") from None
     process_id = await _process_id(target, selected_pid(message))
     await target.tool("process_write", {"process_id": process_id, "data": data})
     return {}
@@ -123,7 +138,17 @@ async def send_signal(target: Sandbox, message: Message) -> Message:
     return {}
 
 
+async def update(target: Sandbox, message: Message) -> Message:
+    """A PTY's new size; nothing else of a process can be changed."""
+    if not message.get("pty"):
+        raise ConnectError("invalid_argument", "pty.size is the one thing Update changes")
+    process_id = await _process_id(target, selected_pid(message))
+    await target.tool("process_resize", {"process_id": process_id, **_terminal_size(message)})
+    return {}
+
+
 UNARY: dict[str, Unary] = {
+    "process.Process/Update": update,
     "process.Process/List": list_processes,
     "process.Process/SendInput": send_input,
     "process.Process/CloseStdin": close_stdin,
