@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 START_TOOL = "browser_start"
 STOP_TOOL = "stopChrome"
+CHROMIUM_PATH = "/usr/bin/chromium"
+"""Where an image has the browser (Debian's chromium, as browser_latest's)."""
 STOP_TIMEOUT_S = 30.0
 """Longer than the agent gives Chromium to close and leave (at most 15 s) before killing it."""
 

@@ -327,7 +327,7 @@ class SessionManager:
             if not self.syncs.begin_release(record, reason):
                 return False
             try:
-                self._close_browser(session_id)
+                self._close_browser(record)
                 self.syncs.upload_pending(record)
             except ContextUploadFailed as error:
                 if not force:
@@ -343,10 +343,15 @@ class SessionManager:
             self._release(session_id, reason)
         return True
 
-    def _close_browser(self, session_id: str) -> None:
+    def _close_browser(self, record: SessionRecord) -> None:
         """Before a running session's folders are uploaded, its browser (if one runs) is closed, so
-        that it writes its profile (cookies, storage) first. The session ends all the same if this fails."""
+        that it writes its profile (cookies, storage) first. The session ends all the same if this
+        fails. Only on an image with a browser: there a session whose agent does not answer delays
+        its own end by STOP_TIMEOUT_S, elsewhere not at all."""
+        session_id = record.session_id
         if not self.syncs.pending(session_id) or self.runtime.state(session_id) != "running":
+            return
+        if not self._has_browser(record.image_id):
             return
         agent = AgentClient(self.runtime.agent_run_dir(session_id), session_id)
         try:
@@ -355,6 +360,14 @@ class SessionManager:
             log.warning(
                 "session %s: its browser was not closed before the upload: %s", session_id, error.message
             )
+
+    def _has_browser(self, image_id: str) -> bool:
+        """Whether the image has Chromium (a host-side look at its read-only root filesystem)."""
+        try:
+            rootfs = self.images.get(image_id).rootfs
+        except CoveError:
+            return False
+        return (rootfs / browser.CHROMIUM_PATH.lstrip("/")).exists()
 
     def _finish_release(self, record: SessionRecord) -> bool:
         """Finish an end cut off by a crash of the server (or whose upload failed after its sandbox
