@@ -1,12 +1,12 @@
 """What E2B's SDK costs over Cove's own: `Sandbox.create()` then `commands.run("echo hi")`.
 
-Run from the repo root: `.venv/bin/python -m bench.e2b` (option: --rounds). Starts a scratch server
+Run from the repo root: `.venv/bin/python -m bench.e2b_sdk` (option: --rounds). Starts a scratch server
 (bench/harness.py) and, in each round, times the same work through both SDKs, in alternating
 order: the unmodified `e2b` SDK pointed at Cove by its API and sandbox URLs (header routing), and
 Cove's SDK (`AgentBay.create()`, then `command.execute_command("echo hi")`). Each sandbox is
 deleted after its timing, outside it, and the server's warm pool gets a moment to refill. One
 round of each is run first and not counted (imports, first connections). Prints a table and
-writes bench/results/e2b.json.
+writes bench/results/e2b_sdk.json.
 
 Target: the E2B SDK's p50 within 1.3x of Cove's SDK's.
 """
@@ -20,13 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from e2b import Sandbox
 from tests.integration.server import KEY_A
 
 from bench.harness import Bench, bench_server, load_average, milliseconds, verdict
 from cove import AgentBay
-from e2b import Sandbox
 
-RESULTS = Path(__file__).parent / "results" / "e2b.json"
+RESULTS = Path(__file__).parent / "results" / "e2b_sdk.json"
 POOL_REFILL_S = 0.3
 """Pause after each delete: the warm pool prepares its next sandbox, not during the next create."""
 TARGET_RATIO = 1.3
