@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -34,3 +36,18 @@ def test_refused_upload_is_read_past(tmp_path: Path) -> None:
     with pytest.raises(transfers.TransferError):
         transfers.receive_file({"path": str(tmp_path), "chunked": True}, source)
     assert source.read() == b""
+
+
+def test_a_new_file_gets_the_umask_s_mode_and_a_replaced_one_keeps_its_own(tmp_path: Path) -> None:
+    previous = os.umask(0o027)
+    try:
+        new = tmp_path / "new.txt"
+        transfers.receive_file({"path": str(new), "chunked": True}, frames(b"x"))
+        assert stat.S_IMODE(new.stat().st_mode) == 0o640
+        kept = tmp_path / "kept.sh"
+        kept.write_bytes(b"old")
+        kept.chmod(0o750)
+        transfers.receive_file({"path": str(kept), "chunked": True}, frames(b"new"))
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o750 and kept.read_bytes() == b"new"
+    finally:
+        os.umask(previous)

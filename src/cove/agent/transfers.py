@@ -68,7 +68,9 @@ def receive_file(params: Any, rfile: io.BufferedIOBase) -> dict[str, Any]:
         os.makedirs(directory, exist_ok=True)
         if os.path.isdir(path):
             raise IsADirectoryError(path)
+        mode = _mode_for(path)
         descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=UPLOAD_PREFIX)
+        os.fchmod(descriptor, mode)
     except OSError as error:
         if chunked:
             _copy_frames(rfile, None)
@@ -88,6 +90,27 @@ def receive_file(params: Any, rfile: io.BufferedIOBase) -> dict[str, Any]:
         os.unlink(temporary)
         raise
     return {"path": path, "size": size}
+
+
+def _mode_for(path: str) -> int:
+    """As write_file's: a replaced file keeps its mode bits, a new one gets what the umask leaves of
+    0o666 (mkstemp's own 0o600 would hide an uploaded file from the session's other users)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask, read rather than set (os.umask would change it for every thread)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
 
 
 def _copy_frames(source: io.BufferedIOBase, target: IO[bytes] | None) -> int:
