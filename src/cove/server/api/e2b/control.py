@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from cove.errors import CoveError, InvalidArgument, InvalidState, SessionNotFound
 from cove.paging import MAX_PAGE_SIZE
@@ -49,13 +50,15 @@ def error_answer(status: int, message: str) -> JSONResponse:
 
 
 class E2BRoute(APIRoute):
-    """A route whose errors, bad input and keys included, are answered in E2B's shape."""
+    """A route whose errors, bad input and keys included, are answered in E2B's shape. The key is
+    checked before the body is read, so a caller without one learns nothing of how it is parsed."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def answer(request: Request) -> Response:
             try:
+                await run_in_threadpool(tenant, request, request.headers.get("x-api-key"))
                 return await handler(request)
             except CoveError as error:
                 return error_answer(error.http_status, error.message)
