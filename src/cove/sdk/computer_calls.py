@@ -12,11 +12,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
-from cove.sdk.core import Call, ResultT
+from cove.sdk.core import Call
 from cove.sdk.key_names import normalize_keys
 from cove.sdk.models import (
     AgentBayError,
@@ -34,7 +33,7 @@ from cove.sdk.models import (
     WindowInfoResult,
     WindowListResult,
 )
-from cove.sdk.tool_calls import tool_call
+from cove.sdk.tool_calls import read_call
 
 CLICK_BUTTONS = tuple(button.value for button in MouseButton)
 DRAG_BUTTONS = ("left", "right", "middle")
@@ -50,31 +49,18 @@ def _choice(what: str, value: Enum | str, allowed: tuple[str, ...]) -> str:
     return str(chosen)
 
 
-def _call(
-    session_id: str,
-    tool: str,
-    arguments: dict[str, Any],
-    result_type: type[ResultT],
-    read: Callable[[str], ResultT],
-) -> Call[ResultT]:
-    """Call `tool`; a tool error fails with its text, any other answer goes to `read`."""
-
-    def read_answer(text: str, is_error: bool) -> ResultT:
-        if is_error:
-            return result_type(success=False, error_message=text or f"{tool} failed")
-        return read(text)
-
-    return tool_call(session_id, tool, arguments, result_type, read_answer)
-
-
 def _done(session_id: str, tool: str, arguments: dict[str, Any]) -> Call[BoolResult]:
     """A tool whose answer only says it was done: `data=True`."""
-    return _call(session_id, tool, arguments, BoolResult, lambda text: BoolResult(success=True, data=True))
+    return read_call(
+        session_id, tool, arguments, BoolResult, lambda text: BoolResult(success=True, data=True)
+    )
 
 
 def _text(session_id: str, tool: str) -> Call[OperationResult]:
     """A tool whose text is the result, unparsed (`data`)."""
-    return _call(session_id, tool, {}, OperationResult, lambda text: OperationResult(success=True, data=text))
+    return read_call(
+        session_id, tool, {}, OperationResult, lambda text: OperationResult(success=True, data=text)
+    )
 
 
 # The mouse and the keyboard
@@ -141,7 +127,7 @@ def _read_screen_size(text: str) -> OperationResult:
 
 def get_screen_size(session_id: str) -> Call[OperationResult]:
     """`data` is {"width", "height", "dpiScalingFactor"}."""
-    return _call(session_id, "get_screen_size", {}, OperationResult, _read_screen_size)
+    return read_call(session_id, "get_screen_size", {}, OperationResult, _read_screen_size)
 
 
 def screenshot(session_id: str) -> Call[OperationResult]:
@@ -206,7 +192,7 @@ def beta_take_screenshot(session_id: str, format: str) -> Call[ScreenshotResult]
         except ValueError as error:
             return ScreenshotResult(success=False, error_message=str(error))
 
-    return _call(session_id, "screenshot", {"format": chosen}, ScreenshotResult, read)
+    return read_call(session_id, "screenshot", {"format": chosen}, ScreenshotResult, read)
 
 
 def image_or_raise(result: ScreenshotResult) -> ScreenshotResult:
@@ -252,7 +238,9 @@ def _read_windows(text: str) -> WindowListResult:
 
 
 def list_root_windows(session_id: str, timeout_ms: int) -> Call[WindowListResult]:
-    return _call(session_id, "list_root_windows", {"timeout_ms": timeout_ms}, WindowListResult, _read_windows)
+    return read_call(
+        session_id, "list_root_windows", {"timeout_ms": timeout_ms}, WindowListResult, _read_windows
+    )
 
 
 def _read_active_window(text: str) -> WindowInfoResult:
@@ -264,7 +252,7 @@ def _read_active_window(text: str) -> WindowInfoResult:
 
 
 def get_active_window(session_id: str) -> Call[WindowInfoResult]:
-    return _call(session_id, "get_active_window", {}, WindowInfoResult, _read_active_window)
+    return read_call(session_id, "get_active_window", {}, WindowInfoResult, _read_active_window)
 
 
 def window_action(session_id: str, tool: str, window_id: int) -> Call[BoolResult]:
@@ -306,7 +294,7 @@ def get_installed_apps(
 ) -> Call[InstalledAppListResult]:
     """The tool's key is `ignore_system_app`, singular, as AgentBay sends it."""
     arguments = {"start_menu": start_menu, "desktop": desktop, "ignore_system_app": ignore_system_apps}
-    return _call(session_id, "get_installed_apps", arguments, InstalledAppListResult, _read_apps)
+    return read_call(session_id, "get_installed_apps", arguments, InstalledAppListResult, _read_apps)
 
 
 def _read_processes(text: str) -> ProcessListResult:
@@ -327,16 +315,16 @@ def start_app(session_id: str, start_cmd: str, work_directory: str, activity: st
         arguments["work_directory"] = work_directory
     if activity:
         arguments["activity"] = activity
-    return _call(session_id, "start_app", arguments, ProcessListResult, _read_processes)
+    return read_call(session_id, "start_app", arguments, ProcessListResult, _read_processes)
 
 
 def list_visible_apps(session_id: str) -> Call[ProcessListResult]:
     """The processes that own a window."""
-    return _call(session_id, "list_visible_apps", {}, ProcessListResult, _read_processes)
+    return read_call(session_id, "list_visible_apps", {}, ProcessListResult, _read_processes)
 
 
 def stop_app(session_id: str, tool: str, arguments: dict[str, Any]) -> Call[AppOperationResult]:
     """stop_app_by_pname, _by_pid or _by_cmd (`tool`), with its one argument."""
-    return _call(
+    return read_call(
         session_id, tool, arguments, AppOperationResult, lambda text: AppOperationResult(success=True)
     )

@@ -23,7 +23,7 @@ from cove.sdk.models import (
     ProcessResult,
     Result,
 )
-from cove.sdk.tool_calls import ANSWER_MARGIN_S, tool_call
+from cove.sdk.tool_calls import ANSWER_MARGIN_S, read_call
 
 POLL_WAIT_MS = 20_000
 """How long one output poll may wait for the process to write."""
@@ -40,12 +40,7 @@ def _json_call(
     read: Callable[[Any], ResultT],
     timeout_s: float | None = None,
 ) -> Call[ResultT]:
-    def read_answer(text: str, is_error: bool) -> ResultT:
-        if is_error:
-            return result_type(success=False, error_message=text or f"{tool} failed")
-        return read(json.loads(text))
-
-    return tool_call(session_id, tool, arguments, result_type, read_answer, timeout_s)
+    return read_call(session_id, tool, arguments, result_type, lambda text: read(json.loads(text)), timeout_s)
 
 
 def _given(**arguments: Any) -> dict[str, Any]:

@@ -68,6 +68,24 @@ def tool_call(
     )
 
 
+def read_call(
+    session_id: str,
+    name: str,
+    arguments: dict[str, Any],
+    result_type: type[ResultT],
+    read: Callable[[str], ResultT],
+    timeout_s: float | None = None,
+) -> Call[ResultT]:
+    """Call tool `name`; its error fails the result with its text, any other answer goes to `read`."""
+
+    def read_answer(text: str, is_error: bool) -> ResultT:
+        if is_error:
+            return result_type(success=False, error_message=text or f"{name} failed")
+        return read(text)
+
+    return tool_call(session_id, name, arguments, result_type, read_answer, timeout_s)
+
+
 def _read_mcp(text: str, is_error: bool) -> McpToolResult:
     return McpToolResult(success=not is_error, data=text, error_message=text if is_error else "")
 
