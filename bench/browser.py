@@ -44,8 +44,7 @@ import httpx
 from tests.integration.recipe_images import IMAGES_DIR, ensure_built
 from tests.integration.server import KEY_A, CoveServer, scratch_server
 
-from bench.desktop import pytest_process_count
-from bench.harness import load_average, milliseconds, verdict
+from bench.harness import load_average, milliseconds, pytest_process_count, verdict
 from bench.sessions import cgroup_memory_bytes
 from cove.agent import cdp
 

@@ -43,7 +43,7 @@ import httpx
 from tests.integration.rfb import RfbClient
 from tests.integration.server import KEY_A, CoveServer, scratch_server
 
-from bench.harness import load_average, milliseconds, verdict
+from bench.harness import load_average, milliseconds, pytest_process_count, verdict
 from bench.sessions import cgroup_memory_bytes
 
 RESULTS = Path(__file__).parent / "results" / "desktop.json"
@@ -307,18 +307,6 @@ def memory(server: CoveServer, client: httpx.Client, count: int) -> dict[str, An
         {process["name"] for sample in samples for process in sample["idle"]["processes"]}
     )
     return result
-
-
-def pytest_process_count() -> int:
-    """How many pytest processes run on the machine beside the bench."""
-    count = 0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                count += b"pytest" in (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-    return count
 
 
 def main() -> None:
