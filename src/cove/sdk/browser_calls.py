@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cove.sdk.core import Call, session_id_refusal, session_path
+from cove.sdk.core import Call, session_id_refusal, session_path, url_answer
 from cove.sdk.models import BoolResult, BrowserOption, BrowserStartResult, OperationResult
 
 START_TIMEOUT_S = 120.0
@@ -40,7 +40,7 @@ def cdp_url(session_id: str) -> Call[OperationResult]:
         path=f"{session_path(session_id)}/browser/cdp_url",
         refusal=session_id_refusal(session_id),
         result_type=OperationResult,
-        parse=lambda answer, rid: OperationResult(request_id=rid, success=True, data=answer["url"]),
+        parse=url_answer,
         timeout_s=START_TIMEOUT_S,
     )
 

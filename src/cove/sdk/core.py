@@ -351,6 +351,11 @@ def session_metrics(session_id: str) -> Call[SessionMetricsResult]:
     )
 
 
+def url_answer(answer: dict[str, Any], request_id: str) -> OperationResult:
+    """An answer `{"url"}` as AgentBay's OperationResult, the URL in `data`."""
+    return OperationResult(request_id=request_id, success=True, data=answer["url"])
+
+
 def session_link(session_id: str, protocol_type: str | None, port: int | None) -> Call[OperationResult]:
     """`data` is the URL; the server checks the port (without one it answers the browser's CDP URL)."""
     params: dict[str, str | int] = {}
@@ -364,7 +369,7 @@ def session_link(session_id: str, protocol_type: str | None, port: int | None) -
         params=params,
         refusal=session_id_refusal(session_id),
         result_type=OperationResult,
-        parse=lambda answer, rid: OperationResult(request_id=rid, success=True, data=answer["url"]),
+        parse=url_answer,
     )
 
 
@@ -376,7 +381,7 @@ def session_desktop_url(session_id: str, interactive: bool) -> Call[OperationRes
         params={"interactive": "true" if interactive else "false"},
         refusal=session_id_refusal(session_id),
         result_type=OperationResult,
-        parse=lambda answer, rid: OperationResult(request_id=rid, success=True, data=answer["url"]),
+        parse=url_answer,
     )
 
 
