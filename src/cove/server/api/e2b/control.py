@@ -58,7 +58,7 @@ class E2BRoute(APIRoute):
 
         async def answer(request: Request) -> Response:
             try:
-                await run_in_threadpool(tenant, request, request.headers.get("x-api-key"))
+                request.state.tenant_id = await run_in_threadpool(_authenticate, request)
                 return await handler(request)
             except CoveError as error:
                 return error_answer(error.http_status, error.message)
@@ -73,8 +73,16 @@ class E2BRoute(APIRoute):
 router = APIRouter(route_class=E2BRoute, tags=["e2b"])
 
 
+def _authenticate(request: Request) -> str:
+    found: str = request.app.state.services.keys.authenticate(
+        f"Bearer {request.headers.get('x-api-key', '')}"
+    )
+    return found
+
+
 def tenant(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> str:
-    found: str = request.app.state.services.keys.authenticate(f"Bearer {x_api_key or ''}")
+    """The key's tenant, which the route found before the body was read (`x_api_key` documents it)."""
+    found: str = request.state.tenant_id
     return found
 
 
