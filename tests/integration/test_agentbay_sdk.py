@@ -716,6 +716,7 @@ def test_the_browser_operator(browser_server: CoveServer, monkeypatch: pytest.Mo
             shot: str = operator.screenshot(
                 page, full_page=False, clip={"x": 0, "y": 0, "width": 50, "height": 40}
             )
+            page.bring_to_front()  # the window shows the new tab (a new page may open behind)
             operator.navigate(page_url)  # the operator's page is the tab shown: the new one
             page.wait_for_url(page_url)
             return shot
