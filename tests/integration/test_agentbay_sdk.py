@@ -716,9 +716,14 @@ def test_the_browser_operator(browser_server: CoveServer, monkeypatch: pytest.Mo
             shot: str = operator.screenshot(
                 page, full_page=False, clip={"x": 0, "y": 0, "width": 50, "height": 40}
             )
-            page.bring_to_front()  # the window shows the new tab (a new page may open behind)
-            operator.navigate(page_url)  # the operator's page is the tab shown: the new one
-            page.wait_for_url(page_url)
+            # With two tabs the operator navigates the one shown; which one Chromium reports as
+            # shown right after a CDP client opened a tab varies, so either tab may be the one.
+            second_url = f"{page_url}?second"
+            assert second_url in operator.navigate(second_url)
+            deadline = time.monotonic() + 10
+            while second_url not in [tab.url for tab in browser.contexts[0].pages]:
+                assert time.monotonic() < deadline, [tab.url for tab in browser.contexts[0].pages]
+                page.wait_for_timeout(100)  # lets Playwright take the navigation's events
             return shot
 
         clipped = over_cdp(session.browser.get_endpoint_url(), screenshot_of_a_new_page)
