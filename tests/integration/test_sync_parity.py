@@ -20,6 +20,7 @@ from agentbay import (
     ContextSync,
     CreateSessionParams,
     Lifecycle,
+    MappingPolicy,
     RecyclePolicy,
     SyncPolicy,
     UploadMode,
@@ -93,6 +94,34 @@ def test_archive_mode_through_the_official_sdk(
     try:
         assert inside(server, second.session, "cat /data/x/a.txt /data/x/sub/b") == "a\nb\n"
         assert inside(server, second.session, "ls /data/x").split() == ["a.txt", "sub"]
+    finally:
+        assert second.session.delete().success
+
+
+def test_a_mapped_folder_is_found_by_its_other_path(
+    agent_bay: AgentBay,  # noqa: F811
+    server: CoveServer,
+    context: Any,
+) -> None:
+    """A mappingPolicy names the folder's path on another system (a Windows one here): the files
+    follow the sync to its Linux path, and the context lists them by either path."""
+    windows = "C:\\Users\\me\\data"
+    policy = SyncPolicy(mapping_policy=MappingPolicy(path=windows))
+    sync = ContextSync.new(context.id, "/home/wuying/data", policy)
+    first = agent_bay.create(CreateSessionParams(context_syncs=[sync]))
+    assert first.success, first.error_message
+    inside(server, first.session, "mkdir -p /home/wuying/data/sub && echo w > /home/wuying/data/sub/w.txt")
+    assert first.session.context.sync().success
+    assert names(agent_bay, context.id, windows) == ["sub"]
+    assert names(agent_bay, context.id, f"{windows}\\sub") == ["w.txt"]
+    assert names(agent_bay, context.id, "/home/wuying/data/sub") == ["w.txt"]
+    assert first.session.delete().success
+    second = agent_bay.create(
+        CreateSessionParams(context_syncs=[ContextSync.new(context.id, "/tmp/elsewhere", policy)])
+    )
+    assert second.success, second.error_message
+    try:
+        assert inside(server, second.session, "cat /tmp/elsewhere/sub/w.txt") == "w\n"
     finally:
         assert second.session.delete().success
 

@@ -97,7 +97,8 @@ class ContextSync:
     white_lists: tuple[WhiteList, ...] = ()
     """Empty: every file; otherwise only files some white list admits (file_filter.py)."""
     mapping_path: str = field(default="", compare=False)
-    """AgentBay's mappingPolicy.path: kept for reporting, without effect (docs/contexts.md)."""
+    """AgentBay's mappingPolicy.path: another name of the folder when listing the context's files
+    (ContextService.context_path); the files follow the sync to any path without it."""
     download_strategy: str = field(default="DownloadAsync", compare=False)
     """Kept for reporting: both strategies download before create or bind answers."""
 

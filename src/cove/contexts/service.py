@@ -230,19 +230,26 @@ class ContextService:
     def context_path(self, context_id: str, path: str) -> str:
         """The context's own path for `path`. A context keeps a synced folder's files relative to the
         folder, while AgentBay's clients name them by their path in the session (DescribeContextFiles
-        of "/tmp/data" after syncing /tmp/data): a path at or below a folder the context is synced at
-        names the file below the context's top, unless the context has a folder of that name itself."""
+        of "/tmp/data" after syncing /tmp/data), or by the path a sync's mappingPolicy gives for the
+        folder on another system ("C:\\Users\\me\\data"): a path at or below one of these names the
+        file below the context's top, unless the context has a folder of that name itself."""
         names = clean_path(path, "path", allow_top=True)
         if not names or any(entry.name == names[0] for entry in self.storage.list(context_id, "/")):
             return path
-        full = "/" + "/".join(names)
-        for folder in self.store.sync_paths(context_id):
+        full = _folder_key(path)
+        for folder in map(_folder_key, self.store.sync_paths(context_id)):
             if full == folder or full.startswith(folder + "/"):
                 return full[len(folder) :] or "/"
         return path
 
     def _used(self, record: ContextRecord) -> None:
         self.store.change(record.context_id, last_used_at=utc_now())
+
+
+def _folder_key(path: str) -> str:
+    """`path` as "/a/b", with Windows' separators read as "/", so that a mapped folder's path
+    compares with the paths a client names under it."""
+    return "/" + "/".join(name for name in path.replace("\\", "/").split("/") if name not in ("", "."))
 
 
 def _b64(raw: bytes) -> str:

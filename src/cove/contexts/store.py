@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -89,14 +90,17 @@ class ContextStore:
         return self._one(contexts_table.c.session_id == session_id)
 
     def sync_paths(self, context_id: str) -> list[str]:
-        """The folders sessions sync the context at (or did), longest first."""
+        """The folders sessions sync the context at (or did), and the paths their mappingPolicy names
+        (the folder's path on another system, as given), longest first."""
         with self.engine.begin() as db:
             rows = db.execute(
-                select(context_syncs_table.c.path)
+                select(context_syncs_table.c.path, context_syncs_table.c.policy)
                 .where(context_syncs_table.c.context_id == context_id)
                 .distinct()
             ).all()
-        return sorted((row.path for row in rows), key=len, reverse=True)
+        paths = {row.path for row in rows}
+        paths.update(mapped for row in rows if (mapped := json.loads(row.policy).get("mapping_path")))
+        return sorted(paths, key=len, reverse=True)
 
     def ended_sessions_contexts(self, live_statuses: Sequence[str]) -> list[str]:
         """Ids of internal contexts whose session is not in one of `live_statuses` (or is gone)."""
