@@ -120,6 +120,26 @@ def test_stdin(sandbox: Sandbox) -> None:
     assert handle.wait().stdout == "got hello\n"
     assert sandbox.commands.run("cat").stdout == ""  # without stdin, input is at its end at once
 
+    # One input stream: its chunks are written in order, a character split between two whole.
+    counted = sandbox.commands.run("head -c 12 | od -c | head -1", background=True, stdin=True)
+    sandbox.commands.stream_input(counted.pid, ["ab", b"c\xc3", b"\xa9d", "\n", "efghij"])
+    assert counted.wait().stdout.split()[1:] == [
+        "a",
+        "b",
+        "c",
+        "303",
+        "251",
+        "d",
+        "\\n",
+        "e",
+        "f",
+        "g",
+        "h",
+        "i",
+    ]
+    with pytest.raises(NotFoundException):
+        sandbox.commands.stream_input(999_999, ["x"])
+
 
 def test_pty(sandbox: Sandbox) -> None:
     terminal = sandbox.pty.create(PtySize(rows=24, cols=80))
@@ -275,6 +295,12 @@ async def test_async_sdk(async_sandbox: AsyncSandbox) -> None:
     await async_sandbox.pty.send_stdin(terminal.pid, b"echo from-pty; exit\n")
     assert (await terminal.wait()).exit_code == 0
     assert b"from-pty" in b"".join(seen)
+    terminal = await async_sandbox.pty.create(PtySize(rows=24, cols=80), on_data=seen.append)
+    async with async_sandbox.pty.stream_input(terminal.pid) as typed:
+        await typed.send(b"echo from-")
+        await typed.send("stream; exit\n")
+    assert (await terminal.wait()).exit_code == 0
+    assert b"from-stream" in b"".join(seen)
 
     events: list[FilesystemEvent] = []
     await async_sandbox.files.make_dir("/tmp/async-watched")
@@ -326,7 +352,13 @@ def test_envd_wire(server: CoveServer, sandbox: Sandbox) -> None:
         assert client.get("/files").json()["code"] == 400
         closed = client.get("/health", headers={"E2b-Sandbox-Port": "8080"})
         assert closed.status_code == 502 and "port is not open" in closed.json()["message"]
-        unknown = client.post("/process.Process/StreamInput", json={})
+        unknown = client.post("/process.Process/Nothing", json={})
         assert (unknown.status_code, unknown.json()["code"]) == (501, "unimplemented")
+        torn = client.post(  # an input stream cut inside its first envelope
+            "/process.Process/StreamInput",
+            content=b"\x00\x00\x00\x00\x10{}",
+            headers={"Content-Type": "application/connect+json"},
+        )
+        assert torn.status_code == 200 and b'"invalid_argument"' in torn.content
         root = client.get("/files", params={"path": "/etc/hostname", "username": "root"})
         assert root.status_code == 403

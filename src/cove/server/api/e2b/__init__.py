@@ -12,7 +12,9 @@ from cove.server.api.e2b.routing import SandboxRouting
 
 def create_envd_app() -> FastAPI:
     return create_sandbox_app(
-        {**processes.UNARY, **filesystem.UNARY}, {**processes.STREAMING, **filesystem.STREAMING}
+        {**processes.UNARY, **filesystem.UNARY},
+        {**processes.STREAMING, **filesystem.STREAMING},
+        processes.CLIENT_STREAMING,
     )
 
 

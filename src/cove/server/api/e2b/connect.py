@@ -1,19 +1,21 @@
 """The Connect protocol (connectrpc.com) with its JSON codec, as E2B's SDK speaks it to envd.
 
-Unary calls are a JSON body each way; server-streaming calls carry enveloped messages (a flag byte,
-a big-endian u32 length, the JSON) and end with one end-stream envelope that holds the error, if
-any. No compression either way. Only what envd's services need is here.
+Unary calls are a JSON body each way; streaming calls carry enveloped messages (a flag byte, a
+big-endian u32 length, the JSON), and a streamed answer ends with one end-stream envelope that holds
+the error, if any. Server streaming takes one message and answers many; client streaming takes
+messages as they come and answers one. No compression either way. Only what envd's services need is
+here.
 """
 
 from __future__ import annotations
 
 import json
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from cove.errors import CoveError
 
@@ -81,6 +83,27 @@ async def read_message(request: Request) -> Message:
             raise ConnectError("invalid_argument", "the request holds no enveloped message")
         _, length = HEADER.unpack_from(body)
         body = body[HEADER.size : HEADER.size + length]
+    return _parsed(bytes(body))
+
+
+async def read_messages(request: Request) -> AsyncIterator[Message]:
+    """A client stream's messages, each as soon as its envelope has arrived whole."""
+    buffered = bytearray()
+    async for chunk in request.stream():
+        buffered += chunk
+        while len(buffered) >= HEADER.size:
+            _, length = HEADER.unpack_from(buffered)
+            if length > MAX_MESSAGE_BYTES:
+                raise ConnectError("resource_exhausted", f"a message is over {MAX_MESSAGE_BYTES} bytes")
+            if len(buffered) < HEADER.size + length:
+                break
+            yield _parsed(bytes(buffered[HEADER.size : HEADER.size + length]))
+            del buffered[: HEADER.size + length]
+    if buffered:
+        raise ConnectError("invalid_argument", "the stream ended inside a message")
+
+
+def _parsed(body: bytes) -> Message:
     try:
         message = json.loads(body or b"{}")
     except ValueError as error:
@@ -117,5 +140,19 @@ async def _framed(messages: AsyncIterator[Message]) -> AsyncIterator[bytes]:
 
 
 def stream_answer(messages: AsyncIterator[Message]) -> StreamingResponse:
-    """A server-streaming answer; each envelope is sent as soon as it is made."""
+    """A streamed answer; each envelope is sent as soon as it is made."""
     return StreamingResponse(_framed(messages), media_type=STREAM_CONTENT_TYPE)
+
+
+async def client_stream_answer(answer: Awaitable[Message]) -> Response:
+    """A client-streaming call's answer, once the call has taken the whole request: its message and
+    the end of the stream. (A streamed response would start while the request still arrives, and
+    Starlette's watch for a disconnect would take the request's messages.)"""
+    body, end = b"", {}
+    try:
+        body = envelope(await answer)
+    except ConnectError as error:
+        end = {"error": error.body()}
+    except CoveError as error:
+        end = {"error": ConnectError.of(error).body()}
+    return Response(body + envelope(end, END_STREAM_FLAG), media_type=STREAM_CONTENT_TYPE)

@@ -26,7 +26,9 @@ from cove.sandbox.agent_client import AgentClient
 from cove.server.api.e2b.connect import (
     ConnectError,
     Message,
+    client_stream_answer,
     read_message,
+    read_messages,
     stream_answer,
     unary_answer,
     unary_error,
@@ -149,10 +151,14 @@ async def sandbox(request: Request) -> Sandbox:
 Target = Annotated[Sandbox, Depends(sandbox)]
 Unary = Callable[[Sandbox, Message], Awaitable[Message]]
 Streaming = Callable[[Sandbox, Message], AsyncIterator[Message]]
+ClientStreaming = Callable[[Sandbox, AsyncIterator[Message]], Awaitable[Message]]
 
 
-def create_sandbox_app(unary: dict[str, Unary], streaming: dict[str, Streaming]) -> FastAPI:
-    """The envd facade: `unary` and `streaming` are the Connect methods by path ("process.Process/List")."""
+def create_sandbox_app(
+    unary: dict[str, Unary], streaming: dict[str, Streaming], client_streaming: dict[str, ClientStreaming]
+) -> FastAPI:
+    """The envd facade: `unary`, `streaming` (from the server) and `client_streaming` are the
+    Connect methods by path ("process.Process/List")."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.watchers = Watchers()
 
@@ -209,6 +215,8 @@ def create_sandbox_app(unary: dict[str, Unary], streaming: dict[str, Streaming])
     @app.post("/{service}/{method}")
     async def rpc(request: Request, target: Target, service: str, method: str) -> Response:
         name = f"{service}/{method}"
+        if name in client_streaming:
+            return await client_stream_answer(client_streaming[name](target, read_messages(request)))
         try:
             message = await read_message(request)
             if name in streaming:

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import shlex
 from collections.abc import AsyncIterator
 from typing import Any
 
 from cove.server.api.e2b.connect import ConnectError, Message
-from cove.server.api.e2b.envd import Sandbox, Streaming, Unary, selected_pid
+from cove.server.api.e2b.envd import ClientStreaming, Sandbox, Streaming, Unary, selected_pid
 
 POLL_WAIT_MS = 20_000
 """How long one output poll waits for the process to write; an empty poll is sent as a keepalive."""
+UTF8 = codecs.getincrementaldecoder("utf-8")
 SIGNALS = {"SIGNAL_SIGKILL": "KILL", "SIGNAL_SIGTERM": "TERM", 9: "KILL", 15: "TERM"}
 
 
@@ -101,17 +103,45 @@ async def list_processes(target: Sandbox, message: Message) -> Message:
     }
 
 
-async def send_input(target: Sandbox, message: Message) -> Message:
-    given = message.get("input") or {}
-    stream = next((name for name in ("stdin", "pty") if name in given), None)
+def _input_bytes(given: Any) -> bytes:
+    """The bytes of a ProcessInput (`{"stdin": b64}` or `{"pty": b64}`)."""
+    stream = next((name for name in ("stdin", "pty") if name in (given or {})), None)
     if stream is None:
         raise ConnectError("invalid_argument", "input must hold stdin or pty")
     try:
-        data = base64.b64decode(given[stream], validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, TypeError):
-        raise ConnectError("invalid_argument", f"input.{stream} must be base64 of UTF-8 text") from None
+        return base64.b64decode(given[stream], validate=True)
+    except (binascii.Error, TypeError):
+        raise ConnectError("invalid_argument", f"input.{stream} must be base64") from None
+
+
+def _text(data: bytes, decoder: codecs.IncrementalDecoder, final: bool = False) -> str:
+    try:
+        return decoder.decode(data, final)
+    except UnicodeDecodeError:
+        raise ConnectError("invalid_argument", "the input must be UTF-8 text") from None
+
+
+async def send_input(target: Sandbox, message: Message) -> Message:
+    data = _text(_input_bytes(message.get("input")), UTF8(), final=True)
     process_id = await _process_id(target, selected_pid(message))
     await target.tool("process_write", {"process_id": process_id, "data": data})
+    return {}
+
+
+async def stream_input(target: Sandbox, messages: AsyncIterator[Message]) -> Message:
+    """`start` names the process, then each `data` is written as it arrives (a character split
+    between two messages is written whole with the second); `keepalive`s are skipped."""
+    first = await anext(messages, None)
+    if first is None or "start" not in first:
+        raise ConnectError("invalid_argument", "the input stream must begin with a start message")
+    process_id = await _process_id(target, selected_pid(first["start"]))
+    decoder = UTF8()
+    async for message in messages:
+        if "data" in message:
+            data = _text(_input_bytes((message["data"] or {}).get("input")), decoder)
+            if data:
+                await target.tool("process_write", {"process_id": process_id, "data": data})
+    _text(b"", decoder, final=True)  # refuses a stream that ends inside a character
     return {}
 
 
@@ -155,3 +185,4 @@ UNARY: dict[str, Unary] = {
     "process.Process/SendSignal": send_signal,
 }
 STREAMING: dict[str, Streaming] = {"process.Process/Start": start, "process.Process/Connect": connect}
+CLIENT_STREAMING: dict[str, ClientStreaming] = {"process.Process/StreamInput": stream_input}
