@@ -8,6 +8,8 @@ naming the host in SNI and Host, since glibc here does not resolve `*.localhost`
 from __future__ import annotations
 
 import os
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -18,14 +20,17 @@ from pathlib import Path
 import httpx
 import pytest
 from e2b import Sandbox
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from cove.server.api.e2b.ids import SESSION_PREFIX, TAG_CHARS
 from cove.server.certificates import certificate_files
 from tests.integration.server import KEY_A, KEY_B, CoveServer, remove_data
+from tests.integration.test_links import SOCKET_APP
 
 DOMAIN = "cove.localhost"
 UNSET = ("E2B_API_URL", "E2B_SANDBOX_URL", "E2B_DEBUG", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
-WEB_PORT = 8000
+WEB_PORT, SOCKET_PORT = 8000, 8001
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +148,28 @@ def test_api_host(tls_server: CoveServer, sandbox: Sandbox) -> None:
     assert (
         fetch(tls_server, envd, "/health", **{"X-Access-Token": detail["envdAccessToken"]}).status_code == 204
     )
+
+
+def test_websocket_over_host(tls_server: CoveServer, sandbox: Sandbox) -> None:
+    sandbox.files.write("/tmp/sockets.py", SOCKET_APP)
+    sandbox.commands.run(f"python3 /tmp/sockets.py {SOCKET_PORT}", background=True)
+    host = sandbox.get_host(SOCKET_PORT)
+    trust = ssl.create_default_context(cafile=str(tls_server.verify))
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            ws = connect(
+                f"wss://{host}/chat?room=1",
+                sock=socket.create_connection(("127.0.0.1", tls_server.port)),
+                ssl=trust,
+                additional_headers={"X-Token": "t1"},
+            )
+            break
+        except InvalidStatus as refused:  # 502 until the server in the sandbox listens
+            if refused.response.status_code != 502 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    with ws:
+        assert ws.recv(timeout=10) == "hello /chat?room=1 t1"
+        ws.send("both ways")
+        assert ws.recv(timeout=10) == "both ways"
