@@ -60,10 +60,41 @@ def serve(
 
 
 def _listening(settings: Settings) -> dict[str, Any]:
-    """uvicorn's address, and which proxies' X-Forwarded-For it believes (`proxy_options`)."""
+    """uvicorn's address, its certificate if it serves HTTPS, and which proxies' X-Forwarded-For it
+    believes (`proxy_options`)."""
     from cove.server.link_listener import proxy_options
 
-    return {"host": settings.host, "port": settings.port, **proxy_options(settings)}
+    tls = {"ssl_certfile": settings.tls_cert_file, "ssl_keyfile": settings.tls_key_file or None}
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        **(tls if settings.tls_cert_file else {}),
+        **proxy_options(settings),
+    }
+
+
+@main.command("e2b-cert")
+@click.option(
+    "--domain", default="cove.localhost", show_default=True, help="E2B's base domain, two labels or more"
+)
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="[COVE_DATA_DIR]")
+def e2b_cert(domain: str, data_dir: Path | None) -> None:
+    """Make a local CA (kept if made before) and a certificate for DOMAIN, api.DOMAIN and *.DOMAIN in
+    DATA_DIR/tls/, for E2B's SDKs with E2B_DOMAIN (host routing over HTTPS)."""
+    from cove.server.certificates import base_domain, make_certificates
+
+    settings = load_settings(data_dir=data_dir)
+    try:
+        name = base_domain(domain)
+    except ValueError as error:
+        _fail(str(error))
+    files = make_certificates(settings.data_dir, name)
+    click.echo(f"CA certificate: {files.ca}\nclients' bundle (the system's CAs and this CA): {files.bundle}")
+    click.echo("serve with:")
+    click.echo(f"  export COVE_TLS_CERT_FILE={files.certificate} COVE_TLS_KEY_FILE={files.key}")
+    click.echo(f"  export COVE_E2B_DOMAIN={name}:{settings.port}   # the host and port clients use")
+    click.echo("point E2B's SDKs at it with:")
+    click.echo(f"  export E2B_DOMAIN={name}:{settings.port} SSL_CERT_FILE={files.bundle} E2B_API_KEY=<key>")
 
 
 @main.command(epilog="Accepts the same COVE_* settings as 'cove serve'.")

@@ -30,6 +30,15 @@ class Settings:
     database_url: str = _setting("", "SQLAlchemy URL; empty means SQLite at DATA_DIR/cove.db")
     api_keys: str = _setting("", "comma-separated API keys accepted besides those in the database")
     public_url: str = _setting("", "base URL clients reach the server at; default http://HOST:PORT")
+    tls_cert_file: str = _setting(
+        "", "certificate chain (PEM) the API port serves HTTPS with, e.g. from 'cove e2b-cert'; empty: HTTP"
+    )
+    tls_key_file: str = _setting("", "private key (PEM) of TLS_CERT_FILE")
+    e2b_domain: str = _setting(
+        "",
+        "E2B's domain for this server, with the port clients use: sandboxes at {port}-{id}.DOMAIN, "
+        "the API at api.DOMAIN; empty: cove.localhost:PORT",
+    )
     link_port: int = _setting(
         0, "port links to sessions are served on, an origin apart from the API's; 0: the API port + 1"
     )
@@ -155,7 +164,13 @@ class Settings:
 
     @property
     def base_url(self) -> str:
-        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+        scheme = "https" if self.tls_cert_file else "http"
+        return (self.public_url or f"{scheme}://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def e2b_public_domain(self) -> str:
+        """The domain E2B's SDK is told (the `domain` of a sandbox), from which it makes hosts."""
+        return self.e2b_domain or f"cove.localhost:{self.port}"
 
     @property
     def link_listen_port(self) -> int:

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -52,10 +53,13 @@ class CoveServer:
         }
         self.process: subprocess.Popen[bytes] | None = None
         self.log = data_dir.parent / f"{data_dir.name}-server.log"
+        self.verify: bool | str = True
+        """What clients trust when the server serves HTTPS (`tls_cert_file`): a CA bundle's path."""
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.settings.get("tls_cert_file") else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def link_url(self) -> str:
@@ -74,11 +78,15 @@ class CoveServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}: {self.log.read_text()}")
             try:
-                if httpx.get(f"{self.url}/v1/health", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/v1/health", timeout=1, verify=self.trust()).status_code == 200:
                     return
             except httpx.TransportError:
                 time.sleep(0.1)
         raise RuntimeError(f"server did not start in {START_TIMEOUT_S}s: {self.log.read_text()}")
+
+    def trust(self) -> bool | ssl.SSLContext:
+        """httpx's `verify` for this server: the default, or a context trusting `verify`'s CAs."""
+        return ssl.create_default_context(cafile=self.verify) if isinstance(self.verify, str) else self.verify
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -100,7 +108,9 @@ class CoveServer:
             subprocess.run(["nft", "delete", "table", "inet", table], capture_output=True, check=False)
 
     def client(self, key: str = KEY_A) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=120)
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=120, verify=self.trust()
+        )
 
     def runc(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """runc against this server's containers, as an operator would use it."""

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import io
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -31,9 +32,15 @@ from e2b import (
     SandboxQuery,
 )
 
+from cove.server.api.e2b.ids import SESSION_PREFIX, TAG_CHARS
 from tests.integration.server import KEY_A, KEY_B, CoveServer
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+def session_of(sandbox: Sandbox) -> str:
+    """The Cove session id of a sandbox: its id without the tag, after the prefix (ids.py)."""
+    return SESSION_PREFIX + sandbox.sandbox_id[:-TAG_CHARS]
 
 
 @pytest.fixture
@@ -65,13 +72,17 @@ async def async_sandbox(e2b_env: None) -> AsyncIterator[AsyncSandbox]:
 
 
 def test_create_is_a_cove_session(server: CoveServer, sandbox: Sandbox) -> None:
-    answer = server.client().get(f"/v1/sessions/{sandbox.sandbox_id}")
+    answer = server.client().get(f"/v1/sessions/{session_of(sandbox)}")
     assert answer.status_code == 200
     session = answer.json()["session"]
     assert session["status"] == "RUNNING"
     assert session["labels"] == {"suite": "e2b"}
     assert session["image_id"] == "linux_latest"
-    assert server.client(KEY_B).get(f"/v1/sessions/{sandbox.sandbox_id}").status_code == 404
+    assert server.client(KEY_B).get(f"/v1/sessions/{session_of(sandbox)}").status_code == 404
+    assert "-" not in sandbox.sandbox_id  # E2B's hosts are {port}-{id}.{domain}
+    assert sandbox.get_host(3000) == f"3000-{sandbox.sandbox_id}.cove.localhost:{server.port}"
+    again = Sandbox.connect(session_of(sandbox))  # Cove's own id names it too
+    assert again.sandbox_id == sandbox.sandbox_id
 
 
 def test_commands_run(server: CoveServer, sandbox: Sandbox) -> None:
@@ -168,7 +179,7 @@ def test_files(server: CoveServer, sandbox: Sandbox) -> None:
     assert (info.path, info.name) == ("/home/user/notes/a.txt", "a.txt")
     assert sandbox.files.read("/home/user/notes/a.txt") == "hello e2b"
     assert sandbox.files.read("notes/a.txt", format="bytes") == b"hello e2b"
-    assert server.sandbox(sandbox.sandbox_id, "cat /home/user/notes/a.txt").stdout == "hello e2b"
+    assert server.sandbox(session_of(sandbox), "cat /home/user/notes/a.txt").stdout == "hello e2b"
 
     assert sandbox.files.make_dir("/home/user/notes/sub")
     assert not sandbox.files.make_dir("/home/user/notes/sub")
@@ -207,7 +218,7 @@ def test_large_uploads_stream(server: CoveServer, sandbox: Sandbox) -> None:
     sandbox.files.write("/tmp/gzip.bin", data, gzip=True)
     names = ("multipart", "octet", "gzip")
     listed = server.sandbox(
-        sandbox.sandbox_id, "cd /tmp && sha256sum multipart.bin octet.bin gzip.bin"
+        session_of(sandbox), "cd /tmp && sha256sum multipart.bin octet.bin gzip.bin"
     ).stdout
     assert listed.split()[::2] == [digest] * 3, listed
     for name in names:
@@ -283,7 +294,7 @@ def test_metadata_list_timeout_and_kill(server: CoveServer, e2b_env: None) -> No
         first.commands.run("true")
     with pytest.raises(NotFoundException):
         Sandbox.connect(first.sandbox_id)
-    answer = server.client().get(f"/v1/sessions/{first.sandbox_id}").json()
+    answer = server.client().get(f"/v1/sessions/{session_of(first)}").json()
     assert answer["session"]["status"] == "DELETED"
 
 
@@ -322,7 +333,7 @@ def test_pause_and_connect(server: CoveServer, sandbox: Sandbox) -> None:
     assert sandbox.pause()
     assert not sandbox.pause()  # already paused
     assert sandbox.get_info().state.value == "paused"
-    assert server.client().get(f"/v1/sessions/{sandbox.sandbox_id}").json()["session"]["status"] == "PAUSED"
+    assert server.client().get(f"/v1/sessions/{session_of(sandbox)}").json()["session"]["status"] == "PAUSED"
     resumed = Sandbox.connect(sandbox.sandbox_id)
     assert resumed.get_info().state.value == "running"
     assert resumed.commands.run("cat /tmp/state").stdout == "kept\n"
@@ -362,3 +373,20 @@ def test_envd_wire(server: CoveServer, sandbox: Sandbox) -> None:
         assert torn.status_code == 200 and b'"invalid_argument"' in torn.content
         root = client.get("/files", params={"path": "/etc/hostname", "username": "root"})
         assert root.status_code == 403
+
+
+def test_get_host(server: CoveServer, sandbox: Sandbox) -> None:
+    """`get_host(port)` names this server without TLS too, and it routes by that Host; the SDK's
+    headers reach the same port."""
+    sandbox.files.write("/tmp/site/hello.txt", "hi from a port")
+    sandbox.commands.run("python3 -m http.server 8000", cwd="/tmp/site", background=True)
+    host = sandbox.get_host(8000)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        for _ in range(150):  # until the server in the sandbox listens
+            answer = client.get("/hello.txt", headers={"Host": host})
+            if answer.status_code != 502:
+                break
+            time.sleep(0.2)
+        assert (answer.status_code, answer.text) == (200, "hi from a port")
+        by_header = {"E2b-Sandbox-Id": sandbox.sandbox_id, "E2b-Sandbox-Port": "8000"}
+        assert client.get("/hello.txt", headers=by_header).text == "hi from a port"

@@ -17,6 +17,7 @@ from cove.auth import ensure_default_key
 from cove.config import Settings
 from cove.errors import CoveError, InvalidArgument
 from cove.server.api import agentbay, cdp, contexts, desktop, e2b, links, mcp, native, screenshots
+from cove.server.certificates import e2b_client_settings
 from cove.server.envelope import ERROR_RESPONSES, RequestEnvelope, error_answer
 from cove.server.link_listener import LinkListener
 from cove.server.request_limits import Limits, RequestLimits
@@ -33,8 +34,8 @@ def _start(services: Services) -> None:
         key = ensure_default_key(services.settings.data_dir, services.store)
         print(f"cove: no API key configured; created one (also in {services.settings.data_dir}/api_key):")
         print(f"cove: {key}", flush=True)
-    url = services.settings.base_url
-    print(f"cove: E2B SDKs: export E2B_API_URL={url} E2B_SANDBOX_URL={url} E2B_API_KEY=<key>", flush=True)
+    for line in e2b_client_settings(services.settings):
+        print(f"cove: {line}", flush=True)
     report = services.manager.reconcile(at_startup=True)
     log.info("recovered %d running sessions, ended %d", len(report.kept), len(report.ended))
     services.manager.start_warm_pool()
@@ -59,7 +60,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await run_in_threadpool(build_services, settings)
         await run_in_threadpool(_start, services)
-        app.state.services = link_app.state.services = envd_app.state.services = services
+        for each in (app, link_app, other_ports, *port_apps.values()):
+            each.state.services = services
         link_listener = LinkListener(link_app, settings)
         await link_listener.start()
         reconciler = asyncio.create_task(_reconcile_forever(services.manager))
@@ -78,8 +80,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(agentbay.router)
     app.include_router(mcp.router)
     app.include_router(e2b.router)
-    envd_app = e2b.create_envd_app()
-    app.add_middleware(e2b.SandboxRouting, sandbox_app=envd_app)  # outermost: E2B's envd is apart
+    port_apps, other_ports = e2b.create_port_apps(), e2b.create_port_app()
+    # Outermost: requests for an E2B sandbox (by header or Host) are apart from Cove's own.
+    app.add_middleware(
+        e2b.SandboxRouting, port_apps=port_apps, other_ports=other_ports, domain=settings.e2b_public_domain
+    )
     link_app = create_link_app(settings)
     return app
 

@@ -75,7 +75,8 @@ class Upstream:
     target: bytes
     """The path after the link's prefix, with the query: what the service sees as the request target."""
     prefix: str
-    """The link's own path (`/links/{id}/{port}/{token}`), for X-Forwarded-Prefix and cookie paths."""
+    """The link's own path (`/links/{id}/{port}/{token}`), for X-Forwarded-Prefix and cookie paths;
+    empty for a port served on a host of its own."""
     cove_authorizations: frozenset[bytes] = frozenset()
     """The request's Authorization values that carry a Cove API key (any tenant's): never passed into
     the sandbox, where code the key's owner may not control would read it."""
@@ -141,15 +142,16 @@ def scoped_cookie(value: bytes, prefix: str) -> bytes:
 
     Browsers send a cookie to every port of its host, so a cookie a service sets for `/` would reach
     every other link and the API's host too; scoped to the link's path, it comes back to this link
-    only (a `__Host-` cookie, which must have Path=/, is then refused by the browser).
+    only (a `__Host-` cookie, which must have Path=/, is then refused by the browser). With no
+    prefix, a port served on a host of its own (an E2B sandbox's `{port}-{id}.{domain}`), the path
+    is kept and only the Domain goes, so the cookie stays on that host.
     """
     cookie, *attributes = value.split(b";")
+    dropped = (b"path", b"domain") if prefix else (b"domain",)
     kept = [
-        attribute
-        for attribute in attributes
-        if attribute.split(b"=", 1)[0].strip().lower() not in (b"path", b"domain")
+        attribute for attribute in attributes if attribute.split(b"=", 1)[0].strip().lower() not in dropped
     ]
-    return b";".join([cookie, *kept, b" Path=" + prefix.encode()])
+    return b";".join([cookie, *kept, *([b" Path=" + prefix.encode()] if prefix else [])])
 
 
 class HttpExchange:

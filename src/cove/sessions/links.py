@@ -196,6 +196,13 @@ def open_sandbox(manager: SessionManager, session_id: str, given_token: str) -> 
     return _open_by_token(manager, session_id, expected, given_token)
 
 
+def open_public_port(manager: SessionManager, session_id: str) -> tuple[str, AgentClient]:
+    """The owner and agent of a RUNNING session whose ports are reached with no token: an E2B
+    sandbox's public ports, for which the caller has checked the sandbox id (server/api/e2b/ids.py)."""
+    tenant_id = _owner(manager, session_id)
+    return tenant_id, _running_agent(manager, tenant_id, session_id)
+
+
 def _open_by_token(
     manager: SessionManager, session_id: str, expected: str, given_token: str
 ) -> tuple[str, AgentClient]:

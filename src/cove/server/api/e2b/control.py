@@ -21,8 +21,10 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from cove.config import Settings
 from cove.errors import CoveError, InvalidArgument, InvalidState, SessionNotFound
 from cove.paging import MAX_PAGE_SIZE
+from cove.server.api.e2b import ids
 from cove.sessions import links
 from cove.sessions.manager import CreateRequest, SessionManager
 from cove.sessions.store import SessionRecord, utc_now
@@ -140,26 +142,33 @@ def _state(record: SessionRecord) -> str:
     return "paused" if record.status in STATES["paused"] else "running"
 
 
+def _settings(request: Request) -> Settings:
+    found: Settings = request.app.state.services.settings
+    return found
+
+
 def _sandbox(request: Request, record: SessionRecord) -> dict[str, Any]:
-    """E2B's `Sandbox`, what create and connect answer."""
-    data_dir = request.app.state.services.settings.data_dir
+    """E2B's `Sandbox`, what create and connect answer. `domain` is where the SDK finds the
+    sandbox's hosts (`{port}-{id}.{domain}`, for envd and `get_host`): this server."""
+    settings = _settings(request)
     return {
         "templateID": _template(record),
-        "sandboxID": record.session_id,
+        "sandboxID": ids.sandbox_id(settings.data_dir, record.session_id),
         "clientID": CLIENT_ID,
         "envdVersion": ENVD_VERSION,
-        "envdAccessToken": links.sandbox_token(data_dir, record.session_id),
+        "envdAccessToken": links.sandbox_token(settings.data_dir, record.session_id),
         "trafficAccessToken": None,
+        "domain": settings.e2b_public_domain,
         "alias": _template(record),
     }
 
 
-def _listed(record: SessionRecord) -> dict[str, Any]:
-    """E2B's `ListedSandbox`; `SandboxDetail` adds the access token."""
+def _listed(request: Request, record: SessionRecord) -> dict[str, Any]:
+    """E2B's `ListedSandbox`; `SandboxDetail` adds the access token and the domain."""
     return {
         "templateID": _template(record),
         "alias": _template(record),
-        "sandboxID": record.session_id,
+        "sandboxID": ids.sandbox_id(_settings(request).data_dir, record.session_id),
         "clientID": CLIENT_ID,
         "startedAt": _iso(record.created_at),
         "endAt": _iso(_end(record)),
@@ -173,8 +182,9 @@ def _listed(record: SessionRecord) -> dict[str, Any]:
 
 
 def _live(request: Request, tenant_id: str, sandbox_id: str) -> SessionRecord:
-    """The caller's live session; an ended one is gone, as E2B sees it."""
-    record = manager(request).get(tenant_id, sandbox_id)
+    """The caller's live session, by its sandbox id (or its Cove session id: ids.py); an ended one
+    is gone, as E2B sees it."""
+    record = manager(request).get(tenant_id, ids.session_named(_settings(request).data_dir, sandbox_id))
     if record.status == "DELETED":
         raise SessionNotFound(sandbox_id)
     return record
@@ -263,19 +273,23 @@ def list_sandboxes(
     )
     if found.next_page:
         response.headers["X-Next-Token"] = str(found.next_page)
-    return [_listed(record) for record in found.items]
+    return [_listed(request, record) for record in found.items]
 
 
 @router.get("/sandboxes/{sandbox_id}")
 def get_sandbox(request: Request, tenant_id: Tenant, sandbox_id: str) -> dict[str, Any]:
     record = _live(request, tenant_id, sandbox_id)
-    return {**_listed(record), "envdAccessToken": _sandbox(request, record)["envdAccessToken"]}
+    sandbox = _sandbox(request, record)
+    return {
+        **_listed(request, record),
+        "envdAccessToken": sandbox["envdAccessToken"],
+        "domain": sandbox["domain"],
+    }
 
 
 @router.delete("/sandboxes/{sandbox_id}", status_code=204)
 def kill_sandbox(request: Request, tenant_id: Tenant, sandbox_id: str) -> Response:
-    _live(request, tenant_id, sandbox_id)
-    manager(request).delete(tenant_id, sandbox_id)
+    manager(request).delete(tenant_id, _live(request, tenant_id, sandbox_id).session_id)
     return Response(status_code=204)
 
 
@@ -296,9 +310,10 @@ def set_timeout(request: Request, tenant_id: Tenant, sandbox_id: str, body: Time
 @router.post("/sandboxes/{sandbox_id}/pause", status_code=204)
 def pause_sandbox(request: Request, tenant_id: Tenant, sandbox_id: str) -> Response:
     """409 for a sandbox already paused, which the SDK reads as "nothing to do"."""
-    if _live(request, tenant_id, sandbox_id).status in STATES["paused"]:
+    record = _live(request, tenant_id, sandbox_id)
+    if record.status in STATES["paused"]:
         raise InvalidState(f"sandbox {sandbox_id} is already paused")
-    manager(request).pause(tenant_id, sandbox_id)
+    manager(request).pause(tenant_id, record.session_id)
     return Response(status_code=204)
 
 
@@ -307,7 +322,7 @@ def _connect(request: Request, tenant_id: str, sandbox_id: str, body: ConnectBod
     record = _live(request, tenant_id, sandbox_id)
     status = 200
     if record.status in STATES["paused"]:
-        record = manager(request).resume(tenant_id, sandbox_id)
+        record = manager(request).resume(tenant_id, record.session_id)
         status = 201
     if body.timeout is not None and utc_now() + timedelta(seconds=body.timeout) > _end(record):
         record = _extend(request, tenant_id, record, body.timeout)
@@ -337,8 +352,7 @@ def resume_sandbox(request: Request, tenant_id: Tenant, sandbox_id: str, body: C
 @router.get("/sandboxes/{sandbox_id}/metrics")
 def sandbox_metrics(request: Request, tenant_id: Tenant, sandbox_id: str) -> list[dict[str, Any]]:
     """One sample, taken now, whatever `start` and `end` ask: Cove keeps no history of metrics."""
-    _live(request, tenant_id, sandbox_id)
-    metrics = manager(request).metrics(tenant_id, sandbox_id)
+    metrics = manager(request).metrics(tenant_id, _live(request, tenant_id, sandbox_id).session_id)
     moment = datetime.fromisoformat(metrics.timestamp)
     return [
         {

@@ -1,9 +1,10 @@
 """E2B's envd, the in-sandbox API, served for every session by the server: `/health`, `/files`, and
 the Connect services `process.Process` and `filesystem.Filesystem` (processes.py, filesystem.py).
 
-Requests reach this app by their `E2b-Sandbox-Id` header (routing.py). The session is found by that
-id and the `X-Access-Token` handed out at create (sessions/links.py `sandbox_token`); every call is
-a tool call, or a streamed transfer, through the session's own agent, like any other surface's.
+Requests reach this app by their `E2b-Sandbox-Id` header or their Host (routing.py). The session is
+found by that sandbox id (ids.py) and the `X-Access-Token` handed out at create (sessions/links.py
+`sandbox_token`); every call is a tool call, or a streamed transfer, through the session's own
+agent, like any other surface's.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cove.errors import CoveError, InvalidArgument, InvalidState
 from cove.sandbox.agent_client import AgentClient
+from cove.server.api.e2b import ids
 from cove.server.api.e2b.connect import (
     ConnectError,
     Message,
@@ -33,6 +35,7 @@ from cove.server.api.e2b.connect import (
     unary_answer,
     unary_error,
 )
+from cove.server.api.e2b.routing import ENVD_PORT, TARGET, SandboxTarget
 from cove.server.api.e2b.signed_files import signed_session
 from cove.server.api.e2b.uploads import IncomingFile, multipart_files, octet_stream_file
 from cove.server.api.e2b.watchers import Watchers
@@ -41,7 +44,6 @@ from cove.server.transfer_stalls import StallGuardedResponse, within_stalls
 from cove.sessions import links
 from cove.sessions.manager import SessionManager
 
-ENVD_PORT = 49983
 DEFAULT_USER = "user"
 """The one user processes and files belong to in a Cove session, E2B's default user too."""
 
@@ -74,8 +76,8 @@ class PortClosed(CoveError):
     code = "PortNotOpen"
     http_status = 502
 
-    def __init__(self, port: str) -> None:
-        super().__init__(f"The sandbox is running but port is not open (port {port} is not served by Cove)")
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"The sandbox is running but port is not open ({reason})")
 
 
 class UserNotSupported(CoveError):
@@ -128,14 +130,14 @@ def _basic_user(authorization: str | None) -> str | None:
 
 
 async def sandbox(request: Request) -> Sandbox:
-    """The request's running session, by id and access token (or a signed `/files` URL); 502 as
-    E2B's proxy answers otherwise."""
-    port = request.headers.get("e2b-sandbox-port", str(ENVD_PORT))
-    if port != str(ENVD_PORT):
-        raise PortClosed(port)
+    """The request's running session, by the sandbox routed to (routing.py) and its access token,
+    or by a signed `/files` URL; 502 as E2B's proxy answers otherwise."""
+    target: SandboxTarget | None = request.scope.get(TARGET)
+    if target is not None and target.port != ENVD_PORT:
+        raise PortClosed(f"port {target.port} is not served by Cove")
     _check_user(_basic_user(request.headers.get("authorization")) or request.query_params.get("username"))
     manager: SessionManager = request.app.state.services.manager
-    session_id = request.headers.get("e2b-sandbox-id", "")
+    session_id = ids.session_named(manager.settings.data_dir, target.sandbox_id) if target else ""
     token = request.headers.get("x-access-token", "")
     if not token and request.url.path == "/files" and "signature" in request.query_params:
         session_id, token = await run_in_threadpool(
