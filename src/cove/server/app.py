@@ -59,7 +59,9 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await run_in_threadpool(build_services, settings)
         await run_in_threadpool(_start, services)
-        app.state.services = link_app.state.services = envd_app.state.services = services
+        app.state.services = link_app.state.services = services
+        for sandbox_app in port_apps.values():
+            sandbox_app.state.services = services
         link_listener = LinkListener(link_app, settings)
         await link_listener.start()
         reconciler = asyncio.create_task(_reconcile_forever(services.manager))
@@ -78,8 +80,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(agentbay.router)
     app.include_router(mcp.router)
     app.include_router(e2b.router)
-    envd_app = e2b.create_envd_app()
-    app.add_middleware(e2b.SandboxRouting, sandbox_app=envd_app)  # outermost: E2B's envd is apart
+    port_apps = e2b.create_port_apps()
+    app.add_middleware(e2b.SandboxRouting, port_apps=port_apps)  # outermost: E2B's sandbox ports are apart
     link_app = create_link_app(settings)
     return app
 

@@ -1,12 +1,12 @@
 """E2B's APIs, so the unmodified E2B SDKs drive Cove sessions (docs/e2b-compatibility.md): the
-control plane (control.py) beside Cove's routes, and envd (envd.py, processes.py, filesystem.py)
-for requests routed to a sandbox by their headers (routing.py)."""
+control plane (control.py) beside Cove's routes, and for requests routed to a sandbox by their
+headers (routing.py), envd (envd.py, processes.py, filesystem.py) on port 49983."""
 
 from fastapi import FastAPI
 
 from cove.server.api.e2b import filesystem, processes
 from cove.server.api.e2b.control import router
-from cove.server.api.e2b.envd import create_sandbox_app
+from cove.server.api.e2b.envd import ENVD_PORT, create_sandbox_app
 from cove.server.api.e2b.routing import SandboxRouting
 
 
@@ -16,4 +16,9 @@ def create_envd_app() -> FastAPI:
     )
 
 
-__all__ = ["SandboxRouting", "create_envd_app", "router"]
+def create_port_apps() -> dict[int, FastAPI]:
+    """The app serving each port of a sandbox; routing.py sends a request to its port's."""
+    return {ENVD_PORT: create_envd_app()}
+
+
+__all__ = ["SandboxRouting", "create_port_apps", "router"]
