@@ -135,6 +135,8 @@ def test_javascript_and_typescript(sandbox: Sandbox) -> None:
     assert (execution.text, execution.logs.stdout) == ("42", ["from node\n"])
     failed = sandbox.run_code("nothing.here", language="js")
     assert failed.error is not None and failed.error.name == "ReferenceError"
+    assert sandbox.run_code("process.env.GREETING", language="js", envs={"GREETING": "hi"}).text == "hi"
+    assert sandbox.run_code("process.env.GREETING === undefined", language="js").text == "true"
     assert sandbox.run_code("const n: number = 1; n + 1", language="ts").text == "2"
     assert sandbox.run_code("echo $((6 * 7))", language="bash").logs.stdout == ["42\n"]
 
