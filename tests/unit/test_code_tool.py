@@ -20,9 +20,11 @@ from cove.sessions.validation import check_tool_call
 def kernels(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, code.KernelSlot]]:
     """Kernels of the test's own (started on first use), ended afterwards."""
     slots = {name: code.KernelSlot(language) for name, language in code.LANGUAGES.items()}
+    contexts: dict[str, code.KernelSlot] = {}
     monkeypatch.setattr(code, "KERNELS", slots)
+    monkeypatch.setattr(code, "CONTEXTS", contexts)
     yield slots
-    for slot in slots.values():
+    for slot in [*slots.values(), *contexts.values()]:
         slot.forget()
 
 
@@ -343,3 +345,35 @@ def test_typescript_without_a_compiler_says_what_to_install(
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(ToolError, match=r"typescript needs the TypeScript compiler .*code_latest"):
         code.run_code({"code": "1", "language": "ts"})
+
+
+def test_contexts_are_kernels_of_their_own(kernels: dict[str, code.KernelSlot], tmp_path: Path) -> None:
+    made = json.loads(code.code_context({"action": "create", "cwd": str(tmp_path)}))
+    assert (made["language"], made["cwd"]) == ("python", str(tmp_path))
+    ran = run("import os\ny = 1\nos.getcwd()", context_id=made["id"])[1]
+    assert bundles(ran)[0]["text/plain"] == repr(str(tmp_path)) and ran["executionCount"] == 1
+    assert run("y")[1]["error"]["name"] == "NameError"  # the default context is apart
+    assert run("y", context_id=made["id"])[1]["executionCount"] == 2
+    with pytest.raises(ToolError, match="runs python, not javascript"):
+        code.run_code({"code": "1", "context_id": made["id"], "language": "js"})
+    listed = {item["id"] for item in json.loads(code.code_context({"action": "list"}))}
+    assert listed == {"python", "javascript", made["id"]}
+    code.code_context({"action": "restart", "context_id": made["id"]})
+    assert run("y", context_id=made["id"])[1]["error"]["name"] == "NameError"
+    with pytest.raises(ToolError, match="default context"):
+        code.code_context({"action": "remove", "context_id": "python"})
+    code.code_context({"action": "remove", "context_id": made["id"]})
+    with pytest.raises(ToolError, match=r"^no code context"):
+        code.run_code({"code": "1", "context_id": made["id"]})
+    with pytest.raises(ToolError, match="no such directory"):
+        code.code_context({"action": "create", "cwd": str(tmp_path / "missing")})
+
+
+def test_env_is_for_one_cell(kernels: dict[str, code.KernelSlot]) -> None:
+    shown = run("import os\nos.environ['COVE_GREETING']", env={"COVE_GREETING": "hi"})[1]
+    assert bundles(shown)[0]["text/plain"] == "'hi'"
+    assert run("'COVE_GREETING' in os.environ")[1]["result"] == [
+        '{"text/plain": "False", "isMainResult": true}'
+    ]
+    with pytest.raises(ToolError, match="env is supported for python"):
+        code.run_code({"code": "echo", "language": "bash", "env": {"A": "b"}})

@@ -6,6 +6,7 @@ a figure of several gives a `composite_chart` whose elements are theirs. What it
 
 - line: each line's label and points; scatter: each point collection's label and points;
 - bar: each bar's label (its container's), group (its tick's label) and value;
+- for all but pie, the axes' labels, and the units they name at their end ("Time (s)");
 - pie: each wedge's label, angle (degrees) and radius;
 - box_and_whisker: vertical box plots (matplotlib's boxplot), each box's quartiles, whiskers
   and outliers.
@@ -17,6 +18,7 @@ elements: the figure's PNG still carries it.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from matplotlib import dates
@@ -28,6 +30,7 @@ from matplotlib.patches import PathPatch, Rectangle, Wedge
 from matplotlib.text import Text
 
 DATE_FORMATTERS = (dates.AutoDateFormatter, dates.DateFormatter, dates.ConciseDateFormatter)
+UNIT = re.compile(r"\((.+?)\)\s*$|\[(.+?)\]\s*$")
 
 
 def figure_chart(figure: Figure) -> dict[str, Any] | None:
@@ -46,10 +49,11 @@ def axes_chart(ax: Axes) -> dict[str, Any]:
     chart: dict[str, Any] = {"type": "unknown", "title": ax.get_title(), "elements": []}
     if not artists:
         return chart
-    chart.update(x_label=ax.get_xlabel(), y_label=ax.get_ylabel())
+    x_label, y_label = ax.get_xlabel(), ax.get_ylabel()
+    chart.update(x_label=x_label, y_label=y_label, x_unit=unit_of(x_label), y_unit=unit_of(y_label))
     if all(isinstance(artist, Wedge) for artist in artists):
         chart.update(type="pie", elements=[pie_slice(wedge) for wedge in artists])
-        del chart["x_label"], chart["y_label"]
+        del chart["x_label"], chart["y_label"], chart["x_unit"], chart["y_unit"]
     elif all(isinstance(artist, Rectangle) for artist in artists):
         chart.update(type="bar", elements=bars(ax))
     elif boxes := box_plots(ax, artists):
@@ -71,6 +75,12 @@ def is_data_artist(ax: Axes, artist: Any) -> bool:
     if artist in ax.spines.values() or artist in (ax.xaxis, ax.yaxis):
         return False
     return isinstance(artist, Line2D | PathCollection | Rectangle | Wedge | PathPatch)
+
+
+def unit_of(label: str) -> str | None:
+    """The unit an axis label names in parentheses or brackets at its end ("Time (s)": "s"), as E2B's."""
+    found = UNIT.search(label)
+    return next((group for group in found.groups() if group), None) if found else None
 
 
 def label_of(artist: Any) -> str:

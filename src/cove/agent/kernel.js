@@ -403,11 +403,20 @@ function serve() {
     busy = true;
     control.write('{"started": true}\n');
     let answer;
+    const cell = JSON.parse(cells.shift());
+    const env = cell.env ?? {};
+    const saved = Object.fromEntries(Object.keys(env).map((name) => [name, process.env[name]]));
     try {
-      answer = stringify(await runCell(String(JSON.parse(cells.shift()).code ?? '')));
+      Object.assign(process.env, env); // for this cell only: restored below
+      answer = stringify(await runCell(String(cell.code ?? '')));
     } catch (failure) {
       const error = { name: String(failure && failure.name), value: String(failure), traceback: '' };
       answer = stringify({ execution_count: executionCount, execution_time: 0, results: [], ...takeOutput(), error });
+    } finally {
+      for (const [name, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
     }
     control.write(`${answer}\n`);
     busy = false;

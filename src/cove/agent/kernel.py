@@ -6,7 +6,8 @@ library only; it runs as plain `python3` (not isolated like the agent), so cells
 installed packages.
 
 The wire is a socket the agent passes (its fd is the first argument of `main`): the agent
-writes one JSON line per cell, `{"code": "..."}`; the kernel answers `{"started": true}` at once,
+writes one JSON line per cell, `{"code": "...", "env": {...}}` (env optional: set for that cell
+only); the kernel answers `{"started": true}` at once,
 then one JSON line with the cell's outcome (see `Kernel.run_cell`). fds 1 and 2 are pipes whose
 read ends the agent passes too, and the kernel reads them itself, so what print() and child
 processes write alike lands in the running cell's stdout and stderr. kernel.js, the JavaScript
@@ -427,13 +428,22 @@ def serve(kernel: Any, capture: OutputCapture, requests: io.BufferedReader, cont
         if not line:
             return
         send(control_fd, STARTED)
+        cell = json.loads(line)
+        saved = {name: os.environ.get(name) for name in cell.get("env") or {}}
         try:
-            answer = kernel.run_cell(str(json.loads(line).get("code", "")))
+            os.environ.update(cell.get("env") or {})  # for this cell only: restored below
+            answer = kernel.run_cell(str(cell.get("code", "")))
             encoded = json.dumps(answer).encode()
         except BaseException as failure:  # a bug here, or an interrupt as the cell ended: keep serving
             error = {"name": type(failure).__name__, "value": str(failure), "traceback": ""}
             fallback = {"execution_count": kernel.execution_count, "execution_time": 0.0, "results": []}
             encoded = json.dumps({**fallback, **capture.take(), "error": error}).encode()
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
         send(control_fd, encoded + b"\n")
 
 

@@ -9,6 +9,10 @@ so one `KernelProcess` and `KernelSlot` serve all languages. A cell past its tim
 with SIGINT and the kernel keeps its state; one that ignores the interrupt gets its kernel killed.
 A kernel that died is replaced on the next call, whose answer says `kernel_restarted`. The answer
 is the JSON AgentBay's SDK parses (see `answer_text`).
+
+Each language's kernel is its default context; the `code_context` tool makes more (E2B's code
+contexts): a context is a kernel of its own, with its own state and working directory, that
+`run_code` reaches by `context_id`. A default context's id is its language's name.
 """
 
 import contextlib
@@ -21,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +62,10 @@ ERROR_SHARES = {"name": OUTPUT_SHARE // 4, "value": OUTPUT_SHARE // 2, "tracebac
 """The error's fields; executionError repeats name and value."""
 UNSUPPORTED_LANGUAGES = ("r",)
 """AgentBay's other languages: run_code has no kernel for them."""
+MAX_CONTEXTS = 32
+"""Code contexts a session may make besides the default ones: each may hold a kernel process."""
+ENV_LANGUAGES = ("python", "javascript", "typescript")
+"""The kernels that take environment variables for one cell (`env`)."""
 
 
 @dataclass(frozen=True)
@@ -149,7 +158,7 @@ class KernelProcess:
     processes write lands in the running cell's output; the agent keeps the stderr pipe until the
     first cell, to tell what a kernel that could not start said."""
 
-    def __init__(self, language: Language) -> None:
+    def __init__(self, language: Language, cwd: str | None = None) -> None:
         self.language = language
         environment = command_environment({})
         environment.setdefault("MPLBACKEND", "Agg")  # matplotlib draws into images, never a window
@@ -164,7 +173,7 @@ class KernelProcess:
             self.popen, self.tree = process_trees.popen(
                 f"kernel-{language.name}",  # killing its tree kills what its cells started
                 [*command, *map(str, numbers)],
-                cwd=os.environ.get("HOME") or "/",
+                cwd=cwd or home(),
                 env=environment,
                 stdin=subprocess.DEVNULL,
                 stdout=stdout_write,
@@ -212,11 +221,12 @@ class KernelProcess:
                 return b""
             self.received += data
 
-    def send(self, code: str) -> bool:
-        """Hand the kernel a cell; False if it is gone and never took it."""
+    def send(self, code: str, env: dict[str, str] | None = None) -> bool:
+        """Hand the kernel a cell (with `env` set while it runs); False if it is gone and never took it."""
         self.socket.settimeout(START_TIMEOUT_S)
+        cell: dict[str, Any] = {"code": code, **({"env": env} if env else {})}
         try:
-            self.socket.sendall(json.dumps({"code": code}).encode() + b"\n")
+            self.socket.sendall(json.dumps(cell).encode() + b"\n")
         except OSError:
             return False
         started = self.read_line(time.monotonic() + START_TIMEOUT_S)
@@ -298,8 +308,10 @@ class KernelSlot:
     kernel: KernelProcess | None = None
     started: int = 0
     """Kernels started so far: a new one after the first means the state of the old one is lost."""
+    cwd: str | None = None
+    """Where the kernel starts; the home directory if None."""
 
-    def run(self, code: str, timeout_s: float) -> tuple[CellOutcome, bool]:
+    def run(self, code: str, timeout_s: float, env: dict[str, str] | None = None) -> tuple[CellOutcome, bool]:
         """Run a cell in the kernel, started first if there is none; answers its outcome and whether a
         kernel had to be started in place of one that had ended."""
         restarted = False
@@ -307,10 +319,10 @@ class KernelSlot:
             if self.kernel is None or not self.kernel.alive():
                 self.forget()
                 restarted = restarted or self.started > 0
-                self.kernel = KernelProcess(self.language)
+                self.kernel = KernelProcess(self.language, self.cwd)
                 self.started += 1
             kernel = self.kernel
-            if kernel.send(code):
+            if kernel.send(code, env):
                 return self.wait(kernel, timeout_s), restarted
             fresh = kernel.startup_stream is not None  # it never took a cell: it could not start
             failure = kernel.startup_failure() if fresh else ""
@@ -342,11 +354,31 @@ class KernelSlot:
 
 
 KERNELS = {name: KernelSlot(language) for name, language in LANGUAGES.items()}
+CONTEXTS: dict[str, KernelSlot] = {}
+"""The contexts `code_context` made, by id; the default ones are KERNELS."""
+
+
+def home() -> str:
+    return os.environ.get("HOME") or "/"
 
 
 def holds_state() -> bool:
-    """A live kernel keeps the agent: its namespace is the session's notebook state."""
-    return any(slot.kernel is not None and slot.kernel.alive() for slot in KERNELS.values())
+    """A live kernel keeps the agent: its namespace is the session's notebook state; so do contexts."""
+    return bool(CONTEXTS) or any(slot.kernel is not None and slot.kernel.alive() for slot in KERNELS.values())
+
+
+def context_slot(context_id: str) -> KernelSlot:
+    """The kernel of a context: one `code_context` made, or a language's default one (its name)."""
+    slot = CONTEXTS.get(context_id) or KERNELS.get(context_id)
+    if slot is None:
+        raise ToolError(
+            f"no code context {context_id!r} in this session; code_context action 'list' names them"
+        )
+    return slot
+
+
+def describe_context(context_id: str, slot: KernelSlot) -> dict[str, str]:
+    return {"id": context_id, "language": slot.language.name, "cwd": slot.cwd or home()}
 
 
 def check_language(language: str) -> Language:
@@ -453,6 +485,19 @@ def run_code(arguments: dict[str, Any]) -> str:
     language = check_language(arguments.get("language", "python"))
     timeout_s: int = arguments.get("timeout_s", DEFAULT_TIMEOUT_S)
     slot = KERNELS[language.name]
+    if "context_id" in arguments:
+        slot = context_slot(arguments["context_id"])
+        if "language" in arguments and slot.language is not language:
+            raise ToolError(
+                f"run_code: context {arguments['context_id']!r} runs {slot.language.name}, "
+                f"not {language.name}; give the context or the language"
+            )
+        language = slot.language
+    env = arguments.get("env") or None
+    if env and language.name not in ENV_LANGUAGES:
+        raise ToolError(
+            f"run_code: env is supported for {', '.join(ENV_LANGUAGES)} cells, not {language.name}"
+        )
     started = time.monotonic()
     if not slot.lock.acquire(timeout=timeout_s):
         raise ToolError(
@@ -461,13 +506,51 @@ def run_code(arguments: dict[str, Any]) -> str:
         )
     try:
         waited = time.monotonic() - started  # for an earlier cell: the call as a whole keeps to timeout_s
-        outcome, restarted = slot.run(arguments["code"], max(timeout_s - waited, 1.0))
+        outcome, restarted = slot.run(arguments["code"], max(timeout_s - waited, 1.0), env)
     finally:
         slot.lock.release()
     text, failed = answer_text(outcome, language, restarted, timeout_s, time.monotonic() - started)
     if failed:
         raise ToolError(text)
     return text
+
+
+def code_context(arguments: dict[str, Any]) -> str:
+    """E2B's code contexts: create (a kernel of its own, started on its first cell), list, restart
+    (its state is lost; the next cell starts a new kernel) and remove."""
+    action = arguments["action"]
+    if action == "list":
+        defaults = {
+            name: slot for name, slot in KERNELS.items() if name in ("python", "javascript") or slot.kernel
+        }
+        return json.dumps([describe_context(key, slot) for key, slot in {**defaults, **CONTEXTS}.items()])
+    if action == "create":
+        if len(CONTEXTS) >= MAX_CONTEXTS:
+            raise ToolError(f"code_context: a session has at most {MAX_CONTEXTS} contexts; remove one first")
+        language = check_language(arguments.get("language") or "python")
+        cwd = os.path.join(home(), arguments.get("cwd") or home())
+        if not os.path.isdir(cwd):
+            raise ToolError(f"code_context: no such directory: {cwd}")
+        context_id = str(uuid.uuid4())
+        CONTEXTS[context_id] = KernelSlot(language, cwd=cwd)
+        return json.dumps(describe_context(context_id, CONTEXTS[context_id]))
+    if action not in ("restart", "remove") or "context_id" not in arguments:
+        raise ToolError("code_context: action is create, list, restart or remove (these two with context_id)")
+    context_id = arguments["context_id"]
+    slot = context_slot(context_id)
+    if action == "remove" and context_id in KERNELS:
+        raise ToolError(f"code_context: {context_id!r} is a default context; restart it to clear its state")
+    if not slot.lock.acquire(timeout=INTERRUPT_GRACE_S):
+        raise ToolError(
+            f"code_context: a cell is running in context {context_id!r}; {action} it once it ends"
+        )
+    try:
+        slot.forget()
+        if action == "remove":
+            del CONTEXTS[context_id]
+    finally:
+        slot.lock.release()
+    return json.dumps(describe_context(context_id, slot))
 
 
 TOOLS = [
@@ -498,7 +581,38 @@ TOOLS = [
                 "minimum": 1,
                 "description": f"default {DEFAULT_TIMEOUT_S}; then the cell is interrupted",
             },
+            "context_id": {
+                "type": "string",
+                "description": "the code context to run in (code_context makes them); by default the "
+                "language's own kernel, whose context id is the language's name",
+            },
+            "env": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "environment variables set while this cell runs, then restored "
+                f"({', '.join(ENV_LANGUAGES)})",
+            },
         },
         required=("code",),
-    )
+    ),
+    Tool(
+        name="code_context",
+        description=(
+            "Code contexts: kernels of their own for run_code, each with its own state and working "
+            "directory. create (language, cwd) answers the context's id, language and cwd; list answers "
+            "every context, the default ones (a language's own kernel, its id the language's name) "
+            "included; restart clears a context's state; remove ends it. Answers JSON."
+        ),
+        run=code_context,
+        properties={
+            "action": {"type": "string", "enum": ["create", "list", "restart", "remove"]},
+            "language": {"type": "string", "description": "for create: as run_code's, default python"},
+            "cwd": {
+                "type": "string",
+                "description": "for create: the kernel's working directory, default home",
+            },
+            "context_id": {"type": "string", "description": "for restart and remove"},
+        },
+        required=("action",),
+    ),
 ]
