@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from e2b import Sandbox
+from e2b.api import client_sync
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -70,11 +71,21 @@ def sandbox(tls_server: CoveServer, monkeypatch: pytest.MonkeyPatch) -> Iterator
     monkeypatch.setenv("E2B_DOMAIN", f"{DOMAIN}:{tls_server.port}")
     monkeypatch.setenv("E2B_API_KEY", KEY_A)
     monkeypatch.setenv("SSL_CERT_FILE", str(tls_server.verify))
+    forget_transports()
     created = Sandbox.create(metadata={"suite": "e2b-hosts"})
     try:
         yield created
     finally:
         created.kill()
+        forget_transports()
+
+
+def forget_transports() -> None:
+    """The SDK keeps its HTTP transports for the life of the process, each with the trust store read
+    when it was made: earlier tests' transports would not trust this server's CA, as a program that
+    sets SSL_CERT_FILE before its first call does."""
+    for cached in (client_sync._transports, client_sync._httpx_transports):
+        cached.clear()
 
 
 def fetch(server: CoveServer, host: str, path: str = "/", **headers: str) -> httpx.Response:
