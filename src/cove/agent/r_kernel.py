@@ -60,7 +60,7 @@ class RKernel:
         self.execution_count += 1
         number = self.execution_count
         path = os.path.join(self.folder, f"cell-{number}.R")
-        with open(path, "w", encoding="utf-8") as cell:
+        with open(path, "w", encoding="utf-8", errors="replace") as cell:  # a lone surrogate: "?"
             cell.write(code)
         started = time.perf_counter()
         self.running = True
