@@ -1,7 +1,8 @@
 """`run_code` round trips: a warm kernel, and the first call of a session (the kernel starts).
 
-Python on the default image; JavaScript on `code_latest` (Node.js), if a folder of images has it
-(--images-dir; otherwise the first of IMAGE_DIRS with one), else skipped with the reason printed.
+Python on the default image; JavaScript (Node.js), Java (JShell) and R on `code_latest`, if a folder
+of images has it (--images-dir; otherwise the first of IMAGE_DIRS with one), else skipped with the
+reason printed.
 Run as root from the repo root: `.venv/bin/python -m bench.code` (options: --runs, --first,
 --images-dir). Prints a table and writes bench/results/code.json.
 """
@@ -23,6 +24,10 @@ RESULTS = Path(__file__).parent / "results" / "code.json"
 CODE_IMAGE = "code_latest"
 IMAGE_DIRS = (os.environ.get("COVE_IMAGES_DIR", ""), "/var/lib/cove/images", "/var/cache/cove-test/images")
 """Where a built code_latest may be: the server's own folder, and the one the tests build it in."""
+CODE_LANGUAGES = ("javascript", "java", "r")
+"""The languages timed on code_latest."""
+TWO = {"r": "[1] 2"}
+"""How a language shows 1+1, where it is not "2"."""
 
 
 def timed(call: Callable[[], Any], runs: int) -> list[float]:
@@ -49,7 +54,7 @@ def kernel_memory(session: Session) -> float:
 
 def time_warm_cells(session: Session, runs: int, language: str = "python") -> list[float]:
     """`run_code("1+1")` with the kernel running: SDK, HTTP, server, agent socket, kernel, and back."""
-    assert session.code.run_code("1+1", language).result == "2"
+    assert session.code.run_code("1+1", language).result == TWO.get(language, "2")
     return timed(lambda: session.code.run_code("1+1", language), runs)
 
 
@@ -87,22 +92,22 @@ def code_images_dir(chosen: str) -> Path | None:
     return next((Path(f) for f in candidates if (Path(f) / CODE_IMAGE / "image.json").is_file()), None)
 
 
-def javascript_figures(images_dir: Path, runs: int, first: int) -> dict[str, Any]:
-    """The same round trips for JavaScript, on a server whose default image is code_latest."""
+def code_latest_figures(images_dir: Path, runs: int, first: int) -> dict[str, Any]:
+    """The same round trips for each of CODE_LANGUAGES, on a server whose default image is code_latest."""
+    results: dict[str, Any] = {}
     with bench_server(images_dir=str(images_dir), default_image=CODE_IMAGE) as bench:
-        session = bench.agent_bay.create().session
-        assert session is not None
-        warm = summary(time_warm_cells(session, runs, "javascript"))
-        session.delete()
-        cold = summary(time_first_cells(bench.agent_bay, first, agent_running=False, language="javascript"))
-        kernel_start = summary(
-            time_first_cells(bench.agent_bay, first, agent_running=True, language="javascript")
-        )
-    return {
-        "javascript_warm_run_code_ms": warm,
-        "javascript_first_run_code_ms": cold,
-        "javascript_first_run_code_agent_running_ms": kernel_start,
-    }
+        for language in CODE_LANGUAGES:
+            session = bench.agent_bay.create().session
+            assert session is not None
+            results[f"{language}_warm_run_code_ms"] = summary(time_warm_cells(session, runs, language))
+            session.delete()
+            results[f"{language}_first_run_code_ms"] = summary(
+                time_first_cells(bench.agent_bay, first, agent_running=False, language=language)
+            )
+            results[f"{language}_first_run_code_agent_running_ms"] = summary(
+                time_first_cells(bench.agent_bay, first, agent_running=True, language=language)
+            )
+    return results
 
 
 def main() -> None:
@@ -135,7 +140,7 @@ def main() -> None:
     }
     images_dir = code_images_dir(args.images_dir)
     if images_dir is not None:
-        results.update(javascript_figures(images_dir, args.runs, args.first))
+        results.update(code_latest_figures(images_dir, args.runs, args.first))
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"{'measure':<44}{'p50':>10}{'p95':>10}")
@@ -146,13 +151,13 @@ def main() -> None:
         ("first run_code (agent and kernel start)", cold),
         ("first run_code, agent running (kernel start)", kernel_start),
     ]
-    if images_dir is not None:
+    for language in CODE_LANGUAGES if images_dir is not None else ():
         rows += [
-            ("run_code('1+1', 'javascript'), warm kernel", results["javascript_warm_run_code_ms"]),
-            ("first javascript run_code (agent, kernel)", results["javascript_first_run_code_ms"]),
+            (f"run_code('1+1', '{language}'), warm kernel", results[f"{language}_warm_run_code_ms"]),
+            (f"first {language} run_code (agent, kernel)", results[f"{language}_first_run_code_ms"]),
             (
-                "first javascript run_code, agent running",
-                results["javascript_first_run_code_agent_running_ms"],
+                f"first {language} run_code, agent running",
+                results[f"{language}_first_run_code_agent_running_ms"],
             ),
         ]
     for name, figures in rows:
@@ -160,7 +165,10 @@ def main() -> None:
     print(f"memory a kernel adds to its session: {memory:.1f} MiB")
     if images_dir is None:
         searched = args.images_dir or ", ".join(folder for folder in IMAGE_DIRS if folder)
-        print(f"javascript skipped: no {CODE_IMAGE} image in {searched} (`cove image build {CODE_IMAGE}`)")
+        print(
+            f"{', '.join(CODE_LANGUAGES)} skipped: no {CODE_IMAGE} image in {searched} "
+            f"(`cove image build {CODE_IMAGE}`)"
+        )
 
 
 if __name__ == "__main__":

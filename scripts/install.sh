@@ -56,9 +56,8 @@ packages=(runc python3 python3-venv python3-pip util-linux mount debootstrap deb
     iproute2 nftables
     "${image_packages[@]}")
 if [[ $with_test_deps -eq 1 ]]; then
-    # run_code's JavaScript and Java kernels are tested on the host too, and Java in a session on an
-    # image made from the host's JDK package; TypeScript's too. Chromium opens the desktop viewer in
-    # the tests.
+    # run_code's JavaScript, TypeScript and Java kernels are tested on the host too (in sessions,
+    # code_latest brings its own Node.js, JDK and R). Chromium opens the desktop viewer in the tests.
     packages+=(postgresql nodejs node-typescript default-jdk-headless chromium)
 fi
 

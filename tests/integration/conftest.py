@@ -15,7 +15,7 @@ import pytest
 from cove import AgentBay, AsyncAgentBay, AsyncSession, Config, Session
 from tests.integration.computer_tools import Call, tool_caller
 from tests.integration.recipe_images import IMAGES_DIR, ensure_built
-from tests.integration.server import KEY_A, CoveServer, remove_data, running_server
+from tests.integration.server import KEY_A, CoveServer, remove_data, running_server, sdk_session
 
 
 @pytest.fixture
@@ -70,6 +70,13 @@ def recipe_server(image_id: str) -> Iterator[CoveServer]:
 def code_server() -> Iterator[CoveServer]:
     with recipe_server("code_latest") as started:
         yield started
+
+
+@pytest.fixture
+def code_session(code_server: CoveServer) -> Iterator[Session]:
+    """A session of code_latest through Cove's SDK, deleted after the test."""
+    with sdk_session(code_server, "code_latest") as session:
+        yield session
 
 
 @pytest.fixture(scope="session")

@@ -167,10 +167,11 @@ def test_kernels_of_two_sessions_are_apart(session: Session, server: CoveServer)
 
 
 def test_languages(session: Session) -> None:
-    refused = session.code.run_code("1", language="r")
-    assert not refused.success and "'r' is not supported" in refused.error_message
+    no_r = session.code.run_code("1", language="r")
+    assert not no_r.success and "r needs R" in no_r.error_message, "no R here"
     no_jdk = session.code.run_code("1", language="java")
     assert not no_jdk.success and "java needs a JDK" in no_jdk.error_message, "no JDK here"
+    assert "image_id='code_latest'" in no_r.error_message and "image_id='code_latest'" in no_jdk.error_message
     no_node = session.code.run_code("1", language="javascript")
     assert not no_node.success and "image_id='code_latest'" in no_node.error_message, "no node here"
     unknown = session.code.run_code("1", language="cobol")

@@ -36,13 +36,6 @@ display.html('<b>swatch</b>');
 """A 5x4 white PNG made with Node's zlib (its chunks' CRCs left 0: Node 18 has no zlib.crc32), displayed."""
 
 
-@pytest.fixture
-def code_session(code_server: CoveServer) -> Iterator[Session]:
-    """A session of code_latest through Cove's SDK, deleted after the test."""
-    with sdk_session(code_server, CODE_IMAGE) as session:
-        yield session
-
-
 def js(session: Session, code: str, **arguments: Any) -> EnhancedCodeExecutionResult:
     return session.code.run_code(code, "javascript", **arguments)
 

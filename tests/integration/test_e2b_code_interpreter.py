@@ -141,6 +141,18 @@ def test_javascript_and_typescript(sandbox: Sandbox) -> None:
     assert sandbox.run_code("echo $((6 * 7))", language="bash").logs.stdout == ["42\n"]
 
 
+def test_r_and_java(sandbox: Sandbox) -> None:
+    """code_latest has R and a JDK: both kernels keep state, and an R plot is a PNG result."""
+    sandbox.run_code("xs <- c(1, 2, 3)", language="r")
+    assert sandbox.run_code("mean(xs)", language="r").text == "[1] 2"
+    plotted = sandbox.run_code("plot(xs)", language="r")
+    assert plotted.results and plotted.results[0].png
+    failed = sandbox.run_code("stop('no way')", language="r")
+    assert failed.error is not None and "no way" in failed.error.value
+    sandbox.run_code("int n = 40;", language="java")
+    assert sandbox.run_code("n + 2", language="java").text == "42"
+
+
 def test_contexts_have_state_of_their_own(sandbox: Sandbox) -> None:
     context = sandbox.create_code_context(cwd="/tmp")
     assert (context.language, context.cwd) == ("python", "/tmp")

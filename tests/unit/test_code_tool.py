@@ -179,10 +179,18 @@ def test_languages_have_kernels_of_their_own(kernels: dict[str, code.KernelSlot]
     answer = run("shared", language="NodeJS")[1]
     assert main_text(answer) == "'javascript'" and answer["language"] == "javascript"
     assert answer["execution_count"] == 2 and answer["executionCount"] == 2, "counted per language"
-    with pytest.raises(ToolError, match=r"'r' is not supported: run_code runs python \(also py, python3\)"):
-        code.run_code({"code": "1", "language": "r"})
-    with pytest.raises(ToolError, match=r"unknown language 'cobol'.*typescript \(also ts\), java, bash"):
+    with pytest.raises(
+        ToolError, match=r"unknown language 'cobol'.*typescript \(also ts\), java, bash.*, r$"
+    ):
         code.run_code({"code": "1", "language": "cobol"})
+
+
+def test_r_without_r_names_the_image_that_has_it(
+    kernels: dict[str, code.KernelSlot], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(ToolError, match=r"r needs R .*image_id='code_latest'"):
+        code.run_code({"code": "1", "language": "R"})
 
 
 def test_javascript_without_node_names_the_image_that_has_it(

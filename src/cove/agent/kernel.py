@@ -193,7 +193,7 @@ class Kernel:
         return {
             "execution_count": self.execution_count,
             "execution_time": elapsed,
-            "results": self.bounded(results),
+            "results": bounded(results, self.results_limit),
             **self.capture.take(),
             "error": error,
         }
@@ -258,20 +258,6 @@ class Kernel:
             return []
         return figures
 
-    def bounded(self, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The results, each left out (but for a note) once they add up to more than the limit."""
-        total, kept = 0, []
-        for result in results:
-            size = len(json.dumps(result))
-            if total + size > self.results_limit:
-                limit = self.results_limit
-                note = f"(a result of {size} bytes was left out: results are at most {limit} bytes a cell)"
-                result = {"text/plain": note, "isMainResult": result.get("isMainResult", False)}
-                size = len(note)
-            total += size
-            kept.append(result)
-        return kept
-
 
 class IPythonDisplayFinder:
     """Makes IPython's display() (`from IPython.display import display`) the kernel's: outside an
@@ -332,9 +318,23 @@ def rich_formats(item: Any) -> dict[str, Any]:
     return encoded_formats(found)
 
 
+def bounded(results: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """The results, each left out (but for a note) once they add up to more than `limit` bytes."""
+    total, kept = 0, []
+    for result in results:
+        size = len(json.dumps(result))
+        if total + size > limit:
+            note = f"(a result of {size} bytes was left out: results are at most {limit} bytes a cell)"
+            result = {"text/plain": note, "isMainResult": result.get("isMainResult", False)}
+            size = len(note)
+        total += size
+        kept.append(result)
+    return kept
+
+
 def load_beside(filename: str) -> Any:
-    """A module beside this file (charts.py, bash_kernel.py), loaded by its path as the agent loads
-    this one, once, on first use."""
+    """A module beside this file (charts.py, bash_kernel.py, r_kernel.py), loaded by its path as the
+    agent loads this one, once, on first use."""
     name = f"cove_kernel_{filename.partition('.')[0]}"
     module = sys.modules.get(name)
     if module is None:
@@ -405,8 +405,9 @@ def describe_error(error: BaseException) -> dict[str, str]:
 
 
 def main(language: str, control_fd: int, output_limit: int, stdout_fd: int, stderr_fd: int) -> None:
-    """Serve cells of `language` (python, or bash: bash_kernel.py) on the socket `control_fd` until
-    the agent closes it; `stdout_fd` and `stderr_fd` read what is written to fds 1 and 2."""
+    """Serve cells of `language` (python, bash: bash_kernel.py, or r: r_kernel.py) on the socket
+    `control_fd` until the agent closes it; `stdout_fd` and `stderr_fd` read what is written to fds 1
+    and 2."""
     sys.argv = [""]
     for fd in (stdout_fd, stderr_fd):
         os.set_inheritable(fd, False)  # a cell's child processes write to fds 1 and 2, never read them
@@ -414,7 +415,12 @@ def main(language: str, control_fd: int, output_limit: int, stdout_fd: int, stde
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(line_buffering=True)  # in step with what child processes write
-    kernel_type = Kernel if language == "python" else load_beside("bash_kernel.py").BashKernel
+    if language == "python":
+        kernel_type: Any = Kernel
+    elif language == "r":
+        kernel_type = load_beside("r_kernel.py").RKernel
+    else:
+        kernel_type = load_beside("bash_kernel.py").BashKernel
     kernel = kernel_type(capture, output_limit)
     signal.signal(signal.SIGINT, kernel.on_interrupt)
     os.set_inheritable(control_fd, False)  # a cell's child processes must not hold the agent's line

@@ -111,7 +111,8 @@ def build_debian_rootfs(
     _link_all(cache, rootfs / APT_ARCHIVES, "*.deb")
     _link_all(source.cache_dir / "lists", rootfs / APT_LISTS, "*_*")
     _chroot(rootfs, ["apt-get", "-o", "Acquire::Languages=none", "update"], progress)
-    _chroot(rootfs, ["apt-get", "install", "--yes", "--no-install-recommends", *packages], progress)
+    with proc_mounted(rootfs):  # the JDK's setup runs `java`, which needs /proc
+        _chroot(rootfs, ["apt-get", "install", "--yes", "--no-install-recommends", *packages], progress)
     _link_all(rootfs / APT_ARCHIVES, cache, "*.deb")
     (source.cache_dir / "lists").mkdir(exist_ok=True)
     _link_all(rootfs / APT_LISTS, source.cache_dir / "lists", "*_*", replace=True)
@@ -132,6 +133,18 @@ def cache_lock(source: DebianSource) -> Iterator[None]:
     with open(source.cache_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
+
+
+@contextmanager
+def proc_mounted(rootfs: Path) -> Iterator[None]:
+    """A proc file system on the chroot's /proc while the block runs, unmounted even if it fails."""
+    proc = rootfs / "proc"
+    proc.mkdir(exist_ok=True)
+    _run(["mount", "-t", "proc", "proc", str(proc)], lambda _line: None)
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "--lazy", str(proc)], check=False, capture_output=True)
 
 
 def _chroot(rootfs: Path, command: list[str], progress: Progress) -> None:

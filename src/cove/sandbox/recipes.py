@@ -29,6 +29,8 @@ CODE_PACKAGES = (
     # Satisfies fonttools' (matplotlib's) `python3-scipy | python3-munkres`, so that scipy, pythran and
     # the C++ compiler pythran needs (about 400 MB) stay out of the image.
     "python3-munkres",
+    "r-base-core",  # run_code's r: its png() device draws with cairo, headless
+    "default-jdk-headless",  # run_code's java: JShell
 )
 BROWSER_PACKAGES = (
     "chromium",

@@ -2,7 +2,8 @@
 
 The first call in a language starts its kernel (../kernel.py for Python, ../kernel.js for JavaScript
 and, stripping types first, TypeScript, ../Kernel.java, which drives the JDK's JShell, for Java,
-../bash_kernel.py on kernel.py's machinery for Bash) as a child of the agent, and later calls
+../bash_kernel.py on kernel.py's machinery for Bash, and ../r_kernel.py on it, driving ../kernel.R,
+for R) as a child of the agent, and later calls
 run their cells in it, one at a time, so variables, imports and the working directory persist.
 Every kernel speaks the same protocol on a socket and gets the same pipes as its stdout and stderr,
 so one `KernelProcess` and `KernelSlot` serve all languages. A cell past its timeout is interrupted
@@ -60,8 +61,6 @@ OUTPUT_SHARE = ANSWER_BUDGET_BYTES // 6
 shares, five sixths of it, so that escaping everything (for a lone surrogate) still fits."""
 ERROR_SHARES = {"name": OUTPUT_SHARE // 4, "value": OUTPUT_SHARE // 2, "traceback": OUTPUT_SHARE // 2}
 """The error's fields; executionError repeats name and value."""
-UNSUPPORTED_LANGUAGES = ("r",)
-"""AgentBay's other languages: run_code has no kernel for them."""
 MAX_CONTEXTS = 32
 """Code contexts a session may make besides the default ones: each may hold a kernel process."""
 ENV_LANGUAGES = ("python", "javascript", "typescript")
@@ -130,8 +129,8 @@ def java_command(environment: dict[str, str]) -> list[str]:
     if java is None or not (Path(os.path.realpath(java)).parent / "jshell").exists():
         raise ToolError(
             "run_code: java needs a JDK 11 or newer (`java` on PATH, with `jshell` beside it), and this "
-            f"session's image has {'only a JRE' if java else 'none'}; use an image with one, such as "
-            "Debian's default-jdk-headless"
+            f"session's image has {'only a JRE' if java else 'none'}; create the session with "
+            f"image_id='{CODE_IMAGE}', which has one"
         )
     return [
         java,
@@ -142,12 +141,23 @@ def java_command(environment: dict[str, str]) -> list[str]:
     ]
 
 
+def r_command(environment: dict[str, str]) -> list[str]:
+    """kernel.py's machinery, driving an R (r_kernel.py, kernel.R)."""
+    if _on_path("R", environment) is None:
+        raise ToolError(
+            "run_code: r needs R (`R` on PATH), and this session's image has none; create the session "
+            f"with image_id='{CODE_IMAGE}', which has it (`cove image build {CODE_IMAGE}`)"
+        )
+    return [sys.executable, "-c", BOOT, str(KERNEL_FILE), "r"]
+
+
 PYTHON = Language("python", "Python", ("python", "py", "python3"), python_command)
 JAVASCRIPT = Language("javascript", "JavaScript", ("javascript", "js", "node", "nodejs"), javascript_command)
 TYPESCRIPT = Language("typescript", "TypeScript", ("typescript", "ts"), typescript_command)
 JAVA = Language("java", "Java", ("java",), java_command)
 BASH = Language("bash", "Bash", ("bash", "sh", "shell"), bash_command)
-LANGUAGES = {language.name: language for language in (PYTHON, JAVASCRIPT, TYPESCRIPT, JAVA, BASH)}
+R = Language("r", "R", ("r",), r_command)
+LANGUAGES = {language.name: language for language in (PYTHON, JAVASCRIPT, TYPESCRIPT, JAVA, BASH, R)}
 """Each has a kernel of its own per session: typescript's state is apart from javascript's."""
 
 
@@ -183,7 +193,7 @@ class KernelProcess:
         except OSError as error:
             agent_end.close()
             os.close(stderr_read)
-            raise ToolError(f"cannot start a {language.title} kernel: {error.strerror}") from None
+            raise ToolError(f"cannot start the {language.title} kernel: {error.strerror}") from None
         finally:
             kernel_end.close()
             for fd in (stdout_read, stdout_write, stderr_write):
@@ -390,8 +400,6 @@ def check_language(language: str) -> Language:
         f"{known.name} (also {', '.join(known.aliases[1:])})" if known.aliases[1:] else known.name
         for known in LANGUAGES.values()
     )
-    if name in UNSUPPORTED_LANGUAGES:
-        raise ToolError(f"run_code: language '{language}' is not supported: run_code runs {offered}")
     raise ToolError(f"run_code: unknown language '{language}'; run_code runs {offered}")
 
 
@@ -557,11 +565,11 @@ TOOLS = [
     Tool(
         name="run_code",
         description=(
-            "Run Python, JavaScript, TypeScript, Java or Bash code in the session's kernel for that "
+            "Run Python, JavaScript, TypeScript, Java, Bash or R code in the session's kernel for that "
             "language, which keeps its variables, imports and working directory from call to call, as a "
             "notebook does. Answers JSON: result (mime bundles as JSON strings, with every format the "
             "value offers, and chart data for matplotlib figures; the value of a final expression is the "
-            "main result, display() adds more), "
+            "main result, display() adds more; R's plots are PNG results), "
             "stdout and stderr (lists), executionError, execution_count and execution_time; an "
             "exception is an error with its name, value and traceback. At timeout_s the cell is "
             "interrupted and the kernel keeps its state."
@@ -574,7 +582,8 @@ TOOLS = [
                 "description": "python (also py, python3), the default, javascript (also js, node, "
                 "nodejs: Node.js, in images that have it, such as code_latest), typescript (also ts: "
                 "with Node.js and the TypeScript compiler), java (JShell: in images with a JDK 11 or "
-                "newer) or bash (also sh, shell)",
+                "newer, such as code_latest), bash (also sh, shell) or r (in images with R, such as "
+                "code_latest)",
             },
             "timeout_s": {
                 "type": "integer",
