@@ -215,6 +215,7 @@ def session() -> None:
     metavar="WIDTHxHEIGHT",
     help="the desktop's size, e.g. 1920x1080 (default 1280x800)",
 )
+@click.option("--env", "env", multiple=True, help="NAME=VALUE for every process of the session, repeatable")
 def session_create(
     endpoint: str | None,
     api_key: str | None,
@@ -229,6 +230,7 @@ def session_create(
     allow_out: tuple[str, ...],
     deny_out: tuple[str, ...],
     screen: str | None,
+    env: tuple[str, ...],
 ) -> None:
     """Create a session and print its id."""
     from cove import CreateSessionParams, NetworkPolicy, Screen
@@ -245,6 +247,7 @@ def session_create(
         disk_mb=disk_mb,
         network=network,
         screen=Screen(*_screen_size(screen)) if screen else None,
+        env=_pairs(env, "--env") or None,
     )
     with _client(endpoint, api_key, data_dir) as client:
         click.echo(_check(client.create(params)).session.session_id)

@@ -346,8 +346,19 @@ def test_errors(e2b_env: None) -> None:
         Sandbox.connect("session-doesnotexist")
     with pytest.raises(SandboxException, match="not-a-template"):
         Sandbox.create("not-a-template")
-    with pytest.raises(SandboxException, match="envVars"):
-        Sandbox.create(envs={"A": "b"})
+    with pytest.raises(SandboxException, match="COVE_"):
+        Sandbox.create(envs={"COVE_A": "b"})
+
+
+def test_create_time_envs_reach_every_process(e2b_env: None) -> None:
+    sandbox = Sandbox.create(envs={"FROM_CREATE": "made at create", "SHADOWED": "create"})
+    try:
+        assert sandbox.commands.run("echo $FROM_CREATE").stdout == "made at create\n"
+        assert sandbox.commands.run("echo $SHADOWED", envs={"SHADOWED": "call"}).stdout == "call\n"
+        background = sandbox.commands.run("sleep 0.2; echo $FROM_CREATE", background=True)
+        assert background.wait().stdout == "made at create\n"
+    finally:
+        sandbox.kill()
 
 
 def test_envd_wire(server: CoveServer, sandbox: Sandbox) -> None:

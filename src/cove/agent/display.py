@@ -24,6 +24,7 @@ import threading
 import time
 
 from . import host_files, process_trees
+from .environment import user_environment
 from .tools import ToolError
 
 NUMBER = 99
@@ -60,8 +61,7 @@ def answering() -> bool:
 def environment() -> dict[str, str]:
     """The environment the display's own programs run with: the user's, plus DISPLAY and a UTF-8
     locale (xdotool types Unicode only under one)."""
-    names = {k: v for k, v in os.environ.items() if not k.startswith("COVE_")}
-    return {**names, "DISPLAY": DISPLAY, "LC_ALL": "C.UTF-8"}
+    return user_environment({"DISPLAY": DISPLAY, "LC_ALL": "C.UTF-8"})
 
 
 def screen_size(path: str = SIZE_PATH) -> tuple[int, int]:

@@ -1,5 +1,6 @@
 """What the host tells the agent through its run folder, before the sandbox runs
-(sandbox/runtime.py): the session's pids limit (limits.json) and its screen size (screen.json).
+(sandbox/runtime.py): the session's pids limit (limits.json), its screen size (screen.json) and its
+environment variables (env.json).
 
 The environment cannot carry these: it is fixed when a prepared sandbox is made, before the create
 that takes it is known. The folder is writable by the sandbox, so a file is read defensively: a
@@ -18,8 +19,9 @@ RUN_DIR = "/.cove/run"
 MAX_BYTES = 4096
 
 
-def read_json(path: str) -> Any:
-    """The JSON value of a file the host wrote at `path`, or None if there is none to trust."""
+def read_json(path: str, max_bytes: int = MAX_BYTES) -> Any:
+    """The JSON value of a file the host wrote at `path`, or None if there is none to trust (or it
+    is longer than `max_bytes`)."""
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
@@ -28,7 +30,9 @@ def read_json(path: str) -> Any:
         info = os.fstat(descriptor)
         if not stat.S_ISREG(info.st_mode) or info.st_uid == os.getuid():
             return None
-        data = file.read(MAX_BYTES)
+        data = file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        return None
     try:
         return json.loads(data)
     except ValueError:

@@ -10,7 +10,7 @@ Layout under DATA_DIR:
                              (the session's writable layer), rootfs/ (the overlay mount point),
                              runc.log and init.log, network.json (session_network.py), and run/:
                              the sandbox's /.cove/run, where its tool agent listens (agent.sock)
-                             and reads what the host tells it (limits.json, screen.json)
+                             and reads what the host tells it (limits.json, screen.json, env.json)
 Cgroups live at /cove/<instance>/<id> in every hierarchy, so two servers on one host never touch
 each other's sessions. Containers outlive the server process: runc detaches them.
 """
@@ -24,7 +24,7 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +50,7 @@ AGENT_MOUNT = "/.cove/agent"
 AGENT_RUN_MOUNT = "/.cove/run"
 AGENT_LIMITS_FILE = "limits.json"
 AGENT_SCREEN_FILE = "screen.json"
+AGENT_ENV_FILE = "env.json"
 CGROUP_MOUNT = "/.cove/cgroup"
 """Where the sandbox sees its delegated cgroup (cgroups.delegate), a cgroup per process tree."""
 INIT_ARGS = ["python3", "-I", "-S", f"{AGENT_MOUNT}/init.py"]
@@ -187,11 +188,14 @@ class RuncRuntime:
         limits: Limits,
         network: NetworkPolicy,
         screen: Screen = DEFAULT_SCREEN,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         """Make and start the session's container (`runc run`); on failure nothing is left."""
         with self._cleaned_up_on_failure(session_id, "create"):
             self._make_bundle(session_id, image, limits)
             self._tell_agent_screen(session_id, screen)
+            if env:
+                self._write_for_agent(session_id, AGENT_ENV_FILE, dict(env))
             self._runc_logged(session_id, "run", "--detach", *self._new_container(session_id), session_id)
             self._cap_user_namespace(session_id, alongside=lambda: self.set_network(session_id, network))
 
@@ -248,13 +252,16 @@ class RuncRuntime:
         network: NetworkPolicy,
         limits: Limits | None = None,
         screen: Screen | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         """Let a prepared container run its init (`runc start`), first changing its limits and
-        screen size if given."""
+        screen size if given, and giving it the session's environment variables."""
         with self._cleaned_up_on_failure(session_id, "start"):
             self.set_network(session_id, network)
             if screen is not None:
                 self._tell_agent_screen(session_id, screen)
+            if env:
+                self._write_for_agent(session_id, AGENT_ENV_FILE, dict(env))
             if limits is not None:
                 memory = str(limits.memory_mb * 1024 * 1024)
                 quota = str(int(limits.cpus * CPU_PERIOD_US))
@@ -353,7 +360,7 @@ class RuncRuntime:
         """Write the screen size the agent starts the session's display at (agent/display.py)."""
         self._write_for_agent(session_id, AGENT_SCREEN_FILE, {"width": screen.width, "height": screen.height})
 
-    def _write_for_agent(self, session_id: str, name: str, content: dict[str, int]) -> None:
+    def _write_for_agent(self, session_id: str, name: str, content: Mapping[str, int | str]) -> None:
         """Write a JSON file for the agent into its run folder (agent/host_files.py reads them).
 
         Written by root before anything runs in the sandbox (with the bundle, and again before a

@@ -192,6 +192,8 @@ def create_session(
         body["network"] = params.network.to_json()
     if params.screen is not None:
         body["screen"] = params.screen.to_json()
+    if params.env:
+        body["env"] = dict(params.env)
     return Call(
         method="POST",
         path="/v1/sessions",

@@ -346,6 +346,8 @@ class CreateSessionParams:
     """Cove's addition: what the session may reach; None leaves it to the server's default."""
     screen: Screen | None = None
     """Cove's addition: the desktop's size; None is 1280x800."""
+    env: dict[str, str] | None = None
+    """Cove's addition: environment variables every command, process and kernel starts with."""
 
 
 @dataclass(kw_only=True)

@@ -46,6 +46,7 @@ from cove.sessions.store import SessionRecord, Store, utc_now
 from cove.sessions.tenant_limits import TenantToolCalls
 from cove.sessions.validation import (
     STATUSES,
+    check_env,
     check_labels,
     check_limits,
     check_screen,
@@ -148,6 +149,8 @@ class CreateRequest:
     """{mode, allow_out, deny_out} (sandbox/network_policy.py)."""
     screen: Any = None
     """{width, height} of the desktop in pixels."""
+    env: Any = None
+    """Environment variables every process of the session starts with."""
 
 
 @dataclass(frozen=True)
@@ -200,6 +203,7 @@ class SessionManager:
         syncs = check_syncs(request.context_syncs)
         network = self.runtime.networks.policy(request.network)
         screen = check_screen(request.screen)
+        env = check_env(request.env)
         for sync in syncs:
             self._context_service().get(tenant_id, sync.context_id)  # 404 unless it is the caller's
         image = self.images.for_session(request.image_id or self.settings.default_image)
@@ -246,9 +250,10 @@ class SessionManager:
                     network,
                     None if limits == self.warm_pool.limits else limits,
                     None if screen == DEFAULT_SCREEN else screen,
+                    env,
                 )
             else:
-                self.runtime.create(record.session_id, image, limits, network, screen)
+                self.runtime.create(record.session_id, image, limits, network, screen, env)
         except BaseException:
             self.runtime.destroy(record.session_id)  # a prepared sandbox is the row's now
             self.store.delete_session_row(record.session_id)

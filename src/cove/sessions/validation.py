@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +23,11 @@ MIN_DISK_MB = 16
 MIN_SCREEN = Screen(320, 240)
 MAX_SCREEN = Screen(7680, 4320)
 """8K UHD; its framebuffer alone is 127 MiB (4 bytes a pixel)."""
+MAX_ENV_VARIABLES = 100
+MAX_ENV_BYTES = 32 * 1024
+"""Of all names and values together: the host writes them for the agent, which reads them on every
+process it starts."""
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_TIMEOUT_S = 10 * 366 * 24 * 3600
 """Ten years: longer timeouts are refused rather than stored (0 already means none)."""
 
@@ -189,3 +195,24 @@ def check_tool_call(settings: Settings, name: Any, arguments: Any) -> float:
             raise InvalidArgument(f"{argument} is {value}; this server's maximum is {maximum}")
         timeout_s = max(timeout_s, value * unit_ms / 1000)
     return timeout_s
+
+
+def check_env(env: Any) -> dict[str, str]:
+    """The environment variables every process of the session starts with."""
+    if env is None:
+        return {}
+    if not isinstance(env, Mapping) or not all(isinstance(v, str) for v in env.values()):
+        raise InvalidArgument(f"env must be an object of names to string values, not {env!r:.100}")
+    if len(env) > MAX_ENV_VARIABLES:
+        raise InvalidArgument(f"env has {len(env)} variables; at most {MAX_ENV_VARIABLES} are allowed")
+    for name, value in env.items():
+        if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
+            raise InvalidArgument(f"env: {name!r:.100} is not a variable name (letters, digits and _)")
+        if name.startswith("COVE_"):
+            raise InvalidArgument(f"env: {name} is refused: names starting with COVE_ are Cove's own")
+        if not is_text(value):
+            raise InvalidArgument(f"env: the value of {name} must be text without NUL characters")
+    size = sum(len(name.encode()) + len(value.encode()) for name, value in env.items())
+    if size > MAX_ENV_BYTES:
+        raise InvalidArgument(f"env is {size} bytes of names and values; at most {MAX_ENV_BYTES} are allowed")
+    return dict(env)

@@ -34,8 +34,9 @@ from typing import Any
 
 from .. import process_trees
 from ..answer_size import ANSWER_BUDGET_BYTES, SEPARATOR_BYTES, cut_text, fit_chunks, wire_size
+from ..environment import user_environment
 from . import Tool, ToolError
-from .shell import OUTPUT_LIMIT_BYTES, command_environment
+from .shell import OUTPUT_LIMIT_BYTES
 
 DEFAULT_TIMEOUT_S = 60
 INTERRUPT_GRACE_S = 3.0
@@ -170,7 +171,7 @@ class KernelProcess:
 
     def __init__(self, language: Language, cwd: str | None = None) -> None:
         self.language = language
-        environment = command_environment({})
+        environment = user_environment({})
         environment.setdefault("MPLBACKEND", "Agg")  # matplotlib draws into images, never a window
         command = language.command(environment)
         agent_end, kernel_end = socket.socketpair()

@@ -17,6 +17,7 @@ from typing import Any
 
 from .. import process_trees
 from ..answer_size import WIRE_BUDGET_BYTES, cut_to_fit
+from ..environment import user_environment
 from . import Tool, ToolError
 
 DEFAULT_TIMEOUT_MS = 50_000
@@ -53,12 +54,6 @@ def drain(stream: Any) -> None:
             pass
 
 
-def command_environment(extra: dict[str, str]) -> dict[str, str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("COVE_")}
-    environment.update(extra)
-    return environment
-
-
 def spawn(
     command: str,
     cwd: str | None,
@@ -79,7 +74,7 @@ def spawn(
             label,
             ["/bin/bash", "-c", command] if os.path.exists("/bin/bash") else ["/bin/sh", "-c", command],
             cwd=cwd or os.environ.get("HOME") or "/",
-            env=command_environment(envs),
+            env=user_environment(envs),
             stdin=stdin,
             stdout=stdout,
             stderr=stderr,

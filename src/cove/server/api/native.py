@@ -90,6 +90,10 @@ class CreateSessionBody(BaseModel):
     screen: ScreenBody | None = Field(
         default=None, description="the desktop's size (computer tools); without it, 1280x800"
     )
+    env: dict[str, str] | None = Field(
+        default=None,
+        description="environment variables every command, process and kernel of the session starts with",
+    )
 
 
 class LabelsBody(BaseModel):
@@ -323,6 +327,7 @@ def create_session(request: Request, tenant_id: Tenant, body: CreateSessionBody)
         context_syncs=body.context_syncs,
         network=body.network.model_dump(exclude_none=True) if body.network else None,
         screen=body.screen.model_dump() if body.screen else None,
+        env=body.env,
     )
     return _answer(request, manager(request).create(tenant_id, create))
 

@@ -203,7 +203,6 @@ def _network(body: CreateBody) -> dict[str, Any] | None:
 def _refuse_unsupported(body: CreateBody) -> None:
     """Asked-for features Cove lacks are refused, never ignored."""
     unsupported = {
-        "envVars (pass envs to each command instead)": bool(body.env_vars),
         "autoPause": body.auto_pause,
         "mcp": bool(body.mcp),
         "volumeMounts": bool(body.volume_mounts),
@@ -221,6 +220,7 @@ def _create(request: Request, tenant_id: str, body: CreateBody) -> JSONResponse:
         idle_timeout_s=0,
         max_lifetime_s=body.timeout,
         network=_network(body),
+        env=body.env_vars,
     )
     record = manager(request).create(tenant_id, create)
     return JSONResponse(_sandbox(request, record), status_code=201)
