@@ -21,6 +21,7 @@ import httpx
 import pytest
 from e2b import Sandbox
 from e2b.api import client_sync
+from e2b_code_interpreter import Sandbox as CodeSandbox
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -184,3 +185,16 @@ def test_websocket_over_host(tls_server: CoveServer, sandbox: Sandbox) -> None:
         assert ws.recv(timeout=10) == "hello /chat?room=1 t1"
         ws.send("both ways")
         assert ws.recv(timeout=10) == "both ways"
+
+
+def test_the_code_interpreter_over_hosts(sandbox: Sandbox) -> None:
+    """E2B's code interpreter SDK reaches the interpreter at `49999-{id}.{domain}` (on linux_latest,
+    its Python kernel is the standard library's)."""
+    code = CodeSandbox.connect(sandbox.sandbox_id)
+    code.run_code("x = 41")
+    execution = code.run_code("print('over TLS'); x + 1")
+    assert (execution.text, execution.logs.stdout) == ("42", ["over TLS\n"])
+    context = code.create_code_context()
+    assert code.run_code("'x' in globals()", context=context).text == "False"
+    assert context.id in [listed.id for listed in code.list_code_contexts()]
+    code.remove_code_context(context)
