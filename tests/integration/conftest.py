@@ -14,6 +14,7 @@ import pytest
 
 from cove import AgentBay, AsyncAgentBay, AsyncSession, Config, Session
 from tests.integration.computer_tools import Call, tool_caller
+from tests.integration.e2b_modes import start_tls_server
 from tests.integration.recipe_images import IMAGES_DIR, ensure_built
 from tests.integration.server import KEY_A, CoveServer, remove_data, running_server, sdk_session
 
@@ -36,6 +37,22 @@ def server() -> Iterator[CoveServer]:
     with running_server(root / "data", session_quota=20, oss_private_networks=True) as started:
         yield started
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tls_server() -> Iterator[CoveServer]:
+    """A server on HTTPS, for E2B's SDK routed by host (e2b_modes.py)."""
+    root = Path(tempfile.mkdtemp(prefix="cove-test-", dir="/var/tmp"))
+    root.chmod(0o711)
+    try:
+        server = start_tls_server(root)
+        try:
+            yield server
+        finally:
+            server.stop()
+            server.remove_sandboxes()
+    finally:
+        remove_data(root)
 
 
 RECIPE_SERVERS = {"code_server": "code_latest", "browser_server": "browser_latest"}

@@ -20,17 +20,14 @@ from e2b_code_interpreter import (
 )
 from e2b_code_interpreter.charts import ChartType
 
-from tests.integration.server import KEY_A, CoveServer
-from tests.integration.test_e2b_sdk import PROXY_VARIABLES
+from tests.integration.e2b_modes import point_the_sdk_at
+from tests.integration.server import CoveServer
 
 
 @pytest.fixture
 def e2b_env(code_server: CoveServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("E2B_API_URL", code_server.url)
-    monkeypatch.setenv("E2B_SANDBOX_URL", code_server.url)
-    monkeypatch.setenv("E2B_API_KEY", KEY_A)
+    """By header, on a server whose images include code_latest (by host: test_e2b_hosts.py)."""
+    point_the_sdk_at(code_server, False, monkeypatch)
 
 
 @pytest.fixture

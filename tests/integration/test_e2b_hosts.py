@@ -7,86 +7,34 @@ naming the host in SNI and Host, since glibc here does not resolve `*.localhost`
 
 from __future__ import annotations
 
-import os
 import socket
 import ssl
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from e2b import Sandbox
-from e2b.api import client_sync
 from e2b_code_interpreter import Sandbox as CodeSandbox
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from cove.server.api.e2b.ids import SESSION_PREFIX, TAG_CHARS
-from cove.server.certificates import certificate_files
-from tests.integration.server import KEY_A, KEY_B, CoveServer, remove_data
+from tests.integration.e2b_modes import DOMAIN, point_the_sdk_at
+from tests.integration.server import KEY_A, KEY_B, CoveServer
 from tests.integration.test_links import SOCKET_APP
 
-DOMAIN = "cove.localhost"
-UNSET = ("E2B_API_URL", "E2B_SANDBOX_URL", "E2B_DEBUG", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 WEB_PORT, SOCKET_PORT = 8000, 8001
-
-
-@pytest.fixture(scope="module")
-def tls_server() -> Iterator[CoveServer]:
-    """A server on HTTPS with the certificate `cove e2b-cert` made in its data directory."""
-    root = Path(tempfile.mkdtemp(prefix="cove-test-", dir="/var/tmp"))
-    root.chmod(0o711)
-    data_dir = root / "data"
-    try:
-        environment = {name: value for name, value in os.environ.items() if not name.startswith("COVE_")}
-        made = subprocess.run(
-            [sys.executable, "-m", "cove", "e2b-cert", "--domain", DOMAIN, "--data-dir", str(data_dir)],
-            env=environment,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        files = certificate_files(data_dir)
-        assert f"SSL_CERT_FILE={files.bundle}" in made.stdout
-        server = CoveServer(data_dir, tls_cert_file=files.certificate, tls_key_file=files.key)
-        server.verify = str(files.bundle)
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
-            server.remove_sandboxes()
-    finally:
-        remove_data(root)
 
 
 @pytest.fixture
 def sandbox(tls_server: CoveServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
-    for name in UNSET:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    monkeypatch.setenv("E2B_DOMAIN", f"{DOMAIN}:{tls_server.port}")
-    monkeypatch.setenv("E2B_API_KEY", KEY_A)
-    monkeypatch.setenv("SSL_CERT_FILE", str(tls_server.verify))
-    forget_transports()
+    point_the_sdk_at(tls_server, True, monkeypatch)
     created = Sandbox.create(metadata={"suite": "e2b-hosts"})
     try:
         yield created
     finally:
         created.kill()
-        forget_transports()
-
-
-def forget_transports() -> None:
-    """The SDK keeps its HTTP transports for the life of the process, each with the trust store read
-    when it was made: earlier tests' transports would not trust this server's CA, as a program that
-    sets SSL_CERT_FILE before its first call does."""
-    for cached in (client_sync._transports, client_sync._httpx_transports):
-        cached.clear()
 
 
 def fetch(server: CoveServer, host: str, path: str = "/", **headers: str) -> httpx.Response:

@@ -1,5 +1,6 @@
 """The unmodified E2B SDK (`e2b`, pinned in pyproject.toml) against Cove, pointed at it by its
-environment variables alone: the control plane beside Cove's API, envd routed by `E2b-Sandbox-Id`.
+environment variables alone, in both routing modes (e2b_modes.py): by `E2b-Sandbox-Id` on the
+server's own address, and by host (`{port}-{id}.{domain}`) over HTTPS.
 
 Effects are checked in the real sandbox (with `runc exec`, past the API) where the SDK's own answer
 could hide a fake.
@@ -33,9 +34,8 @@ from e2b import (
 )
 
 from cove.server.api.e2b.ids import SESSION_PREFIX, TAG_CHARS
+from tests.integration.e2b_modes import point_the_sdk_at
 from tests.integration.server import KEY_A, KEY_B, CoveServer
-
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
 def session_of(sandbox: Sandbox) -> str:
@@ -43,14 +43,22 @@ def session_of(sandbox: Sandbox) -> str:
     return SESSION_PREFIX + sandbox.sandbox_id[:-TAG_CHARS]
 
 
+@pytest.fixture(params=["headers", "hosts"])
+def e2b_server(request: pytest.FixtureRequest, server: CoveServer) -> CoveServer:
+    """The server the SDK drives, in each of the ways it can reach Cove: by header on the plain
+    server, by host on the HTTPS one."""
+    return request.getfixturevalue("tls_server") if request.param == "hosts" else server
+
+
 @pytest.fixture
-def e2b_env(server: CoveServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The client settings docs/e2b-compatibility.md gives: both URLs are Cove's API address."""
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("E2B_API_URL", server.url)
-    monkeypatch.setenv("E2B_SANDBOX_URL", server.url)
-    monkeypatch.setenv("E2B_API_KEY", KEY_A)
+def e2b_env(e2b_server: CoveServer, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client settings docs/e2b-compatibility.md gives for the routing mode."""
+    point_the_sdk_at(e2b_server, request.node.callspec.params["e2b_server"] == "hosts", monkeypatch)
+
+
+HEADERS_ONLY = pytest.mark.parametrize("e2b_server", ["headers"], indirect=True)
+"""For what only header routing shows: a test that reaches envd by its address with plain httpx
+(glibc here does not resolve `*.localhost`, which the SDK's own HTTP stack does)."""
 
 
 @pytest.fixture
@@ -71,21 +79,21 @@ async def async_sandbox(e2b_env: None) -> AsyncIterator[AsyncSandbox]:
         await created.kill()
 
 
-def test_create_is_a_cove_session(server: CoveServer, sandbox: Sandbox) -> None:
-    answer = server.client().get(f"/v1/sessions/{session_of(sandbox)}")
+def test_create_is_a_cove_session(e2b_server: CoveServer, sandbox: Sandbox) -> None:
+    answer = e2b_server.client().get(f"/v1/sessions/{session_of(sandbox)}")
     assert answer.status_code == 200
     session = answer.json()["session"]
     assert session["status"] == "RUNNING"
     assert session["labels"] == {"suite": "e2b"}
     assert session["image_id"] == "linux_latest"
-    assert server.client(KEY_B).get(f"/v1/sessions/{session_of(sandbox)}").status_code == 404
+    assert e2b_server.client(KEY_B).get(f"/v1/sessions/{session_of(sandbox)}").status_code == 404
     assert "-" not in sandbox.sandbox_id  # E2B's hosts are {port}-{id}.{domain}
-    assert sandbox.get_host(3000) == f"3000-{sandbox.sandbox_id}.cove.localhost:{server.port}"
+    assert sandbox.get_host(3000) == f"3000-{sandbox.sandbox_id}.cove.localhost:{e2b_server.port}"
     again = Sandbox.connect(session_of(sandbox))  # Cove's own id names it too
     assert again.sandbox_id == sandbox.sandbox_id
 
 
-def test_commands_run(server: CoveServer, sandbox: Sandbox) -> None:
+def test_commands_run(e2b_server: CoveServer, sandbox: Sandbox) -> None:
     result = sandbox.commands.run("echo hi")
     assert (result.exit_code, result.stdout, result.stderr) == (0, "hi\n", "")
 
@@ -111,7 +119,7 @@ def test_streaming_callbacks(sandbox: Sandbox) -> None:
     assert result.stdout == "line 1\nline 2\nline 3\n"
 
 
-def test_background_command_and_kill(server: CoveServer, sandbox: Sandbox) -> None:
+def test_background_command_and_kill(e2b_server: CoveServer, sandbox: Sandbox) -> None:
     handle = sandbox.commands.run("echo started; sleep 600", background=True)
     assert handle.pid in [process.pid for process in sandbox.commands.list()]
     again = sandbox.commands.connect(handle.pid)
@@ -174,12 +182,12 @@ def test_pty(sandbox: Sandbox) -> None:
         sandbox.pty.resize(sandbox.commands.run("sleep 30", background=True).pid, PtySize(rows=2, cols=2))
 
 
-def test_files(server: CoveServer, sandbox: Sandbox) -> None:
+def test_files(e2b_server: CoveServer, sandbox: Sandbox) -> None:
     info = sandbox.files.write("notes/a.txt", "hello e2b")
     assert (info.path, info.name) == ("/home/user/notes/a.txt", "a.txt")
     assert sandbox.files.read("/home/user/notes/a.txt") == "hello e2b"
     assert sandbox.files.read("notes/a.txt", format="bytes") == b"hello e2b"
-    assert server.sandbox(session_of(sandbox), "cat /home/user/notes/a.txt").stdout == "hello e2b"
+    assert e2b_server.sandbox(session_of(sandbox), "cat /home/user/notes/a.txt").stdout == "hello e2b"
 
     assert sandbox.files.make_dir("/home/user/notes/sub")
     assert not sandbox.files.make_dir("/home/user/notes/sub")
@@ -208,7 +216,7 @@ def test_files(server: CoveServer, sandbox: Sandbox) -> None:
         sandbox.files.list("/tmp/none")
 
 
-def test_large_uploads_stream(server: CoveServer, sandbox: Sandbox) -> None:
+def test_large_uploads_stream(e2b_server: CoveServer, sandbox: Sandbox) -> None:
     """Multipart (bytes), octet-stream of unknown length (a file object) and gzip: each streams into
     the sandbox and comes back whole."""
     data = os.urandom(6 * 1024 * 1024)
@@ -217,7 +225,7 @@ def test_large_uploads_stream(server: CoveServer, sandbox: Sandbox) -> None:
     sandbox.files.write("/tmp/octet.bin", io.BytesIO(data))
     sandbox.files.write("/tmp/gzip.bin", data, gzip=True)
     names = ("multipart", "octet", "gzip")
-    listed = server.sandbox(
+    listed = e2b_server.sandbox(
         session_of(sandbox), "cd /tmp && sha256sum multipart.bin octet.bin gzip.bin"
     ).stdout
     assert listed.split()[::2] == [digest] * 3, listed
@@ -246,7 +254,8 @@ def test_watch_dir(sandbox: Sandbox) -> None:
         sandbox.files.watch_dir("/etc/hostname")
 
 
-def test_signed_file_urls(server: CoveServer, sandbox: Sandbox) -> None:
+@HEADERS_ONLY
+def test_signed_file_urls(e2b_server: CoveServer, sandbox: Sandbox) -> None:
     """download_url and upload_url work with no header at all, as a browser would use them."""
     sandbox.files.write("/tmp/signed.txt", "signed")
     with httpx.Client(trust_env=False) as browser:
@@ -267,7 +276,7 @@ def test_signed_file_urls(server: CoveServer, sandbox: Sandbox) -> None:
         assert browser.get(download).status_code == 401
 
 
-def test_metadata_list_timeout_and_kill(server: CoveServer, e2b_env: None) -> None:
+def test_metadata_list_timeout_and_kill(e2b_server: CoveServer, e2b_env: None) -> None:
     tag = uuid.uuid4().hex
     first = Sandbox.create(metadata={"list-test": str(tag)})
     try:
@@ -294,7 +303,7 @@ def test_metadata_list_timeout_and_kill(server: CoveServer, e2b_env: None) -> No
         first.commands.run("true")
     with pytest.raises(NotFoundException):
         Sandbox.connect(first.sandbox_id)
-    answer = server.client().get(f"/v1/sessions/{session_of(first)}").json()
+    answer = e2b_server.client().get(f"/v1/sessions/{session_of(first)}").json()
     assert answer["session"]["status"] == "DELETED"
 
 
@@ -328,12 +337,14 @@ async def test_async_sdk(async_sandbox: AsyncSandbox) -> None:
     assert [entry.name for entry in await async_sandbox.files.list("/tmp") if entry.name == "async.txt"]
 
 
-def test_pause_and_connect(server: CoveServer, sandbox: Sandbox) -> None:
+def test_pause_and_connect(e2b_server: CoveServer, sandbox: Sandbox) -> None:
     sandbox.commands.run("echo kept > /tmp/state")
     assert sandbox.pause()
     assert not sandbox.pause()  # already paused
     assert sandbox.get_info().state.value == "paused"
-    assert server.client().get(f"/v1/sessions/{session_of(sandbox)}").json()["session"]["status"] == "PAUSED"
+    assert (
+        e2b_server.client().get(f"/v1/sessions/{session_of(sandbox)}").json()["session"]["status"] == "PAUSED"
+    )
     resumed = Sandbox.connect(sandbox.sandbox_id)
     assert resumed.get_info().state.value == "running"
     assert resumed.commands.run("cat /tmp/state").stdout == "kept\n"
@@ -361,12 +372,13 @@ def test_create_time_envs_reach_every_process(e2b_env: None) -> None:
         sandbox.kill()
 
 
-def test_envd_wire(server: CoveServer, sandbox: Sandbox) -> None:
+@HEADERS_ONLY
+def test_envd_wire(e2b_server: CoveServer, sandbox: Sandbox) -> None:
     """What the SDK does not show: tokens, ports and errors of the envd facade, on the wire."""
     sandbox_id = sandbox.sandbox_id
-    detail = httpx.get(f"{server.url}/sandboxes/{sandbox_id}", headers={"X-API-KEY": KEY_A}).json()
+    detail = httpx.get(f"{e2b_server.url}/sandboxes/{sandbox_id}", headers={"X-API-KEY": KEY_A}).json()
     envd = {"E2b-Sandbox-Id": sandbox_id, "E2b-Sandbox-Port": "49983"}
-    with httpx.Client(base_url=server.url, headers=envd) as client:
+    with httpx.Client(base_url=e2b_server.url, headers=envd) as client:
         gone = client.get("/health", headers={"X-Access-Token": "wrong"})
         assert (gone.status_code, gone.json()) == (502, {"code": 502, "message": "The sandbox was not found"})
         client.headers["X-Access-Token"] = detail["envdAccessToken"]
@@ -386,13 +398,14 @@ def test_envd_wire(server: CoveServer, sandbox: Sandbox) -> None:
         assert root.status_code == 403
 
 
-def test_get_host(server: CoveServer, sandbox: Sandbox) -> None:
+@HEADERS_ONLY
+def test_get_host(e2b_server: CoveServer, sandbox: Sandbox) -> None:
     """`get_host(port)` names this server without TLS too, and it routes by that Host; the SDK's
     headers reach the same port."""
     sandbox.files.write("/tmp/site/hello.txt", "hi from a port")
     sandbox.commands.run("python3 -m http.server 8000", cwd="/tmp/site", background=True)
     host = sandbox.get_host(8000)
-    with httpx.Client(base_url=server.url, timeout=60) as client:
+    with httpx.Client(base_url=e2b_server.url, timeout=60) as client:
         for _ in range(150):  # until the server in the sandbox listens
             answer = client.get("/hello.txt", headers={"Host": host})
             if answer.status_code != 502:
