@@ -79,7 +79,7 @@ function metricsPanel(sessionId) {
     );
     memoryChart.replaceChildren(
       h("div", {}, "Memory ", h("strong", {}, lastMemory === undefined ? "–" : bytes(lastMemory)), h("span", { class: "muted" }, ` of ${bytes(total)}`)),
-      sparkline(memory, total),
+      sparkline(memory, Math.max(...memory, 1) * 1.25),
     );
   }
   async function sample() {
@@ -360,7 +360,14 @@ function codePanel(sessionId) {
     const cell = h("div", { class: "cell-output", dataset: { state: "running" } }, h("pre", { class: "muted" }, code.value));
     outputs.prepend(cell);
     try {
-      const answer = await tool(sessionId, "run_code", { code: code.value, language: language.value });
+      let answer;
+      try {
+        answer = await tool(sessionId, "run_code", { code: code.value, language: language.value });
+      } catch (error) {
+        // A cell that raised is a failed tool call whose text is still the cell's full answer.
+        if (error.code !== "ToolError" || !error.message.startsWith("{")) throw error;
+        answer = JSON.parse(error.message);
+      }
       cell.append(h("div", { class: "muted" }, `[${answer.execution_count ?? ""}] ${answer.execution_time !== undefined ? `${answer.execution_time.toFixed(3)} s` : ""}`));
       if (answer.stdout?.length) cell.append(h("pre", { class: "stdout" }, answer.stdout.join("")));
       if (answer.stderr?.length) cell.append(h("pre", { class: "stderr" }, answer.stderr.join("")));
@@ -395,7 +402,7 @@ function desktopPanel(sessionId) {
     "div",
     {},
     h("p", { class: "muted" }, "The session's desktop, live; it starts on first view. The viewer's URL needs no key: it is shown only here."),
-    h("p", { class: "actions" }, h("button", { type: "button", onclick: () => show(false) }, "View"), h("button", { type: "button", onclick: () => show(true) }, "Take control")),
+    h("p", { class: "actions" }, h("button", { type: "button", id: "desktop-view", onclick: () => show(false) }, "View"), h("button", { type: "button", id: "desktop-control", onclick: () => show(true) }, "Take control")),
     open,
     frameBox,
   );
