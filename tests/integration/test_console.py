@@ -4,6 +4,7 @@ desktop, contexts and the server's page. Each page's screenshot is written to do
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +13,8 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from cove import AgentBay, Config
 from cove.console import assets
@@ -112,6 +115,9 @@ def test_the_list_is_live_and_shows_only_the_key_s_sessions(
         page.click("form[role=search] button[type=submit]")
         page.wait_for_selector(row)
         screenshot(page, "sessions")
+        page.emulate_media(color_scheme="dark")
+        screenshot(page, "sessions-dark")
+        page.emulate_media(color_scheme="light")
 
         page.click(f"button[aria-label='Delete {created_id}']")
         page.wait_for_selector(f"#session-rows tr[data-session-id='{created_id}']", state="detached")
@@ -248,3 +254,30 @@ def test_contexts_and_the_server_s_page(page: Page, server: CoveServer, api: htt
         "#sessions-by-status td:text-is('RUNNING'), #sessions-by-status td:text-is('DELETED')"
     )
     screenshot(page, "server")
+
+
+def test_the_terminal_and_the_event_stream_need_the_key_and_show_only_its_sessions(
+    server: CoveServer, new_session: Callable[..., dict[str, Any]]
+) -> None:
+    session_id = new_session()["session_id"]
+    url = server.url.replace("http", "ws", 1) + f"/v1/sessions/{session_id}/terminal"
+    for key, close_code in (("not-a-key", 4401), (KEY_B, 4404)):
+        with connect(url) as socket:
+            socket.send(json.dumps({"type": "auth", "key": key, "cols": 80, "rows": 24}))
+            refusal = json.loads(socket.recv(timeout=30))
+            assert refusal["type"] == "error", refusal
+            with pytest.raises(ConnectionClosed) as closed:
+                socket.recv(timeout=10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == close_code
+
+    assert httpx.get(f"{server.url}/v1/events").status_code == 401
+    for key, seen in ((KEY_A, True), (KEY_B, False)):
+        with httpx.stream(
+            "GET", f"{server.url}/v1/events", headers={"Authorization": f"Bearer {key}"}
+        ) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            lines = stream.iter_lines()
+            assert next(lines) == "event: snapshot"
+            snapshot = json.loads(next(lines).removeprefix("data: "))
+        listed = {session["session_id"] for session in snapshot["sessions"]}
+        assert (session_id in listed) is seen
