@@ -271,6 +271,10 @@ def test_the_terminal_and_the_event_stream_need_the_key_and_show_only_its_sessio
             assert closed.value.rcvd is not None and closed.value.rcvd.code == close_code
 
     assert httpx.get(f"{server.url}/v1/events").status_code == 401
+    bad = httpx.get(
+        f"{server.url}/v1/events", params={"labels": "team=a"}, headers={"Authorization": f"Bearer {KEY_A}"}
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "InvalidArgument"
     for key, seen in ((KEY_A, True), (KEY_B, False)):
         with httpx.stream(
             "GET", f"{server.url}/v1/events", headers={"Authorization": f"Bearer {key}"}
