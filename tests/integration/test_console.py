@@ -5,6 +5,7 @@ desktop, contexts and the server's page. Each page's screenshot is written to do
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -154,6 +155,13 @@ def test_a_session_s_page_runs_a_terminal_files_code_and_its_desktop(
     rows_cols = [line.split() for line in size.splitlines() if "".join(line.split()).isdigit()]
     assert rows_cols and int(rows_cols[-1][1]) > 80, size  # the terminal took the page's width
     screenshot(page, "terminal")
+    wide = int(rows_cols[-1][1])
+    page.set_viewport_size({"width": 900, "height": 700})  # the terminal follows the window
+    page.keyboard.type("clear; echo size-$(stty size | tr ' ' x)\n")
+    page.locator(".xterm-rows", has_text=re.compile(r"size-\d+x\d+")).wait_for()
+    resized = re.findall(r"size-(\d+)x(\d+)", page.locator(".xterm-rows").inner_text())[-1]
+    assert int(resized[1]) < wide, resized
+    page.set_viewport_size(VIEWPORT)
 
     page.click("#tab-files")
     page.wait_for_selector("#file-rows tr")
