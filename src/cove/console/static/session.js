@@ -415,13 +415,17 @@ export function sessionView(main, sessionId) {
   let stops = [];
   let drawn = false;
   let status = null;
-  const statusSlot = h("span", { id: "session-status" });
+  const statusSlot = h("span", { id: "session-status", role: "status", "aria-live": "polite" });
   const actionSlot = h("span", {});
 
   function showStatus(session) {
     status = session.status;
     statusSlot.replaceChildren(statusBadge(session.status));
-    actionSlot.replaceChildren(actionButtons(session));
+    actionSlot.replaceChildren(
+      actionButtons(session, (action) => {
+        if (action === "delete") window.location.hash = "#/sessions";
+      }),
+    );
   }
 
   function draw(session) {
