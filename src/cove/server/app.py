@@ -47,6 +47,7 @@ def _start(services: Services) -> None:
         key = ensure_default_key(services.settings.data_dir, services.store)
         print(f"cove: no API key configured; created one (also in {services.settings.data_dir}/api_key):")
         print(f"cove: {key}", flush=True)
+    print(f"cove: web console at {services.settings.base_url}/console/", flush=True)
     for line in e2b_client_settings(services.settings):
         print(f"cove: {line}", flush=True)
     report = services.manager.reconcile(at_startup=True)
