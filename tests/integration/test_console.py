@@ -45,11 +45,15 @@ def page(browser: Browser) -> Iterator[Page]:
     opened = context.new_page()
     errors: list[str] = []
     opened.on("pageerror", lambda error: errors.append(str(error)))
+    opened.on(
+        "console",
+        lambda message: errors.append(message.text) if "Content Security Policy" in message.text else None,
+    )
     opened.on("dialog", lambda dialog: dialog.accept())
     opened.set_default_timeout(WAIT_MS)
     yield opened
     context.close()
-    assert not errors, f"the page raised: {errors}"
+    assert not errors, f"the page raised or broke its policy: {errors}"
 
 
 def screenshot(page: Page, name: str, full_page: bool = False) -> None:

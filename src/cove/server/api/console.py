@@ -21,7 +21,8 @@ STATIC = resources.files("cove.console") / "static"
 
 def page_policy(link_origin: str) -> str:
     """Only the console's own scripts run; it talks only to its own origin, and frames only the
-    desktop viewer on the link listener's. Results of code cells are shown in sandboxed frames."""
+    desktop viewer on the link listener's. Results of code cells are shown in sandboxed frames.
+    Inline styles are allowed (not scripts): xterm.js writes its theme as a style element."""
     return (
         "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
         "img-src 'self' data: blob:; font-src 'self'; connect-src 'self'; "
