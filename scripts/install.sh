@@ -122,6 +122,7 @@ else
     rm -f "$VENV"/.installed-*
     touch "$stamp"
 fi
-# The desktop viewer's client in the browser (noVNC), from the npm registry, checked by its hash.
-"$VENV/bin/python" -m cove.server.novnc
+# Browser code from the npm registry, each tarball checked by its hash: the desktop viewer's client
+# (noVNC) and the web console's terminal (xterm.js).
+"$VENV/bin/python" -m cove.server.npm_packages
 log "done"

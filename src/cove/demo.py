@@ -49,4 +49,5 @@ def show_a_session(settings: Settings, server: Any) -> None:
         listed = agent_bay.list(labels={"demo": "yes"})
         print(f"demo: {listed.total_count} session(s) labelled demo=yes")
         print(f"demo: server at {settings.base_url}, API key {key}")
+        print(f"demo: the web console: open {settings.base_url}/ in a browser and sign in with that key")
         print(f"demo: try  COVE_API_KEY={key} cove session ls --endpoint {settings.base_url}\n")

@@ -2,7 +2,8 @@
 
 Operations that run commands or move files (tool calls, transfers, context syncs, links) are left
 out: each example would start real work in a sandbox, which bounds nothing and tests the tools, not
-the API's parsing. Session and context creation stay in, under a small quota; `running_server`
+the API's parsing. So is the event stream, whose answer never ends (tests/integration/test_console.py
+tries its key and filters). Session and context creation stay in, under a small quota; `running_server`
 removes whatever the examples created.
 """
 
@@ -21,7 +22,7 @@ from schemathesis.schemas import APIOperation
 from tests.integration.server import KEY_A, running_server
 
 EXAMPLES_PER_OPERATION = 40
-SLOW_OR_HEAVY = r"/tools/\{name\}$|/files$|/context-files/|/contexts/sync$|/link$"
+SLOW_OR_HEAVY = r"/tools/\{name\}$|/files$|/context-files/|/contexts/sync$|/link$|^/v1/events$"
 PUBLIC = {"/v1/health", "/metrics", "/openapi.json"}
 KEYED_BY_TOKEN = ("/v1/screenshots/",)
 """Paths whose key is a signed token in the URL, not an API key: anonymous is their normal case."""

@@ -16,7 +16,20 @@ from starlette.concurrency import run_in_threadpool
 from cove.auth import ensure_default_key
 from cove.config import Settings
 from cove.errors import CoveError, InvalidArgument
-from cove.server.api import agentbay, cdp, contexts, desktop, e2b, links, mcp, native, screenshots
+from cove.server.api import (
+    agentbay,
+    cdp,
+    console,
+    contexts,
+    desktop,
+    e2b,
+    events,
+    links,
+    mcp,
+    native,
+    screenshots,
+    terminal,
+)
 from cove.server.certificates import e2b_client_settings
 from cove.server.envelope import ERROR_RESPONSES, RequestEnvelope, error_answer
 from cove.server.link_listener import LinkListener
@@ -34,6 +47,7 @@ def _start(services: Services) -> None:
         key = ensure_default_key(services.settings.data_dir, services.store)
         print(f"cove: no API key configured; created one (also in {services.settings.data_dir}/api_key):")
         print(f"cove: {key}", flush=True)
+    print(f"cove: web console at {services.settings.base_url}/console/", flush=True)
     for line in e2b_client_settings(services.settings):
         print(f"cove: {line}", flush=True)
     report = services.manager.reconcile(at_startup=True)
@@ -75,11 +89,15 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="Cove", version=version("cove"), lifespan=lifespan, docs_url="/docs")
     _answer_in_envelopes(app, settings)
     app.include_router(native.router, responses=ERROR_RESPONSES)
+    app.include_router(events.router, responses=ERROR_RESPONSES)
+    app.include_router(terminal.router)
     app.include_router(contexts.router, responses=ERROR_RESPONSES)
     app.include_router(screenshots.router, responses=ERROR_RESPONSES)
     app.include_router(agentbay.router)
     app.include_router(mcp.router)
     app.include_router(e2b.router)
+    app.include_router(console.router)
+    console.mount_files(app)
     port_apps, other_ports = e2b.create_port_apps(), e2b.create_port_app()
     # Outermost: requests for an E2B sandbox (by header or Host) are apart from Cove's own.
     app.add_middleware(

@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from cove.sandbox.screen import DEFAULT_SCREEN, Screen
+from cove.sessions.changes import SessionChanges
 
 metadata = MetaData()
 
@@ -148,6 +149,8 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        self.changes = SessionChanges()
+        """Woken after every write to a session (status, labels, lifetime, a new or removed row)."""
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
@@ -187,7 +190,8 @@ class Store:
                 return live
             db.execute(insert(sessions_table).values(**_session_columns(record)))
             _write_labels(db, record.session_id, record.labels)
-            return None
+        self.changes.note()
+        return None
 
     def get_session(self, session_id: str) -> SessionRecord | None:
         with self._transaction() as db:
@@ -248,8 +252,12 @@ class Store:
         if only_from is not None:
             query = query.where(sessions_table.c.status.in_(only_from))
         with self._transaction() as db:
-            result = db.execute(query.values(status=status, status_reason=reason, updated_at=utc_now()))
-            return result.rowcount > 0
+            changed = db.execute(
+                query.values(status=status, status_reason=reason, updated_at=utc_now())
+            ).rowcount
+        if changed:
+            self.changes.note()
+        return changed > 0
 
     def count_by_status(self) -> dict[str, int]:
         """How many sessions there are in each status, every tenant together."""
@@ -273,6 +281,7 @@ class Store:
                 .where(sessions_table.c.session_id == session_id)
                 .values(max_lifetime_s=max_lifetime_s, updated_at=utc_now())
             )
+        self.changes.note()
 
     def replace_labels(self, session_id: str, labels: Mapping[str, str]) -> None:
         with self._transaction() as db:
@@ -283,6 +292,7 @@ class Store:
                 .where(sessions_table.c.session_id == session_id)
                 .values(updated_at=utc_now())
             )
+        self.changes.note()
 
     def delete_session_row(self, session_id: str) -> None:
         """Forget a session entirely: only for a create that failed before anyone saw it."""
@@ -290,6 +300,7 @@ class Store:
             db.execute(delete(labels_table).where(labels_table.c.session_id == session_id))
             db.execute(delete(context_syncs_table).where(context_syncs_table.c.session_id == session_id))
             db.execute(delete(sessions_table).where(sessions_table.c.session_id == session_id))
+        self.changes.note()
 
     # Context syncs
 

@@ -1,0 +1,1 @@
+"""The web console: its page, script and style (static/), and the npm packages it uses (assets.py)."""
