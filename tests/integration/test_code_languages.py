@@ -180,6 +180,20 @@ def test_the_official_sdk_runs_javascript(official_code_session: Any) -> None:
     assert code.run_code("n", "nodejs").result == "41", "the kernel outlives the exception"
 
 
+def test_the_official_sdk_runs_r_and_java_on_code_latest(official_code_session: Any) -> None:
+    code = official_code_session.code
+    assert code.run_code("xs <- c(2, 4)", "R").success
+    mean = code.run_code("mean(xs)", "r")
+    assert mean.success and mean.result == "[1] 3", mean.error_message
+    plot = code.run_code("plot(xs)", "r")
+    assert plot.success and png_size(plot.results[0].png) == (700, 500)
+    failed = code.run_code("stop('no way')", "r")
+    assert not failed.success and "no way" in failed.error_message
+    assert code.run_code("int n = 41;", "java").success
+    answer = code.run_code("n + 1", "Java")
+    assert answer.success and answer.result == "42", answer.error_message
+
+
 DISPLAY_CELL = r"""
 import io
 import matplotlib.pyplot as plt
