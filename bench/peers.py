@@ -233,10 +233,17 @@ def demultiplex(stream: bytes) -> str:
 class CliPeer(Peer):
     """`docker` or `podman` on the command line; a new client process for every call."""
 
-    def __init__(self, name: str, command: list[str], options: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        name: str,
+        command: list[str],
+        options: tuple[str, ...] = (),
+        remove_options: tuple[str, ...] = (),
+    ) -> None:
         self.name = name
         self.command = command
         self.options = options
+        self.remove_options = remove_options
         self.count = 0
 
     def cli(self, *args: str) -> str:
@@ -271,7 +278,8 @@ class CliPeer(Peer):
         return int(self.cli("inspect", "--format", "{{.State.Pid}}", handle))
 
     def remove(self, handle: str) -> None:
-        self.cli("rm", "--force", handle)
+        # `sleep` as PID 1 ignores SIGTERM: Podman would wait its 10 s stop timeout (Docker kills at once).
+        self.cli("rm", "--force", *self.remove_options, handle)
 
 
 # --- the peers' daemons and the shared image -----------------------------------------------------
@@ -517,7 +525,7 @@ def main() -> None:
                 cli = CliPeer("docker-cli", docker_cli)
                 if usable(lambda: cli.remove(cli.create()), "docker-cli", skipped):
                     peers.append(cli)
-            podman = CliPeer("podman-cli", [PODMAN], PODMAN_LIMITS)
+            podman = CliPeer("podman-cli", [PODMAN], PODMAN_LIMITS, ("--time", "0"))
             if usable(lambda: import_image([PODMAN], tar_path), "podman-cli", skipped) and usable(
                 lambda: podman.remove(podman.create()), "podman-cli", skipped
             ):
