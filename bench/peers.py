@@ -502,6 +502,9 @@ def main() -> None:
     parser.add_argument("--round-trips", type=int, default=100)
     parser.add_argument("--idle", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--no-peers", action="store_true", help="Cove alone (to compare two versions of Cove quickly)"
+    )
     args = parser.parse_args()
     if args.setup:
         setup()
@@ -517,7 +520,7 @@ def main() -> None:
         pack_rootfs(bench.server.data_dir / "images" / "linux_latest" / "rootfs", tar_path)
         peers: list[Peer] = [CovePeer(client, bench.server.sandbox_pid)]
         docker_cli = [DOCKER, "-H", f"unix://{DOCKER_SOCKET}"]
-        with docker_daemon_or_none(skipped) as docker_up:
+        with docker_daemon_or_none(skipped, wanted=not args.no_peers) as docker_up:
             if docker_up and usable(lambda: import_image(docker_cli, tar_path), "docker", skipped):
                 api = DockerApiPeer()
                 if usable(lambda: api.remove(api.create()), "docker-api", skipped):
@@ -526,8 +529,10 @@ def main() -> None:
                 if usable(lambda: cli.remove(cli.create()), "docker-cli", skipped):
                     peers.append(cli)
             podman = CliPeer("podman-cli", [PODMAN], PODMAN_LIMITS, ("--time", "0"))
-            if usable(lambda: import_image([PODMAN], tar_path), "podman-cli", skipped) and usable(
-                lambda: podman.remove(podman.create()), "podman-cli", skipped
+            if (
+                not args.no_peers
+                and usable(lambda: import_image([PODMAN], tar_path), "podman-cli", skipped)
+                and usable(lambda: podman.remove(podman.create()), "podman-cli", skipped)
             ):
                 peers.append(podman)
             tar_path.unlink()
@@ -553,15 +558,19 @@ def main() -> None:
         "medians": medians,
         "runs": runs,
     }
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    results = RESULTS.with_name("peers_cove_only.json") if args.no_peers else RESULTS
+    results.parent.mkdir(exist_ok=True)
+    results.write_text(json.dumps(figures, indent=2) + "\n")
     print_table(medians)
     print(f"load average before {load_before}, after {figures['load_average_after']}")
-    print(f"written to {RESULTS}")
+    print(f"written to {results}")
 
 
 @contextmanager
-def docker_daemon_or_none(skipped: dict[str, str]) -> Iterator[bool]:
+def docker_daemon_or_none(skipped: dict[str, str], wanted: bool) -> Iterator[bool]:
+    if not wanted:
+        yield False
+        return
     try:
         daemon = docker_daemon()
         daemon.__enter__()
