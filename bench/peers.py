@@ -28,7 +28,6 @@ writes bench/results/peers.json.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
@@ -47,8 +46,10 @@ import httpx
 from bench.harness import bench_server, load_average, pytest_process_count
 
 RESULTS = Path(__file__).parent / "results" / "peers.json"
+BREAKDOWN = RESULTS.with_name("peers_cove_breakdown.json")
 WORK = Path("/var/lib/cove-bench-peers")
 DOCKER_SOCKET = "/run/cove-bench-docker.sock"
+LLM_SANDBOX_VENV = WORK / "llm-sandbox-venv"
 DOCKER = "/usr/bin/docker"  # Debian's client, beside the daemon it talks to
 PODMAN = "/usr/bin/podman"
 IMAGE = "cove-bench/linux_latest:latest"
@@ -73,9 +74,17 @@ def apt_install(*packages: str) -> None:
 
 
 def setup() -> None:
-    """Install the peers from Debian; the daemons are started by the bench itself."""
+    """Install the peers: Docker and Podman from Debian, llm-sandbox from PyPI in a venv of its own
+    (not the project's); the daemons are started by the bench itself."""
     apt_install("docker.io", "podman")
-    print("installed: docker.io and podman (Debian); `python -m bench.peers` starts its own dockerd")
+    subprocess.run(["python3", "-m", "venv", str(LLM_SANDBOX_VENV)], check=True)
+    subprocess.run(
+        [str(LLM_SANDBOX_VENV / "bin" / "pip"), "install", "-q", "llm-sandbox", "docker"], check=True
+    )
+    print(
+        "installed: docker.io and podman (Debian), llm-sandbox (PyPI) in "
+        f"{LLM_SANDBOX_VENV}; `python -m bench.peers` starts its own dockerd"
+    )
 
 
 # --- process and cgroup memory -------------------------------------------------------------------
@@ -282,6 +291,52 @@ class CliPeer(Peer):
         self.cli("rm", "--force", *self.remove_options, handle)
 
 
+class LlmSandboxPeer(Peer):
+    """llm-sandbox's SandboxSession on the Docker backend, driven in its own venv (one process for
+    the whole bench, so its import time counts once, as in an application)."""
+
+    name = "llm-sandbox"
+
+    def __init__(self) -> None:
+        python = LLM_SANDBOX_VENV / "bin" / "python"
+        if not python.exists():
+            raise RuntimeError(f"not installed: no {python} (run `python -m bench.peers --setup`)")
+        driver = Path(__file__).with_name("peers_llm_sandbox.py")
+        self.driver = subprocess.Popen(
+            [str(python), str(driver), DOCKER_SOCKET, IMAGE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def ask(self, request: dict[str, object]) -> dict[str, object]:
+        assert self.driver.stdin is not None and self.driver.stdout is not None
+        self.driver.stdin.write(json.dumps(request) + "\n")
+        self.driver.stdin.flush()
+        line = self.driver.stdout.readline()
+        if not line:
+            raise RuntimeError("the llm-sandbox driver stopped; its error is above")
+        answer: dict[str, object] = json.loads(line)
+        return answer
+
+    def create(self) -> str:
+        return str(self.ask({"create": True})["handle"])
+
+    def run(self, handle: str, command: str) -> str:
+        return str(self.ask({"run": handle, "command": command})["output"])
+
+    def init_pid(self, handle: str) -> int:
+        return int(str(self.ask({"pid": handle})["pid"]))
+
+    def remove(self, handle: str) -> None:
+        self.ask({"remove": handle})
+
+    def close(self) -> None:
+        if self.driver.stdin is not None:
+            self.driver.stdin.close()
+        self.driver.wait(30)
+
+
 # --- the peers' daemons and the shared image -----------------------------------------------------
 
 
@@ -483,6 +538,64 @@ def print_table(medians: dict[str, dict[str, float]]) -> None:
         print(f"{label:32}" + "".join(f"{cell:>22}" for cell in cells))
 
 
+def processes_in(cgroup: Path) -> list[dict[str, object]]:
+    """Every process of a cgroup with its RSS and PSS parts, in MiB."""
+    found = []
+    for pid in sorted(int(line) for line in (cgroup / "cgroup.procs").read_text().split()):
+        with suppress(OSError):
+            figures: dict[str, object] = {
+                "pid": pid,
+                "command": Path(f"/proc/{pid}/cmdline")
+                .read_bytes()
+                .replace(b"\0", b" ")
+                .decode()
+                .strip()[:90],
+            }
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                key, _, value = line.partition(":")
+                if key in ("Rss", "Pss", "Pss_Anon", "Pss_File", "Shared_Clean", "Private_Dirty"):
+                    figures[key] = round(int(value.split()[0]) / 1024, 2)
+            found.append(figures)
+    return found
+
+
+def cgroup_stat(cgroup: Path) -> dict[str, float]:
+    """The memory cgroup's usage and the parts of memory.stat that make it up, in MiB."""
+    usage_file = cgroup / "memory.usage_in_bytes"
+    usage = int((usage_file if usage_file.exists() else cgroup / "memory.current").read_text())
+    stat = dict(line.split() for line in (cgroup / "memory.stat").read_text().splitlines())
+    keys = ("total_rss", "total_cache", "total_mapped_file", "total_shmem", "anon", "file", "kernel", "shmem")
+    return {"usage": round(usage / 2**20, 2)} | {
+        key: round(int(stat[key]) / 2**20, 2) for key in keys if key in stat
+    }
+
+
+def breakdown() -> None:
+    """One Cove session: its cgroup and each of its processes, idle, then after one command."""
+    states: dict[str, object] = {}
+    with bench_server() as bench, bench.server.client() as client:
+        peer = CovePeer(client, bench.server.sandbox_pid)
+        session = peer.create()
+        try:
+            cgroup = memory_cgroup(peer.init_pid(session))
+            time.sleep(3)
+            states["idle"] = {"cgroup": cgroup_stat(cgroup), "processes": processes_in(cgroup)}
+            peer.run(session, "echo ok")
+            time.sleep(1)
+            states["after_command"] = {"cgroup": cgroup_stat(cgroup), "processes": processes_in(cgroup)}
+            holder = parent(peer.init_pid(session))
+            states["init_parent"] = {
+                "pid": holder,
+                "command": Path(f"/proc/{holder}/comm").read_text().strip(),
+            }
+        finally:
+            peer.remove(session)
+    BREAKDOWN.parent.mkdir(exist_ok=True)
+    BREAKDOWN.write_text(json.dumps(states, indent=2) + "\n")
+    print(json.dumps(states, indent=2))
+    print(f"written to {BREAKDOWN}")
+
+
 def usable(check: Callable[[], object], name: str, skipped: dict[str, str]) -> bool:
     try:
         check()
@@ -503,16 +616,19 @@ def main() -> None:
     parser.add_argument("--idle", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
+        "--breakdown", action="store_true", help="the processes of one Cove session, idle and after a command"
+    )
+    parser.add_argument(
         "--no-peers", action="store_true", help="Cove alone (to compare two versions of Cove quickly)"
     )
     args = parser.parse_args()
     if args.setup:
         setup()
         return
+    if args.breakdown:
+        breakdown()
+        return
     skipped: dict[str, str] = {}
-    if importlib.util.find_spec("llm_sandbox") is None:
-        skipped["llm-sandbox"] = "not installed in this Python (pip install llm-sandbox)"
-        print(f"skipped llm-sandbox: {skipped['llm-sandbox']}", file=sys.stderr)
     load_before = load_average()
     with bench_server(session_quota=args.idle + 10) as bench, bench.server.client() as client:
         WORK.mkdir(parents=True, exist_ok=True)
@@ -528,6 +644,16 @@ def main() -> None:
                 cli = CliPeer("docker-cli", docker_cli)
                 if usable(lambda: cli.remove(cli.create()), "docker-cli", skipped):
                     peers.append(cli)
+                try:
+                    llm_sandbox: Peer = LlmSandboxPeer()
+                except RuntimeError as error:
+                    skipped["llm-sandbox"] = str(error)
+                    print(f"skipped llm-sandbox: {error}", file=sys.stderr)
+                else:
+                    if usable(lambda: llm_sandbox.remove(llm_sandbox.create()), "llm-sandbox", skipped):
+                        peers.append(llm_sandbox)
+                    else:
+                        llm_sandbox.close()
             podman = CliPeer("podman-cli", [PODMAN], PODMAN_LIMITS, ("--time", "0"))
             if (
                 not args.no_peers
