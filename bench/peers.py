@@ -1,9 +1,11 @@
-"""Cove against Docker and Podman: the same root filesystem, the same work, interleaved in one run.
+"""Cove against Docker, Podman and llm-sandbox: one root filesystem, the same work, interleaved.
 
 Run as root from the repo root:
 
-    .venv/bin/python -m bench.peers --setup    # once: Debian's docker.io and podman
-    .venv/bin/python -m bench.peers            # --creates 30 --round-trips 100 --idle 20 --repeats 3
+    .venv/bin/python -m bench.peers --setup      # once: docker.io and podman (Debian), llm-sandbox (PyPI)
+    .venv/bin/python -m bench.peers              # --creates 30 --round-trips 100 --idle 20 --repeats 3
+    .venv/bin/python -m bench.peers --no-peers   # Cove alone: compare two versions of Cove
+    .venv/bin/python -m bench.peers --breakdown  # one Cove session's processes, idle and after a command
 
 Cove's server is started on a scratch data directory; its linux_latest root filesystem is packed
 into a tar and imported as an image into Docker (a dockerd of the bench's own, on its own socket,
@@ -14,15 +16,16 @@ image's user (uid 1000), with `sleep infinity` as PID 1; commands run with `bash
 - docker-api: the Docker Engine API over its Unix socket (create, start, exec), as SDKs drive it.
 - docker-cli: the `docker` command (`run -d`, `exec`), as people and scripts drive it.
 - podman-cli: the `podman` command (`run -d`, `exec`); Podman has no daemon.
-- llm-sandbox: only listed if its package imports here; it drives Docker through the Docker SDK.
+- llm-sandbox: its SandboxSession on the Docker backend, driven in a venv of its own that --setup
+  makes (bench/peers_llm_sandbox.py), so the project's environment gets none of its dependencies.
 
 Measures, each run interleaved peer by peer: create -> first output (create a sandbox and run
 `echo ready` in it), command round trip (`echo ok` in one sandbox), idle memory per sandbox (the
 container's memory cgroup plus its host-side helper: containerd-shim for Docker, conmon for Podman,
 none for Cove, whose sandboxes have no per-session host process), memory after one command, and a
 50 MiB write (`dd ... conv=fsync` into the sandbox's home) and read back (`sha256sum` of it).
-A peer that cannot run is skipped with the reason printed. Prints a table with ratios to Cove and
-writes bench/results/peers.json.
+The figures are the median of the runs' medians. A peer that cannot run is skipped with the reason
+printed. Prints a table with ratios to Cove and writes bench/results/peers.json.
 """
 
 from __future__ import annotations
