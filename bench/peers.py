@@ -340,6 +340,14 @@ class LlmSandboxPeer(Peer):
         self.driver.wait(30)
 
 
+def remove_leftovers(peer: CliPeer) -> None:
+    """Remove the containers an interrupted run left running in Podman (found by their name)."""
+    with suppress(OSError, RuntimeError):
+        names = peer.cli("ps", "--all", "--filter", "name=^cove-bench-", "--format", "{{.Names}}").split()
+        for name in names:
+            peer.remove(name)
+
+
 # --- the peers' daemons and the shared image -----------------------------------------------------
 
 
@@ -658,6 +666,8 @@ def main() -> None:
                     else:
                         llm_sandbox.close()
             podman = CliPeer("podman-cli", [PODMAN], PODMAN_LIMITS, ("--time", "0"))
+            if not args.no_peers:
+                remove_leftovers(podman)
             if (
                 not args.no_peers
                 and usable(lambda: import_image([PODMAN], tar_path), "podman-cli", skipped)
