@@ -412,6 +412,8 @@ def pack_rootfs(rootfs: Path, tar_path: Path) -> None:
 
 
 def import_image(command: list[str], tar_path: Path) -> None:
+    """Import the tar as IMAGE, in place of an earlier run's (which would stay on disk, untagged)."""
+    subprocess.run([*command, "rmi", "--force", IMAGE], capture_output=True)
     subprocess.run([*command, "import", str(tar_path), IMAGE], check=True, capture_output=True)
 
 
