@@ -13,12 +13,11 @@ import socketserver
 import sys
 import threading
 import time
-import traceback
 from typing import Any
 
 from . import protocol
 from .answer_size import ANSWER_BUDGET_BYTES, line_size
-from .tools import InvalidArguments, Tool, ToolError, all_tools, hold_state
+from .tools import InvalidArguments, Tool, ToolError, all_tools, find_tool, hold_state, tool_names
 
 LISTEN_FD = 3
 """The listening socket init.py passes on."""
@@ -32,14 +31,15 @@ class Agent:
     """Answers one JSON-RPC request; the methods MCP defines, over the session's tools."""
 
     def __init__(self) -> None:
-        self._tools: dict[str, Tool] | None = None
+        self._tools: dict[str, Tool] = {}
 
-    @property
-    def tools(self) -> dict[str, Tool]:
-        """Loaded on the first request, so an idle session's agent stays small."""
-        if self._tools is None:
-            self._tools = all_tools()
-        return self._tools
+    def tool(self, name: str) -> Tool | None:
+        """A tool by name; its module is imported on its first call, and only its own, so an agent
+        that ran a command has loaded the shell tool and not the desktop or file tools."""
+        tool = self._tools.get(name)
+        if tool is None and (tool := find_tool(name)) is not None:
+            self._tools[name] = tool
+        return tool
 
     def answer(self, message: dict[str, Any]) -> dict[str, Any] | None:
         request_id = message.get("id")
@@ -63,16 +63,16 @@ class Agent:
         if method == "ping":
             return protocol.result(request_id, {})
         if method == "tools/list":
-            return protocol.result(request_id, {"tools": [tool.describe() for tool in self.tools.values()]})
+            return protocol.result(request_id, {"tools": [tool.describe() for tool in all_tools().values()]})
         if method == "tools/call":
             return self.call_tool(request_id, params)
         return protocol.error(request_id, protocol.METHOD_NOT_FOUND, f"unknown method '{method}'")
 
     def call_tool(self, request_id: Any, params: dict[str, Any]) -> dict[str, Any]:
         name = params.get("name")
-        tool = self.tools.get(name) if isinstance(name, str) else None
+        tool = self.tool(name) if isinstance(name, str) else None
         if tool is None:
-            known = ", ".join(sorted(self.tools))
+            known = ", ".join(tool_names())
             return protocol.error(
                 request_id, protocol.INVALID_PARAMS, f"unknown tool '{name}'; tools: {known}"
             )
@@ -84,6 +84,8 @@ class Agent:
         except ToolError as error:
             text, is_error = str(error), True
         except Exception as error:  # a bug in a tool must not take the agent down
+            import traceback  # only here: it loads linecache, tokenize and textwrap
+
             traceback.print_exc()
             text, is_error = f"{name} failed: {type(error).__name__}: {error}", True
         # Lone surrogates (from a file name that is not UTF-8, say) would not survive as UTF-8 on the host.

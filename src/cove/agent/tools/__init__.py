@@ -4,9 +4,9 @@ Tool functions return the text that MCP's `content[0].text` carries, in the form
 parses, and raise `ToolError` for a failure the caller should see (`isError: true`).
 """
 
+import importlib
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 JSON_TYPES: dict[str, tuple[type, ...]] = {
@@ -27,13 +27,29 @@ class InvalidArguments(Exception):
     """The arguments do not fit the tool's schema; the message names the argument."""
 
 
-@dataclass(frozen=True)
 class Tool:
-    name: str
-    description: str
-    run: Callable[[dict[str, Any]], str]
-    properties: dict[str, dict[str, Any]] = field(default_factory=dict)
-    required: tuple[str, ...] = ()
+    """A plain class, not a dataclass: `dataclasses` brings `inspect` and `ast` with it, over 1 MiB
+    of an agent that otherwise runs one shell command."""
+
+    __slots__ = ("description", "name", "properties", "required", "run")
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        description: str,
+        run: Callable[[dict[str, Any]], str],
+        properties: dict[str, dict[str, Any]] | None = None,
+        required: tuple[str, ...] = (),
+    ) -> None:
+        self.name = name
+        self.description = description
+        self.run = run
+        self.properties = properties if properties is not None else {}
+        self.required = required
+
+    def __repr__(self) -> str:
+        return f"Tool({self.name!r})"
 
     @property
     def input_schema(self) -> dict[str, Any]:
@@ -98,9 +114,89 @@ def hold_state() -> bool:
     return any(module.holds_state() for module in modules if module is not None)
 
 
-def all_tools() -> dict[str, Tool]:
-    """Every tool by name (imported here, so the agent loads tool modules only when serving)."""
-    from . import browser, code, computer, files, page_use, processes, shell
+TOOL_NAMES: dict[str, tuple[str, ...]] = {
+    "shell": ("shell",),
+    "processes": (
+        "process_start",
+        "process_output",
+        "process_write",
+        "process_resize",
+        "process_kill",
+        "process_wait",
+        "process_list",
+        "kill_all_processes",
+    ),
+    "files": (
+        "read_file",
+        "write_file",
+        "list_directory",
+        "create_directory",
+        "delete_file",
+        "move_file",
+        "edit_file",
+        "get_file_info",
+        "search_files",
+        "read_multiple_files",
+        "get_file_change",
+    ),
+    "code": ("run_code", "code_context"),
+    "computer": (
+        "click_mouse",
+        "move_mouse",
+        "drag_mouse",
+        "scroll",
+        "get_cursor_position",
+        "input_text",
+        "press_keys",
+        "release_keys",
+        "get_screen_size",
+        "screenshot",
+        "list_root_windows",
+        "get_active_window",
+        "activate_window",
+        "close_window",
+        "maximize_window",
+        "minimize_window",
+        "restore_window",
+        "resize_window",
+        "fullscreen_window",
+        "focus_mode",
+        "get_installed_apps",
+        "start_app",
+        "list_visible_apps",
+        "stop_app_by_pname",
+        "stop_app_by_pid",
+        "stop_app_by_cmd",
+    ),
+    "browser": ("browser_start", "stopChrome"),
+    "page_use": (
+        "page_use_navigate",
+        "page_use_screenshot",
+        "page_use_close_session",
+        "page_use_act_async",
+        "page_use_observe_async",
+        "page_use_extract_async",
+        "page_use_login",
+    ),
+}
+"""Each tool module's tool names, so that a call imports only the module of the tool it names (a
+test keeps this in step with the modules' TOOLS)."""
+MODULE_OF = {name: module for module, names in TOOL_NAMES.items() for name in names}
 
-    modules = (shell, processes, files, code, computer, browser, page_use)
-    return {tool.name: tool for module in modules for tool in module.TOOLS}
+
+def tool_names() -> list[str]:
+    return sorted(MODULE_OF)
+
+
+def find_tool(name: str) -> Tool | None:
+    """The tool called `name`, importing its module alone (the other modules stay unloaded)."""
+    module = MODULE_OF.get(name)
+    if module is None:
+        return None
+    tools: list[Tool] = importlib.import_module(f"{__name__}.{module}").TOOLS
+    return next((tool for tool in tools if tool.name == name), None)
+
+
+def all_tools() -> dict[str, Tool]:
+    """Every tool by name, in the order of TOOL_NAMES (this imports every tool module)."""
+    return {name: tool for name in MODULE_OF if (tool := find_tool(name)) is not None}

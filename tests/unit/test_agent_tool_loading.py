@@ -1,0 +1,40 @@
+"""The agent imports a tool's module on the tool's first call, and only that module."""
+
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from cove.agent import tools
+
+AGENT_PARENT = Path(tools.__file__).resolve().parent.parent.parent
+
+
+def test_the_index_of_tool_names_matches_every_tool_module() -> None:
+    for module, names in tools.TOOL_NAMES.items():
+        defined = [tool.name for tool in importlib.import_module(f"cove.agent.tools.{module}").TOOLS]
+        assert tuple(defined) == names, module
+
+
+def test_an_unknown_name_finds_no_tool() -> None:
+    assert tools.find_tool("no_such_tool") is None
+
+
+def test_a_shell_call_loads_no_other_tool_module() -> None:
+    # A fresh interpreter, as in a sandbox: the agent package imported as `agent`, standard library only.
+    script = f"""
+import json, sys
+sys.path.insert(0, {str(AGENT_PARENT)!r})
+from agent.server import Agent
+answer = Agent().answer({{"id": 1, "method": "tools/call",
+                          "params": {{"name": "shell", "arguments": {{"command": "echo hi"}}}}}})
+loaded = sorted(name for name in sys.modules if name.startswith("agent.tools."))
+print(json.dumps({{"answer": answer, "loaded": loaded}}))
+"""
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", script], capture_output=True, text=True, check=True
+    )
+    found = json.loads(done.stdout)
+    assert "hi" in found["answer"]["result"]["content"][0]["text"]
+    assert found["loaded"] == ["agent.tools.shell"]
