@@ -1,7 +1,9 @@
-"""The sandbox runtime: one runc container per session, over an overlay of a shared image.
+"""The sandbox runtime: one container per session, over an overlay of a shared image, run by runc
+or by gVisor's runsc (the session's `runtime`: "runc" or "gvisor"; gvisor.py has what differs).
 
 Layout under DATA_DIR:
     runc/                    runc's own state (`runc --root`)
+    runsc/                   runsc's own state, for gvisor sessions
     agent/                   a tmpfs with a read-only copy of the tool agent (agent_files.py), which
                              every sandbox binds at /.cove/agent
     sessions/                a btrfs filesystem (session_volumes.py), from sessions.btrfs if the
@@ -10,7 +12,9 @@ Layout under DATA_DIR:
                              (the session's writable layer), rootfs/ (the overlay mount point),
                              runc.log and init.log, network.json (session_network.py), and run/:
                              the sandbox's /.cove/run, where its tool agent listens (agent.sock)
-                             and reads what the host tells it (limits.json, screen.json, env.json)
+                             and reads what the host tells it (limits.json, screen.json, env.json);
+                             runtime: "runc" or "gvisor"; for gvisor also netns and a paused
+                             sandbox's checkpoint/ (gvisor.py)
 Cgroups live at /cove/<instance>/<id> in every hierarchy, so two servers on one host never touch
 each other's sessions. Containers outlive the server process: runc detaches them.
 """
@@ -29,8 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from cove.errors import CapacityExceeded, SandboxError
-from cove.sandbox import cgroups
+from cove.errors import CapacityExceeded, InvalidArgument, RuntimeUnavailable, SandboxError
+from cove.sandbox import cgroups, gvisor
 from cove.sandbox.accounting import Usage, read_usage
 from cove.sandbox.agent_files import publish_agent
 from cove.sandbox.identities import DEFAULT_IDENTITY_REGISTRY, SessionIdentities
@@ -63,10 +67,32 @@ OUT_OF_ROOM = (
     "cannot allocate memory",
 )
 """How runc reports a host resource running out (errno texts), which is a 503, not Cove's fault."""
+RUNC = "runc"
+GVISOR = "gvisor"
+RUNTIMES = (RUNC, GVISOR)
+"""The runtimes a session may run on: runc (kernel namespaces) or gvisor (runsc, its own kernel)."""
+RUNTIME_FILE = "runtime"
 NO_KEYRING = ("--no-new-keyring",)
 """runc would give each sandbox a session keyring, charged to the kernel's key budget
 (kernel.keys.maxkeys, 200 per user by default), which capped a host at about 200 sandboxes. Sandboxes
 keep the server's keyring instead, which they cannot touch: seccomp refuses every keyring call."""
+
+
+@dataclass(frozen=True)
+class Engine:
+    """The OCI runtime binary that runs a kind of sandbox, with its state folder and global options."""
+
+    name: str
+    binary: str
+    state_dir: Path
+    options: tuple[str, ...] = ()
+
+    def command(self, *args: str) -> list[str]:
+        return [self.binary, "--root", str(self.state_dir), *self.options, *args]
+
+    @property
+    def available(self) -> bool:
+        return shutil.which(self.binary) is not None
 
 
 @dataclass(frozen=True)
@@ -113,7 +139,7 @@ def _check_traversable(directory: Path) -> None:
 
 
 class RuncRuntime:
-    """Creates, inspects and destroys session sandboxes with runc."""
+    """Creates, inspects and destroys session sandboxes with runc, or with runsc for gvisor sessions."""
 
     def __init__(
         self,
@@ -125,12 +151,20 @@ class RuncRuntime:
         capacity: int = 2000,
         sessions_volume_mb: int = 0,
         network: NetworkSettings | None = None,
+        runsc: str = "runsc",
     ) -> None:
         self.sessions_dir = data_dir / "sessions"
         self.state_dir = data_dir / "runc"
+        self.engines = {
+            RUNC: Engine(RUNC, runc, self.state_dir),
+            GVISOR: Engine(GVISOR, runsc, data_dir / "runsc", gvisor.RUNSC_OPTIONS),
+        }
+        self._runtimes: dict[str, str] = {}
+        """Each session's runtime, as its folder records it (read once)."""
         self.volumes = SessionVolumes(self.sessions_dir, data_dir / "sessions.btrfs", sessions_volume_mb)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.state_dir.chmod(0o700)
+        for engine in self.engines.values():
+            engine.state_dir.mkdir(parents=True, exist_ok=True)
+            engine.state_dir.chmod(0o700)
         self.sessions_dir.chmod(0o711)
         data_dir.chmod(0o711)
         _check_traversable(self.sessions_dir)
@@ -171,8 +205,34 @@ class RuncRuntime:
             return None
         return IdMapping.from_spec(spec["linux"]["uidMappings"])
 
-    def _runc(self, *args: str, timeout: float = RUNC_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
-        return run_bounded([self.runc, "--root", str(self.state_dir), *args], timeout)
+    def check_available(self, runtime: str) -> None:
+        """Refuse a runtime this host cannot run (runsc not installed), saying how to install it."""
+        engine = self.engines[runtime]
+        if not engine.available:
+            raise RuntimeUnavailable(gvisor.missing_message(engine.binary))
+
+    def runtime_of(self, session_id: str) -> str:
+        """The runtime a session's sandbox runs on (runc for a folder that records none)."""
+        known = self._runtimes.get(session_id)
+        if known is None:
+            try:
+                known = (self.session_dir(session_id) / RUNTIME_FILE).read_text().strip()
+            except (FileNotFoundError, NotADirectoryError):
+                return RUNC
+            if known not in RUNTIMES:
+                known = RUNC
+            self._runtimes[session_id] = known
+        return known
+
+    def _engine(self, session_id: str) -> Engine:
+        return self.engines[self.runtime_of(session_id)]
+
+    def _runc(
+        self, *args: str, timeout: float = RUNC_TIMEOUT_S, engine: Engine | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """A runtime command for the session named last in `args` (or for `engine`)."""
+        chosen = engine or (self._engine(args[-1]) if args else self.engines[RUNC])
+        return run_bounded(chosen.command(*args), timeout)
 
     def session_dir(self, session_id: str) -> Path:
         return self.sessions_dir / session_id
@@ -189,13 +249,20 @@ class RuncRuntime:
         network: NetworkPolicy,
         screen: Screen = DEFAULT_SCREEN,
         env: Mapping[str, str] | None = None,
+        runtime: str = RUNC,
     ) -> None:
         """Make and start the session's container (`runc run`); on failure nothing is left."""
+        self.check_available(runtime)
         with self._cleaned_up_on_failure(session_id, "create"):
-            self._make_bundle(session_id, image, limits)
+            self._make_bundle(session_id, image, limits, runtime)
             self._tell_agent_screen(session_id, screen)
             if env:
                 self._write_for_agent(session_id, AGENT_ENV_FILE, dict(env))
+            if runtime == GVISOR:
+                # runsc reads the sandbox's interfaces when it starts: they must be there before.
+                self._set_network(session_id, network, starting=True)
+                self._runc_logged(session_id, "run", "--detach", *self._new_container(session_id), session_id)
+                return
             self._runc_logged(session_id, "run", "--detach", *self._new_container(session_id), session_id)
             self._cap_user_namespace(session_id, alongside=lambda: self.set_network(session_id, network))
 
@@ -212,8 +279,9 @@ class RuncRuntime:
             self._runc_logged(session_id, "create", *self._new_container(session_id), session_id)
             directory, pid = self.session_dir(session_id), self._init_pid(session_id)
             if self.network_settings.default_mode == EGRESS:
+                netns = f"/proc/{pid}/ns/net"
                 self._cap_user_namespace(
-                    session_id, alongside=lambda: self.networks.attach(session_id, directory, pid)
+                    session_id, alongside=lambda: self.networks.attach(session_id, directory, netns)
                 )
             else:
                 self._cap_user_namespace(session_id)
@@ -221,7 +289,8 @@ class RuncRuntime:
     def _new_container(self, session_id: str) -> list[str]:
         """The options of `runc create` and `runc run` for a session's bundle."""
         directory = self.session_dir(session_id)
-        return [*NO_KEYRING, "--pid-file", str(directory / "init.pid"), "--bundle", str(directory)]
+        keyring = NO_KEYRING if self.runtime_of(session_id) == RUNC else ()
+        return [*keyring, "--pid-file", str(directory / "init.pid"), "--bundle", str(directory)]
 
     def _init_pid(self, session_id: str) -> int:
         return int((self.session_dir(session_id) / "init.pid").read_text())
@@ -241,7 +310,21 @@ class RuncRuntime:
 
     def set_network(self, session_id: str, policy: NetworkPolicy) -> None:
         """Put a session's network policy in force, from its next connection on."""
-        self.networks.apply(session_id, self.session_dir(session_id), self._init_pid(session_id), policy)
+        self._set_network(session_id, policy)
+
+    def _set_network(self, session_id: str, policy: NetworkPolicy, starting: bool = False) -> None:
+        directory = self.session_dir(session_id)
+        if self.runtime_of(session_id) == RUNC:
+            netns = f"/proc/{self._init_pid(session_id)}/ns/net"
+        else:
+            netns = str(directory / gvisor.NETNS_FILE)
+            if not starting and policy.mode == EGRESS and self.networks.attachment(directory) is None:
+                raise InvalidArgument(
+                    "network: a gvisor session's network stack takes its interface when the session "
+                    "starts, so a session created without network cannot be given one; create a new "
+                    "session with network egress"
+                )
+        self.networks.apply(session_id, directory, netns, policy)
 
     def network_state(self, session_id: str) -> NetworkState:
         return self.networks.state(self.session_dir(session_id))
@@ -292,12 +375,14 @@ class RuncRuntime:
                 raise SandboxError(f"could not {action} the sandbox of {session_id}: {exc}") from exc
             raise
 
-    def _make_bundle(self, session_id: str, image: Image, limits: Limits) -> None:
+    def _make_bundle(self, session_id: str, image: Image, limits: Limits, runtime: str = RUNC) -> None:
         """The session's writable layer, its overlay root filesystem and its config.json."""
         directory = self.session_dir(session_id)
         upper, work, rootfs = directory / "upper", directory / "work", directory / "rootfs"
         run = self.agent_run_dir(session_id)
         self.volumes.create(session_id, limits.disk_mb)
+        (directory / RUNTIME_FILE).write_text(runtime + "\n")
+        self._runtimes[session_id] = runtime
         for path in (upper, work, rootfs, run):
             path.mkdir()
         if len(os.listdir(self.sessions_dir)) > self.capacity:
@@ -314,7 +399,10 @@ class RuncRuntime:
             Mount(source=str(self.agent_dir), destination=AGENT_MOUNT),
             Mount(source=str(run), destination=AGENT_RUN_MOUNT, read_only=False),
         ]
-        user_cgroup = cgroups.delegate(f"{self.cgroup_parent}/{session_id}", sandbox_user)
+        # gVisor's kernel has cgroups of its own: a host cgroup bound in would mean nothing there.
+        user_cgroup = (
+            cgroups.delegate(f"{self.cgroup_parent}/{session_id}", sandbox_user) if runtime == RUNC else None
+        )
         if user_cgroup is not None:
             binds.append(
                 Mount(source=str(user_cgroup), destination=CGROUP_MOUNT, read_only=False, executable=False)
@@ -349,6 +437,11 @@ class RuncRuntime:
             binds=binds,
             env=self.sandbox_env,
         )
+        if runtime == GVISOR:
+            netns = gvisor.make_network_namespace(directory)
+            for namespace in spec["linux"]["namespaces"]:
+                if namespace["type"] == "network":
+                    namespace["path"] = netns
         (directory / "config.json").write_text(json.dumps(spec))
 
     def _tell_agent(self, session_id: str, limits: Limits) -> None:
@@ -375,21 +468,23 @@ class RuncRuntime:
             json.dump(content, file)
         os.replace(temporary, run / name)
 
-    def _runc_logged(self, session_id: str, *args: str) -> None:
+    def _runc_logged(self, session_id: str, *args: str, timeout: float = RUNC_TIMEOUT_S) -> None:
         """A runc command whose errors go to the session's JSON log, raised as SandboxError."""
         directory = self.session_dir(session_id)
         log = directory / "runc.log"
+        engine = self._engine(session_id)
         with open(directory / "init.log", "ab") as init_log:
             # The container inherits these descriptors, so they must not be pipes we wait on.
             logging = ["--log", str(log), "--log-format", "json"]
+            argv = [engine.binary, "--root", str(engine.state_dir), *engine.options, *logging, *args]
             result = run_bounded(
-                [self.runc, "--root", str(self.state_dir), *logging, *args],
-                RUNC_TIMEOUT_S,
+                gvisor.starting(argv) if engine.name == GVISOR and args[0] in ("run", "restore") else argv,
+                timeout,
                 stdout=init_log,
                 stderr=init_log,
             )
         if result.returncode != 0:
-            message = _runc_error(log, f"runc {args[0]} failed")
+            message = _runc_error(log, f"{engine.binary} {args[0]} failed")
             verb = args[0] if args[0] in ("pause", "resume") else "start"
             if any(words in message.lower() for words in OUT_OF_ROOM):
                 raise CapacityExceeded(
@@ -398,7 +493,8 @@ class RuncRuntime:
             raise SandboxError(f"could not {verb} the sandbox of {session_id}: {message}")
 
     def pause(self, session_id: str) -> None:
-        """Freeze every process of the sandbox (cgroup freezer): no CPU, memory and files kept."""
+        """Freeze every process of the sandbox (runc: cgroup freezer; runsc: its kernel stops them):
+        no CPU, memory and files kept."""
         self._runc_logged(session_id, "pause", session_id)
 
     def resume(self, session_id: str) -> None:
@@ -408,6 +504,7 @@ class RuncRuntime:
         """Remove the container, its mount, cgroups and files. Safe to call for any state."""
         mapping = self.id_mapping(session_id)
         self._runc("delete", "--force", session_id)
+        self._runtimes.pop(session_id, None)
         directory = self.session_dir(session_id)
         self.networks.detach(session_id, directory)
         for point in mount_points_under(directory):
@@ -435,11 +532,16 @@ class RuncRuntime:
         return mapping.user_host_id, mapping.user_host_id
 
     def states(self) -> dict[str, str]:
-        """Every container runc knows here, by id: 'running', 'stopped', 'paused', 'created'."""
-        result = self._runc("list", "--format", "json")
-        if result.returncode != 0:
-            raise SandboxError(f"runc list failed: {result.stderr.strip()}")
-        return {entry["id"]: entry["status"] for entry in json.loads(result.stdout or "null") or []}
+        """Every container runc and runsc know here, by id: 'running', 'stopped', 'paused', 'created'."""
+        found: dict[str, str] = {}
+        for engine in self.engines.values():
+            if not engine.available:
+                continue
+            result = self._runc("list", "--format", "json", engine=engine)
+            if result.returncode != 0:
+                raise SandboxError(f"{engine.binary} list failed: {result.stderr.strip()}")
+            found.update({e["id"]: e["status"] for e in json.loads(result.stdout or "null") or []})
+        return found
 
     def state(self, session_id: str) -> str | None:
         """The container's state, or None when runc has no such container."""
@@ -466,9 +568,20 @@ class RuncRuntime:
 
     def cleanup_leftovers(self, keep: set[str]) -> CleanupReport:
         """Remove every container, mount, cgroup and folder here that no session in `keep` owns."""
-        containers = sorted(set(self.states()) - keep)
-        for session_id in containers:
-            self._runc("delete", "--force", session_id)
+        containers = []
+        for engine in self.engines.values():
+            if not engine.available:
+                continue
+            result = self._runc("list", "--format", "json", engine=engine)
+            listed = (
+                {e["id"] for e in json.loads(result.stdout or "null") or []}
+                if result.returncode == 0
+                else set()
+            )
+            for session_id in sorted(listed - keep):
+                self._runc("delete", "--force", session_id, engine=engine)
+                containers.append(session_id)
+        containers.sort()
         mounts = [p for p in mount_points_under(self.sessions_dir) if p.parent.name not in keep]
         for point in mounts:
             unmount(point)

@@ -194,6 +194,8 @@ def create_session(
         body["screen"] = params.screen.to_json()
     if params.env:
         body["env"] = dict(params.env)
+    if params.runtime is not None:
+        body["runtime"] = params.runtime
     return Call(
         method="POST",
         path="/v1/sessions",

@@ -36,7 +36,7 @@ from cove.sandbox.accounting import SessionMetrics
 from cove.sandbox.agent_client import AgentClient
 from cove.sandbox.images import ImageStore
 from cove.sandbox.network_policy import NetworkState
-from cove.sandbox.runtime import CleanupReport, RuncRuntime
+from cove.sandbox.runtime import RUNC, CleanupReport, RuncRuntime
 from cove.sandbox.screen import DEFAULT_SCREEN
 from cove.sessions import browser
 from cove.sessions.context_syncs import Binding, SessionSyncs, select_tasks
@@ -49,6 +49,7 @@ from cove.sessions.validation import (
     check_env,
     check_labels,
     check_limits,
+    check_runtime,
     check_screen,
     check_status,
     check_timeouts,
@@ -151,6 +152,8 @@ class CreateRequest:
     """{width, height} of the desktop in pixels."""
     env: Any = None
     """Environment variables every process of the session starts with."""
+    runtime: Any = None
+    """What runs the sandbox: "runc" or "gvisor" (docs/runtimes.md); None: the server's default."""
 
 
 @dataclass(frozen=True)
@@ -204,10 +207,13 @@ class SessionManager:
         network = self.runtime.networks.policy(request.network)
         screen = check_screen(request.screen)
         env = check_env(request.env)
+        runtime = check_runtime(self.settings, request.runtime)
+        self.runtime.check_available(runtime)
         for sync in syncs:
             self._context_service().get(tenant_id, sync.context_id)  # 404 unless it is the caller's
         image = self.images.for_session(request.image_id or self.settings.default_image)
-        prepared = self.warm_pool.take(image) if self.warm_pool else None
+        # The warm pool's sandboxes are runc's.
+        prepared = self.warm_pool.take(image) if self.warm_pool and runtime == RUNC else None
         row_written = False
         try:
             now = utc_now()
@@ -226,6 +232,7 @@ class SessionManager:
                 idle_timeout_s=idle_timeout_s,
                 max_lifetime_s=max_lifetime_s,
                 screen=screen,
+                runtime=runtime,
             )
             with self._quota_lock:
                 live = self.store.insert_session_within_quota(record, self.settings.session_quota)
@@ -253,7 +260,7 @@ class SessionManager:
                     env,
                 )
             else:
-                self.runtime.create(record.session_id, image, limits, network, screen, env)
+                self.runtime.create(record.session_id, image, limits, network, screen, env, runtime)
         except BaseException:
             self.runtime.destroy(record.session_id)  # a prepared sandbox is the row's now
             self.store.delete_session_row(record.session_id)

@@ -1,0 +1,79 @@
+"""What differs when gVisor's runsc, not runc, runs a session's sandbox (docs/runtimes.md).
+
+The OCI bundle is the same. runsc runs it under its own kernel (the Sentry) on the systrap platform,
+which needs no KVM. The differences, all kept here:
+
+- Options: `--overlay2=none`, so what the session writes lands in its writable layer on the host as
+  with runc (the disk limit, layer packing and context syncs read it there); `--host-uds=create`,
+  so the agent's socket in /.cove/run is a real socket the host can connect to.
+- Network: runsc's own network stack reads the sandbox's interfaces once, when it starts. So the
+  session's network namespace is made first, bound to `netns` in its folder, and given its
+  interface before runsc runs; the spec names that namespace instead of asking for a new one.
+- No delegated cgroup: the Sentry has its own cgroups, so the agent keeps process trees as
+  process groups; the host's cgroups still cap the whole sandbox.
+- The runsc build this was made for (20240729) decides that it runs in the host's own network
+  namespace when /proc/sys/net/core/rmem_default exists, which newer kernels show in every
+  namespace; it then refuses to start its network stack. `runsc run` is therefore started in a
+  mount namespace of its own whose /proc/sys has only vm/, kernel/ and fs/ (`HIDE_NET_SYSCTLS`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cove.errors import SandboxError
+from cove.sandbox.process_runner import run_bounded
+
+RUNSC_OPTIONS = ("--platform=systrap", "--overlay2=none", "--host-uds=create", "--network=sandbox")
+NETNS_FILE = "netns"
+HIDE_NET_SYSCTLS = """set -e
+staging=$(mktemp -d /run/cove-sysctl.XXXXXX)
+mount -t tmpfs -o mode=555,size=4k cove-sysctl "$staging"
+for folder in vm kernel fs; do
+    mkdir "$staging/$folder"
+    mount --rbind "/proc/sys/$folder" "$staging/$folder"
+done
+mount --move "$staging" /proc/sys
+rmdir "$staging"
+exec "$@"
+"""
+"""Runs the command after it in the current mount namespace with /proc/sys/net hidden."""
+INSTALL_ADVICE = (
+    "install gVisor's runsc (scripts/install.sh does: on Debian bookworm, "
+    "'apt-get install -t bookworm-backports runsc') or point COVE_RUNSC at it"
+)
+UNSHARE_TIMEOUT_S = 20
+
+
+def missing_message(runsc: str) -> str:
+    return f"the gvisor runtime is not available on this server: {runsc!r} was not found; {INSTALL_ADVICE}"
+
+
+def starting(argv: list[str]) -> list[str]:
+    """`argv` (a `runsc run`) in a mount namespace of its own where /proc/sys/net is hidden."""
+    return [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        HIDE_NET_SYSCTLS,
+        "cove-runsc",
+        *argv,
+    ]
+
+
+def make_network_namespace(directory: Path) -> str:
+    """A new network namespace bound to `netns` in the session's folder (unmounted with the folder),
+    its loopback up."""
+    path = directory / NETNS_FILE
+    path.touch(mode=0o600)
+    for argv in (
+        ["unshare", f"--net={path}", "true"],
+        ["nsenter", f"--net={path}", "ip", "link", "set", "lo", "up"],
+    ):
+        result = run_bounded(argv, UNSHARE_TIMEOUT_S)
+        if result.returncode != 0:
+            raise SandboxError(f"could not make the network namespace of a sandbox: {result.stderr.strip()}")
+    return str(path)
