@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import shutil
+import statistics
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cove import AgentBay, Config, CreateSessionParams, Session
-from tests.integration.server import KEY_A, CoveServer, scratch_server
+from tests.integration.server import KEY_A, CoveServer, running_server, scratch_server
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -104,3 +106,112 @@ def test_runtimes_the_server_does_not_allow_are_refused() -> None:
         created = http.post("/v1/sessions", json={})
         assert created.status_code == 201, created.text
         assert created.json()["session"]["runtime"] == "gvisor", "the server's default runtime"
+
+
+HOLDER = r"""
+import hashlib, os, time
+data = bytearray(os.urandom(1 << 20)) * 256  # 256 MiB, every page written
+digest = hashlib.sha256(data).hexdigest()
+open("/tmp/digest.tmp", "w").write(digest)
+os.rename("/tmp/digest.tmp", "/tmp/digest")
+count = 0
+while True:
+    count += 1
+    open("/tmp/count.tmp", "w").write(str(count))
+    os.rename("/tmp/count.tmp", "/tmp/count")
+    if os.path.exists("/tmp/verify"):
+        os.remove("/tmp/verify")
+        open("/tmp/verified.tmp", "w").write(hashlib.sha256(data).hexdigest())
+        os.rename("/tmp/verified.tmp", "/tmp/verified")
+    time.sleep(0.1)
+"""
+
+
+def wait_for_file(session: Session, path: str, timeout_s: float = 120) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        read = session.command.execute_command(f"cat {path} 2>/dev/null")
+        if read.success and read.stdout.strip():
+            return read.stdout.strip()
+        time.sleep(0.5)
+    raise AssertionError(f"{path} never appeared")
+
+
+def mem_available_mib() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no MemAvailable in /proc/meminfo")
+
+
+def median_mem_available_mib() -> float:
+    samples = []
+    for _ in range(5):
+        samples.append(mem_available_mib())
+        time.sleep(0.2)
+    return statistics.median(samples)
+
+
+def test_pause_checkpoints_and_frees_memory_and_resume_restores_it(
+    gvisor_session: Session, server: CoveServer
+) -> None:
+    session = gvisor_session
+    assert session.file_system.write_file("/home/user/holder.py", HOLDER).success
+    holder = session.command.start("python3 /home/user/holder.py")
+    assert holder.success, holder.error_message
+    digest = wait_for_file(session, "/tmp/digest")
+    counted = int(wait_for_file(session, "/tmp/count"))
+    directory = server.data_dir / "sessions" / session.session_id
+
+    before = median_mem_available_mib()
+    paused = session.beta_pause()
+    assert paused.success and paused.status == "PAUSED", paused.error_message
+    assert session.session_id not in server.gvisor_containers(), "the sandbox is stopped"
+    image = directory / "checkpoint"
+    assert image.is_dir() and not (directory / "checkpoint.partial").exists()
+    assert sum(f.stat().st_size for f in image.iterdir()) > 256 * 1024 * 1024
+    after = median_mem_available_mib()
+    assert after - before >= 200, f"MemAvailable rose by only {after - before:.0f} MiB"
+    refused = session.command.execute_command("true")
+    assert (refused.code, refused.http_status_code) == ("InvalidState", 409)
+
+    resumed = session.beta_resume()
+    assert resumed.success and resumed.status == "RUNNING", resumed.error_message
+    assert not image.exists() and not (directory / "checkpoint.restoring").exists()
+    again = int(wait_for_file(session, "/tmp/count"))
+    assert again >= counted, "the counter goes on from where it was"
+    assert session.command.output(holder.process_id).running, "the agent still knows its process"
+    assert session.file_system.write_file("/tmp/verify", "1").success
+    assert wait_for_file(session, "/tmp/verified") == digest, "its 256 MiB came back intact"
+    # The same kernel state: the counter is in memory, and keeps going.
+    time.sleep(1)
+    assert int(wait_for_file(session, "/tmp/count")) > again
+    session.command.kill(holder.process_id)
+
+
+def test_a_paused_gvisor_session_is_deleted_with_its_checkpoint(server: CoveServer) -> None:
+    with AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url)) as agent_bay:
+        session = agent_bay.create(CreateSessionParams(runtime="gvisor")).session
+        assert session is not None
+        assert session.beta_pause().success
+        directory = server.data_dir / "sessions" / session.session_id
+        assert (directory / "checkpoint").is_dir()
+        assert session.delete().success
+        assert not directory.exists(), "the checkpoint went with the session"
+
+
+def test_a_paused_gvisor_session_survives_a_server_restart(data_root: Path) -> None:
+    with running_server(data_root / "data") as server:
+        with AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url)) as agent_bay:
+            session = agent_bay.create(CreateSessionParams(runtime="gvisor")).session
+            assert session is not None
+            session.command.start("sleep 600")
+            assert agent_bay.beta_pause(session).success
+        server.stop()
+        server.start()
+        with AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url)) as agent_bay:
+            again = agent_bay.get(session.session_id).session
+            assert again is not None and again.get_status().status == "PAUSED"
+            assert agent_bay.beta_resume(again).success
+            assert "sleep 600" in again.command.execute_command("ps -eo args").stdout, "processes survived"
+            again.delete()

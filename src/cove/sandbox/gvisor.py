@@ -11,6 +11,14 @@ which needs no KVM. The differences, all kept here:
   interface before runsc runs; the spec names that namespace instead of asking for a new one.
 - No delegated cgroup: the Sentry has its own cgroups, so the agent keeps process trees as
   process groups; the host's cgroups still cap the whole sandbox.
+- Pause is a checkpoint: the sandbox is frozen, its every process, open file and page of memory is
+  written to `checkpoint/` in the session's folder, and the sandbox is stopped, which gives its
+  memory back to the host. Resume restores it from there. Before the checkpoint the agent lets go
+  of the host's sockets, which gVisor cannot save, and listens again after it (agent/init.py). The
+  order keeps a server killed midway from losing the session (`_checkpoint` in runtime.py):
+    checkpoint.partial/   an image being written; never trusted, removed before the next try
+    checkpoint/           a complete image: the session is paused, whatever else is left
+    checkpoint.restoring/ an image a resume is restoring from: paused unless its sandbox runs
 - The runsc build this was made for (20240729) decides that it runs in the host's own network
   namespace when /proc/sys/net/core/rmem_default exists, which newer kernels show in every
   namespace; it then refuses to start its network stack. `runsc run` is therefore started in a
@@ -19,6 +27,8 @@ which needs no KVM. The differences, all kept here:
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 from cove.errors import SandboxError
@@ -26,6 +36,16 @@ from cove.sandbox.process_runner import run_bounded
 
 RUNSC_OPTIONS = ("--platform=systrap", "--overlay2=none", "--host-uds=create", "--network=sandbox")
 NETNS_FILE = "netns"
+CHECKPOINT_OPTIONS = ("--compression=none", "--exclude-committed-zero-pages")
+CHECKPOINT = "checkpoint"
+CHECKPOINT_PARTIAL = "checkpoint.partial"
+CHECKPOINT_RESTORING = "checkpoint.restoring"
+SUSPEND_SIGNAL = "USR1"
+"""Sent to the sandbox's init before a checkpoint: the agent lets go of the host's sockets."""
+RESUME_SIGNAL = "USR2"
+"""Sent after a restore (or a failed checkpoint): the agent listens again."""
+RELEASE_WAIT_S = 15.0
+"""How long the host waits for the agent's socket to go before a checkpoint."""
 HIDE_NET_SYSCTLS = """set -e
 staging=$(mktemp -d /run/cove-sysctl.XXXXXX)
 mount -t tmpfs -o mode=555,size=4k cove-sysctl "$staging"
@@ -77,3 +97,46 @@ def make_network_namespace(directory: Path) -> str:
         if result.returncode != 0:
             raise SandboxError(f"could not make the network namespace of a sandbox: {result.stderr.strip()}")
     return str(path)
+
+
+def image(directory: Path) -> Path | None:
+    """The complete checkpoint of a paused sandbox, if there is one."""
+    for name in (CHECKPOINT, CHECKPOINT_RESTORING):
+        if (directory / name).is_dir():
+            return directory / name
+    return None
+
+
+def checkpointed_state(directory: Path, container: str | None) -> str | None:
+    """A session with a complete image is paused, unless its sandbox runs again from that image
+    (a resume the server did not live to finish); None without an image."""
+    found = image(directory)
+    if found is None:
+        return None
+    if found.name == CHECKPOINT_RESTORING and container == "running":
+        return "running"
+    return "paused"
+
+
+def sync_tree(root: Path) -> None:
+    """Flush a written image to disk, files first and then their folders, before it is renamed."""
+    for folder, _, files in os.walk(root, topdown=False):
+        for name in files:
+            descriptor = os.open(os.path.join(folder, name), os.O_RDONLY)
+            try:
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+        sync_folder(Path(folder))
+
+
+def sync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def remove(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

@@ -27,6 +27,7 @@ import logging
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +36,7 @@ from pathlib import Path
 
 from cove.errors import CapacityExceeded, InvalidArgument, RuntimeUnavailable, SandboxError
 from cove.sandbox import cgroups, gvisor
-from cove.sandbox.accounting import Usage, read_usage
+from cove.sandbox.accounting import Usage, read_usage, stopped_usage
 from cove.sandbox.agent_files import publish_agent
 from cove.sandbox.identities import DEFAULT_IDENTITY_REGISTRY, SessionIdentities
 from cove.sandbox.images import SANDBOX_HOME, SANDBOX_UID, Image
@@ -72,6 +73,8 @@ GVISOR = "gvisor"
 RUNTIMES = (RUNC, GVISOR)
 """The runtimes a session may run on: runc (kernel namespaces) or gvisor (runsc, its own kernel)."""
 RUNTIME_FILE = "runtime"
+CHECKPOINT_TIMEOUT_S = 300
+"""A checkpoint or restore moves the sandbox's whole memory: far longer than other runtime calls."""
 NO_KEYRING = ("--no-new-keyring",)
 """runc would give each sandbox a session keyring, charged to the kernel's key budget
 (kernel.keys.maxkeys, 200 per user by default), which capped a host at about 200 sandboxes. Sandboxes
@@ -485,7 +488,9 @@ class RuncRuntime:
             )
         if result.returncode != 0:
             message = _runc_error(log, f"{engine.binary} {args[0]} failed")
-            verb = args[0] if args[0] in ("pause", "resume") else "start"
+            verb = {"pause": "pause", "resume": "resume", "checkpoint": "pause", "restore": "resume"}.get(
+                args[0], "start"
+            )
             if any(words in message.lower() for words in OUT_OF_ROOM):
                 raise CapacityExceeded(
                     f"this host has no room for another sandbox now ({message}); try again later"
@@ -493,12 +498,106 @@ class RuncRuntime:
             raise SandboxError(f"could not {verb} the sandbox of {session_id}: {message}")
 
     def pause(self, session_id: str) -> None:
-        """Freeze every process of the sandbox (runc: cgroup freezer; runsc: its kernel stops them):
-        no CPU, memory and files kept."""
-        self._runc_logged(session_id, "pause", session_id)
+        """runc: freeze every process of the sandbox (cgroup freezer): no CPU, memory and files kept.
+        gvisor: checkpoint the sandbox into its folder and stop it, which gives its memory back."""
+        if self.runtime_of(session_id) == GVISOR:
+            self._checkpoint(session_id)
+        else:
+            self._runc_logged(session_id, "pause", session_id)
 
     def resume(self, session_id: str) -> None:
-        self._runc_logged(session_id, "resume", session_id)
+        if self.runtime_of(session_id) == GVISOR:
+            self._restore(session_id)
+        else:
+            self._runc_logged(session_id, "resume", session_id)
+
+    def _checkpoint(self, session_id: str) -> None:
+        """Write the sandbox's image, complete, then stop the sandbox.
+
+        The agent first lets go of the host's sockets; the sandbox is frozen, so nothing runs between
+        the image and the stop; the image is written to checkpoint.partial and renamed to checkpoint
+        only once flushed; the sandbox is stopped only after that. A server killed at any point
+        leaves a running (or frozen) sandbox without a complete image, or a complete image: the
+        session is running or paused, never lost.
+        """
+        directory = self.session_dir(session_id)
+        final, partial = directory / gvisor.CHECKPOINT, directory / gvisor.CHECKPOINT_PARTIAL
+        if not final.is_dir():
+            gvisor.remove(directory / gvisor.CHECKPOINT_RESTORING)  # a resume's leftover, restored
+            gvisor.remove(partial)
+            partial.mkdir(mode=0o700)
+            try:
+                self._release_host_sockets(session_id)
+                if self._container_status(session_id) != "paused":
+                    self._runc_logged(session_id, "pause", session_id)
+                self._runc_logged(
+                    session_id,
+                    *("checkpoint", "--leave-running", *gvisor.CHECKPOINT_OPTIONS),
+                    *("--image-path", str(partial), session_id),
+                    timeout=CHECKPOINT_TIMEOUT_S,
+                )
+                gvisor.sync_tree(partial)
+            except BaseException:
+                gvisor.remove(partial)
+                self._runc("resume", session_id)
+                self._runc("kill", session_id, gvisor.RESUME_SIGNAL)
+                raise
+            os.rename(partial, final)
+            gvisor.sync_folder(directory)
+        self._runc("delete", "--force", session_id)
+
+    def _release_host_sockets(self, session_id: str) -> None:
+        """Have the agent let go of the host's sockets (agent/init.py): done when its socket is gone.
+
+        init listens only once it handles the signal, so a sandbox just started is waited for."""
+        socket_path = self.agent_run_dir(session_id) / "agent.sock"
+        deadline = time.monotonic() + gvisor.RELEASE_WAIT_S
+        while not os.path.lexists(socket_path) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self._runc_logged(session_id, "kill", session_id, gvisor.SUSPEND_SIGNAL)
+        deadline = time.monotonic() + gvisor.RELEASE_WAIT_S
+        while os.path.lexists(socket_path):
+            if time.monotonic() > deadline:
+                raise SandboxError(
+                    f"could not pause the sandbox of {session_id}: its tool agent did not let go of its "
+                    "connections in time; try again"
+                )
+            time.sleep(0.01)
+
+    def _container_status(self, session_id: str) -> str | None:
+        result = self._runc("state", session_id)
+        if result.returncode != 0:
+            return None
+        status: str = json.loads(result.stdout)["status"]
+        return status
+
+    def _restore(self, session_id: str) -> None:
+        """Start the sandbox again from its image, with every process, file and page it had."""
+        directory = self.session_dir(session_id)
+        final, restoring = directory / gvisor.CHECKPOINT, directory / gvisor.CHECKPOINT_RESTORING
+        image = gvisor.image(directory)
+        if image is None:  # frozen by a pause the server did not live to finish
+            self._runc_logged(session_id, "resume", session_id)
+            self._runc("kill", session_id, gvisor.RESUME_SIGNAL)
+            return
+        self._runc("delete", "--force", session_id)  # a pause's sandbox the server did not live to stop
+        if image == final:
+            os.rename(final, restoring)
+            gvisor.sync_folder(directory)
+        try:
+            self._runc_logged(
+                session_id,
+                *("restore", "--detach", "--image-path", str(restoring)),
+                *self._new_container(session_id),
+                session_id,
+                timeout=CHECKPOINT_TIMEOUT_S,
+            )
+            self._runc_logged(session_id, "kill", session_id, gvisor.RESUME_SIGNAL)
+        except BaseException:
+            self._runc("delete", "--force", session_id)
+            os.rename(restoring, final)
+            raise
+        gvisor.remove(restoring)
 
     def destroy(self, session_id: str) -> None:
         """Remove the container, its mount, cgroups and files. Safe to call for any state."""
@@ -541,23 +640,30 @@ class RuncRuntime:
             if result.returncode != 0:
                 raise SandboxError(f"{engine.binary} list failed: {result.stderr.strip()}")
             found.update({e["id"]: e["status"] for e in json.loads(result.stdout or "null") or []})
+        for directory in self.sessions_dir.iterdir():
+            checkpointed = gvisor.checkpointed_state(directory, found.get(directory.name))
+            if checkpointed is not None:
+                found[directory.name] = checkpointed
         return found
 
     def state(self, session_id: str) -> str | None:
-        """The container's state, or None when runc has no such container."""
-        result = self._runc("state", session_id)
-        if result.returncode != 0:
-            return None
-        status: str = json.loads(result.stdout)["status"]
+        """The container's state, or None when runc has no such container; a gvisor session
+        paused into a checkpoint is 'paused'."""
+        status = self._container_status(session_id)
+        if self.runtime_of(session_id) == GVISOR:
+            return gvisor.checkpointed_state(self.session_dir(session_id), status) or status
         return status
 
     def usage(self, session_id: str) -> Usage:
         """A sample of the session's resource use (see accounting.py)."""
         result = self._runc("state", session_id)
+        layer = self.session_dir(session_id) / "upper"
+        if result.returncode != 0 and gvisor.image(self.session_dir(session_id)) is not None:
+            spec = json.loads((self.session_dir(session_id) / "config.json").read_bytes())
+            return stopped_usage(layer, int(spec["linux"]["resources"]["memory"]["limit"]))
         if result.returncode != 0:
             raise SandboxError(f"the sandbox of {session_id} is gone: {result.stderr.strip()}")
         pid = int(json.loads(result.stdout)["pid"])
-        layer = self.session_dir(session_id) / "upper"
         return read_usage(f"{self.cgroup_parent}/{session_id}", layer, pid)
 
     def exec(
