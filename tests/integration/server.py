@@ -141,6 +141,8 @@ class CoveServer:
 
     def sandbox(self, session_id: str, script: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """Run a shell script inside a session's sandbox, as its user."""
+        if session_id in self.gvisor_containers():
+            return self.runsc("exec", "--user", "1000:1000", session_id, "sh", "-c", script, timeout=timeout)
         return self.runc("exec", session_id, "sh", "-c", script, timeout=timeout)
 
     def sandbox_pid(self, session_id: str) -> int:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
+import signal
+import sqlite3
 import statistics
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,19 +12,13 @@ from pathlib import Path
 import pytest
 
 from cove import AgentBay, Config, CreateSessionParams, Session
+from tests.integration.runtimes import ensure_runsc
 from tests.integration.server import KEY_A, CoveServer, running_server, scratch_server
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module", autouse=True)
 def runsc_installed() -> None:
-    """runsc comes from the install script, as on a real host; a host where that fails fails here."""
-    if shutil.which("runsc") is None:
-        subprocess.run(
-            ["bash", str(REPO / "scripts" / "install.sh"), "--runsc-only"], check=True, timeout=600
-        )
-    assert shutil.which("runsc") is not None, "scripts/install.sh --runsc-only did not install runsc"
+    ensure_runsc()
 
 
 @pytest.fixture
@@ -174,6 +168,10 @@ def test_pause_checkpoints_and_frees_memory_and_resume_restores_it(
     assert after - before >= 200, f"MemAvailable rose by only {after - before:.0f} MiB"
     refused = session.command.execute_command("true")
     assert (refused.code, refused.http_status_code) == ("InvalidState", 409)
+    with server.client(KEY_A) as http:
+        metrics = http.get(f"/v1/sessions/{session.session_id}/metrics")
+    assert metrics.status_code == 200, metrics.text
+    assert metrics.json()["metrics"]["mem_used"] == 0, "nothing runs while it is checkpointed"
 
     resumed = session.beta_resume()
     assert resumed.success and resumed.status == "RUNNING", resumed.error_message
@@ -181,6 +179,8 @@ def test_pause_checkpoints_and_frees_memory_and_resume_restores_it(
     again = int(wait_for_file(session, "/tmp/count"))
     assert again >= counted, "the counter goes on from where it was"
     assert session.command.output(holder.process_id).running, "the agent still knows its process"
+    interfaces = session.command.execute_command("cat /proc/net/dev").stdout
+    assert "eth0:" in interfaces, "the restored network stack has its interface again"
     assert session.file_system.write_file("/tmp/verify", "1").success
     assert wait_for_file(session, "/tmp/verified") == digest, "its 256 MiB came back intact"
     # The same kernel state: the counter is in memory, and keeps going.
@@ -214,4 +214,35 @@ def test_a_paused_gvisor_session_survives_a_server_restart(data_root: Path) -> N
             assert again is not None and again.get_status().status == "PAUSED"
             assert agent_bay.beta_resume(again).success
             assert "sleep 600" in again.command.execute_command("ps -eo args").stdout, "processes survived"
+            again.delete()
+
+
+def test_a_pause_cut_off_midway_leaves_the_session_running(data_root: Path) -> None:
+    """The server is killed after the agent let go of its sockets and while the image was being
+    written: the next start finds a running sandbox and a partial image, and the session runs on."""
+    with running_server(data_root / "data") as server:
+        with AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url)) as agent_bay:
+            session = agent_bay.create(CreateSessionParams(runtime="gvisor")).session
+            assert session is not None
+            assert session.file_system.write_file("/home/user/kept.txt", "still here").success
+        directory = server.data_dir / "sessions" / session.session_id
+        server.stop(signal.SIGKILL)
+        assert server.runsc("kill", session.session_id, "USR1").returncode == 0
+        deadline = time.monotonic() + 15
+        while (directory / "run" / "agent.sock").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (directory / "checkpoint.partial").mkdir()
+        (directory / "checkpoint.partial" / "checkpoint.img").write_bytes(b"cut off")
+        with sqlite3.connect(server.data_dir / "cove.db") as db:
+            db.execute("UPDATE sessions SET status = 'PAUSING' WHERE session_id = ?", (session.session_id,))
+        server.start()
+        with AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url)) as agent_bay:
+            again = agent_bay.get(session.session_id).session
+            assert again is not None and again.get_status().status == "RUNNING"
+            assert not (directory / "checkpoint.partial").exists(), "the partial image went"
+            read = again.file_system.read_file("/home/user/kept.txt")
+            assert read.content == "still here", read.error_message
+            assert again.beta_pause().success, "and it can be paused again"
+            assert again.beta_resume().success
+            assert again.file_system.read_file("/home/user/kept.txt").content == "still here"
             again.delete()

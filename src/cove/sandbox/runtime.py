@@ -233,9 +233,12 @@ class RuncRuntime:
     def _runc(
         self, *args: str, timeout: float = RUNC_TIMEOUT_S, engine: Engine | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """A runtime command for the session named last in `args` (or for `engine`)."""
-        chosen = engine or (self._engine(args[-1]) if args else self.engines[RUNC])
-        return run_bounded(chosen.command(*args), timeout)
+        """A runtime command (`args`: the command, its options, the session's id, the rest), run by
+        the session's runtime, or by `engine`."""
+        if engine is None:
+            session_id = next(arg for arg in args[1:] if not arg.startswith("-"))
+            engine = self._engine(session_id)
+        return run_bounded(engine.command(*args), timeout)
 
     def session_dir(self, session_id: str) -> Path:
         return self.sessions_dir / session_id
@@ -564,6 +567,22 @@ class RuncRuntime:
                 )
             time.sleep(0.01)
 
+    def settle_interrupted(self, session_id: str) -> None:
+        """At a server's start, finish what a pause or resume cut off left of a gvisor sandbox: a
+        partial image goes; a sandbox whose complete image exists is stopped; a running one whose
+        agent was asked to let go of its sockets listens again (init ignores the signal otherwise)."""
+        if self.runtime_of(session_id) != GVISOR:
+            return
+        directory = self.session_dir(session_id)
+        gvisor.remove(directory / gvisor.CHECKPOINT_PARTIAL)
+        status = self._container_status(session_id)
+        if (directory / gvisor.CHECKPOINT).is_dir():
+            if status is not None:
+                self._runc("delete", "--force", session_id)
+        elif status == "running":
+            self._runc("kill", session_id, gvisor.RESUME_SIGNAL)
+            gvisor.remove(directory / gvisor.CHECKPOINT_RESTORING)
+
     def _container_status(self, session_id: str) -> str | None:
         result = self._runc("state", session_id)
         if result.returncode != 0:
@@ -585,6 +604,7 @@ class RuncRuntime:
             os.rename(final, restoring)
             gvisor.sync_folder(directory)
         try:
+            self.networks.configure_again(directory, str(directory / gvisor.NETNS_FILE))
             self._runc_logged(
                 session_id,
                 *("restore", "--detach", "--image-path", str(restoring)),

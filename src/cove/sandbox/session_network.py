@@ -238,19 +238,30 @@ class SessionNetworks:
         )
         for name, value in (("ipv6/conf/{}/disable_ipv6", "1"), ("ipv4/conf/{}/rp_filter", "1")):
             Path("/proc/sys/net/" + name.format(interface)).write_text(value)
-        inside = [
-            f"addr add {address}/32 dev eth0",
-            "link set eth0 up",
-            f"route add {self.gateway} dev eth0",
-            f"route add default via {self.gateway} dev eth0",
-        ]
-        self._run_in_namespace(netns, ["ip", "-batch", "-"], "\n".join(inside) + "\n")
+        self._configure_inside(netns, address)
         if self.settings.rate_mbit > 0:  # a token bucket on what the session sends
             rate = self.settings.rate_mbit
             burst = max(int(rate * 1e6 / 8 / 100), 16384)  # 10 ms at the rate
             shaping = f"qdisc add dev eth0 root tbf rate {rate}mbit burst {burst} latency 100ms\n"
             self._run_in_namespace(netns, ["tc", "-batch", "-"], shaping)
         return attachment
+
+    def _configure_inside(self, netns: str, address: str) -> None:
+        inside = [
+            f"addr replace {address}/32 dev eth0",
+            "link set eth0 up",
+            f"route replace {self.gateway} dev eth0",
+            f"route replace default via {self.gateway} dev eth0",
+        ]
+        self._run_in_namespace(netns, ["ip", "-batch", "-"], "\n".join(inside) + "\n")
+
+    def configure_again(self, directory: Path, netns: str) -> None:
+        """Give a session's interface its address and routes again, in a namespace that outlived its
+        sandbox: gVisor's runsc takes them off the interface when it starts its own network stack,
+        and reads them from there again when it restores a checkpoint."""
+        attachment = self.attachment(directory)
+        if attachment is not None:
+            self._configure_inside(netns, attachment.address)
 
     def apply(self, session_id: str, directory: Path, netns: str, policy: NetworkPolicy) -> None:
         """Put a policy in force: from the next connection on. `none` takes the interface away."""

@@ -684,6 +684,7 @@ class SessionManager:
             elif states.get(record.session_id) in ("running", "paused"):
                 kept.append(record.session_id)
                 if at_startup:
+                    self.runtime.settle_interrupted(record.session_id)
                     self.syncs.settle_interrupted(record.session_id)
                 if at_startup and record.status in ("PAUSING", "RESUMING"):
                     # A pause or resume cut off midway: the container's state says how far it got.
