@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
 from cove import AgentBay, Config, CreateSessionParams, Session
+from cove.cli import main
 from tests.integration.runtimes import ensure_runsc
 from tests.integration.server import KEY_A, CoveServer, running_server, scratch_server
 
@@ -71,6 +73,24 @@ def test_runc_and_gvisor_sessions_side_by_side(server: CoveServer) -> None:
         finally:
             runc.delete()
             default.delete()
+
+
+def cove(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_the_cli_creates_a_gvisor_session(server: CoveServer) -> None:
+    created = cove("key", "create", "--name", "gvisor-cli", "--data-dir", str(server.data_dir))
+    assert created.exit_code == 0, created.output
+    client = ["--endpoint", server.url, "--api-key", created.output.strip()]
+    made = cove("session", "create", *client, "--runtime", "gvisor")
+    assert made.exit_code == 0, made.output
+    session_id = made.output.strip()
+    try:
+        assert session_id in server.gvisor_containers()
+        assert server.sandbox(session_id, "uname -r").stdout.strip() == "4.4.0"
+    finally:
+        assert cove("session", "rm", *client, session_id).exit_code == 0
 
 
 def test_gvisor_refused_with_advice_when_runsc_is_missing() -> None:

@@ -184,7 +184,10 @@ class SessionManager:
         """Ends of expired sessions under way, by session id: a later sweep does not start them again."""
 
     def start_warm_pool(self) -> None:
-        """Keep `settings.warm_pool` sandboxes prepared for creates with the default image and limits."""
+        """Keep `settings.warm_pool` sandboxes prepared for creates with the default image and limits
+        (runc sandboxes: none when the default runtime is another)."""
+        if self.settings.default_runtime != RUNC:
+            return
         image = self.images.get(self.settings.default_image)
         limits = check_limits(self.settings)
         self.warm_pool = WarmPool(self.runtime, image, limits, self.settings.warm_pool, new_session_id)
