@@ -266,3 +266,27 @@ def test_a_pause_cut_off_midway_leaves_the_session_running(data_root: Path) -> N
             assert again.beta_resume().success
             assert again.file_system.read_file("/home/user/kept.txt").content == "still here"
             again.delete()
+
+
+def test_a_pause_gvisor_cannot_checkpoint_leaves_the_session_running(gvisor_session: Session) -> None:
+    """A Unix socket bound in the session's files is the host's, which gVisor cannot save: the pause
+    fails, saying why, and the session runs on as it was."""
+    session = gvisor_session
+    listener = session.command.start(
+        "python3 -c \"import socket, time; s = socket.socket(socket.AF_UNIX); s.bind('/home/user/app.sock'); "
+        's.listen(); time.sleep(600)"'
+    )
+    assert listener.success, listener.error_message
+    deadline = time.monotonic() + 60
+    while session.command.execute_command("test -S /home/user/app.sock").exit_code != 0:
+        assert time.monotonic() < deadline, "the socket was never bound"
+        time.sleep(0.2)
+    paused = session.beta_pause()
+    assert not paused.success and paused.http_status_code == 409, paused
+    assert "Unix socket" in paused.error_message, paused.error_message
+    assert session.get_status().status == "RUNNING"
+    assert session.command.execute_command("echo still here").stdout == "still here\n"
+    assert session.command.output(listener.process_id).running
+    session.command.kill(listener.process_id)
+    assert session.beta_pause().success, "once the socket is closed, the pause works"
+    assert session.beta_resume().success

@@ -44,6 +44,8 @@ SUSPEND_SIGNAL = "USR1"
 """Sent to the sandbox's init before a checkpoint: the agent lets go of the host's sockets."""
 RESUME_SIGNAL = "USR2"
 """Sent after a restore (or a failed checkpoint): the agent listens again."""
+HOST_SOCKET_REFUSAL = "bound host socket"
+"""How runsc says a checkpoint failed on a Unix socket bound in the session's files (the host's)."""
 RELEASE_WAIT_S = 15.0
 """How long the host waits for the agent's socket to go before a checkpoint."""
 HIDE_NET_SYSCTLS = """set -e

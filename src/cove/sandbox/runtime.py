@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from cove.errors import CapacityExceeded, InvalidArgument, RuntimeUnavailable, SandboxError
+from cove.errors import CapacityExceeded, InvalidArgument, InvalidState, RuntimeUnavailable, SandboxError
 from cove.sandbox import cgroups, gvisor
 from cove.sandbox.accounting import Usage, read_usage, stopped_usage
 from cove.sandbox.agent_files import publish_agent
@@ -540,10 +540,18 @@ class RuncRuntime:
                     timeout=CHECKPOINT_TIMEOUT_S,
                 )
                 gvisor.sync_tree(partial)
-            except BaseException:
+            except BaseException as error:
                 gvisor.remove(partial)
                 self._runc("resume", session_id)
                 self._runc("kill", session_id, gvisor.RESUME_SIGNAL)
+                if isinstance(error, SandboxError) and gvisor.HOST_SOCKET_REFUSAL in self._log_tail(
+                    session_id
+                ):
+                    raise InvalidState(
+                        f"session {session_id} cannot be paused now: a program in it listens on a Unix "
+                        "socket in its files, which gVisor cannot checkpoint; it runs on as it was. "
+                        "Stop that program (or move its socket to an abstract name) and pause again"
+                    ) from error
                 raise
             os.rename(partial, final)
             gvisor.sync_folder(directory)
@@ -582,6 +590,19 @@ class RuncRuntime:
         elif status == "running":
             self._runc("kill", session_id, gvisor.RESUME_SIGNAL)
             gvisor.remove(directory / gvisor.CHECKPOINT_RESTORING)
+
+    def _log_tail(self, session_id: str, size: int = 65536) -> str:
+        """The ends of the runtime's log of a session and of the output its commands leave."""
+        tails = []
+        for name in ("runc.log", "init.log"):
+            try:
+                with open(self.session_dir(session_id) / name, "rb") as log_file:
+                    log_file.seek(0, os.SEEK_END)
+                    log_file.seek(max(0, log_file.tell() - size))
+                    tails.append(log_file.read().decode(errors="replace"))
+            except FileNotFoundError:
+                continue
+        return "\n".join(tails)
 
     def _container_status(self, session_id: str) -> str | None:
         result = self._runc("state", session_id)
