@@ -374,6 +374,16 @@ def session_view(
         click.echo(_check(found.get_desktop_url(interactive=interactive)).data)
 
 
+@session.command("fork")
+@client_options
+@click.argument("session_id")
+def session_fork(endpoint: str | None, api_key: str | None, data_dir: Path | None, session_id: str) -> None:
+    """Fork a running gvisor session (its processes, memory and files) and print the new one's id."""
+    with _client(endpoint, api_key, data_dir) as client:
+        found = _check(client.get(session_id)).session
+        click.echo(_check(found.beta_fork()).session.session_id)
+
+
 @session.command("rm")
 @client_options
 @click.argument("session_ids", nargs=-1, required=True)

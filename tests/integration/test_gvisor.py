@@ -290,3 +290,35 @@ def test_a_pause_gvisor_cannot_checkpoint_leaves_the_session_running(gvisor_sess
     session.command.kill(listener.process_id)
     assert session.beta_pause().success, "once the socket is closed, the pause works"
     assert session.beta_resume().success
+
+
+def test_a_fork_goes_on_from_the_same_processes_memory_and_files(
+    gvisor_session: Session, server: CoveServer
+) -> None:
+    source = gvisor_session
+    assert source.file_system.write_file("/home/user/before.txt", "shared past").success
+    counter = source.command.start(
+        'python3 -c "import os, time\nn = 0\nwhile True:\n    n += 1\n'
+        "    open('/tmp/n.tmp', 'w').write(str(n)); os.rename('/tmp/n.tmp', '/tmp/n'); time.sleep(0.1)\""
+    )
+    assert counter.success, counter.error_message
+    wait_for_file(source, "/tmp/n")
+    forked = source.beta_fork()
+    assert forked.success and forked.session is not None, forked.error_message
+    fork = forked.session
+    try:
+        assert fork.session_id != source.session_id and fork.session_id in server.gvisor_containers()
+        assert fork.get_status().status == "RUNNING" and source.get_status().status == "RUNNING"
+        assert fork.file_system.read_file("/home/user/before.txt").content == "shared past"
+        assert fork.command.output(counter.process_id).running, "the fork's agent knows the process"
+        at_fork = int(wait_for_file(fork, "/tmp/n"))
+        time.sleep(1)
+        assert int(wait_for_file(fork, "/tmp/n")) > at_fork, "its copy of the process counts on"
+        assert fork.file_system.write_file("/home/user/fork-only.txt", "mine").success
+        assert not source.file_system.read_file("/home/user/fork-only.txt").success, "files are apart"
+        assert "eth0:" in fork.command.execute_command("cat /proc/net/dev").stdout
+        owner = fork.command.execute_command("stat -c %U /home/user/before.txt").stdout.strip()
+        assert owner == "user"
+    finally:
+        fork.delete()
+    assert source.command.execute_command("echo on").stdout == "on\n", "the source runs on"

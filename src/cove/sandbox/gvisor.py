@@ -40,6 +40,8 @@ CHECKPOINT_OPTIONS = ("--compression=none", "--exclude-committed-zero-pages")
 CHECKPOINT = "checkpoint"
 CHECKPOINT_PARTIAL = "checkpoint.partial"
 CHECKPOINT_RESTORING = "checkpoint.restoring"
+FORK_IMAGE = "fork-image"
+"""Where a fork's image is written, in the new session's folder, and removed once restored."""
 SUSPEND_SIGNAL = "USR1"
 """Sent to the sandbox's init before a checkpoint: the agent lets go of the host's sockets."""
 RESUME_SIGNAL = "USR2"
@@ -142,3 +144,16 @@ def sync_folder(folder: Path) -> None:
 
 def remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def change_owner(root: Path, old_uid: int, new_uid: int) -> None:
+    """Give what `old_uid` owns under `root` (uid and gid) to `new_uid`, no link followed."""
+    for folder, folders, files in os.walk(root):
+        for path in [folder, *(os.path.join(folder, name) for name in folders + files)]:
+            found = os.lstat(path)
+            if old_uid in (found.st_uid, found.st_gid):
+                os.lchown(
+                    path,
+                    new_uid if found.st_uid == old_uid else -1,
+                    new_uid if found.st_gid == old_uid else -1,
+                )

@@ -591,6 +591,62 @@ class RuncRuntime:
             self._runc("kill", session_id, gvisor.RESUME_SIGNAL)
             gvisor.remove(directory / gvisor.CHECKPOINT_RESTORING)
 
+    def fork(self, source_id: str, session_id: str, image: Image, limits: Limits) -> None:
+        """A new gvisor sandbox `session_id` restored from a checkpoint of the running `source_id`:
+        the same processes, memory and files, each going on its own from then on.
+
+        The source is frozen while its image is written and its writable layer copied (so the two
+        agree), then runs on; the copy's files of the session user are given the new session's own
+        host uid; the new sandbox gets a network namespace, an interface and an address of its own,
+        with the source's policy. On failure nothing of the new sandbox is left.
+        """
+        if self.runtime_of(source_id) != GVISOR:
+            raise InvalidArgument("only a gvisor session can be forked (docs/runtimes.md)")
+        source = self.session_dir(source_id)
+        old_mapping = self.id_mapping(source_id)
+        attachment = self.networks.attachment(source)
+        with self._cleaned_up_on_failure(session_id, "fork"):
+            self._make_bundle(session_id, image, limits, GVISOR)
+            directory = self.session_dir(session_id)
+            unmount(directory / "rootfs")
+            image_dir = directory / gvisor.FORK_IMAGE
+            image_dir.mkdir(mode=0o700)
+            try:
+                self._release_host_sockets(source_id)
+                self._runc_logged(source_id, "pause", source_id)
+                self._runc_logged(
+                    source_id,
+                    *("checkpoint", "--leave-running", *gvisor.CHECKPOINT_OPTIONS),
+                    *("--image-path", str(image_dir), source_id),
+                    timeout=CHECKPOINT_TIMEOUT_S,
+                )
+                shutil.rmtree(directory / "upper")
+                copied = run_bounded(
+                    ["cp", "-a", "--reflink=auto", str(source / "upper"), str(directory / "upper")],
+                    CHECKPOINT_TIMEOUT_S,
+                )
+                if copied.returncode != 0:
+                    raise SandboxError(f"could not copy the files of {source_id}: {copied.stderr.strip()}")
+            finally:
+                self._runc("resume", source_id)
+                self._runc("kill", source_id, gvisor.RESUME_SIGNAL)
+            new_mapping = self.id_mapping(session_id)
+            if old_mapping is not None and new_mapping is not None:
+                gvisor.change_owner(directory / "upper", old_mapping.user_host_id, new_mapping.user_host_id)
+            mount_overlay(image.rootfs, directory / "upper", directory / "work", directory / "rootfs")
+            if attachment is not None:
+                self._set_network(session_id, attachment.policy, starting=True)
+                self.networks.configure_again(directory, str(directory / gvisor.NETNS_FILE))
+            self._runc_logged(
+                session_id,
+                *("restore", "--detach", "--image-path", str(image_dir)),
+                *self._new_container(session_id),
+                session_id,
+                timeout=CHECKPOINT_TIMEOUT_S,
+            )
+            self._runc_logged(session_id, "kill", session_id, gvisor.RESUME_SIGNAL)
+            gvisor.remove(image_dir)
+
     def _log_tail(self, session_id: str, size: int = 65536) -> str:
         """The ends of the runtime's log of a session and of the output its commands leave."""
         tails = []

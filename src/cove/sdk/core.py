@@ -219,6 +219,19 @@ def get_session(session_id: str, bind: Callable[[SessionData], SessionT]) -> Cal
     )
 
 
+def fork_session(session_id: str, bind: Callable[[SessionData], SessionT]) -> Call[SessionResult[SessionT]]:
+    """A new session from a running gvisor session (docs/runtimes.md), RUNNING when answered."""
+    return Call(
+        method="POST",
+        path=f"{session_path(session_id)}/fork",
+        refusal=session_id_refusal(session_id),
+        result_type=SessionResult,
+        parse=lambda answer, rid: SessionResult(
+            request_id=rid, success=True, session=bind(_session_data(answer["session"]))
+        ),
+    )
+
+
 def list_sessions(
     labels: dict[str, str] | None,
     page: int | None,

@@ -7,6 +7,7 @@ again if the sandbox cannot start, so a crash at any point leaves something `rec
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import json
 import logging
 import secrets
@@ -36,7 +37,7 @@ from cove.sandbox.accounting import SessionMetrics
 from cove.sandbox.agent_client import AgentClient
 from cove.sandbox.images import ImageStore
 from cove.sandbox.network_policy import NetworkState
-from cove.sandbox.runtime import RUNC, CleanupReport, RuncRuntime
+from cove.sandbox.runtime import GVISOR, RUNC, CleanupReport, RuncRuntime
 from cove.sandbox.screen import DEFAULT_SCREEN
 from cove.sessions import browser
 from cove.sessions.context_syncs import Binding, SessionSyncs, select_tasks
@@ -551,6 +552,47 @@ class SessionManager:
             tenant_id, session_id, ("PAUSED", "RESUMING", "RUNNING"), self.runtime.resume
         )
         self.store.mark_active(session_id, utc_now())
+        return record
+
+    def fork(self, tenant_id: str, session_id: str) -> SessionRecord:
+        """A new session from a RUNNING gvisor session: its processes, memory and files as they are
+        now, each session going on its own (docs/runtimes.md). Same image, limits, labels, timeouts
+        and network policy; counted against the key's quota."""
+        source = self.get(tenant_id, session_id)
+        if source.runtime != GVISOR:
+            raise InvalidArgument(f"session {session_id} runs on {source.runtime}; only gvisor sessions fork")
+        if source.status != "RUNNING":
+            raise InvalidState(
+                f"session {session_id} is {source.status}; only a RUNNING session can be forked"
+            )
+        image = self.images.for_session(source.image_id)
+        limits = check_limits(self.settings, source.memory_mb, source.cpus, source.pids, source.disk_mb)
+        now = utc_now()
+        record = dataclasses.replace(
+            source,
+            session_id=new_session_id(),
+            status=CREATING,
+            status_reason="",
+            created_at=now,
+            updated_at=now,
+            last_active_at=None,
+            labels=dict(source.labels),
+        )
+        with self._quota_lock:
+            live = self.store.insert_session_within_quota(record, self.settings.session_quota)
+        if live is not None:
+            raise QuotaExceeded(
+                f"this API key already has {live} live sessions, the quota is "
+                f"{self.settings.session_quota}; delete a session first"
+            )
+        try:
+            self.runtime.fork(session_id, record.session_id, image, limits)
+        except BaseException:
+            self.runtime.destroy(record.session_id)
+            self.store.delete_session_row(record.session_id)
+            raise
+        self.store.set_status(record.session_id, "RUNNING", only_from=[CREATING])
+        record.status = "RUNNING"
         return record
 
     def _transition(

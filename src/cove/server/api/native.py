@@ -428,6 +428,14 @@ def resume_session(request: Request, tenant_id: Tenant, session_id: str) -> Sess
     return _answer(request, manager(request).resume(tenant_id, session_id))
 
 
+@router.post(
+    "/v1/sessions/{session_id}/fork", status_code=201, response_model=SessionAnswer, tags=["sessions"]
+)
+def fork_session(request: Request, tenant_id: Tenant, session_id: str) -> SessionAnswer:
+    """A new session from a RUNNING gvisor session: its processes, memory and files as they are now."""
+    return _answer(request, manager(request).fork(tenant_id, session_id))
+
+
 @router.get("/v1/sessions/{session_id}/metrics", tags=["sessions"])
 def session_metrics(request: Request, tenant_id: Tenant, session_id: str) -> dict[str, Any]:
     """CPU, memory, disk, processes and network of the session, from the kernel's accounting."""
