@@ -177,15 +177,23 @@ def test_pause_checkpoints_and_frees_memory_and_resume_restores_it(
     counted = int(wait_for_file(session, "/tmp/count"))
     directory = server.data_dir / "sessions" / session.session_id
 
-    before = median_mem_available_mib()
-    paused = session.beta_pause()
-    assert paused.success and paused.status == "PAUSED", paused.error_message
-    assert session.session_id not in server.gvisor_containers(), "the sandbox is stopped"
-    image = directory / "checkpoint"
-    assert image.is_dir() and not (directory / "checkpoint.partial").exists()
-    assert sum(f.stat().st_size for f in image.iterdir()) > 256 * 1024 * 1024
-    after = median_mem_available_mib()
-    assert after - before >= 200, f"MemAvailable rose by only {after - before:.0f} MiB"
+    # The host is shared: other work may take memory while this pause gives it back. A pause whose
+    # gain drowned in that is resumed and tried again, up to three times in all.
+    gains = []
+    for _ in range(3):
+        before = median_mem_available_mib()
+        paused = session.beta_pause()
+        assert paused.success and paused.status == "PAUSED", paused.error_message
+        assert session.session_id not in server.gvisor_containers(), "the sandbox is stopped"
+        image = directory / "checkpoint"
+        assert image.is_dir() and not (directory / "checkpoint.partial").exists()
+        assert sum(f.stat().st_size for f in image.iterdir()) > 256 * 1024 * 1024
+        time.sleep(0.5)
+        gains.append(median_mem_available_mib() - before)
+        if gains[-1] >= 200:
+            break
+        assert session.beta_resume().success
+    assert gains[-1] >= 200, f"MemAvailable rose by only {', '.join(f'{g:.0f}' for g in gains)} MiB"
     refused = session.command.execute_command("true")
     assert (refused.code, refused.http_status_code) == ("InvalidState", 409)
     with server.client(KEY_A) as http:
