@@ -3,6 +3,7 @@
 #
 #   sudo bash scripts/install.sh                   # runc, Python, the default image's packages, .venv
 #   sudo bash scripts/install.sh --with-test-deps  # also PostgreSQL (the tests start it), node and a JDK
+#   sudo bash scripts/install.sh --runsc-only      # only gVisor's runsc (runtime "gvisor"; all installs have it)
 #
 # Safe to run again: apt runs only when a package is missing, pip only when pyproject.toml changed.
 set -euo pipefail
@@ -11,11 +12,13 @@ SCRIPT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[
 REPO="$(cd "$(dirname "$SCRIPT")/.." && pwd)"
 
 with_test_deps=0
+runsc_only=0
 for arg in "$@"; do
     case "$arg" in
         --with-test-deps) with_test_deps=1 ;;
+        --runsc-only) runsc_only=1 ;;
         -h | --help)
-            sed -n '2,7s/^# \{0,1\}//p' "$SCRIPT"
+            sed -n '2,8s/^# \{0,1\}//p' "$SCRIPT"
             exit 0
             ;;
         *)
@@ -36,6 +39,41 @@ if [[ $EUID -ne 0 ]]; then
 fi
 
 log() { echo "install: $*"; }
+
+# gVisor's runsc runs the sessions created with runtime "gvisor". It needs a build with the systrap
+# platform (2024 or later): on Debian bookworm that is bookworm-backports, whose suite is added to
+# apt's sources if it is missing. Newer Debian releases ship such a build in their main suite.
+runsc_has_systrap() {
+    command -v runsc >/dev/null && runsc flags 2>&1 | grep systrap >/dev/null
+}
+install_runsc() {
+    if runsc_has_systrap; then
+        log "runsc already installed"
+    else
+        export DEBIAN_FRONTEND=noninteractive
+        codename="$(. /etc/os-release && echo "${VERSION_CODENAME:-}")"
+        if [[ "$codename" == bookworm ]]; then
+            if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+                log "adding the bookworm-backports suite to apt's sources (for runsc)"
+                printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' 'Suites: bookworm-backports' \
+                    'Components: main' 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' \
+                    >/etc/apt/sources.list.d/cove-bookworm-backports.sources
+            fi
+            apt-get update -q
+            log "installing runsc from bookworm-backports"
+            apt-get install -y -q --no-install-recommends -t bookworm-backports runsc
+        else
+            apt-get update -q
+            log "installing runsc"
+            apt-get install -y -q --no-install-recommends runsc
+        fi
+    fi
+}
+
+if [[ $runsc_only -eq 1 ]]; then
+    install_runsc
+    exit 0
+fi
 
 # The default sandbox image is copied from these host packages (src/cove/sandbox/host_image.py),
 # so read the list from there rather than keeping a second copy that could drift.
@@ -86,6 +124,8 @@ if [[ ${#missing[@]} -gt 0 ]]; then
 else
     log "system packages already installed"
 fi
+
+install_runsc
 
 # The tests run their own throwaway PostgreSQL server from /usr/lib/postgresql/*/bin; the cluster
 # the Debian package creates and starts would only hold a port and memory, so stop it right after

@@ -216,6 +216,12 @@ def session() -> None:
     help="the desktop's size, e.g. 1920x1080 (default 1280x800)",
 )
 @click.option("--env", "env", multiple=True, help="NAME=VALUE for every process of the session, repeatable")
+@click.option(
+    "--runtime",
+    type=click.Choice(["runc", "gvisor"]),
+    default=None,
+    help="what runs it; default: the server's",
+)
 def session_create(
     endpoint: str | None,
     api_key: str | None,
@@ -231,6 +237,7 @@ def session_create(
     deny_out: tuple[str, ...],
     screen: str | None,
     env: tuple[str, ...],
+    runtime: str | None,
 ) -> None:
     """Create a session and print its id."""
     from cove import CreateSessionParams, NetworkPolicy, Screen
@@ -248,6 +255,7 @@ def session_create(
         network=network,
         screen=Screen(*_screen_size(screen)) if screen else None,
         env=_pairs(env, "--env") or None,
+        runtime=runtime,
     )
     with _client(endpoint, api_key, data_dir) as client:
         click.echo(_check(client.create(params)).session.session_id)
@@ -364,6 +372,16 @@ def session_view(
     with _client(endpoint, api_key, data_dir) as client:
         found = _check(client.get(session_id)).session
         click.echo(_check(found.get_desktop_url(interactive=interactive)).data)
+
+
+@session.command("fork")
+@client_options
+@click.argument("session_id")
+def session_fork(endpoint: str | None, api_key: str | None, data_dir: Path | None, session_id: str) -> None:
+    """Fork a running gvisor session (its processes, memory and files) and print the new one's id."""
+    with _client(endpoint, api_key, data_dir) as client:
+        found = _check(client.get(session_id)).session
+        click.echo(_check(found.beta_fork()).session.session_id)
 
 
 @session.command("rm")

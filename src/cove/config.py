@@ -69,6 +69,11 @@ class Settings:
     )
     warm_pool: int = _setting(2, "sandboxes kept prepared for creates with the default image and limits")
     runc: str = _setting("runc", "OCI runtime binary (runc; crun takes the same commands)")
+    runsc: str = _setting("runsc", "gVisor's runsc binary, which runs sessions created with runtime gvisor")
+    default_runtime: str = _setting("runc", "runtime of a session whose create names none: runc or gvisor")
+    allowed_runtimes: str = _setting(
+        "runc,gvisor", "comma-separated runtimes creates may ask for (runc, gvisor); others get 400"
+    )
     subordinate_id_start: int = _setting(100000, "first host uid/gid that sandbox uid 0 maps to")
     identity_registry: Path = _setting(
         Path("/run/cove/identities"),

@@ -72,6 +72,13 @@ class CapacityExceeded(CoveError):
     http_status = 503
 
 
+class RuntimeUnavailable(CoveError):
+    """The runtime a create asks for is not installed on this server (gVisor's runsc)."""
+
+    code = "RuntimeUnavailable"
+    http_status = 503
+
+
 class SandboxError(CoveError):
     """The sandbox runtime failed; whatever it had started is already cleaned up."""
 

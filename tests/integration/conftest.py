@@ -12,10 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from cove import AgentBay, AsyncAgentBay, AsyncSession, Config, Session
+from cove import AgentBay, AsyncAgentBay, AsyncSession, Config, CreateSessionParams, Session
 from tests.integration.computer_tools import Call, tool_caller
 from tests.integration.e2b_modes import start_tls_server
 from tests.integration.recipe_images import IMAGES_DIR, ensure_built
+from tests.integration.runtimes import ensure_runsc
 from tests.integration.server import KEY_A, CoveServer, remove_data, running_server, sdk_session
 
 
@@ -128,10 +129,14 @@ def new_session(server: CoveServer) -> Iterator[Callable[..., dict[str, Any]]]:
 
 
 @pytest.fixture
-def session(server: CoveServer) -> Iterator[Session]:
-    """A session through the sync SDK, deleted after the test."""
+def session(server: CoveServer, request: pytest.FixtureRequest) -> Iterator[Session]:
+    """A session through the sync SDK, deleted after the test; on the server's default runtime, or on
+    the one a test parametrizes it with (BOTH_RUNTIMES)."""
+    runtime = getattr(request, "param", None)
+    if runtime == "gvisor":
+        ensure_runsc()
     with AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url)) as agent_bay:
-        created = agent_bay.create()
+        created = agent_bay.create(CreateSessionParams(runtime=runtime))
         assert created.session is not None, created.error_message
         yield created.session
         created.session.delete()

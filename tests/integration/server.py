@@ -98,8 +98,10 @@ class CoveServer:
         """What a test leaves running goes: containers first (their network interfaces go with
         them), then their overlay mounts and the sessions' filesystem (a loop mount: its loop
         device goes with it), and the server's nftables table."""
-        for session_id in self.containers():
+        for session_id in self.runc("list", "-q").stdout.split():
             self.runc("delete", "--force", session_id)
+        for session_id in self.gvisor_containers():
+            self.runsc("delete", "--force", session_id)
         unmount_all(self.data_dir)
         # The server keeps its rules when it stops, for sessions that outlive it; these are gone.
         instance = self.data_dir / "instance_id"
@@ -122,8 +124,25 @@ class CoveServer:
             check=False,
         )
 
+    def runsc(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """runsc against this server's gvisor sandboxes."""
+        return subprocess.run(
+            ["runsc", "--root", str(self.data_dir / "runsc"), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def gvisor_containers(self) -> set[str]:
+        if shutil.which("runsc") is None or not (self.data_dir / "runsc").is_dir():
+            return set()
+        return set(self.runsc("list", "-quiet").stdout.split())
+
     def sandbox(self, session_id: str, script: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """Run a shell script inside a session's sandbox, as its user."""
+        if session_id in self.gvisor_containers():
+            return self.runsc("exec", "--user", "1000:1000", session_id, "sh", "-c", script, timeout=timeout)
         return self.runc("exec", session_id, "sh", "-c", script, timeout=timeout)
 
     def sandbox_pid(self, session_id: str) -> int:
@@ -131,8 +150,9 @@ class CoveServer:
         return pid
 
     def containers(self) -> set[str]:
+        """Every sandbox of this server: runc's and runsc's."""
         result = self.runc("list", "-q")
-        return set(result.stdout.split())
+        return set(result.stdout.split()) | self.gvisor_containers()
 
     def cgroup_dirs(self) -> list[Path]:
         """Every cgroup directory this server's sessions have, in every hierarchy."""

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from cove import AgentBay, AsyncSession, Config, Session
+from tests.integration.runtimes import BOTH_RUNTIMES
 from tests.integration.server import KEY_A, CoveServer, running_server
 
 PNG_CELL = '''
@@ -33,6 +34,7 @@ Swatch()
 '''
 
 
+@BOTH_RUNTIMES
 def test_state_persists_across_calls(session: Session) -> None:
     code = session.code
     first = code.run_code("x = 41")

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from cove import AgentBay, AsyncAgentBay, Config, Session
+from tests.integration.runtimes import BOTH_RUNTIMES
 from tests.integration.server import KEY_A, CoveServer, running_server
 
 
+@BOTH_RUNTIMES
 def test_a_command_runs_as_the_session_user(session: Session) -> None:
     result = session.command.execute_command("id -un; pwd; echo oops >&2")
     assert result.success and result.exit_code == 0 and result.request_id
@@ -21,6 +23,7 @@ def test_a_command_runs_as_the_session_user(session: Session) -> None:
     assert result.output == "user\n/home/user\noops\n"
 
 
+@BOTH_RUNTIMES
 def test_cwd_and_environment(session: Session) -> None:
     result = session.command.run(
         "pwd; echo $GREETING; env | grep -c ^COVE_ || true", cwd="/tmp", envs={"GREETING": "hi"}
@@ -30,12 +33,14 @@ def test_cwd_and_environment(session: Session) -> None:
     assert not missing.success and "/nowhere" in missing.error_message
 
 
+@BOTH_RUNTIMES
 def test_a_failing_command(session: Session) -> None:
     result = session.command.execute_command("echo partial; echo bad >&2; exit 3")
     assert (result.success, result.exit_code, result.stdout) == (False, 3, "partial\n")
     assert result.error_message == "bad\n"
 
 
+@BOTH_RUNTIMES
 def test_a_command_that_never_ends_is_killed_with_its_process_group(
     session: Session, server: CoveServer
 ) -> None:

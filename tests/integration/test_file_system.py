@@ -6,6 +6,7 @@ import asyncio
 import threading
 
 from cove import AsyncSession, FileChangeEvent, Session
+from tests.integration.runtimes import BOTH_RUNTIMES
 from tests.integration.server import CoveServer
 
 
@@ -15,6 +16,7 @@ def in_sandbox(server: CoveServer, session: Session, script: str) -> str:
     return result.stdout
 
 
+@BOTH_RUNTIMES
 def test_write_read_and_append(session: Session, server: CoveServer) -> None:
     fs = session.file_system
     assert fs.write_file("/tmp/deep/er/note.txt", "héllo\n").success, "parents are created"
@@ -38,6 +40,7 @@ def test_binary_files(session: Session, server: CoveServer) -> None:
     assert read.success and read.content == data and read.size == len(data)
 
 
+@BOTH_RUNTIMES
 def test_directories_info_and_listing(session: Session) -> None:
     fs = session.file_system
     assert fs.create_directory("/tmp/tree/a/b").success

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.runtimes import ensure_runsc
 from tests.integration.server import CoveServer, scratch_server
 from tests.network.testnet import TestNetwork
 
@@ -75,16 +76,22 @@ def refused_fast(outcome: str) -> bool:
 
 @pytest.fixture
 def session_with(new_session: Callable[..., dict[str, Any]]) -> Callable[..., str]:
-    def create(network: dict[str, Any] | None = None) -> str:
-        return str(new_session(**({"network": network} if network else {}))["session_id"])
+    def create(network: dict[str, Any] | None = None, runtime: str | None = None) -> str:
+        body: dict[str, Any] = {"network": network} if network else {}
+        if runtime is not None:
+            if runtime == "gvisor":
+                ensure_runsc()
+            body["runtime"] = runtime
+        return str(new_session(**body)["session_id"])
 
     return create
 
 
+@pytest.mark.parametrize("runtime", ["runc", "gvisor"])
 def test_reaches_a_test_host_by_name_and_by_address(
-    server: CoveServer, session_with: Callable[..., str]
+    server: CoveServer, session_with: Callable[..., str], runtime: str
 ) -> None:
-    session_id = session_with()
+    session_id = session_with(runtime=runtime)
     outcomes = probe(
         server,
         session_id,
@@ -96,6 +103,18 @@ def test_reaches_a_test_host_by_name_and_by_address(
     assert outcomes == ["ok:" + API, "ok:hello from api.test", "ok:hello from pypi.test", "ok"]
     curl = server.sandbox(session_id, "curl -sS --max-time 10 http://api.test/")
     assert (curl.returncode, curl.stdout.strip()) == (0, "hello from api.test"), curl.stderr
+
+
+def test_a_gvisor_session_reaches_the_test_hosts_after_a_pause(
+    server: CoveServer, session_with: Callable[..., str], api: Any
+) -> None:
+    """A restored gVisor network stack takes the session's interface again, rules and all."""
+    session_id = session_with({"mode": "egress", "deny_out": [DENIED]}, runtime="gvisor")
+    assert api.post(f"/v1/sessions/{session_id}/pause").status_code == 200
+    assert api.post(f"/v1/sessions/{session_id}/resume").status_code == 200
+    reached, denied = probe(server, session_id, ("http", "http://api.test/", 0), ("tcp", DENIED, 80))
+    assert reached == "ok:hello from api.test"
+    assert refused_fast(denied), denied
 
 
 def test_the_host_other_sessions_metadata_and_private_ranges_are_refused_at_once(

@@ -8,6 +8,7 @@ import pytest
 
 from cove import Session
 from cove.agent.init import CHECK_INTERVAL_S
+from tests.integration.runtimes import BOTH_RUNTIMES
 
 
 @pytest.mark.parametrize(
@@ -19,6 +20,7 @@ from cove.agent.init import CHECK_INTERVAL_S
         "mv /.cove/run/agent.sock /.cove/run/elsewhere",
     ],
 )
+@BOTH_RUNTIMES
 def test_the_agent_socket_comes_back(session: Session, attack: str) -> None:
     assert session.command.execute_command("echo before").output.strip() == "before"
     session.command.execute_command(attack)

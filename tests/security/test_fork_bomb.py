@@ -13,7 +13,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from cove import AgentBay, AsyncSession, Config, Session
+from tests.integration.runtimes import BOTH_RUNTIMES, ensure_runsc
 from tests.integration.server import KEY_A, CoveServer
 
 BOMB = ":(){ :|:& };:"
@@ -65,10 +68,25 @@ def alive(server: CoveServer, session_id: str, pid_file: str) -> bool:
     return bool(answer["stdout"] == "alive\n")
 
 
+GVISOR_PIDS = pytest.mark.xfail(
+    strict=False,  # how far a bomb gets before the Sentry runs out of host threads varies
+    reason="on gvisor the pids cgroup counts the Sentry's host threads and stub processes, not the "
+    "session's processes one for one, so a bomb takes the agent down too (docs/runtimes.md)",
+)
+GVISOR_TREES = pytest.mark.xfail(
+    strict=True,
+    reason="on gvisor a process tree is its process group (no cgroup per tree), which a child that "
+    "called setsid leaves (docs/runtimes.md)",
+)
+
+
+@pytest.mark.parametrize("runtime", ["runc", pytest.param("gvisor", marks=GVISOR_PIDS)])
 def test_a_fork_bomb_leaves_the_session_answering_and_kill_all_ends_it(
-    server: CoveServer, new_session: Callable[..., dict[str, Any]]
+    server: CoveServer, new_session: Callable[..., dict[str, Any]], runtime: str
 ) -> None:
-    session_id = new_session(resources={"pids": 64})["session_id"]
+    if runtime == "gvisor":
+        ensure_runsc()
+    session_id = new_session(resources={"pids": 64}, runtime=runtime)["session_id"]
     shell(server, session_id, BOMB, timeout_ms=3000)  # returns at once: the bomb runs on in the background
     eventually(lambda: processes(server, session_id) >= 40, "full of the bomb")
     assert shell(server, session_id, "echo alive")["stdout"] == "alive\n", "the reserve serves the agent"
@@ -80,6 +98,7 @@ def test_a_fork_bomb_leaves_the_session_answering_and_kill_all_ends_it(
     assert int(answer["stdout"].split()[0]) <= 6, answer["stdout"]
 
 
+@BOTH_RUNTIMES
 def test_kill_all_through_the_sdk(session: Session, server: CoveServer) -> None:
     session.command.execute_command("nohup sleep 1000 >/dev/null 2>&1 &")
     started = session.command.start("sleep 1001")
@@ -90,6 +109,7 @@ def test_kill_all_through_the_sdk(session: Session, server: CoveServer) -> None:
     assert session.code.run_code("print(6 * 7)", "python").success, "a kernel starts again on demand"
 
 
+@pytest.mark.parametrize("session", ["runc", pytest.param("gvisor", marks=GVISOR_TREES)], indirect=True)
 def test_a_command_that_times_out_takes_its_double_forked_child(server: CoveServer, session: Session) -> None:
     started = "kill -0 $(cat /tmp/orphan) && echo started"
     result = session.command.execute_command(f"{ORPHAN}; {started}; sleep 600", timeout_ms=2000)

@@ -16,6 +16,7 @@ from cove.sessions.validation import (
     MAX_LABELS,
     check_labels,
     check_limits,
+    check_runtime,
     check_screen,
     check_status,
 )
@@ -104,3 +105,16 @@ def test_the_screen_is_1280x800_unless_asked_and_both_bounds_are_inclusive() -> 
 def test_a_bad_screen_is_refused_naming_the_value(screen: object, message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
         check_screen(screen)
+
+
+def test_runtime_default_allowed_and_refused() -> None:
+    settings = Settings()
+    assert check_runtime(settings, None) == "runc"
+    assert check_runtime(settings, "gvisor") == "gvisor"
+    assert check_runtime(Settings(default_runtime="gvisor"), None) == "gvisor"
+    with pytest.raises(InvalidArgument, match="runc, gvisor"):
+        check_runtime(settings, "kata")
+    with pytest.raises(InvalidArgument, match="COVE_ALLOWED_RUNTIMES"):
+        check_runtime(Settings(allowed_runtimes="runc"), "gvisor")
+    with pytest.raises(InvalidArgument, match="runtime must be one of"):
+        check_runtime(settings, ["gvisor"])

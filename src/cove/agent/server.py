@@ -5,8 +5,15 @@ only, so it runs in any image that has python3. init listens on the socket and h
 agent leaves again after `IDLE_EXIT_S` without calls, unless it holds state (background processes,
 watched directories), so an idle session goes back to being one small process. Each connection
 carries requests one after another; the host opens as many connections as it has calls in flight.
+
+Before a checkpoint of a gvisor session, init asks (over CONTROL_FD) that the agent let go of every
+socket of the host it holds, which gVisor cannot checkpoint: the listening socket and each
+connection are shut down and their descriptors pointed at a socket pair of the sandbox's own, under
+the lock closing takes, so no descriptor number is reused meanwhile. After the restore init hands
+over a new listening socket, put in the listener's place (init.py).
 """
 
+import contextlib
 import os
 import socket
 import socketserver
@@ -21,6 +28,8 @@ from .tools import InvalidArguments, Tool, ToolError, all_tools, find_tool, hold
 
 LISTEN_FD = 3
 """The listening socket init.py passes on."""
+CONTROL_FD = 4
+"""The agent's end of its socket pair with init (init.py)."""
 IDLE_EXIT_S = float(os.environ.get("COVE_AGENT_IDLE_EXIT_S", 120))
 """An agent with no call for this long, and nothing to remember, leaves; init starts it again."""
 SERVER_INFO = {"name": "cove-agent", "version": "1"}
@@ -193,8 +202,67 @@ class Activity:
             return self.open == 0 and time.monotonic() - self.last > seconds
 
 
+class HostSockets:
+    """The host's sockets the agent holds (open connections), to let go of them for a checkpoint."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.open: set[socket.socket] = set()
+        self.stand_in, self._other_end = socket.socketpair()
+        """A socket of the sandbox's own, which released descriptors point at until they are closed."""
+
+    def add(self, connection: socket.socket) -> None:
+        with self.lock:
+            self.open.add(connection)
+
+    def close(self, connection: socket.socket) -> None:
+        with self.lock:
+            self.open.discard(connection)
+            connection.close()
+
+    def release(self) -> None:
+        """Shut every connection and the listener down, their descriptors left on the stand-in."""
+        with self.lock:
+            for connection in [*self.open]:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+                if connection.fileno() >= 0:
+                    os.dup2(self.stand_in.fileno(), connection.fileno())
+            os.dup2(self.stand_in.fileno(), LISTEN_FD)
+
+    def take_listener(self, descriptor: int) -> None:
+        os.dup2(descriptor, LISTEN_FD)
+        os.close(descriptor)
+
+
+def follow_init(control: socket.socket, sockets: HostSockets) -> None:
+    """Let go of the host's sockets when init asks, and take the listening socket it hands over."""
+    while True:
+        try:
+            message, descriptors, _, _ = socket.recv_fds(control, 16, 1)
+        except OSError:
+            return
+        if not message:
+            return
+        if message == b"S":
+            sockets.release()
+            control.sendall(b"A")
+        elif message == b"L" and descriptors:
+            sockets.take_listener(descriptors[0])
+
+
 class Server(socketserver.ThreadingUnixStreamServer):
     daemon_threads = True
+    host_sockets: HostSockets
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.host_sockets.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with contextlib.suppress(OSError):
+            request.shutdown(socket.SHUT_WR)
+        self.host_sockets.close(request)
 
     def service_actions(self) -> None:
         """Called between requests by serve_forever: leave when idle and stateless."""
@@ -209,6 +277,13 @@ def serve() -> None:
     server = Server("", Connection, bind_and_activate=False)
     server.socket.close()
     server.socket = socket.socket(fileno=LISTEN_FD)
+    server.host_sockets = HostSockets()
+    try:
+        control = socket.socket(fileno=CONTROL_FD)
+    except OSError:  # started by an older init
+        pass
+    else:
+        threading.Thread(target=follow_init, args=(control, server.host_sockets), daemon=True).start()
     print("cove-agent: serving", file=sys.stderr, flush=True)
     try:
         server.serve_forever(poll_interval=1.0)

@@ -50,6 +50,21 @@ def read_usage(cgroup_path: str, writable_layer: Path, init_pid: int) -> Usage:
     )
 
 
+def stopped_usage(writable_layer: Path, memory_limit_bytes: int) -> Usage:
+    """The use of a sandbox that is stopped with its state on disk (a checkpointed gvisor session):
+    its writable layer, and nothing running."""
+    return Usage(
+        cpu_seconds=0.0,
+        memory_bytes=0,
+        memory_limit_bytes=memory_limit_bytes,
+        processes=0,
+        disk_bytes=_tree_bytes(writable_layer),
+        rx_bytes=0,
+        tx_bytes=0,
+        sampled_at=time.monotonic(),
+    )
+
+
 def _first_file(directories: list[Path], *names: str) -> str | None:
     for directory in directories:
         for name in names:

@@ -1,7 +1,9 @@
-"""The sandbox runtime: one runc container per session, over an overlay of a shared image.
+"""The sandbox runtime: one container per session, over an overlay of a shared image, run by runc
+or by gVisor's runsc (the session's `runtime`: "runc" or "gvisor"; gvisor.py has what differs).
 
 Layout under DATA_DIR:
     runc/                    runc's own state (`runc --root`)
+    runsc/                   runsc's own state, for gvisor sessions
     agent/                   a tmpfs with a read-only copy of the tool agent (agent_files.py), which
                              every sandbox binds at /.cove/agent
     sessions/                a btrfs filesystem (session_volumes.py), from sessions.btrfs if the
@@ -10,7 +12,9 @@ Layout under DATA_DIR:
                              (the session's writable layer), rootfs/ (the overlay mount point),
                              runc.log and init.log, network.json (session_network.py), and run/:
                              the sandbox's /.cove/run, where its tool agent listens (agent.sock)
-                             and reads what the host tells it (limits.json, screen.json, env.json)
+                             and reads what the host tells it (limits.json, screen.json, env.json);
+                             runtime: "runc" or "gvisor"; for gvisor also netns and a paused
+                             sandbox's checkpoint/ (gvisor.py)
 Cgroups live at /cove/<instance>/<id> in every hierarchy, so two servers on one host never touch
 each other's sessions. Containers outlive the server process: runc detaches them.
 """
@@ -23,15 +27,16 @@ import logging
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from cove.errors import CapacityExceeded, SandboxError
-from cove.sandbox import cgroups
-from cove.sandbox.accounting import Usage, read_usage
+from cove.errors import CapacityExceeded, InvalidArgument, InvalidState, RuntimeUnavailable, SandboxError
+from cove.sandbox import cgroups, gvisor
+from cove.sandbox.accounting import Usage, read_usage, stopped_usage
 from cove.sandbox.agent_files import publish_agent
 from cove.sandbox.identities import DEFAULT_IDENTITY_REGISTRY, SessionIdentities
 from cove.sandbox.images import SANDBOX_HOME, SANDBOX_UID, Image
@@ -63,10 +68,34 @@ OUT_OF_ROOM = (
     "cannot allocate memory",
 )
 """How runc reports a host resource running out (errno texts), which is a 503, not Cove's fault."""
+RUNC = "runc"
+GVISOR = "gvisor"
+RUNTIMES = (RUNC, GVISOR)
+"""The runtimes a session may run on: runc (kernel namespaces) or gvisor (runsc, its own kernel)."""
+RUNTIME_FILE = "runtime"
+CHECKPOINT_TIMEOUT_S = 300
+"""A checkpoint or restore moves the sandbox's whole memory: far longer than other runtime calls."""
 NO_KEYRING = ("--no-new-keyring",)
 """runc would give each sandbox a session keyring, charged to the kernel's key budget
 (kernel.keys.maxkeys, 200 per user by default), which capped a host at about 200 sandboxes. Sandboxes
 keep the server's keyring instead, which they cannot touch: seccomp refuses every keyring call."""
+
+
+@dataclass(frozen=True)
+class Engine:
+    """The OCI runtime binary that runs a kind of sandbox, with its state folder and global options."""
+
+    name: str
+    binary: str
+    state_dir: Path
+    options: tuple[str, ...] = ()
+
+    def command(self, *args: str) -> list[str]:
+        return [self.binary, "--root", str(self.state_dir), *self.options, *args]
+
+    @property
+    def available(self) -> bool:
+        return shutil.which(self.binary) is not None
 
 
 @dataclass(frozen=True)
@@ -113,7 +142,7 @@ def _check_traversable(directory: Path) -> None:
 
 
 class RuncRuntime:
-    """Creates, inspects and destroys session sandboxes with runc."""
+    """Creates, inspects and destroys session sandboxes with runc, or with runsc for gvisor sessions."""
 
     def __init__(
         self,
@@ -125,12 +154,20 @@ class RuncRuntime:
         capacity: int = 2000,
         sessions_volume_mb: int = 0,
         network: NetworkSettings | None = None,
+        runsc: str = "runsc",
     ) -> None:
         self.sessions_dir = data_dir / "sessions"
         self.state_dir = data_dir / "runc"
+        self.engines = {
+            RUNC: Engine(RUNC, runc, self.state_dir),
+            GVISOR: Engine(GVISOR, runsc, data_dir / "runsc", gvisor.RUNSC_OPTIONS),
+        }
+        self._runtimes: dict[str, str] = {}
+        """Each session's runtime, as its folder records it (read once)."""
         self.volumes = SessionVolumes(self.sessions_dir, data_dir / "sessions.btrfs", sessions_volume_mb)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.state_dir.chmod(0o700)
+        for engine in self.engines.values():
+            engine.state_dir.mkdir(parents=True, exist_ok=True)
+            engine.state_dir.chmod(0o700)
         self.sessions_dir.chmod(0o711)
         data_dir.chmod(0o711)
         _check_traversable(self.sessions_dir)
@@ -171,8 +208,37 @@ class RuncRuntime:
             return None
         return IdMapping.from_spec(spec["linux"]["uidMappings"])
 
-    def _runc(self, *args: str, timeout: float = RUNC_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
-        return run_bounded([self.runc, "--root", str(self.state_dir), *args], timeout)
+    def check_available(self, runtime: str) -> None:
+        """Refuse a runtime this host cannot run (runsc not installed), saying how to install it."""
+        engine = self.engines[runtime]
+        if not engine.available:
+            raise RuntimeUnavailable(gvisor.missing_message(engine.binary))
+
+    def runtime_of(self, session_id: str) -> str:
+        """The runtime a session's sandbox runs on (runc for a folder that records none)."""
+        known = self._runtimes.get(session_id)
+        if known is None:
+            try:
+                known = (self.session_dir(session_id) / RUNTIME_FILE).read_text().strip()
+            except (FileNotFoundError, NotADirectoryError):
+                return RUNC
+            if known not in RUNTIMES:
+                known = RUNC
+            self._runtimes[session_id] = known
+        return known
+
+    def _engine(self, session_id: str) -> Engine:
+        return self.engines[self.runtime_of(session_id)]
+
+    def _runc(
+        self, *args: str, timeout: float = RUNC_TIMEOUT_S, engine: Engine | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """A runtime command (`args`: the command, its options, the session's id, the rest), run by
+        the session's runtime, or by `engine`."""
+        if engine is None:
+            session_id = next(arg for arg in args[1:] if not arg.startswith("-"))
+            engine = self._engine(session_id)
+        return run_bounded(engine.command(*args), timeout)
 
     def session_dir(self, session_id: str) -> Path:
         return self.sessions_dir / session_id
@@ -189,13 +255,20 @@ class RuncRuntime:
         network: NetworkPolicy,
         screen: Screen = DEFAULT_SCREEN,
         env: Mapping[str, str] | None = None,
+        runtime: str = RUNC,
     ) -> None:
         """Make and start the session's container (`runc run`); on failure nothing is left."""
+        self.check_available(runtime)
         with self._cleaned_up_on_failure(session_id, "create"):
-            self._make_bundle(session_id, image, limits)
+            self._make_bundle(session_id, image, limits, runtime)
             self._tell_agent_screen(session_id, screen)
             if env:
                 self._write_for_agent(session_id, AGENT_ENV_FILE, dict(env))
+            if runtime == GVISOR:
+                # runsc reads the sandbox's interfaces when it starts: they must be there before.
+                self._set_network(session_id, network, starting=True)
+                self._runc_logged(session_id, "run", "--detach", *self._new_container(session_id), session_id)
+                return
             self._runc_logged(session_id, "run", "--detach", *self._new_container(session_id), session_id)
             self._cap_user_namespace(session_id, alongside=lambda: self.set_network(session_id, network))
 
@@ -212,8 +285,9 @@ class RuncRuntime:
             self._runc_logged(session_id, "create", *self._new_container(session_id), session_id)
             directory, pid = self.session_dir(session_id), self._init_pid(session_id)
             if self.network_settings.default_mode == EGRESS:
+                netns = f"/proc/{pid}/ns/net"
                 self._cap_user_namespace(
-                    session_id, alongside=lambda: self.networks.attach(session_id, directory, pid)
+                    session_id, alongside=lambda: self.networks.attach(session_id, directory, netns)
                 )
             else:
                 self._cap_user_namespace(session_id)
@@ -221,7 +295,8 @@ class RuncRuntime:
     def _new_container(self, session_id: str) -> list[str]:
         """The options of `runc create` and `runc run` for a session's bundle."""
         directory = self.session_dir(session_id)
-        return [*NO_KEYRING, "--pid-file", str(directory / "init.pid"), "--bundle", str(directory)]
+        keyring = NO_KEYRING if self.runtime_of(session_id) == RUNC else ()
+        return [*keyring, "--pid-file", str(directory / "init.pid"), "--bundle", str(directory)]
 
     def _init_pid(self, session_id: str) -> int:
         return int((self.session_dir(session_id) / "init.pid").read_text())
@@ -241,7 +316,21 @@ class RuncRuntime:
 
     def set_network(self, session_id: str, policy: NetworkPolicy) -> None:
         """Put a session's network policy in force, from its next connection on."""
-        self.networks.apply(session_id, self.session_dir(session_id), self._init_pid(session_id), policy)
+        self._set_network(session_id, policy)
+
+    def _set_network(self, session_id: str, policy: NetworkPolicy, starting: bool = False) -> None:
+        directory = self.session_dir(session_id)
+        if self.runtime_of(session_id) == RUNC:
+            netns = f"/proc/{self._init_pid(session_id)}/ns/net"
+        else:
+            netns = str(directory / gvisor.NETNS_FILE)
+            if not starting and policy.mode == EGRESS and self.networks.attachment(directory) is None:
+                raise InvalidArgument(
+                    "network: a gvisor session's network stack takes its interface when the session "
+                    "starts, so a session created without network cannot be given one; create a new "
+                    "session with network egress"
+                )
+        self.networks.apply(session_id, directory, netns, policy)
 
     def network_state(self, session_id: str) -> NetworkState:
         return self.networks.state(self.session_dir(session_id))
@@ -292,12 +381,14 @@ class RuncRuntime:
                 raise SandboxError(f"could not {action} the sandbox of {session_id}: {exc}") from exc
             raise
 
-    def _make_bundle(self, session_id: str, image: Image, limits: Limits) -> None:
+    def _make_bundle(self, session_id: str, image: Image, limits: Limits, runtime: str = RUNC) -> None:
         """The session's writable layer, its overlay root filesystem and its config.json."""
         directory = self.session_dir(session_id)
         upper, work, rootfs = directory / "upper", directory / "work", directory / "rootfs"
         run = self.agent_run_dir(session_id)
         self.volumes.create(session_id, limits.disk_mb)
+        (directory / RUNTIME_FILE).write_text(runtime + "\n")
+        self._runtimes[session_id] = runtime
         for path in (upper, work, rootfs, run):
             path.mkdir()
         if len(os.listdir(self.sessions_dir)) > self.capacity:
@@ -314,7 +405,10 @@ class RuncRuntime:
             Mount(source=str(self.agent_dir), destination=AGENT_MOUNT),
             Mount(source=str(run), destination=AGENT_RUN_MOUNT, read_only=False),
         ]
-        user_cgroup = cgroups.delegate(f"{self.cgroup_parent}/{session_id}", sandbox_user)
+        # gVisor's kernel has cgroups of its own: a host cgroup bound in would mean nothing there.
+        user_cgroup = (
+            cgroups.delegate(f"{self.cgroup_parent}/{session_id}", sandbox_user) if runtime == RUNC else None
+        )
         if user_cgroup is not None:
             binds.append(
                 Mount(source=str(user_cgroup), destination=CGROUP_MOUNT, read_only=False, executable=False)
@@ -349,6 +443,11 @@ class RuncRuntime:
             binds=binds,
             env=self.sandbox_env,
         )
+        if runtime == GVISOR:
+            netns = gvisor.make_network_namespace(directory)
+            for namespace in spec["linux"]["namespaces"]:
+                if namespace["type"] == "network":
+                    namespace["path"] = netns
         (directory / "config.json").write_text(json.dumps(spec))
 
     def _tell_agent(self, session_id: str, limits: Limits) -> None:
@@ -375,22 +474,26 @@ class RuncRuntime:
             json.dump(content, file)
         os.replace(temporary, run / name)
 
-    def _runc_logged(self, session_id: str, *args: str) -> None:
+    def _runc_logged(self, session_id: str, *args: str, timeout: float = RUNC_TIMEOUT_S) -> None:
         """A runc command whose errors go to the session's JSON log, raised as SandboxError."""
         directory = self.session_dir(session_id)
         log = directory / "runc.log"
+        engine = self._engine(session_id)
         with open(directory / "init.log", "ab") as init_log:
             # The container inherits these descriptors, so they must not be pipes we wait on.
             logging = ["--log", str(log), "--log-format", "json"]
+            argv = [engine.binary, "--root", str(engine.state_dir), *engine.options, *logging, *args]
             result = run_bounded(
-                [self.runc, "--root", str(self.state_dir), *logging, *args],
-                RUNC_TIMEOUT_S,
+                gvisor.starting(argv) if engine.name == GVISOR and args[0] in ("run", "restore") else argv,
+                timeout,
                 stdout=init_log,
                 stderr=init_log,
             )
         if result.returncode != 0:
-            message = _runc_error(log, f"runc {args[0]} failed")
-            verb = args[0] if args[0] in ("pause", "resume") else "start"
+            message = _runc_error(log, f"{engine.binary} {args[0]} failed")
+            verb = {"pause": "pause", "resume": "resume", "checkpoint": "pause", "restore": "resume"}.get(
+                args[0], "start"
+            )
             if any(words in message.lower() for words in OUT_OF_ROOM):
                 raise CapacityExceeded(
                     f"this host has no room for another sandbox now ({message}); try again later"
@@ -398,16 +501,206 @@ class RuncRuntime:
             raise SandboxError(f"could not {verb} the sandbox of {session_id}: {message}")
 
     def pause(self, session_id: str) -> None:
-        """Freeze every process of the sandbox (cgroup freezer): no CPU, memory and files kept."""
-        self._runc_logged(session_id, "pause", session_id)
+        """runc: freeze every process of the sandbox (cgroup freezer): no CPU, memory and files kept.
+        gvisor: checkpoint the sandbox into its folder and stop it, which gives its memory back."""
+        if self.runtime_of(session_id) == GVISOR:
+            self._checkpoint(session_id)
+        else:
+            self._runc_logged(session_id, "pause", session_id)
 
     def resume(self, session_id: str) -> None:
-        self._runc_logged(session_id, "resume", session_id)
+        if self.runtime_of(session_id) == GVISOR:
+            self._restore(session_id)
+        else:
+            self._runc_logged(session_id, "resume", session_id)
+
+    def _checkpoint(self, session_id: str) -> None:
+        """Write the sandbox's image, complete, then stop the sandbox.
+
+        The agent first lets go of the host's sockets; the sandbox is frozen, so nothing runs between
+        the image and the stop; the image is written to checkpoint.partial and renamed to checkpoint
+        only once flushed; the sandbox is stopped only after that. A server killed at any point
+        leaves a running (or frozen) sandbox without a complete image, or a complete image: the
+        session is running or paused, never lost.
+        """
+        directory = self.session_dir(session_id)
+        final, partial = directory / gvisor.CHECKPOINT, directory / gvisor.CHECKPOINT_PARTIAL
+        if not final.is_dir():
+            gvisor.remove(directory / gvisor.CHECKPOINT_RESTORING)  # a resume's leftover, restored
+            gvisor.remove(partial)
+            partial.mkdir(mode=0o700)
+            try:
+                self._release_host_sockets(session_id)
+                if self._container_status(session_id) != "paused":
+                    self._runc_logged(session_id, "pause", session_id)
+                self._runc_logged(
+                    session_id,
+                    *("checkpoint", "--leave-running", *gvisor.CHECKPOINT_OPTIONS),
+                    *("--image-path", str(partial), session_id),
+                    timeout=CHECKPOINT_TIMEOUT_S,
+                )
+                gvisor.sync_tree(partial)
+            except BaseException as error:
+                gvisor.remove(partial)
+                self._runc("resume", session_id)
+                self._runc("kill", session_id, gvisor.RESUME_SIGNAL)
+                if isinstance(error, SandboxError) and gvisor.HOST_SOCKET_REFUSAL in self._log_tail(
+                    session_id
+                ):
+                    raise InvalidState(
+                        f"session {session_id} cannot be paused now: a program in it listens on a Unix "
+                        "socket in its files, which gVisor cannot checkpoint; it runs on as it was. "
+                        "Stop that program (or move its socket to an abstract name) and pause again"
+                    ) from error
+                raise
+            os.rename(partial, final)
+            gvisor.sync_folder(directory)
+        self._runc("delete", "--force", session_id)
+
+    def _release_host_sockets(self, session_id: str) -> None:
+        """Have the agent let go of the host's sockets (agent/init.py): done when its socket is gone.
+
+        init listens only once it handles the signal, so a sandbox just started is waited for."""
+        socket_path = self.agent_run_dir(session_id) / "agent.sock"
+        deadline = time.monotonic() + gvisor.RELEASE_WAIT_S
+        while not os.path.lexists(socket_path) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self._runc_logged(session_id, "kill", session_id, gvisor.SUSPEND_SIGNAL)
+        deadline = time.monotonic() + gvisor.RELEASE_WAIT_S
+        while os.path.lexists(socket_path):
+            if time.monotonic() > deadline:
+                raise SandboxError(
+                    f"could not pause the sandbox of {session_id}: its tool agent did not let go of its "
+                    "connections in time; try again"
+                )
+            time.sleep(0.01)
+
+    def settle_interrupted(self, session_id: str) -> None:
+        """At a server's start, finish what a pause or resume cut off left of a gvisor sandbox: a
+        partial image goes; a sandbox whose complete image exists is stopped; a running one whose
+        agent was asked to let go of its sockets listens again (init ignores the signal otherwise)."""
+        if self.runtime_of(session_id) != GVISOR:
+            return
+        directory = self.session_dir(session_id)
+        gvisor.remove(directory / gvisor.CHECKPOINT_PARTIAL)
+        status = self._container_status(session_id)
+        if (directory / gvisor.CHECKPOINT).is_dir():
+            if status is not None:
+                self._runc("delete", "--force", session_id)
+        elif status == "running":
+            self._runc("kill", session_id, gvisor.RESUME_SIGNAL)
+            gvisor.remove(directory / gvisor.CHECKPOINT_RESTORING)
+
+    def fork(self, source_id: str, session_id: str, image: Image, limits: Limits) -> None:
+        """A new gvisor sandbox `session_id` restored from a checkpoint of the running `source_id`:
+        the same processes, memory and files, each going on its own from then on.
+
+        The source is frozen while its image is written and its writable layer copied (so the two
+        agree), then runs on; the copy's files of the session user are given the new session's own
+        host uid; the new sandbox gets a network namespace, an interface and an address of its own,
+        with the source's policy. On failure nothing of the new sandbox is left.
+        """
+        if self.runtime_of(source_id) != GVISOR:
+            raise InvalidArgument("only a gvisor session can be forked (docs/runtimes.md)")
+        source = self.session_dir(source_id)
+        old_mapping = self.id_mapping(source_id)
+        attachment = self.networks.attachment(source)
+        with self._cleaned_up_on_failure(session_id, "fork"):
+            self._make_bundle(session_id, image, limits, GVISOR)
+            directory = self.session_dir(session_id)
+            unmount(directory / "rootfs")
+            image_dir = directory / gvisor.FORK_IMAGE
+            image_dir.mkdir(mode=0o700)
+            try:
+                self._release_host_sockets(source_id)
+                self._runc_logged(source_id, "pause", source_id)
+                self._runc_logged(
+                    source_id,
+                    *("checkpoint", "--leave-running", *gvisor.CHECKPOINT_OPTIONS),
+                    *("--image-path", str(image_dir), source_id),
+                    timeout=CHECKPOINT_TIMEOUT_S,
+                )
+                shutil.rmtree(directory / "upper")
+                copied = run_bounded(
+                    ["cp", "-a", "--reflink=auto", str(source / "upper"), str(directory / "upper")],
+                    CHECKPOINT_TIMEOUT_S,
+                )
+                if copied.returncode != 0:
+                    raise SandboxError(f"could not copy the files of {source_id}: {copied.stderr.strip()}")
+            finally:
+                self._runc("resume", source_id)
+                self._runc("kill", source_id, gvisor.RESUME_SIGNAL)
+            new_mapping = self.id_mapping(session_id)
+            if old_mapping is not None and new_mapping is not None:
+                gvisor.change_owner(directory / "upper", old_mapping.user_host_id, new_mapping.user_host_id)
+            mount_overlay(image.rootfs, directory / "upper", directory / "work", directory / "rootfs")
+            if attachment is not None:
+                self._set_network(session_id, attachment.policy, starting=True)
+                self.networks.configure_again(directory, str(directory / gvisor.NETNS_FILE))
+            self._runc_logged(
+                session_id,
+                *("restore", "--detach", "--image-path", str(image_dir)),
+                *self._new_container(session_id),
+                session_id,
+                timeout=CHECKPOINT_TIMEOUT_S,
+            )
+            self._runc_logged(session_id, "kill", session_id, gvisor.RESUME_SIGNAL)
+            gvisor.remove(image_dir)
+
+    def _log_tail(self, session_id: str, size: int = 65536) -> str:
+        """The ends of the runtime's log of a session and of the output its commands leave."""
+        tails = []
+        for name in ("runc.log", "init.log"):
+            try:
+                with open(self.session_dir(session_id) / name, "rb") as log_file:
+                    log_file.seek(0, os.SEEK_END)
+                    log_file.seek(max(0, log_file.tell() - size))
+                    tails.append(log_file.read().decode(errors="replace"))
+            except FileNotFoundError:
+                continue
+        return "\n".join(tails)
+
+    def _container_status(self, session_id: str) -> str | None:
+        result = self._runc("state", session_id)
+        if result.returncode != 0:
+            return None
+        status: str = json.loads(result.stdout)["status"]
+        return status
+
+    def _restore(self, session_id: str) -> None:
+        """Start the sandbox again from its image, with every process, file and page it had."""
+        directory = self.session_dir(session_id)
+        final, restoring = directory / gvisor.CHECKPOINT, directory / gvisor.CHECKPOINT_RESTORING
+        image = gvisor.image(directory)
+        if image is None:  # frozen by a pause the server did not live to finish
+            self._runc_logged(session_id, "resume", session_id)
+            self._runc("kill", session_id, gvisor.RESUME_SIGNAL)
+            return
+        self._runc("delete", "--force", session_id)  # a pause's sandbox the server did not live to stop
+        if image == final:
+            os.rename(final, restoring)
+            gvisor.sync_folder(directory)
+        try:
+            self.networks.configure_again(directory, str(directory / gvisor.NETNS_FILE))
+            self._runc_logged(
+                session_id,
+                *("restore", "--detach", "--image-path", str(restoring)),
+                *self._new_container(session_id),
+                session_id,
+                timeout=CHECKPOINT_TIMEOUT_S,
+            )
+            self._runc_logged(session_id, "kill", session_id, gvisor.RESUME_SIGNAL)
+        except BaseException:
+            self._runc("delete", "--force", session_id)
+            os.rename(restoring, final)
+            raise
+        gvisor.remove(restoring)
 
     def destroy(self, session_id: str) -> None:
         """Remove the container, its mount, cgroups and files. Safe to call for any state."""
         mapping = self.id_mapping(session_id)
         self._runc("delete", "--force", session_id)
+        self._runtimes.pop(session_id, None)
         directory = self.session_dir(session_id)
         self.networks.detach(session_id, directory)
         for point in mount_points_under(directory):
@@ -435,27 +728,39 @@ class RuncRuntime:
         return mapping.user_host_id, mapping.user_host_id
 
     def states(self) -> dict[str, str]:
-        """Every container runc knows here, by id: 'running', 'stopped', 'paused', 'created'."""
-        result = self._runc("list", "--format", "json")
-        if result.returncode != 0:
-            raise SandboxError(f"runc list failed: {result.stderr.strip()}")
-        return {entry["id"]: entry["status"] for entry in json.loads(result.stdout or "null") or []}
+        """Every container runc and runsc know here, by id: 'running', 'stopped', 'paused', 'created'."""
+        found: dict[str, str] = {}
+        for engine in self.engines.values():
+            if not engine.available:
+                continue
+            result = self._runc("list", "--format", "json", engine=engine)
+            if result.returncode != 0:
+                raise SandboxError(f"{engine.binary} list failed: {result.stderr.strip()}")
+            found.update({e["id"]: e["status"] for e in json.loads(result.stdout or "null") or []})
+        for directory in self.sessions_dir.iterdir():
+            checkpointed = gvisor.checkpointed_state(directory, found.get(directory.name))
+            if checkpointed is not None:
+                found[directory.name] = checkpointed
+        return found
 
     def state(self, session_id: str) -> str | None:
-        """The container's state, or None when runc has no such container."""
-        result = self._runc("state", session_id)
-        if result.returncode != 0:
-            return None
-        status: str = json.loads(result.stdout)["status"]
+        """The container's state, or None when runc has no such container; a gvisor session
+        paused into a checkpoint is 'paused'."""
+        status = self._container_status(session_id)
+        if self.runtime_of(session_id) == GVISOR:
+            return gvisor.checkpointed_state(self.session_dir(session_id), status) or status
         return status
 
     def usage(self, session_id: str) -> Usage:
         """A sample of the session's resource use (see accounting.py)."""
         result = self._runc("state", session_id)
+        layer = self.session_dir(session_id) / "upper"
+        if result.returncode != 0 and gvisor.image(self.session_dir(session_id)) is not None:
+            spec = json.loads((self.session_dir(session_id) / "config.json").read_bytes())
+            return stopped_usage(layer, int(spec["linux"]["resources"]["memory"]["limit"]))
         if result.returncode != 0:
             raise SandboxError(f"the sandbox of {session_id} is gone: {result.stderr.strip()}")
         pid = int(json.loads(result.stdout)["pid"])
-        layer = self.session_dir(session_id) / "upper"
         return read_usage(f"{self.cgroup_parent}/{session_id}", layer, pid)
 
     def exec(
@@ -466,9 +771,20 @@ class RuncRuntime:
 
     def cleanup_leftovers(self, keep: set[str]) -> CleanupReport:
         """Remove every container, mount, cgroup and folder here that no session in `keep` owns."""
-        containers = sorted(set(self.states()) - keep)
-        for session_id in containers:
-            self._runc("delete", "--force", session_id)
+        containers = []
+        for engine in self.engines.values():
+            if not engine.available:
+                continue
+            result = self._runc("list", "--format", "json", engine=engine)
+            listed = (
+                {e["id"] for e in json.loads(result.stdout or "null") or []}
+                if result.returncode == 0
+                else set()
+            )
+            for session_id in sorted(listed - keep):
+                self._runc("delete", "--force", session_id, engine=engine)
+                containers.append(session_id)
+        containers.sort()
         mounts = [p for p in mount_points_under(self.sessions_dir) if p.parent.name not in keep]
         for point in mounts:
             unmount(point)

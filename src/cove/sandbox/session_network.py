@@ -220,8 +220,11 @@ class SessionNetworks:
 
     # --- the runtime's calls ---
 
-    def attach(self, session_id: str, directory: Path, init_pid: int) -> Attachment:
-        """Give a sandbox its interface and address; until a policy is applied, all is refused."""
+    def attach(self, session_id: str, directory: Path, netns: str) -> Attachment:
+        """Give a sandbox its interface and address; until a policy is applied, all is refused.
+
+        `netns` is the path of the sandbox's network namespace (/proc/PID/ns/net, or a file it is
+        bound to)."""
         interface = INTERFACE_PREFIX + session_id[-13:]
         number = self.addresses.claim(directory)
         address = str(self.settings.subnet.network_address + number)
@@ -229,34 +232,45 @@ class SessionNetworks:
         self._write(directory, attachment)
         assert self.layout is not None
         self._run_ip(
-            f"link add {interface} group {self.layout.group} type veth peer name eth0 netns {init_pid}\n"
+            f"link add {interface} group {self.layout.group} type veth peer name eth0 netns {netns}\n"
             f"link set {interface} up\n"
             f"route replace {address}/32 dev {interface} src {self.gateway}\n"
         )
         for name, value in (("ipv6/conf/{}/disable_ipv6", "1"), ("ipv4/conf/{}/rp_filter", "1")):
             Path("/proc/sys/net/" + name.format(interface)).write_text(value)
-        inside = [
-            f"addr add {address}/32 dev eth0",
-            "link set eth0 up",
-            f"route add {self.gateway} dev eth0",
-            f"route add default via {self.gateway} dev eth0",
-        ]
-        self._run_in_namespace(init_pid, ["ip", "-batch", "-"], "\n".join(inside) + "\n")
+        self._configure_inside(netns, address)
         if self.settings.rate_mbit > 0:  # a token bucket on what the session sends
             rate = self.settings.rate_mbit
             burst = max(int(rate * 1e6 / 8 / 100), 16384)  # 10 ms at the rate
             shaping = f"qdisc add dev eth0 root tbf rate {rate}mbit burst {burst} latency 100ms\n"
-            self._run_in_namespace(init_pid, ["tc", "-batch", "-"], shaping)
+            self._run_in_namespace(netns, ["tc", "-batch", "-"], shaping)
         return attachment
 
-    def apply(self, session_id: str, directory: Path, init_pid: int, policy: NetworkPolicy) -> None:
+    def _configure_inside(self, netns: str, address: str) -> None:
+        inside = [
+            f"addr replace {address}/32 dev eth0",
+            "link set eth0 up",
+            f"route replace {self.gateway} dev eth0",
+            f"route replace default via {self.gateway} dev eth0",
+        ]
+        self._run_in_namespace(netns, ["ip", "-batch", "-"], "\n".join(inside) + "\n")
+
+    def configure_again(self, directory: Path, netns: str) -> None:
+        """Give a session's interface its address and routes again, in a namespace that outlived its
+        sandbox: gVisor's runsc takes them off the interface when it starts its own network stack,
+        and reads them from there again when it restores a checkpoint."""
+        attachment = self.attachment(directory)
+        if attachment is not None:
+            self._configure_inside(netns, attachment.address)
+
+    def apply(self, session_id: str, directory: Path, netns: str, policy: NetworkPolicy) -> None:
         """Put a policy in force: from the next connection on. `none` takes the interface away."""
         attachment = self.attachment(directory)
         if policy.mode == NONE:
             self.detach(session_id, directory)
             return
         if attachment is None:
-            attachment = self.attach(session_id, directory, init_pid)
+            attachment = self.attach(session_id, directory, netns)
         attachment.policy = policy
         self._write(directory, attachment)
         self._apply_rules(session_id, attachment)
@@ -396,7 +410,7 @@ class SessionNetworks:
         if check and result.returncode != 0:
             raise SandboxError(f"could not set up a session's network: {result.stderr.strip()}")
 
-    def _run_in_namespace(self, pid: int, argv: list[str], stdin: str) -> None:
-        result = run_bounded(["nsenter", f"--net=/proc/{pid}/ns/net", "--", *argv], IP_TIMEOUT_S, input=stdin)
+    def _run_in_namespace(self, netns: str, argv: list[str], stdin: str) -> None:
+        result = run_bounded(["nsenter", f"--net={netns}", "--", *argv], IP_TIMEOUT_S, input=stdin)
         if result.returncode != 0:
             raise SandboxError(f"could not set up a session's network: {result.stderr.strip()}")

@@ -272,6 +272,11 @@ class AsyncSession(core.SessionBase[AsyncAgentBay]):
         """Let a paused session run again, exactly where it stopped."""
         return await self.agent_bay._send(core.resume_session(self.session_id))
 
+    async def beta_fork(self) -> SessionResult[AsyncSession]:
+        """Cove's addition: a new session with this gvisor session's processes, memory and files as
+        they are now; each goes on on its own from then on."""
+        return await self.agent_bay._send(core.fork_session(self.session_id, self.agent_bay._bind))
+
     async def beta_pause_async(self) -> SessionPauseResult:
         """Ask for the pause; with Cove it is done when this returns, as with `beta_pause`."""
         return await self.agent_bay._send(core.pause_session(self.session_id))

@@ -194,6 +194,8 @@ def create_session(
         body["screen"] = params.screen.to_json()
     if params.env:
         body["env"] = dict(params.env)
+    if params.runtime is not None:
+        body["runtime"] = params.runtime
     return Call(
         method="POST",
         path="/v1/sessions",
@@ -209,6 +211,19 @@ def get_session(session_id: str, bind: Callable[[SessionData], SessionT]) -> Cal
     return Call(
         method="GET",
         path=session_path(session_id),
+        refusal=session_id_refusal(session_id),
+        result_type=SessionResult,
+        parse=lambda answer, rid: SessionResult(
+            request_id=rid, success=True, session=bind(_session_data(answer["session"]))
+        ),
+    )
+
+
+def fork_session(session_id: str, bind: Callable[[SessionData], SessionT]) -> Call[SessionResult[SessionT]]:
+    """A new session from a running gvisor session (docs/runtimes.md), RUNNING when answered."""
+    return Call(
+        method="POST",
+        path=f"{session_path(session_id)}/fork",
         refusal=session_id_refusal(session_id),
         result_type=SessionResult,
         parse=lambda answer, rid: SessionResult(

@@ -348,6 +348,8 @@ class CreateSessionParams:
     """Cove's addition: the desktop's size; None is 1280x800."""
     env: dict[str, str] | None = None
     """Cove's addition: environment variables every command, process and kernel starts with."""
+    runtime: str | None = None
+    """Cove's addition: what runs the sandbox, "runc" or "gvisor"; None: the server's default."""
 
 
 @dataclass(kw_only=True)
@@ -362,6 +364,8 @@ class SessionData:
     resources: dict[str, Any] = field(default_factory=dict)
     screen: dict[str, int] = field(default_factory=dict)
     """The desktop's width and height in pixels."""
+    runtime: str = ""
+    """What runs the sandbox: "runc" or "gvisor"."""
     resource_url: str = ""
     created_at: str = ""
     updated_at: str = ""

@@ -268,6 +268,11 @@ class Session(core.SessionBase[AgentBay]):
         """Let a paused session run again, exactly where it stopped."""
         return self.agent_bay._send(core.resume_session(self.session_id))
 
+    def beta_fork(self) -> SessionResult[Session]:
+        """Cove's addition: a new session with this gvisor session's processes, memory and files as
+        they are now; each goes on on its own from then on."""
+        return self.agent_bay._send(core.fork_session(self.session_id, self.agent_bay._bind))
+
     def beta_pause_async(self) -> SessionPauseResult:
         """Ask for the pause; with Cove it is done when this returns, as with `beta_pause`."""
         return self.agent_bay._send(core.pause_session(self.session_id))

@@ -91,6 +91,7 @@ def build_services(settings: Settings) -> Services:
         capacity=settings.max_sandboxes,
         sessions_volume_mb=settings.sessions_volume_mb,
         network=network_settings(settings),
+        runsc=settings.runsc,
     )
     manager = SessionManager(settings, store, runtime, images)
     manager.observer = metrics = ServerMetrics(store)

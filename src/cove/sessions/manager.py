@@ -7,6 +7,7 @@ again if the sandbox cannot start, so a crash at any point leaves something `rec
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import json
 import logging
 import secrets
@@ -36,7 +37,7 @@ from cove.sandbox.accounting import SessionMetrics
 from cove.sandbox.agent_client import AgentClient
 from cove.sandbox.images import ImageStore
 from cove.sandbox.network_policy import NetworkState
-from cove.sandbox.runtime import CleanupReport, RuncRuntime
+from cove.sandbox.runtime import GVISOR, RUNC, CleanupReport, RuncRuntime
 from cove.sandbox.screen import DEFAULT_SCREEN
 from cove.sessions import browser
 from cove.sessions.context_syncs import Binding, SessionSyncs, select_tasks
@@ -49,6 +50,7 @@ from cove.sessions.validation import (
     check_env,
     check_labels,
     check_limits,
+    check_runtime,
     check_screen,
     check_status,
     check_timeouts,
@@ -151,6 +153,8 @@ class CreateRequest:
     """{width, height} of the desktop in pixels."""
     env: Any = None
     """Environment variables every process of the session starts with."""
+    runtime: Any = None
+    """What runs the sandbox: "runc" or "gvisor" (docs/runtimes.md); None: the server's default."""
 
 
 @dataclass(frozen=True)
@@ -181,7 +185,10 @@ class SessionManager:
         """Ends of expired sessions under way, by session id: a later sweep does not start them again."""
 
     def start_warm_pool(self) -> None:
-        """Keep `settings.warm_pool` sandboxes prepared for creates with the default image and limits."""
+        """Keep `settings.warm_pool` sandboxes prepared for creates with the default image and limits
+        (runc sandboxes: none when the default runtime is another)."""
+        if self.settings.default_runtime != RUNC:
+            return
         image = self.images.get(self.settings.default_image)
         limits = check_limits(self.settings)
         self.warm_pool = WarmPool(self.runtime, image, limits, self.settings.warm_pool, new_session_id)
@@ -204,10 +211,13 @@ class SessionManager:
         network = self.runtime.networks.policy(request.network)
         screen = check_screen(request.screen)
         env = check_env(request.env)
+        runtime = check_runtime(self.settings, request.runtime)
+        self.runtime.check_available(runtime)
         for sync in syncs:
             self._context_service().get(tenant_id, sync.context_id)  # 404 unless it is the caller's
         image = self.images.for_session(request.image_id or self.settings.default_image)
-        prepared = self.warm_pool.take(image) if self.warm_pool else None
+        # The warm pool's sandboxes are runc's.
+        prepared = self.warm_pool.take(image) if self.warm_pool and runtime == RUNC else None
         row_written = False
         try:
             now = utc_now()
@@ -226,6 +236,7 @@ class SessionManager:
                 idle_timeout_s=idle_timeout_s,
                 max_lifetime_s=max_lifetime_s,
                 screen=screen,
+                runtime=runtime,
             )
             with self._quota_lock:
                 live = self.store.insert_session_within_quota(record, self.settings.session_quota)
@@ -253,7 +264,7 @@ class SessionManager:
                     env,
                 )
             else:
-                self.runtime.create(record.session_id, image, limits, network, screen, env)
+                self.runtime.create(record.session_id, image, limits, network, screen, env, runtime)
         except BaseException:
             self.runtime.destroy(record.session_id)  # a prepared sandbox is the row's now
             self.store.delete_session_row(record.session_id)
@@ -543,6 +554,47 @@ class SessionManager:
         self.store.mark_active(session_id, utc_now())
         return record
 
+    def fork(self, tenant_id: str, session_id: str) -> SessionRecord:
+        """A new session from a RUNNING gvisor session: its processes, memory and files as they are
+        now, each session going on its own (docs/runtimes.md). Same image, limits, labels, timeouts
+        and network policy; counted against the key's quota."""
+        source = self.get(tenant_id, session_id)
+        if source.runtime != GVISOR:
+            raise InvalidArgument(f"session {session_id} runs on {source.runtime}; only gvisor sessions fork")
+        if source.status != "RUNNING":
+            raise InvalidState(
+                f"session {session_id} is {source.status}; only a RUNNING session can be forked"
+            )
+        image = self.images.for_session(source.image_id)
+        limits = check_limits(self.settings, source.memory_mb, source.cpus, source.pids, source.disk_mb)
+        now = utc_now()
+        record = dataclasses.replace(
+            source,
+            session_id=new_session_id(),
+            status=CREATING,
+            status_reason="",
+            created_at=now,
+            updated_at=now,
+            last_active_at=None,
+            labels=dict(source.labels),
+        )
+        with self._quota_lock:
+            live = self.store.insert_session_within_quota(record, self.settings.session_quota)
+        if live is not None:
+            raise QuotaExceeded(
+                f"this API key already has {live} live sessions, the quota is "
+                f"{self.settings.session_quota}; delete a session first"
+            )
+        try:
+            self.runtime.fork(session_id, record.session_id, image, limits)
+        except BaseException:
+            self.runtime.destroy(record.session_id)
+            self.store.delete_session_row(record.session_id)
+            raise
+        self.store.set_status(record.session_id, "RUNNING", only_from=[CREATING])
+        record.status = "RUNNING"
+        return record
+
     def _transition(
         self,
         tenant_id: str,
@@ -677,6 +729,7 @@ class SessionManager:
             elif states.get(record.session_id) in ("running", "paused"):
                 kept.append(record.session_id)
                 if at_startup:
+                    self.runtime.settle_interrupted(record.session_id)
                     self.syncs.settle_interrupted(record.session_id)
                 if at_startup and record.status in ("PAUSING", "RESUMING"):
                     # A pause or resume cut off midway: the container's state says how far it got.

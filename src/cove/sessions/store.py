@@ -58,6 +58,7 @@ sessions_table = Table(
     Column("disk_mb", Integer, nullable=True),
     Column("screen_width", Integer, nullable=True),
     Column("screen_height", Integer, nullable=True),
+    Column("runtime", String(16), nullable=True),
 )
 
 context_syncs_table = Table(
@@ -131,6 +132,8 @@ class SessionRecord:
     """None: made by a Cove without disk limits."""
     screen: Screen = DEFAULT_SCREEN
     """The desktop's size; a row without one is from a Cove whose screens were all the default."""
+    runtime: str = "runc"
+    """What runs the sandbox: runc or gvisor; a row without one is from a Cove that had only runc."""
 
     @property
     def active_at(self) -> datetime:
@@ -413,6 +416,7 @@ def _session_columns(record: SessionRecord) -> dict[str, Any]:
         "disk_mb": record.disk_mb,
         "screen_width": record.screen.width,
         "screen_height": record.screen.height,
+        "runtime": record.runtime,
     }
 
 
@@ -451,6 +455,7 @@ def _record(row: RowMapping, labels: dict[str, str]) -> SessionRecord:
         last_active_at=_aware(row["last_active_at"]) if row["last_active_at"] else None,
         disk_mb=row["disk_mb"],
         screen=Screen(row["screen_width"], row["screen_height"]) if row["screen_width"] else DEFAULT_SCREEN,
+        runtime=row["runtime"] or "runc",
     )
 
 

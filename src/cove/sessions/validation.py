@@ -10,6 +10,7 @@ from typing import Any
 from cove.config import Settings
 from cove.errors import InvalidArgument
 from cove.sandbox.oci_spec import Limits
+from cove.sandbox.runtime import RUNTIMES
 from cove.sandbox.screen import DEFAULT_SCREEN, Screen
 
 STATUSES = ("RUNNING", "PAUSING", "PAUSED", "RESUMING", "DELETING", "DELETED")
@@ -119,6 +120,23 @@ def check_limits(
             "disk_mb", disk_mb, settings.default_disk_mb, MIN_DISK_MB, settings.max_disk_mb, int
         ),
     )
+
+
+def check_runtime(settings: Settings, runtime: Any) -> str:
+    """The runtime a create asks for (the server's default if none), if this server allows it."""
+    allowed = allowed_runtimes(settings)
+    chosen = settings.default_runtime if runtime is None else runtime
+    if chosen not in RUNTIMES:
+        raise InvalidArgument(f"runtime must be one of {', '.join(RUNTIMES)}, not {chosen!r:.100}")
+    if chosen not in allowed:
+        raise InvalidArgument(
+            f"runtime {chosen!r} is not allowed on this server (COVE_ALLOWED_RUNTIMES: {', '.join(allowed)})"
+        )
+    return str(chosen)
+
+
+def allowed_runtimes(settings: Settings) -> list[str]:
+    return [name.strip() for name in settings.allowed_runtimes.split(",") if name.strip()]
 
 
 def check_screen(screen: Any) -> Screen:

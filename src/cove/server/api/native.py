@@ -94,6 +94,11 @@ class CreateSessionBody(BaseModel):
         default=None,
         description="environment variables every command, process and kernel of the session starts with",
     )
+    runtime: str | None = Field(
+        default=None,
+        description='what runs the sandbox: "runc", or "gvisor" (gVisor\'s runsc, docs/runtimes.md); '
+        "without it, the server's default",
+    )
 
 
 class LabelsBody(BaseModel):
@@ -108,6 +113,7 @@ class SessionOut(BaseModel):
     labels: dict[str, str]
     resources: Resources
     screen: ScreenBody
+    runtime: str
     resource_url: str
     created_at: datetime
     updated_at: datetime
@@ -273,6 +279,7 @@ def _session_out(request: Request, record: SessionRecord) -> SessionOut:
         labels=record.labels,
         resources=_resources(record),
         screen=_screen(record),
+        runtime=record.runtime,
         resource_url=_resource_url(request, record.session_id),
         created_at=record.created_at,
         updated_at=record.updated_at,
@@ -328,6 +335,7 @@ def create_session(request: Request, tenant_id: Tenant, body: CreateSessionBody)
         network=body.network.model_dump(exclude_none=True) if body.network else None,
         screen=body.screen.model_dump() if body.screen else None,
         env=body.env,
+        runtime=body.runtime,
     )
     return _answer(request, manager(request).create(tenant_id, create))
 
@@ -418,6 +426,14 @@ def pause_session(request: Request, tenant_id: Tenant, session_id: str) -> Sessi
 @router.post("/v1/sessions/{session_id}/resume", response_model=SessionAnswer, tags=["sessions"])
 def resume_session(request: Request, tenant_id: Tenant, session_id: str) -> SessionAnswer:
     return _answer(request, manager(request).resume(tenant_id, session_id))
+
+
+@router.post(
+    "/v1/sessions/{session_id}/fork", status_code=201, response_model=SessionAnswer, tags=["sessions"]
+)
+def fork_session(request: Request, tenant_id: Tenant, session_id: str) -> SessionAnswer:
+    """A new session from a RUNNING gvisor session: its processes, memory and files as they are now."""
+    return _answer(request, manager(request).fork(tenant_id, session_id))
 
 
 @router.get("/v1/sessions/{session_id}/metrics", tags=["sessions"])
