@@ -377,11 +377,20 @@ def session_view(
 @session.command("fork")
 @client_options
 @click.argument("session_id")
-def session_fork(endpoint: str | None, api_key: str | None, data_dir: Path | None, session_id: str) -> None:
-    """Fork a running gvisor session (its processes, memory and files) and print the new one's id."""
+@click.option(
+    "--count", type=click.IntRange(1, 10), default=None, help="sessions to make from one checkpoint"
+)
+def session_fork(
+    endpoint: str | None, api_key: str | None, data_dir: Path | None, session_id: str, count: int | None
+) -> None:
+    """Fork a running gvisor session (its processes, memory and files) and print the new ids."""
     with _client(endpoint, api_key, data_dir) as client:
         found = _check(client.get(session_id)).session
-        click.echo(_check(found.beta_fork()).session.session_id)
+        if count is None:
+            click.echo(_check(found.beta_fork()).session.session_id)
+            return
+        for forked in _check(found.beta_fork(count=count)).sessions:
+            click.echo(forked.session_id)
 
 
 @session.command("rm")

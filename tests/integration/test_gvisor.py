@@ -327,6 +327,41 @@ def test_a_fork_goes_on_from_the_same_processes_memory_and_files(
         assert "eth0:" in fork.command.execute_command("cat /proc/net/dev").stdout
         owner = fork.command.execute_command("stat -c %U /home/user/before.txt").stdout.strip()
         assert owner == "user"
+        assert fork.command.execute_command("hostname").stdout.strip() == fork.session_id
+        assert source.command.execute_command("hostname").stdout.strip() == source.session_id
     finally:
         fork.delete()
     assert source.command.execute_command("echo on").stdout == "on\n", "the source runs on"
+
+
+def test_a_fork_of_several_from_one_checkpoint(gvisor_session: Session, server: CoveServer) -> None:
+    source = gvisor_session
+    assert source.code.run_code("held = 'in memory'").success
+    forked = source.beta_fork(count=2)
+    assert forked.success and len(forked.sessions) == 2, forked.error_message
+    try:
+        first, second = forked.sessions
+        assert len({first.session_id, second.session_id, source.session_id}) == 3
+        for fork in forked.sessions:
+            assert fork.get_status().status == "RUNNING"
+            assert fork.command.execute_command("hostname").stdout.strip() == fork.session_id
+            held = fork.code.run_code("held")
+            assert held.success and "in memory" in held.result, held.error_message
+        assert first.file_system.write_file("/home/user/first.txt", "1").success
+        assert not second.file_system.read_file("/home/user/first.txt").success
+        with server.client(KEY_A) as http:
+            for count in (0, 11):
+                refused = http.post(f"/v1/sessions/{source.session_id}/fork", json={"count": count})
+                assert refused.status_code == 400, refused.text
+    finally:
+        for fork in forked.sessions:
+            fork.delete()
+    cli = cove(
+        "session", "fork", source.session_id, "--count", "2", "--endpoint", server.url, "--api-key", KEY_A
+    )
+    assert cli.exit_code == 0, cli.output
+    made = cli.output.split()
+    assert len(made) == 2
+    with server.client(KEY_A) as http:
+        for session_id in made:
+            assert http.delete(f"/v1/sessions/{session_id}").status_code == 200

@@ -42,6 +42,8 @@ CHECKPOINT_PARTIAL = "checkpoint.partial"
 CHECKPOINT_RESTORING = "checkpoint.restoring"
 FORK_IMAGE = "fork-image"
 """Where a fork's image is written, in the new session's folder, and removed once restored."""
+SET_HOSTNAME = ("python3", "-I", "-S", "-c", "import socket, sys; socket.sethostname(sys.argv[1])")
+"""Run by the sandbox's root with the session's id after it: sets the hostname of a restored sandbox."""
 SUSPEND_SIGNAL = "USR1"
 """Sent to the sandbox's init before a checkpoint: the agent lets go of the host's sockets."""
 RESUME_SIGNAL = "USR2"

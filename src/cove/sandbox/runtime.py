@@ -591,61 +591,109 @@ class RuncRuntime:
             self._runc("kill", session_id, gvisor.RESUME_SIGNAL)
             gvisor.remove(directory / gvisor.CHECKPOINT_RESTORING)
 
-    def fork(self, source_id: str, session_id: str, image: Image, limits: Limits) -> None:
-        """A new gvisor sandbox `session_id` restored from a checkpoint of the running `source_id`:
+    def fork(self, source_id: str, session_ids: list[str], image: Image, limits: Limits) -> None:
+        """New gvisor sandboxes `session_ids` restored from one checkpoint of the running `source_id`:
         the same processes, memory and files, each going on its own from then on.
 
         The source is frozen while its image is written and its writable layer copied (so the two
-        agree), then runs on; the copy's files of the session user are given the new session's own
-        host uid; the new sandbox gets a network namespace, an interface and an address of its own,
-        with the source's policy. On failure nothing of the new sandbox is left.
+        agree), then runs on; every copy's files of the session user are given its own host uid;
+        every new sandbox gets a network namespace, an interface and an address of its own, with the
+        source's policy, and its own hostname. On failure nothing of any new sandbox is left.
         """
         if self.runtime_of(source_id) != GVISOR:
             raise InvalidArgument("only a gvisor session can be forked (docs/runtimes.md)")
         source = self.session_dir(source_id)
         old_mapping = self.id_mapping(source_id)
         attachment = self.networks.attachment(source)
-        with self._cleaned_up_on_failure(session_id, "fork"):
-            self._make_bundle(session_id, image, limits, GVISOR)
-            directory = self.session_dir(session_id)
-            unmount(directory / "rootfs")
-            image_dir = directory / gvisor.FORK_IMAGE
+        first = self.session_dir(session_ids[0])
+        image_dir = first / gvisor.FORK_IMAGE
+        try:
+            for session_id in session_ids:
+                with self._cleaned_up_on_failure(session_id, "fork"):
+                    self._make_bundle(session_id, image, limits, GVISOR)
+                    unmount(self.session_dir(session_id) / "rootfs")
+                    shutil.rmtree(self.session_dir(session_id) / "upper")
             image_dir.mkdir(mode=0o700)
-            try:
-                self._release_host_sockets(source_id)
-                self._runc_logged(source_id, "pause", source_id)
-                self._runc_logged(
-                    source_id,
-                    *("checkpoint", "--leave-running", *gvisor.CHECKPOINT_OPTIONS),
-                    *("--image-path", str(image_dir), source_id),
-                    timeout=CHECKPOINT_TIMEOUT_S,
-                )
-                shutil.rmtree(directory / "upper")
-                copied = run_bounded(
-                    ["cp", "-a", "--reflink=auto", str(source / "upper"), str(directory / "upper")],
-                    CHECKPOINT_TIMEOUT_S,
-                )
-                if copied.returncode != 0:
-                    raise SandboxError(f"could not copy the files of {source_id}: {copied.stderr.strip()}")
-            finally:
-                self._runc("resume", source_id)
-                self._runc("kill", source_id, gvisor.RESUME_SIGNAL)
-            new_mapping = self.id_mapping(session_id)
-            if old_mapping is not None and new_mapping is not None:
-                gvisor.change_owner(directory / "upper", old_mapping.user_host_id, new_mapping.user_host_id)
-            mount_overlay(image.rootfs, directory / "upper", directory / "work", directory / "rootfs")
-            if attachment is not None:
-                self._set_network(session_id, attachment.policy, starting=True)
-                self.networks.configure_again(directory, str(directory / gvisor.NETNS_FILE))
+            self.write_image(source_id, image_dir, first / "upper")
+            for session_id in session_ids[1:]:
+                self._copy_layer(first / "upper", self.session_dir(session_id) / "upper")
+            for session_id in session_ids:
+                policy = attachment.policy if attachment is not None else None
+                self._start_restored(session_id, image, image_dir, old_mapping, policy)
+        except BaseException as exc:
+            for session_id in session_ids:
+                self.destroy(session_id)
+            if isinstance(exc, OSError | subprocess.SubprocessError):
+                raise SandboxError(f"could not fork the sandbox of {source_id}: {exc}") from exc
+            raise
+        gvisor.remove(image_dir)
+
+    def write_image(self, source_id: str, image_dir: Path, layer: Path) -> None:
+        """Checkpoint the running gvisor sandbox `source_id` into `image_dir` and copy its writable
+        layer to `layer` (not there yet), with the sandbox frozen meanwhile so that the two agree;
+        it then runs on."""
+        try:
+            self._release_host_sockets(source_id)
+            self._runc_logged(source_id, "pause", source_id)
             self._runc_logged(
-                session_id,
-                *("restore", "--detach", "--image-path", str(image_dir)),
-                *self._new_container(session_id),
-                session_id,
+                source_id,
+                *("checkpoint", "--leave-running", *gvisor.CHECKPOINT_OPTIONS),
+                *("--image-path", str(image_dir), source_id),
                 timeout=CHECKPOINT_TIMEOUT_S,
             )
-            self._runc_logged(session_id, "kill", session_id, gvisor.RESUME_SIGNAL)
-            gvisor.remove(image_dir)
+            self._copy_layer(self.session_dir(source_id) / "upper", layer)
+        finally:
+            self._runc("resume", source_id)
+            self._runc("kill", source_id, gvisor.RESUME_SIGNAL)
+
+    def _copy_layer(self, source: Path, destination: Path) -> None:
+        copied = run_bounded(
+            ["cp", "-a", "--reflink=auto", str(source), str(destination)], CHECKPOINT_TIMEOUT_S
+        )
+        if copied.returncode != 0:
+            raise SandboxError(f"could not copy the files of a sandbox: {copied.stderr.strip()}")
+
+    def _start_restored(
+        self,
+        session_id: str,
+        image: Image,
+        image_dir: Path,
+        old_mapping: IdMapping | None,
+        policy: NetworkPolicy | None,
+    ) -> None:
+        """Restore the made bundle of `session_id`, whose writable layer is a copy of the image's
+        source (files of `old_mapping`'s user), from `image_dir`, which is left as it was."""
+        directory = self.session_dir(session_id)
+        new_mapping = self.id_mapping(session_id)
+        if old_mapping is not None and new_mapping is not None:
+            gvisor.change_owner(directory / "upper", old_mapping.user_host_id, new_mapping.user_host_id)
+        mount_overlay(image.rootfs, directory / "upper", directory / "work", directory / "rootfs")
+        if policy is not None:
+            self._set_network(session_id, policy, starting=True)
+            self.networks.configure_again(directory, str(directory / gvisor.NETNS_FILE))
+        self._runc_logged(
+            session_id,
+            *("restore", "--detach", "--image-path", str(image_dir)),
+            *self._new_container(session_id),
+            session_id,
+            timeout=CHECKPOINT_TIMEOUT_S,
+        )
+        self._set_hostname(session_id)
+        self._runc_logged(session_id, "kill", session_id, gvisor.RESUME_SIGNAL)
+
+    def _set_hostname(self, session_id: str) -> None:
+        """Give a restored sandbox its own hostname: the image has its source's, kept in the
+        checkpointed UTS namespace (the spec's hostname is read only when a sandbox is made), so it
+        is set from inside, by a process of the sandbox's root with CAP_SYS_ADMIN there."""
+        result = self._runc(
+            *("exec", "--user=0:0", "--cap=CAP_SYS_ADMIN", session_id),
+            *gvisor.SET_HOSTNAME,
+            session_id,
+        )
+        if result.returncode != 0:
+            raise SandboxError(
+                f"could not give the sandbox of {session_id} its hostname: {result.stderr.strip()}"
+            )
 
     def _log_tail(self, session_id: str, size: int = 65536) -> str:
         """The ends of the runtime's log of a session and of the output its commands leave."""

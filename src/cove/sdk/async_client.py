@@ -84,6 +84,7 @@ from cove.sdk.models import (
     SessionPauseResult,
     SessionResult,
     SessionResumeResult,
+    SessionsResult,
     SessionStatusResult,
     UploadResult,
     WindowInfoResult,
@@ -272,10 +273,21 @@ class AsyncSession(core.SessionBase[AsyncAgentBay]):
         """Let a paused session run again, exactly where it stopped."""
         return await self.agent_bay._send(core.resume_session(self.session_id))
 
-    async def beta_fork(self) -> SessionResult[AsyncSession]:
+    @overload
+    async def beta_fork(self, count: None = None) -> SessionResult[AsyncSession]: ...
+
+    @overload
+    async def beta_fork(self, count: int) -> SessionsResult[AsyncSession]: ...
+
+    async def beta_fork(
+        self, count: int | None = None
+    ) -> SessionResult[AsyncSession] | SessionsResult[AsyncSession]:
         """Cove's addition: a new session with this gvisor session's processes, memory and files as
-        they are now; each goes on on its own from then on."""
-        return await self.agent_bay._send(core.fork_session(self.session_id, self.agent_bay._bind))
+        they are now; each goes on on its own from then on. With `count` (1 to 10), that many from
+        one checkpoint, as a list in `sessions`."""
+        if count is None:
+            return await self.agent_bay._send(core.fork_session(self.session_id, self.agent_bay._bind))
+        return await self.agent_bay._send(core.fork_sessions(self.session_id, count, self.agent_bay._bind))
 
     async def beta_pause_async(self) -> SessionPauseResult:
         """Ask for the pause; with Cove it is done when this returns, as with `beta_pause`."""

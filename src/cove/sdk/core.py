@@ -28,6 +28,7 @@ from cove.sdk.models import (
     SessionPauseResult,
     SessionResult,
     SessionResumeResult,
+    SessionsResult,
     SessionStatusResult,
 )
 
@@ -228,6 +229,22 @@ def fork_session(session_id: str, bind: Callable[[SessionData], SessionT]) -> Ca
         result_type=SessionResult,
         parse=lambda answer, rid: SessionResult(
             request_id=rid, success=True, session=bind(_session_data(answer["session"]))
+        ),
+    )
+
+
+def fork_sessions(
+    session_id: str, count: int, bind: Callable[[SessionData], SessionT]
+) -> Call[SessionsResult[SessionT]]:
+    """`count` new sessions from one checkpoint of a running gvisor session, RUNNING when answered."""
+    return Call(
+        method="POST",
+        path=f"{session_path(session_id)}/fork",
+        body={"count": count},
+        refusal=session_id_refusal(session_id),
+        result_type=SessionsResult,
+        parse=lambda answer, rid: SessionsResult(
+            request_id=rid, success=True, sessions=[bind(_session_data(s)) for s in answer["sessions"]]
         ),
     )
 

@@ -415,6 +415,13 @@ class SessionResult(Result, Generic[SessionT]):
 
 
 @dataclass(kw_only=True)
+class SessionsResult(Result, Generic[SessionT]):
+    """Sessions made by one call (a fork with a count), in order."""
+
+    sessions: list[SessionT] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
 class SessionListResult(Result):
     """One page of sessions: `session_ids` as AgentBay has it, `sessions` with each one's details.
 

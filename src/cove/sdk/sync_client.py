@@ -83,6 +83,7 @@ from cove.sdk.models import (
     SessionPauseResult,
     SessionResult,
     SessionResumeResult,
+    SessionsResult,
     SessionStatusResult,
     UploadResult,
     WindowInfoResult,
@@ -268,10 +269,19 @@ class Session(core.SessionBase[AgentBay]):
         """Let a paused session run again, exactly where it stopped."""
         return self.agent_bay._send(core.resume_session(self.session_id))
 
-    def beta_fork(self) -> SessionResult[Session]:
+    @overload
+    def beta_fork(self, count: None = None) -> SessionResult[Session]: ...
+
+    @overload
+    def beta_fork(self, count: int) -> SessionsResult[Session]: ...
+
+    def beta_fork(self, count: int | None = None) -> SessionResult[Session] | SessionsResult[Session]:
         """Cove's addition: a new session with this gvisor session's processes, memory and files as
-        they are now; each goes on on its own from then on."""
-        return self.agent_bay._send(core.fork_session(self.session_id, self.agent_bay._bind))
+        they are now; each goes on on its own from then on. With `count` (1 to 10), that many from
+        one checkpoint, as a list in `sessions`."""
+        if count is None:
+            return self.agent_bay._send(core.fork_session(self.session_id, self.agent_bay._bind))
+        return self.agent_bay._send(core.fork_sessions(self.session_id, count, self.agent_bay._bind))
 
     def beta_pause_async(self) -> SessionPauseResult:
         """Ask for the pause; with Cove it is done when this returns, as with `beta_pause`."""

@@ -79,6 +79,8 @@ hold up the others."""
 EXPIRY_WAIT_S = 10.0
 """How long a sweep waits for its ends; those still uploading finish on their own, and the reconcile
 loop goes on."""
+MAX_FORKS = 10
+"""The most sessions one fork makes from its one checkpoint."""
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -554,10 +556,13 @@ class SessionManager:
         self.store.mark_active(session_id, utc_now())
         return record
 
-    def fork(self, tenant_id: str, session_id: str) -> SessionRecord:
-        """A new session from a RUNNING gvisor session: its processes, memory and files as they are
-        now, each session going on its own (docs/runtimes.md). Same image, limits, labels, timeouts
-        and network policy; counted against the key's quota."""
+    def fork(self, tenant_id: str, session_id: str, count: int = 1) -> builtins.list[SessionRecord]:
+        """`count` new sessions (1 to MAX_FORKS) from one checkpoint of a RUNNING gvisor session: its
+        processes, memory and files as they are now, each session going on its own, with its own
+        hostname (docs/runtimes.md). Same image, limits, labels, timeouts and network policy; counted
+        against the key's quota, all or none."""
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_FORKS:
+            raise InvalidArgument(f"count: from 1 to {MAX_FORKS} forks at once")
         source = self.get(tenant_id, session_id)
         if source.runtime != GVISOR:
             raise InvalidArgument(f"session {session_id} runs on {source.runtime}; only gvisor sessions fork")
@@ -567,16 +572,34 @@ class SessionManager:
             )
         image = self.images.for_session(source.image_id)
         limits = check_limits(self.settings, source.memory_mb, source.cpus, source.pids, source.disk_mb)
+        records: builtins.list[SessionRecord] = []
+        try:
+            for _ in range(count):
+                records.append(self._new_row(tenant_id, source))
+            self.runtime.fork(session_id, [r.session_id for r in records], image, limits)
+        except BaseException:
+            for record in records:
+                self.runtime.destroy(record.session_id)
+                self.store.delete_session_row(record.session_id)
+            raise
+        for record in records:
+            self.store.set_status(record.session_id, "RUNNING", only_from=[CREATING])
+            record.status = "RUNNING"
+        return records
+
+    def _new_row(self, tenant_id: str, like: SessionRecord) -> SessionRecord:
+        """The CREATING row of a new session with the settings of `like`, within the key's quota."""
         now = utc_now()
         record = dataclasses.replace(
-            source,
+            like,
             session_id=new_session_id(),
+            tenant_id=tenant_id,
             status=CREATING,
             status_reason="",
             created_at=now,
             updated_at=now,
             last_active_at=None,
-            labels=dict(source.labels),
+            labels=dict(like.labels),
         )
         with self._quota_lock:
             live = self.store.insert_session_within_quota(record, self.settings.session_quota)
@@ -585,14 +608,6 @@ class SessionManager:
                 f"this API key already has {live} live sessions, the quota is "
                 f"{self.settings.session_quota}; delete a session first"
             )
-        try:
-            self.runtime.fork(session_id, record.session_id, image, limits)
-        except BaseException:
-            self.runtime.destroy(record.session_id)
-            self.store.delete_session_row(record.session_id)
-            raise
-        self.store.set_status(record.session_id, "RUNNING", only_from=[CREATING])
-        record.status = "RUNNING"
         return record
 
     def _transition(

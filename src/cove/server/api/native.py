@@ -428,12 +428,38 @@ def resume_session(request: Request, tenant_id: Tenant, session_id: str) -> Sess
     return _answer(request, manager(request).resume(tenant_id, session_id))
 
 
+class ForkBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    count: int | None = Field(
+        default=None,
+        description="how many sessions to make from the one checkpoint, 1 to 10; "
+        "with it the answer lists them under `sessions`",
+    )
+
+
+class ForkAnswer(BaseModel):
+    request_id: str
+    sessions: list[SessionOut]
+
+
 @router.post(
-    "/v1/sessions/{session_id}/fork", status_code=201, response_model=SessionAnswer, tags=["sessions"]
+    "/v1/sessions/{session_id}/fork",
+    status_code=201,
+    response_model=SessionAnswer | ForkAnswer,
+    tags=["sessions"],
 )
-def fork_session(request: Request, tenant_id: Tenant, session_id: str) -> SessionAnswer:
-    """A new session from a RUNNING gvisor session: its processes, memory and files as they are now."""
-    return _answer(request, manager(request).fork(tenant_id, session_id))
+def fork_session(
+    request: Request, tenant_id: Tenant, session_id: str, body: ForkBody | None = None
+) -> SessionAnswer | ForkAnswer:
+    """New sessions from a RUNNING gvisor session: its processes, memory and files as they are now."""
+    count = body.count if body is not None else None
+    records = manager(request).fork(tenant_id, session_id, 1 if count is None else count)
+    if count is None:
+        return _answer(request, records[0])
+    return ForkAnswer(
+        request_id=request.state.request_id, sessions=[_session_out(request, r) for r in records]
+    )
 
 
 @router.get("/v1/sessions/{session_id}/metrics", tags=["sessions"])
