@@ -222,6 +222,7 @@ def session() -> None:
     default=None,
     help="what runs it; default: the server's",
 )
+@click.option("--from-snapshot", default=None, help="a snapshot's id: start from it (gvisor)")
 def session_create(
     endpoint: str | None,
     api_key: str | None,
@@ -238,6 +239,7 @@ def session_create(
     screen: str | None,
     env: tuple[str, ...],
     runtime: str | None,
+    from_snapshot: str | None,
 ) -> None:
     """Create a session and print its id."""
     from cove import CreateSessionParams, NetworkPolicy, Screen
@@ -256,6 +258,7 @@ def session_create(
         screen=Screen(*_screen_size(screen)) if screen else None,
         env=_pairs(env, "--env") or None,
         runtime=runtime,
+        from_snapshot=from_snapshot,
     )
     with _client(endpoint, api_key, data_dir) as client:
         click.echo(_check(client.create(params)).session.session_id)
@@ -393,6 +396,19 @@ def session_fork(
             click.echo(forked.session_id)
 
 
+@session.command("snapshot")
+@client_options
+@click.argument("session_id")
+@click.argument("name")
+def session_snapshot(
+    endpoint: str | None, api_key: str | None, data_dir: Path | None, session_id: str, name: str
+) -> None:
+    """Snapshot a running gvisor session (it runs on) and print the snapshot's id."""
+    with _client(endpoint, api_key, data_dir) as client:
+        found = _check(client.get(session_id)).session
+        click.echo(_check(found.snapshot(name)).snapshot.snapshot_id)
+
+
 @session.command("rm")
 @client_options
 @click.argument("session_ids", nargs=-1, required=True)
@@ -528,6 +544,37 @@ def session_shell(
         except RuntimeError as error:
             _fail(str(error))
     sys.exit(code)
+
+
+@main.group()
+def snapshot() -> None:
+    """Snapshots of gvisor sessions (start a session from one with `session create --from-snapshot`)."""
+
+
+@snapshot.command("ls")
+@client_options
+def snapshot_ls(endpoint: str | None, api_key: str | None, data_dir: Path | None) -> None:
+    """List this key's snapshots as a table."""
+    with _client(endpoint, api_key, data_dir) as client:
+        result = _check(client.list_snapshots())
+    rows = [
+        (s.snapshot_id, s.name, s.source_session_id, str(s.size_bytes), s.created_at)
+        for s in result.snapshots
+    ]
+    click.echo(render_table(["SNAPSHOT", "NAME", "SOURCE", "BYTES", "CREATED"], rows))
+
+
+@snapshot.command("rm")
+@client_options
+@click.argument("snapshot_ids", nargs=-1, required=True)
+def snapshot_rm(
+    endpoint: str | None, api_key: str | None, data_dir: Path | None, snapshot_ids: tuple[str, ...]
+) -> None:
+    """Delete snapshots and their files."""
+    with _client(endpoint, api_key, data_dir) as client:
+        for snapshot_id in snapshot_ids:
+            _check(client.delete_snapshot(snapshot_id))
+            click.echo(f"deleted {snapshot_id}")
 
 
 @main.group()

@@ -44,6 +44,9 @@ class Settings:
     )
     link_public_url: str = _setting("", "base URL links are given at; default http://HOST:LINK_PORT")
     session_quota: int = _setting(50, "live sessions allowed per API key")
+    snapshot_quota_mb: int = _setting(
+        20480, "disk the snapshots of one API key may take, in MiB; past it a snapshot answers 429"
+    )
     tenant_tool_calls: int = _setting(32, "tool calls an API key may have running at once; past it, 429")
     default_image: str = _setting("linux_latest", "image used when a create names none")
     images_dir: str = _setting("", "where images are stored; empty means DATA_DIR/images")

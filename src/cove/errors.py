@@ -112,3 +112,10 @@ class ContextExists(CoveError):
 
     code = "ContextExists"
     http_status = 409
+
+
+class SnapshotNotFound(CoveError):
+    """No snapshot of the caller's by that id (another tenant's answers the same)."""
+
+    code = "SnapshotNotFound"
+    http_status = 404

@@ -159,3 +159,12 @@ def change_owner(root: Path, old_uid: int, new_uid: int) -> None:
                     new_uid if found.st_uid == old_uid else -1,
                     new_uid if found.st_gid == old_uid else -1,
                 )
+
+
+def size_of(root: Path) -> int:
+    """The bytes of the files under `root` (links not followed)."""
+    total = 0
+    for folder, _, files in os.walk(root):
+        for name in files:
+            total += os.lstat(os.path.join(folder, name)).st_size
+    return total

@@ -75,6 +75,8 @@ RUNTIMES = (RUNC, GVISOR)
 RUNTIME_FILE = "runtime"
 CHECKPOINT_TIMEOUT_S = 300
 """A checkpoint or restore moves the sandbox's whole memory: far longer than other runtime calls."""
+SNAPSHOT_SOURCE_FILE = "source.json"
+"""In a snapshot's folder: the host uid that owns its files, and its source's network policy."""
 NO_KEYRING = ("--no-new-keyring",)
 """runc would give each sandbox a session keyring, charged to the kernel's key budget
 (kernel.keys.maxkeys, 200 per user by default), which capped a host at about 200 sandboxes. Sandboxes
@@ -617,9 +619,10 @@ class RuncRuntime:
             self.write_image(source_id, image_dir, first / "upper")
             for session_id in session_ids[1:]:
                 self._copy_layer(first / "upper", self.session_dir(session_id) / "upper")
+            old_uid = old_mapping.user_host_id if old_mapping is not None else None
             for session_id in session_ids:
                 policy = attachment.policy if attachment is not None else None
-                self._start_restored(session_id, image, image_dir, old_mapping, policy)
+                self._start_restored(session_id, image, image_dir, old_uid, policy)
         except BaseException as exc:
             for session_id in session_ids:
                 self.destroy(session_id)
@@ -627,6 +630,46 @@ class RuncRuntime:
                 raise SandboxError(f"could not fork the sandbox of {source_id}: {exc}") from exc
             raise
         gvisor.remove(image_dir)
+
+    def snapshot(self, source_id: str, folder: Path) -> int:
+        """Write a snapshot of the running gvisor sandbox `source_id` into `folder` (made here): its
+        checkpoint in image/, its writable layer in upper/, and in source.json the host uid owning
+        its files and its network policy. The sandbox runs on. Answers the snapshot's size in bytes;
+        on failure nothing of `folder` is left."""
+        if self.runtime_of(source_id) != GVISOR:
+            raise InvalidArgument("only a gvisor session can be snapshotted (docs/runtimes.md)")
+        mapping = self.id_mapping(source_id)
+        attachment = self.networks.attachment(self.session_dir(source_id))
+        folder.mkdir(mode=0o700, parents=True)
+        try:
+            (folder / "image").mkdir(mode=0o700)
+            self.write_image(source_id, folder / "image", folder / "upper")
+            source = {
+                "uid": mapping.user_host_id if mapping is not None else None,
+                "policy": attachment.policy.to_wire() if attachment is not None else None,
+            }
+            (folder / SNAPSHOT_SOURCE_FILE).write_text(json.dumps(source))
+            gvisor.sync_tree(folder)
+        except BaseException as exc:
+            gvisor.remove(folder)
+            if isinstance(exc, OSError | subprocess.SubprocessError):
+                raise SandboxError(f"could not snapshot the sandbox of {source_id}: {exc}") from exc
+            raise
+        return gvisor.size_of(folder)
+
+    def from_snapshot(self, folder: Path, session_id: str, image: Image, limits: Limits) -> None:
+        """A new gvisor sandbox `session_id` restored from the snapshot in `folder`, which is only
+        read: a failed restore leaves it as it was, and nothing of the new sandbox."""
+        source = json.loads((folder / SNAPSHOT_SOURCE_FILE).read_text())
+        policy = None if source["policy"] is None else NetworkPolicy.from_wire(source["policy"], EGRESS)
+        self.check_available(GVISOR)
+        with self._cleaned_up_on_failure(session_id, "restore a snapshot into"):
+            self._make_bundle(session_id, image, limits, GVISOR)
+            directory = self.session_dir(session_id)
+            unmount(directory / "rootfs")
+            shutil.rmtree(directory / "upper")
+            self._copy_layer(folder / "upper", directory / "upper")
+            self._start_restored(session_id, image, folder / "image", source["uid"], policy)
 
     def write_image(self, source_id: str, image_dir: Path, layer: Path) -> None:
         """Checkpoint the running gvisor sandbox `source_id` into `image_dir` and copy its writable
@@ -658,15 +701,15 @@ class RuncRuntime:
         session_id: str,
         image: Image,
         image_dir: Path,
-        old_mapping: IdMapping | None,
+        old_uid: int | None,
         policy: NetworkPolicy | None,
     ) -> None:
         """Restore the made bundle of `session_id`, whose writable layer is a copy of the image's
-        source (files of `old_mapping`'s user), from `image_dir`, which is left as it was."""
+        source (files of host uid `old_uid`), from `image_dir`, which is left as it was."""
         directory = self.session_dir(session_id)
         new_mapping = self.id_mapping(session_id)
-        if old_mapping is not None and new_mapping is not None:
-            gvisor.change_owner(directory / "upper", old_mapping.user_host_id, new_mapping.user_host_id)
+        if old_uid is not None and new_mapping is not None:
+            gvisor.change_owner(directory / "upper", old_uid, new_mapping.user_host_id)
         mount_overlay(image.rootfs, directory / "upper", directory / "work", directory / "rootfs")
         if policy is not None:
             self._set_network(session_id, policy, starting=True)

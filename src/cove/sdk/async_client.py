@@ -86,6 +86,8 @@ from cove.sdk.models import (
     SessionResumeResult,
     SessionsResult,
     SessionStatusResult,
+    SnapshotListResult,
+    SnapshotResult,
     UploadResult,
     WindowInfoResult,
     WindowListResult,
@@ -173,6 +175,14 @@ class AsyncAgentBay(core.ClientBase):
     ) -> SessionListResult:
         """One page of this key's sessions matching all `labels`; without `status`, the live ones."""
         return await self._send(core.list_sessions(labels, page, limit, status, image_id))
+
+    async def list_snapshots(self) -> SnapshotListResult:
+        """Cove's addition: this key's snapshots, oldest first, with their sizes on disk."""
+        return await self._send(core.list_snapshots())
+
+    async def delete_snapshot(self, snapshot_id: str) -> DeleteResult:
+        """Cove's addition: delete a snapshot and its files."""
+        return await self._send(core.delete_snapshot(snapshot_id))
 
     async def beta_pause(
         self, session: AsyncSession, timeout: float = 600, poll_interval: float = 2.0
@@ -272,6 +282,11 @@ class AsyncSession(core.SessionBase[AsyncAgentBay]):
     async def beta_resume(self, timeout: float = 600, poll_interval: float = 2.0) -> SessionResumeResult:
         """Let a paused session run again, exactly where it stopped."""
         return await self.agent_bay._send(core.resume_session(self.session_id))
+
+    async def snapshot(self, name: str) -> SnapshotResult:
+        """Cove's addition: a named snapshot of this running gvisor session (processes, memory and
+        files), which runs on; `CreateSessionParams(from_snapshot=...)` starts sessions from it."""
+        return await self.agent_bay._send(core.snapshot_session(self.session_id, name))
 
     @overload
     async def beta_fork(self, count: None = None) -> SessionResult[AsyncSession]: ...

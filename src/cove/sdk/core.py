@@ -30,6 +30,9 @@ from cove.sdk.models import (
     SessionResumeResult,
     SessionsResult,
     SessionStatusResult,
+    SnapshotInfo,
+    SnapshotListResult,
+    SnapshotResult,
 )
 
 ResultT = TypeVar("ResultT", bound=Result)
@@ -197,6 +200,8 @@ def create_session(
         body["env"] = dict(params.env)
     if params.runtime is not None:
         body["runtime"] = params.runtime
+    if params.from_snapshot is not None:
+        body["from_snapshot"] = params.from_snapshot
     return Call(
         method="POST",
         path="/v1/sessions",
@@ -246,6 +251,47 @@ def fork_sessions(
         parse=lambda answer, rid: SessionsResult(
             request_id=rid, success=True, sessions=[bind(_session_data(s)) for s in answer["sessions"]]
         ),
+    )
+
+
+def _snapshot_info(raw: dict[str, Any]) -> SnapshotInfo:
+    fields = set(SnapshotInfo.__dataclass_fields__)
+    return SnapshotInfo(**{k: v for k, v in raw.items() if k in fields})
+
+
+def snapshot_session(session_id: str, name: str) -> Call[SnapshotResult]:
+    """A named snapshot of a running gvisor session, which runs on."""
+    return Call(
+        method="POST",
+        path=f"{session_path(session_id)}/snapshots",
+        body={"name": name},
+        refusal=session_id_refusal(session_id),
+        result_type=SnapshotResult,
+        parse=lambda answer, rid: SnapshotResult(
+            request_id=rid, success=True, snapshot=_snapshot_info(answer["snapshot"])
+        ),
+    )
+
+
+def list_snapshots() -> Call[SnapshotListResult]:
+    return Call(
+        method="GET",
+        path="/v1/snapshots",
+        result_type=SnapshotListResult,
+        parse=lambda answer, rid: SnapshotListResult(
+            request_id=rid, success=True, snapshots=[_snapshot_info(s) for s in answer["snapshots"]]
+        ),
+    )
+
+
+def delete_snapshot(snapshot_id: str) -> Call[DeleteResult]:
+    refused = "" if isinstance(snapshot_id, str) and snapshot_id.strip() else "snapshot_id is required"
+    return Call(
+        method="DELETE",
+        path=f"/v1/snapshots/{quote(snapshot_id, safe='')}",
+        refusal=refused,
+        result_type=DeleteResult,
+        parse=lambda answer, rid: DeleteResult(request_id=rid, success=True),
     )
 
 

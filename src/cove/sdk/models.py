@@ -350,6 +350,9 @@ class CreateSessionParams:
     """Cove's addition: environment variables every command, process and kernel starts with."""
     runtime: str | None = None
     """Cove's addition: what runs the sandbox, "runc" or "gvisor"; None: the server's default."""
+    from_snapshot: str | None = None
+    """Cove's addition: a snapshot's id; the session starts from it (its image, limits, processes,
+    memory and files)."""
 
 
 @dataclass(kw_only=True)
@@ -412,6 +415,28 @@ class Result(ApiResponse):
 @dataclass(kw_only=True)
 class SessionResult(Result, Generic[SessionT]):
     session: SessionT | None = None
+
+
+@dataclass(kw_only=True)
+class SnapshotInfo:
+    """A named snapshot of a gvisor session (Cove's addition)."""
+
+    snapshot_id: str = ""
+    name: str = ""
+    source_session_id: str = ""
+    image_id: str = ""
+    size_bytes: int = 0
+    created_at: str = ""
+
+
+@dataclass(kw_only=True)
+class SnapshotResult(Result):
+    snapshot: SnapshotInfo | None = None
+
+
+@dataclass(kw_only=True)
+class SnapshotListResult(Result):
+    snapshots: list[SnapshotInfo] = field(default_factory=list)
 
 
 @dataclass(kw_only=True)

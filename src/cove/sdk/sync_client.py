@@ -85,6 +85,8 @@ from cove.sdk.models import (
     SessionResumeResult,
     SessionsResult,
     SessionStatusResult,
+    SnapshotListResult,
+    SnapshotResult,
     UploadResult,
     WindowInfoResult,
     WindowListResult,
@@ -171,6 +173,14 @@ class AgentBay(core.ClientBase):
     ) -> SessionListResult:
         """One page of this key's sessions matching all `labels`; without `status`, the live ones."""
         return self._send(core.list_sessions(labels, page, limit, status, image_id))
+
+    def list_snapshots(self) -> SnapshotListResult:
+        """Cove's addition: this key's snapshots, oldest first, with their sizes on disk."""
+        return self._send(core.list_snapshots())
+
+    def delete_snapshot(self, snapshot_id: str) -> DeleteResult:
+        """Cove's addition: delete a snapshot and its files."""
+        return self._send(core.delete_snapshot(snapshot_id))
 
     def beta_pause(
         self, session: Session, timeout: float = 600, poll_interval: float = 2.0
@@ -268,6 +278,11 @@ class Session(core.SessionBase[AgentBay]):
     def beta_resume(self, timeout: float = 600, poll_interval: float = 2.0) -> SessionResumeResult:
         """Let a paused session run again, exactly where it stopped."""
         return self.agent_bay._send(core.resume_session(self.session_id))
+
+    def snapshot(self, name: str) -> SnapshotResult:
+        """Cove's addition: a named snapshot of this running gvisor session (processes, memory and
+        files), which runs on; `CreateSessionParams(from_snapshot=...)` starts sessions from it."""
+        return self.agent_bay._send(core.snapshot_session(self.session_id, name))
 
     @overload
     def beta_fork(self, count: None = None) -> SessionResult[Session]: ...

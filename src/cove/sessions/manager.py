@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cove.agent.tools import all_tools
@@ -31,6 +32,7 @@ from cove.errors import (
     InvalidState,
     QuotaExceeded,
     SessionNotFound,
+    SnapshotNotFound,
 )
 from cove.paging import Page, check_page
 from cove.sandbox.accounting import SessionMetrics
@@ -43,7 +45,7 @@ from cove.sessions import browser
 from cove.sessions.context_syncs import Binding, SessionSyncs, select_tasks
 from cove.sessions.oss import OSS_TOOL_NAMES, OSS_TOOLS, ObjectStorageTools
 from cove.sessions.screenshots import SCREENSHOT_TOOL, Screenshots
-from cove.sessions.store import SessionRecord, Store, utc_now
+from cove.sessions.store import SessionRecord, SnapshotRecord, Store, utc_now
 from cove.sessions.tenant_limits import TenantToolCalls
 from cove.sessions.validation import (
     STATUSES,
@@ -132,6 +134,10 @@ class Observer:
         """A tool call ended: "ok", "error" (the tool failed), "invalid" (refused) or "failed"."""
 
 
+def new_snapshot_id() -> str:
+    return "snapshot-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(17))
+
+
 def new_session_id() -> str:
     """AgentBay-style id, also the sandbox hostname: 'session-' and 17 random characters."""
     return "session-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(17))
@@ -157,6 +163,8 @@ class CreateRequest:
     """Environment variables every process of the session starts with."""
     runtime: Any = None
     """What runs the sandbox: "runc" or "gvisor" (docs/runtimes.md); None: the server's default."""
+    from_snapshot: Any = None
+    """A snapshot's id: the session starts from it (its image, limits, processes, memory, files)."""
 
 
 @dataclass(frozen=True)
@@ -203,6 +211,8 @@ class SessionManager:
         self.syncs.close()
 
     def create(self, tenant_id: str, request: CreateRequest) -> SessionRecord:
+        if request.from_snapshot is not None:
+            return self._create_from_snapshot(tenant_id, request)
         started = time.perf_counter()
         labels = check_labels(request.labels)
         limits = check_limits(self.settings, request.memory_mb, request.cpus, request.pids, request.disk_mb)
@@ -586,6 +596,121 @@ class SessionManager:
             self.store.set_status(record.session_id, "RUNNING", only_from=[CREATING])
             record.status = "RUNNING"
         return records
+
+    def _snapshot_folder(self, snapshot: SnapshotRecord) -> Path:
+        return self.settings.data_dir / "snapshots" / snapshot.tenant_id / snapshot.snapshot_id
+
+    def snapshot(self, tenant_id: str, session_id: str, name: Any) -> SnapshotRecord:
+        """A named snapshot of a RUNNING gvisor session (its checkpoint and files), which runs on;
+        within the key's snapshot disk quota (COVE_SNAPSHOT_QUOTA_MB)."""
+        if not isinstance(name, str) or not 1 <= len(name) <= 128:
+            raise InvalidArgument("name: a snapshot's name, 1 to 128 characters")
+        source = self.get(tenant_id, session_id)
+        if source.runtime != GVISOR:
+            raise InvalidArgument(
+                f"session {session_id} runs on {source.runtime}; snapshots need a gvisor session "
+                '(create it with runtime "gvisor")'
+            )
+        if source.status != "RUNNING":
+            raise InvalidState(
+                f"session {session_id} is {source.status}; only a RUNNING session can be snapshotted"
+            )
+        quota = self.settings.snapshot_quota_mb * 1024 * 1024
+        used = self.store.snapshot_bytes(tenant_id)
+        if used >= quota:
+            raise QuotaExceeded(self._snapshot_quota_message(used))
+        record = SnapshotRecord(
+            snapshot_id=new_snapshot_id(),
+            tenant_id=tenant_id,
+            name=name,
+            source_session_id=session_id,
+            image_id=source.image_id,
+            memory_mb=source.memory_mb,
+            cpus=source.cpus,
+            pids=source.pids,
+            disk_mb=source.disk_mb,
+            size_bytes=0,
+            created_at=utc_now(),
+        )
+        folder = self._snapshot_folder(record)
+        record.size_bytes = self.runtime.snapshot(session_id, folder)
+        with self._quota_lock:
+            used = self.store.snapshot_bytes(tenant_id)
+            if used + record.size_bytes > quota:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise QuotaExceeded(self._snapshot_quota_message(used, record.size_bytes))
+            self.store.insert_snapshot(record)
+        return record
+
+    def _snapshot_quota_message(self, used: int, more: int = 0) -> str:
+        needing = f", and this one needs {more} bytes more" if more else ""
+        return (
+            f"this API key's snapshots take {used} bytes{needing}; the quota is "
+            f"{self.settings.snapshot_quota_mb} MiB (COVE_SNAPSHOT_QUOTA_MB); delete a snapshot first"
+        )
+
+    def get_snapshot(self, tenant_id: str, snapshot_id: Any) -> SnapshotRecord:
+        found = self.store.get_snapshot(snapshot_id) if isinstance(snapshot_id, str) else None
+        if found is None or found.tenant_id != tenant_id:
+            raise SnapshotNotFound(f"snapshot {snapshot_id!r} not found")
+        return found
+
+    def list_snapshots(self, tenant_id: str) -> builtins.list[SnapshotRecord]:
+        return self.store.list_snapshots(tenant_id)
+
+    def delete_snapshot(self, tenant_id: str, snapshot_id: str) -> SnapshotRecord:
+        found = self.get_snapshot(tenant_id, snapshot_id)
+        self.store.delete_snapshot_row(snapshot_id)
+        shutil.rmtree(self._snapshot_folder(found), ignore_errors=True)
+        return found
+
+    def _create_from_snapshot(self, tenant_id: str, request: CreateRequest) -> SessionRecord:
+        """A new session from a snapshot: its image and limits, the request's labels and timeouts;
+        the snapshot stays as it was, whether the restore works or not."""
+        snapshot = self.get_snapshot(tenant_id, request.from_snapshot)
+        if request.runtime not in (None, GVISOR):
+            raise InvalidArgument("runtime: a session from a snapshot runs on gvisor")
+        labels = check_labels(request.labels)
+        idle_timeout_s, max_lifetime_s = check_timeouts(
+            self.settings, request.idle_timeout_s, request.max_lifetime_s
+        )
+        self.runtime.check_available(GVISOR)
+        image = self.images.for_session(snapshot.image_id)
+        limits = check_limits(
+            self.settings, snapshot.memory_mb, snapshot.cpus, snapshot.pids, snapshot.disk_mb
+        )
+        now = utc_now()
+        like = SessionRecord(
+            session_id="",
+            tenant_id=tenant_id,
+            image_id=snapshot.image_id,
+            status=CREATING,
+            memory_mb=limits.memory_mb,
+            cpus=limits.cpus,
+            pids=limits.pids,
+            disk_mb=limits.disk_mb,
+            created_at=now,
+            updated_at=now,
+            labels=labels,
+            idle_timeout_s=idle_timeout_s,
+            max_lifetime_s=max_lifetime_s,
+            runtime=GVISOR,
+        )
+        record = self._new_row(tenant_id, like)
+        try:
+            self.runtime.from_snapshot(self._snapshot_folder(snapshot), record.session_id, image, limits)
+        except BaseException as error:
+            self.runtime.destroy(record.session_id)
+            self.store.delete_session_row(record.session_id)
+            if isinstance(error, CoveError):
+                raise type(error)(
+                    f"could not start a session from snapshot {snapshot.snapshot_id}, which is kept as "
+                    f"it was: {error.message}"
+                ) from error
+            raise
+        self.store.set_status(record.session_id, "RUNNING", only_from=[CREATING])
+        record.status = "RUNNING"
+        return record
 
     def _new_row(self, tenant_id: str, like: SessionRecord) -> SessionRecord:
         """The CREATING row of a new session with the settings of `like`, within the key's quota."""

@@ -5,6 +5,7 @@ Labels live in their own table so that filtering by labels and paging are done b
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -89,6 +90,23 @@ labels_table = Table(
     Column("value", String(256), nullable=False, index=True),
 )
 
+snapshots_table = Table(
+    "snapshots",
+    metadata,
+    Column("snapshot_id", String(64), primary_key=True),
+    Column("tenant_id", String(64), nullable=False, index=True),
+    Column("name", String(128), nullable=False),
+    Column("source_session_id", String(64), nullable=False),
+    Column("image_id", String(64), nullable=False),
+    Column("memory_mb", Integer, nullable=False),
+    Column("cpus", Float, nullable=False),
+    Column("pids", Integer, nullable=False),
+    Column("disk_mb", Integer, nullable=True),
+    Column("size_bytes", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+"""Named snapshots of gvisor sessions (checkpoint and files, under DATA_DIR/snapshots/<tenant>/<id>)."""
+
 api_keys_table = Table(
     "api_keys",
     metadata,
@@ -144,6 +162,21 @@ class SessionRecord:
 class ApiKeyRecord:
     tenant_id: str
     name: str
+    created_at: datetime
+
+
+@dataclass
+class SnapshotRecord:
+    snapshot_id: str
+    tenant_id: str
+    name: str
+    source_session_id: str
+    image_id: str
+    memory_mb: int
+    cpus: float
+    pids: int
+    disk_mb: int | None
+    size_bytes: int
     created_at: datetime
 
 
@@ -371,6 +404,39 @@ class Store:
                 _write_tasks(db, session_id, position, written)
             return True
 
+    # Snapshots
+
+    def insert_snapshot(self, record: SnapshotRecord) -> None:
+        with self._transaction() as db:
+            db.execute(insert(snapshots_table).values(**dataclasses.asdict(record)))
+
+    def snapshot_bytes(self, tenant_id: str) -> int:
+        """The disk the tenant's snapshots take."""
+        with self._transaction() as db:
+            query = select(func.coalesce(func.sum(snapshots_table.c.size_bytes), 0)).where(
+                snapshots_table.c.tenant_id == tenant_id
+            )
+            return int(db.execute(query).scalar_one())
+
+    def get_snapshot(self, snapshot_id: str) -> SnapshotRecord | None:
+        with self._transaction() as db:
+            query = select(snapshots_table).where(snapshots_table.c.snapshot_id == snapshot_id)
+            row = db.execute(query).mappings().first()
+            return None if row is None else _snapshot(row)
+
+    def list_snapshots(self, tenant_id: str) -> list[SnapshotRecord]:
+        with self._transaction() as db:
+            query = (
+                select(snapshots_table)
+                .where(snapshots_table.c.tenant_id == tenant_id)
+                .order_by(snapshots_table.c.created_at)
+            )
+            return [_snapshot(row) for row in db.execute(query).mappings().all()]
+
+    def delete_snapshot_row(self, snapshot_id: str) -> None:
+        with self._transaction() as db:
+            db.execute(delete(snapshots_table).where(snapshots_table.c.snapshot_id == snapshot_id))
+
     # API keys
 
     def add_api_key(self, tenant_id: str, name: str) -> None:
@@ -386,6 +452,12 @@ class Store:
         with self._transaction() as db:
             rows = db.execute(select(api_keys_table).order_by(api_keys_table.c.created_at)).all()
             return [ApiKeyRecord(row.tenant_id, row.name, _aware(row.created_at)) for row in rows]
+
+
+def _snapshot(row: RowMapping) -> SnapshotRecord:
+    values = dict(row)
+    values["created_at"] = _aware(values["created_at"])
+    return SnapshotRecord(**values)
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

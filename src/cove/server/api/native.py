@@ -20,7 +20,7 @@ from cove.server.sandbox_calls import in_sandbox
 from cove.server.transfer_stalls import StallGuardedResponse, within_stalls
 from cove.sessions import browser, links
 from cove.sessions.manager import CreateRequest, SessionManager
-from cove.sessions.store import SessionRecord
+from cove.sessions.store import SessionRecord, SnapshotRecord
 from cove.sessions.validation import MAX_SCREEN, MIN_SCREEN
 
 router = APIRouter()
@@ -98,6 +98,11 @@ class CreateSessionBody(BaseModel):
         default=None,
         description='what runs the sandbox: "runc", or "gvisor" (gVisor\'s runsc, docs/runtimes.md); '
         "without it, the server's default",
+    )
+    from_snapshot: str | None = Field(
+        default=None,
+        description="a snapshot's id: the session starts from it, with its image, limits, processes, "
+        "memory and files (docs/runtimes.md)",
     )
 
 
@@ -336,6 +341,7 @@ def create_session(request: Request, tenant_id: Tenant, body: CreateSessionBody)
         screen=body.screen.model_dump() if body.screen else None,
         env=body.env,
         runtime=body.runtime,
+        from_snapshot=body.from_snapshot,
     )
     return _answer(request, manager(request).create(tenant_id, create))
 
@@ -460,6 +466,70 @@ def fork_session(
     return ForkAnswer(
         request_id=request.state.request_id, sessions=[_session_out(request, r) for r in records]
     )
+
+
+class SnapshotBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+
+
+class SnapshotOut(BaseModel):
+    snapshot_id: str
+    name: str
+    source_session_id: str
+    image_id: str
+    size_bytes: int
+    created_at: datetime
+
+
+class SnapshotAnswer(BaseModel):
+    request_id: str
+    snapshot: SnapshotOut
+
+
+class SnapshotListAnswer(BaseModel):
+    request_id: str
+    snapshots: list[SnapshotOut]
+
+
+def _snapshot_out(record: SnapshotRecord) -> SnapshotOut:
+    return SnapshotOut(
+        snapshot_id=record.snapshot_id,
+        name=record.name,
+        source_session_id=record.source_session_id,
+        image_id=record.image_id,
+        size_bytes=record.size_bytes,
+        created_at=record.created_at,
+    )
+
+
+@router.post(
+    "/v1/sessions/{session_id}/snapshots",
+    status_code=201,
+    response_model=SnapshotAnswer,
+    tags=["snapshots"],
+)
+def snapshot_session(
+    request: Request, tenant_id: Tenant, session_id: str, body: SnapshotBody
+) -> SnapshotAnswer:
+    """A named snapshot of a RUNNING gvisor session (processes, memory, files); the session runs on."""
+    record = manager(request).snapshot(tenant_id, session_id, body.name)
+    return SnapshotAnswer(request_id=request.state.request_id, snapshot=_snapshot_out(record))
+
+
+@router.get("/v1/snapshots", response_model=SnapshotListAnswer, tags=["snapshots"])
+def list_snapshots(request: Request, tenant_id: Tenant) -> SnapshotListAnswer:
+    records = manager(request).list_snapshots(tenant_id)
+    return SnapshotListAnswer(
+        request_id=request.state.request_id, snapshots=[_snapshot_out(r) for r in records]
+    )
+
+
+@router.delete("/v1/snapshots/{snapshot_id}", response_model=SnapshotAnswer, tags=["snapshots"])
+def delete_snapshot(request: Request, tenant_id: Tenant, snapshot_id: str) -> SnapshotAnswer:
+    record = manager(request).delete_snapshot(tenant_id, snapshot_id)
+    return SnapshotAnswer(request_id=request.state.request_id, snapshot=_snapshot_out(record))
 
 
 @router.get("/v1/sessions/{session_id}/metrics", tags=["sessions"])
