@@ -87,15 +87,15 @@ def test_snapshots_are_refused_for_runc_paused_and_deleted_sessions(
     try:
         with server.client(KEY_A) as http:
             refused = http.post(f"/v1/sessions/{runc.session_id}/snapshots", json={"name": "x"})
-            assert refused.status_code == 400 and "gvisor" in refused.json()["message"], refused.text
+            assert refused.status_code == 400 and "gvisor" in refused.json()["error"]["message"], refused.text
             assert paused.beta_pause().success
             refused = http.post(f"/v1/sessions/{paused.session_id}/snapshots", json={"name": "x"})
-            assert refused.status_code == 409 and "PAUSED" in refused.json()["message"], refused.text
+            assert refused.status_code == 409 and "PAUSED" in refused.json()["error"]["message"], refused.text
             paused.delete()
             refused = http.post(f"/v1/sessions/{paused.session_id}/snapshots", json={"name": "x"})
             assert refused.status_code in (404, 409), refused.text
             if refused.status_code == 409:
-                assert "DELETED" in refused.json()["message"]
+                assert "DELETED" in refused.json()["error"]["message"]
             missing = http.post("/v1/sessions", json={"from_snapshot": "snapshot-nonesuch"})
             assert missing.status_code == 404, missing.text
     finally:
@@ -116,7 +116,7 @@ def test_a_snapshot_past_the_quota_is_refused_and_the_cli_manages_snapshots() ->
             with server.client(KEY_A) as http:
                 refused = http.post(f"/v1/sessions/{source.session_id}/snapshots", json={"name": "x"})
                 assert refused.status_code == 429, refused.text
-                assert refused.json()["code"] == "QuotaExceeded"
+                assert refused.json()["error"]["code"] == "QuotaExceeded"
             listed = cove("snapshot", "ls", *client)
             assert listed.exit_code == 0 and "snapshot-" not in listed.output, listed.output
             assert source.command.execute_command("echo on").stdout == "on\n", "the source runs on"
@@ -135,6 +135,13 @@ def test_the_cli_snapshots_lists_starts_from_and_removes(server: CoveServer) -> 
         snapshot_id = taken.output.strip()
         listed = cove("snapshot", "ls", *client)
         assert snapshot_id in listed.output and "from-cli" in listed.output, listed.output
+        # A restore that fails leaves the snapshot as it was, and says so.
+        (folder,) = (server.data_dir / "snapshots").glob(f"*/{snapshot_id}")
+        (folder / "image").rename(folder / "image.aside")
+        failed = cove("session", "create", *client, "--from-snapshot", snapshot_id)
+        assert failed.exit_code != 0 and "kept as it was" in failed.output, failed.output
+        (folder / "image.aside").rename(folder / "image")
+        assert snapshot_id in cove("snapshot", "ls", *client).output
         started = cove("session", "create", *client, "--from-snapshot", snapshot_id)
         assert started.exit_code == 0, started.output
         assert cove("session", "rm", *client, started.output.strip()).exit_code == 0
