@@ -134,6 +134,15 @@ class Observer:
         """A tool call ended: "ok", "error" (the tool failed), "invalid" (refused) or "failed"."""
 
 
+def _is_text(value: str) -> bool:
+    """Valid Unicode text (no lone surrogate) without NUL, as the database takes it."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in value
+
+
 def new_snapshot_id() -> str:
     return "snapshot-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(17))
 
@@ -603,8 +612,8 @@ class SessionManager:
     def snapshot(self, tenant_id: str, session_id: str, name: Any) -> SnapshotRecord:
         """A named snapshot of a RUNNING gvisor session (its checkpoint and files), which runs on;
         within the key's snapshot disk quota (COVE_SNAPSHOT_QUOTA_MB)."""
-        if not isinstance(name, str) or not 1 <= len(name) <= 128:
-            raise InvalidArgument("name: a snapshot's name, 1 to 128 characters")
+        if not isinstance(name, str) or not 1 <= len(name) <= 128 or not _is_text(name):
+            raise InvalidArgument("name: a snapshot's name, 1 to 128 characters of text without NUL")
         source = self.get(tenant_id, session_id)
         if source.runtime != GVISOR:
             raise InvalidArgument(
@@ -650,7 +659,8 @@ class SessionManager:
         )
 
     def get_snapshot(self, tenant_id: str, snapshot_id: Any) -> SnapshotRecord:
-        found = self.store.get_snapshot(snapshot_id) if isinstance(snapshot_id, str) else None
+        known = isinstance(snapshot_id, str) and len(snapshot_id) <= 64 and _is_text(snapshot_id)
+        found = self.store.get_snapshot(snapshot_id) if known else None
         if found is None or found.tenant_id != tenant_id:
             raise SnapshotNotFound(f"snapshot {snapshot_id!r} not found")
         return found
