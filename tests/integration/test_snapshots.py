@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
@@ -10,7 +11,7 @@ from click.testing import CliRunner, Result
 from cove import AgentBay, Config, CreateSessionParams, Session
 from cove.cli import main
 from tests.integration.runtimes import ensure_runsc
-from tests.integration.server import KEY_A, CoveServer, scratch_server
+from tests.integration.server import KEY_A, CoveServer, running_server, scratch_server
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -150,3 +151,12 @@ def test_the_cli_snapshots_lists_starts_from_and_removes(server: CoveServer) -> 
         assert snapshot_id not in cove("snapshot", "ls", *client).output
     finally:
         cove("session", "rm", *client, source)
+
+
+def test_a_snapshot_left_unfinished_by_a_stopped_server_is_removed_at_its_start(data_root: Path) -> None:
+    stray = data_root / "data" / "snapshots" / "some-tenant" / "snapshot-unfinished"
+    with running_server(data_root / "data"):
+        pass
+    (stray / "image").mkdir(parents=True)
+    with running_server(data_root / "data"):
+        assert not stray.exists()

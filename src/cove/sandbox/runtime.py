@@ -577,10 +577,11 @@ class RuncRuntime:
                 )
             time.sleep(0.01)
 
-    def settle_interrupted(self, session_id: str) -> None:
+    def settle_interrupted(self, session_id: str, recorded_running: bool = False) -> None:
         """At a server's start, finish what a pause or resume cut off left of a gvisor sandbox: a
         partial image goes; a sandbox whose complete image exists is stopped; a running one whose
-        agent was asked to let go of its sockets listens again (init ignores the signal otherwise)."""
+        agent was asked to let go of its sockets listens again (init ignores the signal otherwise).
+        A session recorded running whose sandbox is frozen (a fork or snapshot cut off) is thawed."""
         if self.runtime_of(session_id) != GVISOR:
             return
         directory = self.session_dir(session_id)
@@ -592,6 +593,9 @@ class RuncRuntime:
         elif status == "running":
             self._runc("kill", session_id, gvisor.RESUME_SIGNAL)
             gvisor.remove(directory / gvisor.CHECKPOINT_RESTORING)
+        elif status == "paused" and recorded_running:
+            self._runc("resume", session_id)
+            self._runc("kill", session_id, gvisor.RESUME_SIGNAL)
 
     def fork(self, source_id: str, session_ids: list[str], image: Image, limits: Limits) -> None:
         """New gvisor sandboxes `session_ids` restored from one checkpoint of the running `source_id`:

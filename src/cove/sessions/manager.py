@@ -674,6 +674,18 @@ class SessionManager:
         shutil.rmtree(self._snapshot_folder(found), ignore_errors=True)
         return found
 
+    def _sweep_snapshots(self) -> None:
+        """Remove snapshot folders without a row: snapshots a stopped server was still writing."""
+        root = self.settings.data_dir / "snapshots"
+        if not root.is_dir():
+            return
+        for tenant_folder in root.iterdir():
+            for folder in tenant_folder.iterdir():
+                found = self.store.get_snapshot(folder.name)
+                if found is None or found.tenant_id != tenant_folder.name:
+                    log.warning("removing the unfinished snapshot %s", folder)
+                    shutil.rmtree(folder, ignore_errors=True)
+
     def _create_from_snapshot(self, tenant_id: str, request: CreateRequest) -> SessionRecord:
         """A new session from a snapshot: its image and limits, the request's labels and timeouts;
         the snapshot stays as it was, whether the restore works or not."""
@@ -879,7 +891,7 @@ class SessionManager:
             elif states.get(record.session_id) in ("running", "paused"):
                 kept.append(record.session_id)
                 if at_startup:
-                    self.runtime.settle_interrupted(record.session_id)
+                    self.runtime.settle_interrupted(record.session_id, record.status == "RUNNING")
                     self.syncs.settle_interrupted(record.session_id)
                 if at_startup and record.status in ("PAUSING", "RESUMING"):
                     # A pause or resume cut off midway: the container's state says how far it got.
@@ -906,6 +918,7 @@ class SessionManager:
         )
         if at_startup:
             self.screenshots.sweep(kept)
+            self._sweep_snapshots()
         expired = self.expire()
         if self.contexts is not None:
             self.syncs.recycle()
