@@ -44,6 +44,9 @@ class Settings:
     )
     link_public_url: str = _setting("", "base URL links are given at; default http://HOST:LINK_PORT")
     session_quota: int = _setting(50, "live sessions allowed per API key")
+    auto_resume: bool = _setting(
+        False, "a tool call (or transfer) to a PAUSED session resumes it first instead of answering 409"
+    )
     snapshot_quota_mb: int = _setting(
         20480, "disk the snapshots of one API key may take, in MiB; past it a snapshot answers 429"
     )

@@ -365,3 +365,22 @@ def test_a_fork_of_several_from_one_checkpoint(gvisor_session: Session, server: 
     with server.client(KEY_A) as http:
         for session_id in made:
             assert http.delete(f"/v1/sessions/{session_id}").status_code == 200
+
+
+def test_a_tool_call_resumes_a_paused_session_when_the_server_says_so() -> None:
+    with (
+        scratch_server(auto_resume="true") as server,
+        AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url)) as agent_bay,
+    ):
+        created = agent_bay.create(CreateSessionParams(runtime="gvisor"))
+        assert created.session is not None, created.error_message
+        session = created.session
+        try:
+            assert session.code.run_code("kept = 7").success
+            assert session.beta_pause().success
+            assert session.get_status().status == "PAUSED"
+            ran = session.code.run_code("kept * 6")
+            assert ran.success and "42" in ran.result, ran.error_message
+            assert session.get_status().status == "RUNNING"
+        finally:
+            session.delete()

@@ -81,6 +81,8 @@ hold up the others."""
 EXPIRY_WAIT_S = 10.0
 """How long a sweep waits for its ends; those still uploading finish on their own, and the reconcile
 loop goes on."""
+AUTO_RESUME_WAIT_S = 300.0
+"""How long a call waits for a resume another call began (a restore moves the session's memory)."""
 MAX_FORKS = 10
 """The most sessions one fork makes from its one checkpoint."""
 _ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -820,6 +822,8 @@ class SessionManager:
     def agent(self, tenant_id: str, session_id: str) -> AgentClient:
         """The client of a RUNNING session's tool agent (for calls and streamed transfers)."""
         record = self.get(tenant_id, session_id)
+        if record.status in ("PAUSED", "RESUMING") and self.settings.auto_resume:
+            record = self._resumed(tenant_id, session_id)
         if record.status != "RUNNING":
             advice = "; resume it first" if record.status in ("PAUSED", "PAUSING") else ""
             raise InvalidState(
@@ -827,6 +831,19 @@ class SessionManager:
             )
         self._touch(record)
         return AgentClient(self.runtime.agent_run_dir(session_id), session_id)
+
+    def _resumed(self, tenant_id: str, session_id: str) -> SessionRecord:
+        """Resume a PAUSED session for a call (COVE_AUTO_RESUME), or wait for the resume another
+        call began; answers the session as it then is."""
+        try:
+            return self.resume(tenant_id, session_id)
+        except InvalidState:
+            deadline = time.monotonic() + AUTO_RESUME_WAIT_S
+            record = self.get(tenant_id, session_id)
+            while record.status == "RESUMING" and time.monotonic() < deadline:
+                time.sleep(0.1)
+                record = self.get(tenant_id, session_id)
+            return record
 
     def list_tools(self, tenant_id: str, session_id: str) -> builtins.list[dict[str, Any]]:
         """The session's tools, as MCP describes them (name, description, inputSchema)."""
