@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -153,10 +155,28 @@ def test_the_cli_snapshots_lists_starts_from_and_removes(server: CoveServer) -> 
         cove("session", "rm", *client, source)
 
 
-def test_a_snapshot_left_unfinished_by_a_stopped_server_is_removed_at_its_start(data_root: Path) -> None:
-    stray = data_root / "data" / "snapshots" / "some-tenant" / "snapshot-unfinished"
-    with running_server(data_root / "data"):
-        pass
-    (stray / "image").mkdir(parents=True)
-    with running_server(data_root / "data"):
-        assert not stray.exists()
+def test_a_snapshot_cut_off_midway_leaves_the_source_running_and_no_snapshot(data_root: Path) -> None:
+    """The server is killed while the source is frozen and its image half written: the next start
+    thaws the source, whose agent listens again, and removes the unfinished folder."""
+    with running_server(data_root / "data") as server:
+        with AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url)) as agent_bay:
+            session = gvisor(agent_bay)
+            assert session.file_system.write_file("/home/user/kept.txt", "still here").success
+        directory = server.data_dir / "sessions" / session.session_id
+        server.stop(signal.SIGKILL)
+        assert server.runsc("kill", session.session_id, "USR1").returncode == 0
+        deadline = time.monotonic() + 15
+        while (directory / "run" / "agent.sock").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.runsc("pause", session.session_id).returncode == 0
+        stray = server.data_dir / "snapshots" / "some-tenant" / "snapshot-unfinished"
+        (stray / "image").mkdir(parents=True)
+        server.start()
+        assert not stray.exists(), "the unfinished snapshot went"
+        with AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url)) as agent_bay:
+            again = agent_bay.get(session.session_id).session
+            assert again is not None and again.get_status().status == "RUNNING"
+            read = again.file_system.read_file("/home/user/kept.txt")
+            assert read.content == "still here", read.error_message
+            assert again.command.execute_command("echo on").stdout == "on\n"
+            again.delete()
