@@ -87,6 +87,7 @@ def test_snapshots_are_refused_for_runc_paused_and_deleted_sessions(
     runc = agent_bay.create(CreateSessionParams(runtime="runc")).session
     assert runc is not None
     paused = gvisor(agent_bay)
+    running = gvisor(agent_bay)
     try:
         with server.client(KEY_A) as http:
             refused = http.post(f"/v1/sessions/{runc.session_id}/snapshots", json={"name": "x"})
@@ -101,9 +102,16 @@ def test_snapshots_are_refused_for_runc_paused_and_deleted_sessions(
                 assert "DELETED" in refused.json()["error"]["message"]
             missing = http.post("/v1/sessions", json={"from_snapshot": "snapshot-nonesuch"})
             assert missing.status_code == 404, missing.text
+            taken = http.post(f"/v1/sessions/{running.session_id}/snapshots", json={"name": "x"})
+            assert taken.status_code == 201, taken.text
+            snapshot_id = taken.json()["snapshot"]["snapshot_id"]
+            mixed = http.post("/v1/sessions", json={"from_snapshot": snapshot_id, "resources": {"cpus": 2}})
+            assert mixed.status_code == 400 and "resources" in mixed.json()["error"]["message"], mixed.text
+            assert http.delete(f"/v1/snapshots/{snapshot_id}").status_code == 200
     finally:
         runc.delete()
         paused.delete()
+        running.delete()
 
 
 def test_a_snapshot_past_the_quota_is_refused_and_the_cli_manages_snapshots() -> None:

@@ -15,6 +15,8 @@ Layout under DATA_DIR:
                              and reads what the host tells it (limits.json, screen.json, env.json);
                              runtime: "runc" or "gvisor"; for gvisor also netns and a paused
                              sandbox's checkpoint/ (gvisor.py)
+    snapshots/<tenant>/<id>/ a snapshot of a gvisor session (SessionManager.snapshot): image/ (its
+                             checkpoint), upper/ (its writable layer), source.json
 Cgroups live at /cove/<instance>/<id> in every hierarchy, so two servers on one host never touch
 each other's sessions. Containers outlive the server process: runc detaches them.
 """

@@ -694,6 +694,20 @@ class SessionManager:
         snapshot = self.get_snapshot(tenant_id, request.from_snapshot)
         if request.runtime not in (None, GVISOR):
             raise InvalidArgument("runtime: a session from a snapshot runs on gvisor")
+        fixed = {
+            "image_id": request.image_id,
+            "resources": [request.memory_mb, request.cpus, request.pids, request.disk_mb],
+            "network": request.network,
+            "screen": request.screen,
+            "env": request.env,
+            "context_syncs": request.context_syncs,
+        }
+        given = [name for name, value in fixed.items() if value not in (None, [None] * 4, {}, [])]
+        if given:
+            raise InvalidArgument(
+                f"{', '.join(given)}: a session from a snapshot has the snapshot's image, limits, "
+                "network, screen, environment and files; give only labels and timeouts"
+            )
         labels = check_labels(request.labels)
         idle_timeout_s, max_lifetime_s = check_timeouts(
             self.settings, request.idle_timeout_s, request.max_lifetime_s
