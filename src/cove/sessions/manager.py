@@ -83,6 +83,7 @@ EXPIRY_WAIT_S = 10.0
 loop goes on."""
 AUTO_RESUME_WAIT_S = 300.0
 """How long a call waits for a resume another call began (a restore moves the session's memory)."""
+SANDBOX_LOCK_STRIPES = 64
 MAX_FORKS = 10
 """The most sessions one fork makes from its one checkpoint."""
 _ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -192,6 +193,9 @@ class SessionManager:
         self.runtime = runtime
         self.images = images
         self._quota_lock = threading.Lock()
+        self._sandbox_locks = [threading.Lock() for _ in range(SANDBOX_LOCK_STRIPES)]
+        """Held while a session's sandbox is paused, resumed, forked or snapshotted (by its id's hash):
+        each freezes and thaws the sandbox, so two at once would thaw it under the other."""
         self.warm_pool: WarmPool | None = None
         self.observer = Observer()
         self.contexts: ContextService | None = None
@@ -597,7 +601,9 @@ class SessionManager:
         try:
             for _ in range(count):
                 records.append(self._new_row(tenant_id, source))
-            self.runtime.fork(session_id, [r.session_id for r in records], image, limits)
+            with self._sandbox_lock(session_id):
+                self._still_running(tenant_id, session_id, "forked")
+                self.runtime.fork(session_id, [r.session_id for r in records], image, limits)
         except BaseException:
             for record in records:
                 self.runtime.destroy(record.session_id)
@@ -644,7 +650,9 @@ class SessionManager:
             created_at=utc_now(),
         )
         folder = self._snapshot_folder(record)
-        record.size_bytes = self.runtime.snapshot(session_id, folder)
+        with self._sandbox_lock(session_id):
+            self._still_running(tenant_id, session_id, "snapshotted")
+            record.size_bytes = self.runtime.snapshot(session_id, folder)
         with self._quota_lock:
             used = self.store.snapshot_bytes(tenant_id)
             if used + record.size_bytes > quota:
@@ -652,6 +660,12 @@ class SessionManager:
                 raise QuotaExceeded(self._snapshot_quota_message(used, record.size_bytes))
             self.store.insert_snapshot(record)
         return record
+
+    def _still_running(self, tenant_id: str, session_id: str, done: str) -> None:
+        """Refuse a session that stopped RUNNING while the call waited for its sandbox."""
+        status = self.get(tenant_id, session_id).status
+        if status != "RUNNING":
+            raise InvalidState(f"session {session_id} is {status}; only a RUNNING session can be {done}")
 
     def _snapshot_quota_message(self, used: int, more: int = 0) -> str:
         needing = f", and this one needs {more} bytes more" if more else ""
@@ -773,6 +787,9 @@ class SessionManager:
             )
         return record
 
+    def _sandbox_lock(self, session_id: str) -> threading.Lock:
+        return self._sandbox_locks[hash(session_id) % SANDBOX_LOCK_STRIPES]
+
     def _transition(
         self,
         tenant_id: str,
@@ -794,7 +811,8 @@ class SessionManager:
                 f"only a {before} session can become {after}"
             )
         try:
-            act(session_id)
+            with self._sandbox_lock(session_id):
+                act(session_id)
         except BaseException:
             self.store.set_status(session_id, before, only_from=[during])
             raise
