@@ -1,8 +1,9 @@
 """Sandboxes prepared ahead of time, so that creating a session only has to start one.
 
-A prepared sandbox has run `runc create`: namespaces, overlay, cgroups and default limits are in
-place and its init waits to be started. Creates with the default image take one (and change its
-limits first if they ask for others); other images prepare their own. Prepared sandboxes have no
+A prepared sandbox is created and started, its tool agent running with the shell tool loaded
+(RuncRuntime.prepare): a create with the default image takes one and only sets what it asks for
+(network policy, and limits, screen and environment if not the defaults), so its first call is
+answered at once. Other images prepare their own. Prepared sandboxes have no
 row, so a crash leaves them to the start-up sweep.
 """
 
