@@ -27,6 +27,7 @@ import logging
 import os
 import shutil
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -277,7 +278,21 @@ class RuncRuntime:
                 self._runc_logged(session_id, "run", "--detach", *self._new_container(session_id), session_id)
                 return
             self._runc_logged(session_id, "run", "--detach", *self._new_container(session_id), session_id)
+            self._start_agent_early(session_id)
             self._cap_user_namespace(session_id, alongside=lambda: self.set_network(session_id, network))
+
+    def _start_agent_early(self, session_id: str) -> None:
+        """Have the sandbox's init start its tool agent now rather than on the session's first call
+        (a connection, closed at once, is what starts it): the agent's start then overlaps the rest
+        of the create. In the background, as init may not listen yet; a failure is the first
+        call's to report."""
+        client = AgentClient(self.agent_run_dir(session_id), session_id)
+
+        def knock() -> None:
+            with contextlib.suppress(Exception):
+                client.connect().close()
+
+        threading.Thread(target=knock, name="cove-agent-start", daemon=True).start()
 
     def prepare(self, session_id: str, image: Image, limits: Limits) -> None:
         """A sandbox ready to answer before any session has it: created, started, and its tool
