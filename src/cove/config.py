@@ -74,6 +74,11 @@ class Settings:
         "btrfs, MiB, set when it is made; 0: 90% of the free space there",
     )
     warm_pool: int = _setting(2, "sandboxes kept prepared for creates with the default image and limits")
+    warm_pool_max: int = _setting(
+        0,
+        "most sandboxes the warm pool grows to while creates find it empty (one more per miss, one "
+        "less after a minute without one); 0: it stays at COVE_WARM_POOL",
+    )
     runc: str = _setting("runc", "OCI runtime binary (runc; crun takes the same commands)")
     runsc: str = _setting("runsc", "gVisor's runsc binary, which runs sessions created with runtime gvisor")
     default_runtime: str = _setting("runc", "runtime of a session whose create names none: runc or gvisor")

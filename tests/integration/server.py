@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ from cove import AgentBay, Config, CreateSessionParams, Session
 from cove.sandbox.cgroups import hierarchy_roots
 from cove.sandbox.egress_rules import chain_key, interface_group, table_name
 from cove.sandbox.mounts import mount_points_under
+from cove.sandbox.runtime import PREPARED_FILE, PREPARED_READY
 from tests.network import testnet
 
 KEY_A = "test-key-tenant-a"
@@ -165,10 +167,21 @@ class CoveServer:
             if child.is_dir()
         )
 
+    def prepared(self, ready_only: bool = False) -> set[str]:
+        """The warm pool's sandboxes not yet taken by a session (with `ready_only`, those whose
+        agent has answered: the ones a create can take)."""
+        sessions = self.data_dir / "sessions"
+        found = set()
+        for marker in sessions.glob(f"*/{PREPARED_FILE}") if sessions.is_dir() else ():
+            with contextlib.suppress(FileNotFoundError):
+                if not ready_only or marker.read_text() == PREPARED_READY:
+                    found.add(marker.parent.name)
+        return found
+
     def leftovers(self) -> dict[str, list[str]]:
         """What this server's sessions hold on the host, but for prepared (warm pool) sandboxes."""
         states = json.loads(self.runc("list", "--format", "json").stdout or "null") or []
-        prepared = {entry["id"] for entry in states if entry["status"] == "created"}
+        prepared = self.prepared()
         sessions = self.data_dir / "sessions"
         return {
             "containers": sorted({entry["id"] for entry in states} - prepared),

@@ -160,7 +160,8 @@ def test_rest_surface(api: Any, new_session: Callable[..., dict[str, Any]]) -> N
 
 
 def test_the_agent_starts_on_demand_and_leaves_when_idle(data_root: Path) -> None:
-    """An idle session is init alone; the agent comes with a call and goes after idle seconds."""
+    """An idle session is init alone; the agent starts with the session (to answer its first call
+    sooner), goes after idle seconds, and comes back with a call."""
     with (
         running_server(data_root / "data", agent_idle_exit_s=1, warm_pool=0) as server,
         AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url)) as agent_bay,
@@ -171,7 +172,7 @@ def test_the_agent_starts_on_demand_and_leaves_when_idle(data_root: Path) -> Non
         def agent_running() -> bool:
             return "agent.server" in server.sandbox(session.session_id, "ps -eo args").stdout
 
-        assert not agent_running(), "no call yet: no agent"
+        assert wait_until(lambda: not agent_running()), "the agent started with the session left, idle"
         assert session.command.execute_command("echo one").stdout == "one\n"
         assert agent_running()
         assert wait_until(lambda: not agent_running()), "the idle agent left"

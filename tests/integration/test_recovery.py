@@ -122,12 +122,11 @@ def test_quota_per_key(data_root: Path) -> None:
 def _prepared(server: CoveServer, count: int) -> set[str]:
     """Wait for the warm pool to hold `count` prepared sandboxes; return their ids."""
     for _ in range(600):
-        states = {line.split()[0]: line.split()[2] for line in server.runc("list").stdout.splitlines()[1:]}
-        created = {name for name, state in states.items() if state == "created"}
-        if len(created) == count:
-            return created
+        prepared = server.prepared(ready_only=True)
+        if len(prepared) == count:
+            return prepared
         time.sleep(0.1)
-    raise AssertionError(f"the warm pool did not reach {count}: {states}")
+    raise AssertionError(f"the warm pool did not reach {count}: {prepared}")
 
 
 def test_warm_pool_serves_default_creates_and_is_swept_after_a_crash(data_root: Path) -> None:

@@ -1,9 +1,10 @@
-"""What the host tells the agent through its run folder, before the sandbox runs
+"""What the host tells the agent through its run folder, before the session's first call
 (sandbox/runtime.py): the session's pids limit (limits.json), its screen size (screen.json) and its
 environment variables (env.json).
 
-The environment cannot carry these: it is fixed when a prepared sandbox is made, before the create
-that takes it is known. The folder is writable by the sandbox, so a file is read defensively: a
+The environment cannot carry these: it is fixed when a prepared sandbox is made and its agent
+started, before the create that takes it is known; the agent reads the files when it starts a
+process or the display. The folder is writable by the sandbox, so a file is read defensively: a
 link, a FIFO or an endless file there is refused rather than followed, waited on or read to its end,
 and so is a file the session user owns (the host's root appears in the sandbox as an unmapped owner).
 """

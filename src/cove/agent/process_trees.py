@@ -8,11 +8,11 @@ own user namespace and host uid, so the kernel counts that limit over the sessio
 the sandbox alone (init's and the agent's among them); the user cannot raise a hard limit without
 capabilities, and the agent and init run without one, so they may always fork up to the cgroup's
 limit: the last `reserve` tasks are theirs. The agent learns the limit from `limits.json` in its run
-folder (host_files.py), which the host writes before the sandbox runs (and again when a prepared
-sandbox starts with other limits): it is the only place that has the current limit (v1 hides the
-session's pids.max from the sandbox). Only a file the session user cannot have written counts.
-Anything in the session can still end the agent on purpose (it is the same user); the reserve is
-against programs that run away.
+folder (host_files.py) each time it starts a process tree; the host writes it before the sandbox
+runs (and again when a prepared sandbox is given to a session with other limits): it is the only
+place that has the current limit (v1 hides the session's pids.max from the sandbox). Only a file
+the session user cannot have written counts. Anything in the session can still end the agent on
+purpose (it is the same user); the reserve is against programs that run away.
 
 Trees. The host delegates a cgroup, mounted at /.cove/cgroup (sandbox/cgroups.py `delegate`); each
 tree gets a child cgroup there, joined by its first process before it runs anything, so a tree is

@@ -29,6 +29,7 @@ import logging
 import os
 import shutil
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -39,6 +40,7 @@ from pathlib import Path
 from cove.errors import CapacityExceeded, InvalidArgument, InvalidState, RuntimeUnavailable, SandboxError
 from cove.sandbox import cgroups, gvisor
 from cove.sandbox.accounting import Usage, read_usage, stopped_usage
+from cove.sandbox.agent_client import AgentClient
 from cove.sandbox.agent_files import publish_agent
 from cove.sandbox.identities import DEFAULT_IDENTITY_REGISTRY, SessionIdentities
 from cove.sandbox.images import SANDBOX_HOME, SANDBOX_UID, Image
@@ -75,6 +77,12 @@ GVISOR = "gvisor"
 RUNTIMES = (RUNC, GVISOR)
 """The runtimes a session may run on: runc (kernel namespaces) or gvisor (runsc, its own kernel)."""
 RUNTIME_FILE = "runtime"
+PREPARED_FILE = "prepared"
+"""In the folder of a warm pool's sandbox that no session has taken yet (`prepare`); it holds
+PREPARED_READY once the sandbox's agent has answered."""
+PREPARED_READY = "ready\n"
+WARM_UP_TIMEOUT_S = 30
+"""How long a prepared sandbox's first tool call may take (its agent's start)."""
 CHECKPOINT_TIMEOUT_S = 300
 """A checkpoint or restore moves the sandbox's whole memory: far longer than other runtime calls."""
 SNAPSHOT_SOURCE_FILE = "source.json"
@@ -274,17 +282,37 @@ class RuncRuntime:
                 self._runc_logged(session_id, "run", "--detach", *self._new_container(session_id), session_id)
                 return
             self._runc_logged(session_id, "run", "--detach", *self._new_container(session_id), session_id)
+            self._start_agent_early(session_id)
             self._cap_user_namespace(session_id, alongside=lambda: self.set_network(session_id, network))
 
-    def prepare(self, session_id: str, image: Image, limits: Limits) -> None:
-        """Everything up to the first instruction of the sandbox's init (`runc create`).
+    def _start_agent_early(self, session_id: str) -> None:
+        """Have the sandbox's init start its tool agent now rather than on the session's first call
+        (a connection, closed at once, is what starts it): the agent's start then overlaps the rest
+        of the create. In the background, as init may not listen yet; a failure is the first
+        call's to report."""
+        client = AgentClient(self.agent_run_dir(session_id), session_id)
 
-        The container then waits, with its namespaces, mounts and cgroups in place, for `start`;
-        a warm pool keeps a few like this so that a create only has to start one. Its screen is the
-        default until `start` says otherwise.
+        def knock() -> None:
+            with contextlib.suppress(Exception):
+                client.connect().close()
+
+        threading.Thread(target=knock, name="cove-agent-start", daemon=True).start()
+
+    def prepare(self, session_id: str, image: Image, limits: Limits) -> None:
+        """A sandbox ready to answer before any session has it: created, started, and its tool
+        agent running with the shell tool loaded (by one `true` through it), so a create that takes
+        it only sets what the session asks (`start`) and its first call finds the agent waiting.
+
+        A warm pool keeps a few like this. Its screen, environment and limits are the defaults
+        until `start` says otherwise: the agent reads those files when it starts a process or the
+        display, never before. Its agent leaves after its idle time like any other (a later first
+        call then starts it again), so an unused prepared sandbox is back to one small process.
+        Its session folder holds PREPARED_FILE until `start`.
         """
         with self._cleaned_up_on_failure(session_id, "create"):
             self._make_bundle(session_id, image, limits)
+            marker = self.session_dir(session_id) / PREPARED_FILE
+            marker.touch()
             self._tell_agent_screen(session_id, DEFAULT_SCREEN)
             self._runc_logged(session_id, "create", *self._new_container(session_id), session_id)
             directory, pid = self.session_dir(session_id), self._init_pid(session_id)
@@ -295,6 +323,11 @@ class RuncRuntime:
                 )
             else:
                 self._cap_user_namespace(session_id)
+            self._runc_logged(session_id, "start", session_id)
+            AgentClient(self.agent_run_dir(session_id), session_id).call(
+                "tools/call", {"name": "shell", "arguments": {"command": "true"}}, timeout_s=WARM_UP_TIMEOUT_S
+            )
+            marker.write_text(PREPARED_READY)
 
     def _new_container(self, session_id: str) -> list[str]:
         """The options of `runc create` and `runc run` for a session's bundle."""
@@ -347,9 +380,10 @@ class RuncRuntime:
         screen: Screen | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        """Let a prepared container run its init (`runc start`), first changing its limits and
-        screen size if given, and giving it the session's environment variables."""
+        """Give a prepared sandbox (already running) to a session: its network policy, and its
+        limits, screen size and environment variables if they differ from the defaults."""
         with self._cleaned_up_on_failure(session_id, "start"):
+            (self.session_dir(session_id) / PREPARED_FILE).unlink(missing_ok=True)
             self.set_network(session_id, network)
             if screen is not None:
                 self._tell_agent_screen(session_id, screen)
@@ -373,7 +407,6 @@ class RuncRuntime:
                 )
                 self.volumes.set_limit(session_id, limits.disk_mb)
                 self._tell_agent(session_id, limits)
-            self._runc_logged(session_id, "start", session_id)
 
     @contextlib.contextmanager
     def _cleaned_up_on_failure(self, session_id: str, action: str) -> Iterator[None]:
@@ -466,10 +499,10 @@ class RuncRuntime:
     def _write_for_agent(self, session_id: str, name: str, content: Mapping[str, int | str]) -> None:
         """Write a JSON file for the agent into its run folder (agent/host_files.py reads them).
 
-        Written by root before anything runs in the sandbox (with the bundle, and again before a
-        prepared sandbox starts with other settings), so the agent trusts only a file the session
-        user cannot have written. The folder is the sandbox's: the file is made new, never opened
-        where a link may have been planted, and renamed into place.
+        Written by root before anything of the session runs in the sandbox (with the bundle, and
+        again when a prepared sandbox is given to a session with other settings), so the agent
+        trusts only a file the session user cannot have written. The folder is the sandbox's: the
+        file is made new, never opened where a link may have been planted, and renamed into place.
         """
         run = self.agent_run_dir(session_id)
         temporary = run / f".{name}.{uuid.uuid4().hex}"

@@ -216,7 +216,14 @@ class SessionManager:
             return
         image = self.images.get(self.settings.default_image)
         limits = check_limits(self.settings)
-        self.warm_pool = WarmPool(self.runtime, image, limits, self.settings.warm_pool, new_session_id)
+        self.warm_pool = WarmPool(
+            self.runtime,
+            image,
+            limits,
+            self.settings.warm_pool,
+            new_session_id,
+            max(self.settings.warm_pool, self.settings.warm_pool_max),
+        )
         self.warm_pool.start()
 
     def close(self) -> None:
