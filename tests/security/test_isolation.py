@@ -101,7 +101,11 @@ def test_own_pid_namespace(server: CoveServer, new_session: NewSession) -> None:
     processes = server.sandbox(session["session_id"], "ps -eo pid=,args=").stdout.splitlines()
     first = processes[0].split(None, 1)
     assert first[0] == "1" and "init.py" in first[1]
-    assert len(processes) <= 3  # init, the shell, ps: nothing of the host's
+    # init, the tool agent (started with the session, until its idle exit), the shell and ps:
+    # nothing of the host's
+    others = [line.split(None, 1)[1] for line in processes[1:]]
+    assert len(others) <= 3, processes
+    assert all("agent.server" in args or args.startswith(("sh -c ps", "ps ")) for args in others), processes
 
 
 def test_memory_limit_kills_a_memory_hog(server: CoveServer, new_session: NewSession) -> None:
