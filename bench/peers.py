@@ -22,7 +22,8 @@ image's user (uid 1000), with `sleep infinity` as PID 1; commands run with `bash
 Measures, each run interleaved peer by peer: create -> first output (create a sandbox and run
 `echo ready` in it), command round trip (`echo ok` in one sandbox), idle memory per sandbox (the
 container's memory cgroup plus its host-side helper: containerd-shim for Docker, conmon for Podman,
-none for Cove, whose sandboxes have no per-session host process), memory after one command, and a
+none for Cove, whose sandboxes have no per-session host process; taken at rest: 3 s after the
+create, and for Cove once the tool agent has left, after its idle exit), memory after one command, and a
 50 MiB write (`dd ... conv=fsync` into the sandbox's home) and read back (`sha256sum` of it).
 The figures are the median of the runs' medians. A peer that cannot run is skipped with the reason
 printed. Prints a table with ratios to Cove and writes bench/results/peers.json.
@@ -62,6 +63,8 @@ PODMAN_LIMITS = ("--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096")
 Docker's daemon passes its own, lower ones."""
 HELPERS = ("containerd-shim", "containerd-shim-runc-v2", "conmon")
 """Host processes that exist once per container; their PSS counts as the container's."""
+AGENT_EXIT_WAIT_S = 150
+"""How long a Cove session may take to be at rest: its agent's idle exit, and a margin."""
 WRITE = 'dd if=/dev/zero of="$HOME/bench-50m" bs=1M count=50 conv=fsync status=none && echo written'
 READ = 'sha256sum "$HOME/bench-50m" | cut -c1-16'
 ZEROS_50MIB_SHA256 = "8565a714dca840f8"
@@ -157,6 +160,10 @@ class Peer:
     def remove(self, handle: str) -> None:
         raise NotImplementedError
 
+    def settle(self, handles: list[str]) -> None:
+        """Wait until new sandboxes are at rest."""
+        time.sleep(3)
+
     def close(self) -> None:
         pass
 
@@ -187,6 +194,16 @@ class CovePeer(Peer):
 
     def remove(self, handle: str) -> None:
         self.client.delete(f"/v1/sessions/{handle}").raise_for_status()
+
+    def settle(self, handles: list[str]) -> None:
+        """At rest is init alone: a new session's agent leaves after its idle exit (60 s by default)."""
+        deadline = time.monotonic() + AGENT_EXIT_WAIT_S
+        for handle in handles:
+            procs = memory_cgroup(self.init_pid(handle)) / "cgroup.procs"
+            while len(procs.read_text().split()) > 1:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the agent of {handle} did not leave in {AGENT_EXIT_WAIT_S} s")
+                time.sleep(0.5)
 
 
 class DockerApiPeer(Peer):
@@ -464,7 +481,7 @@ def memory(peer: Peer, count: int) -> dict[str, dict[str, float]]:
     try:
         for _ in range(count):
             handles.append(peer.create())
-        time.sleep(3)
+        peer.settle(handles)
         idle = sandbox_memory(peer, handles)
         for handle in handles:
             assert "ok" in peer.run(handle, "echo ok")
@@ -584,14 +601,16 @@ def cgroup_stat(cgroup: Path) -> dict[str, float]:
 
 
 def breakdown() -> None:
-    """One Cove session: its cgroup and each of its processes, idle, then after one command."""
+    """One Cove session: its cgroup and each of its processes, fresh, at rest, then after one command."""
     states: dict[str, object] = {}
     with bench_server() as bench, bench.server.client() as client:
         peer = CovePeer(client, bench.server.sandbox_pid)
         session = peer.create()
         try:
             cgroup = memory_cgroup(peer.init_pid(session))
-            time.sleep(3)
+            time.sleep(3)  # fresh: the agent started with the sandbox is still there
+            states["fresh"] = {"cgroup": cgroup_stat(cgroup), "processes": processes_in(cgroup)}
+            peer.settle([session])
             states["idle"] = {"cgroup": cgroup_stat(cgroup), "processes": processes_in(cgroup)}
             peer.run(session, "echo ok")
             time.sleep(1)

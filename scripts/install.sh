@@ -90,8 +90,9 @@ fi
 # `cove image build` runs debootstrap, which checks Debian's signatures with the keyring (also on Ubuntu).
 # btrfs-progs formats the filesystem that holds sessions, with their disk limits.
 # iproute2 and nftables give sessions their network path out and enforce its policy.
+# gcc and libc6-dev build every sandbox's PID 1, a small static program (src/cove/agent/init.c).
 packages=(runc python3 python3-venv python3-pip util-linux mount debootstrap debian-archive-keyring btrfs-progs
-    iproute2 nftables
+    iproute2 nftables gcc libc6-dev
     "${image_packages[@]}")
 if [[ $with_test_deps -eq 1 ]]; then
     # run_code's JavaScript, TypeScript and Java kernels are tested on the host too (in sessions,
@@ -165,4 +166,5 @@ fi
 # Browser code from the npm registry, each tarball checked by its hash: the desktop viewer's client
 # (noVNC) and the web console's terminal (xterm.js).
 "$VENV/bin/python" -m cove.server.npm_packages
+log "sandbox init: $("$VENV/bin/python" -m cove.sandbox.init_binary)"
 log "done"

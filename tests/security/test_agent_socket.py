@@ -7,7 +7,6 @@ import time
 import pytest
 
 from cove import Session
-from cove.agent.init import CHECK_INTERVAL_S
 from tests.integration.runtimes import BOTH_RUNTIMES
 
 
@@ -24,7 +23,7 @@ from tests.integration.runtimes import BOTH_RUNTIMES
 def test_the_agent_socket_comes_back(session: Session, attack: str) -> None:
     assert session.command.execute_command("echo before").output.strip() == "before"
     session.command.execute_command(attack)
-    deadline = time.monotonic() + 10 * CHECK_INTERVAL_S
+    deadline = time.monotonic() + 20  # init checks its socket every 2 s
     while True:
         result = session.command.execute_command("echo after")
         if result.success:

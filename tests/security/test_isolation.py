@@ -100,7 +100,7 @@ def test_own_pid_namespace(server: CoveServer, new_session: NewSession) -> None:
     session = new_session()
     processes = server.sandbox(session["session_id"], "ps -eo pid=,args=").stdout.splitlines()
     first = processes[0].split(None, 1)
-    assert first[0] == "1" and "init.py" in first[1]
+    assert first[0] == "1" and first[1] == "/.cove/agent/init"
     # init, the tool agent (started with the session, until its idle exit), the shell and ps:
     # nothing of the host's
     others = [line.split(None, 1)[1] for line in processes[1:]]

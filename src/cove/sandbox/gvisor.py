@@ -14,7 +14,7 @@ which needs no KVM. The differences, all kept here:
 - Pause is a checkpoint: the sandbox is frozen, its every process, open file and page of memory is
   written to `checkpoint/` in the session's folder, and the sandbox is stopped, which gives its
   memory back to the host. Resume restores it from there. Before the checkpoint the agent lets go
-  of the host's sockets, which gVisor cannot save, and listens again after it (agent/init.py). The
+  of the host's sockets, which gVisor cannot save, and listens again after it (agent/init.c). The
   order keeps a server killed midway from losing the session (`_checkpoint` in runtime.py):
     checkpoint.partial/   an image being written; never trusted, removed before the next try
     checkpoint/           a complete image: the session is paused, whatever else is left

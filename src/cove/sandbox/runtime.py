@@ -41,7 +41,7 @@ from cove.errors import CapacityExceeded, InvalidArgument, InvalidState, Runtime
 from cove.sandbox import cgroups, gvisor
 from cove.sandbox.accounting import Usage, read_usage, stopped_usage
 from cove.sandbox.agent_client import AgentClient
-from cove.sandbox.agent_files import publish_agent
+from cove.sandbox.agent_files import INIT_NAME, publish_agent
 from cove.sandbox.identities import DEFAULT_IDENTITY_REGISTRY, SessionIdentities
 from cove.sandbox.images import SANDBOX_HOME, SANDBOX_UID, Image
 from cove.sandbox.mounts import mount_overlay, mount_points_under, unmount
@@ -62,7 +62,7 @@ AGENT_SCREEN_FILE = "screen.json"
 AGENT_ENV_FILE = "env.json"
 CGROUP_MOUNT = "/.cove/cgroup"
 """Where the sandbox sees its delegated cgroup (cgroups.delegate), a cgroup per process tree."""
-INIT_ARGS = ["python3", "-I", "-S", f"{AGENT_MOUNT}/init.py"]
+INIT_ARGS = [f"{AGENT_MOUNT}/{INIT_NAME}"]
 ID_RANGE_SIZE = 65536
 RUNC_TIMEOUT_S = 60
 OUT_OF_ROOM = (
@@ -595,7 +595,7 @@ class RuncRuntime:
         self._runc("delete", "--force", session_id)
 
     def _release_host_sockets(self, session_id: str) -> None:
-        """Have the agent let go of the host's sockets (agent/init.py): done when its socket is gone.
+        """Have the agent let go of the host's sockets (agent/init.c): done when its socket is gone.
 
         init listens only once it handles the signal, so a sandbox just started is waited for."""
         socket_path = self.agent_run_dir(session_id) / "agent.sock"
