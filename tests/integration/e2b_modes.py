@@ -1,20 +1,28 @@
 """The two ways E2B's SDK reaches Cove (docs/e2b-compatibility.md): by header, with E2B_API_URL and
 E2B_SANDBOX_URL naming the server, and by host over HTTPS, with E2B_DOMAIN and SSL_CERT_FILE. The
-HTTPS server (conftest.py's `tls_server`) has the certificate `cove e2b-cert` makes."""
+HTTPS server (conftest.py's `tls_server`) has the certificate `cove e2b-cert` makes.
+`new_sandbox` and `new_async_sandbox` make the E2B tests' sandboxes, with either SDK (`e2b` or
+`e2b_code_interpreter`), and kill them after the test whether it passed or not."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
+from e2b import AsyncSandbox, Sandbox
 from e2b.api import client_async, client_sync
 
 from cove.server.certificates import certificate_files
 from tests.integration.server import KEY_A, CoveServer
 
+SandboxType = TypeVar("SandboxType", bound=Sandbox)
+AsyncSandboxType = TypeVar("AsyncSandboxType", bound=AsyncSandbox)
 DOMAIN = "cove.localhost"
 UNSET = (
     "E2B_API_URL",
@@ -72,3 +80,24 @@ def forget_transports() -> None:
         client_async._httpx_transports,
     ):
         cached.clear()
+
+
+def new_sandbox(sandbox_type: type[SandboxType], **options: Any) -> Iterator[SandboxType]:
+    """For a fixture to `yield from`: a sandbox made with `options`, killed after the test."""
+    created = sandbox_type.create(**options)
+    try:
+        yield created
+    finally:
+        created.kill()
+
+
+@asynccontextmanager
+async def new_async_sandbox(
+    sandbox_type: type[AsyncSandboxType], **options: Any
+) -> AsyncIterator[AsyncSandboxType]:
+    """`new_sandbox` with the SDK's async sandbox, for an async fixture's `async with`."""
+    created = await sandbox_type.create(**options)
+    try:
+        yield created
+    finally:
+        await created.kill()

@@ -20,7 +20,7 @@ from e2b_code_interpreter import (
 )
 from e2b_code_interpreter.charts import ChartType
 
-from tests.integration.e2b_modes import point_the_sdk_at
+from tests.integration.e2b_modes import new_async_sandbox, new_sandbox, point_the_sdk_at
 from tests.integration.server import CoveServer
 
 
@@ -32,20 +32,13 @@ def e2b_env(code_server: CoveServer, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def sandbox(e2b_env: None) -> Iterator[Sandbox]:
-    created = Sandbox.create()
-    try:
-        yield created
-    finally:
-        created.kill()
+    yield from new_sandbox(Sandbox)
 
 
 @pytest.fixture
 async def async_sandbox(e2b_env: None) -> AsyncIterator[AsyncSandbox]:
-    created = await AsyncSandbox.create()
-    try:
+    async with new_async_sandbox(AsyncSandbox) as created:
         yield created
-    finally:
-        await created.kill()
 
 
 def test_state_output_and_env_across_cells(sandbox: Sandbox) -> None:

@@ -20,7 +20,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from cove.server.api.e2b.ids import SESSION_PREFIX, TAG_CHARS
-from tests.integration.e2b_modes import DOMAIN, point_the_sdk_at
+from tests.integration.e2b_modes import DOMAIN, new_sandbox, point_the_sdk_at
 from tests.integration.server import KEY_A, KEY_B, CoveServer
 from tests.integration.test_links import SOCKET_APP
 
@@ -30,11 +30,7 @@ WEB_PORT, SOCKET_PORT = 8000, 8001
 @pytest.fixture
 def sandbox(tls_server: CoveServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
     point_the_sdk_at(tls_server, True, monkeypatch)
-    created = Sandbox.create(metadata={"suite": "e2b-hosts"})
-    try:
-        yield created
-    finally:
-        created.kill()
+    yield from new_sandbox(Sandbox, metadata={"suite": "e2b-hosts"})
 
 
 def fetch(server: CoveServer, host: str, path: str = "/", **headers: str) -> httpx.Response:

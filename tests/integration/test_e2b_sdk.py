@@ -34,7 +34,7 @@ from e2b import (
 )
 
 from cove.server.api.e2b.ids import SESSION_PREFIX, TAG_CHARS
-from tests.integration.e2b_modes import point_the_sdk_at
+from tests.integration.e2b_modes import new_async_sandbox, new_sandbox, point_the_sdk_at
 from tests.integration.server import KEY_A, KEY_B, CoveServer
 
 
@@ -63,20 +63,13 @@ HEADERS_ONLY = pytest.mark.parametrize("e2b_server", ["headers"], indirect=True)
 
 @pytest.fixture
 def sandbox(e2b_env: None) -> Iterator[Sandbox]:
-    created = Sandbox.create(metadata={"suite": "e2b"})
-    try:
-        yield created
-    finally:
-        created.kill()
+    yield from new_sandbox(Sandbox, metadata={"suite": "e2b"})
 
 
 @pytest.fixture
 async def async_sandbox(e2b_env: None) -> AsyncIterator[AsyncSandbox]:
-    created = await AsyncSandbox.create()
-    try:
+    async with new_async_sandbox(AsyncSandbox) as created:
         yield created
-    finally:
-        await created.kill()
 
 
 def test_create_is_a_cove_session(e2b_server: CoveServer, sandbox: Sandbox) -> None:

@@ -333,8 +333,8 @@ def bounded(results: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
 
 
 def load_beside(filename: str) -> Any:
-    """A module beside this file (charts.py, bash_kernel.py, r_kernel.py), loaded by its path as the
-    agent loads this one, once, on first use."""
+    """A module beside this file (charts.py, bash_kernel.py, r_kernel.py, process_kernel.py), loaded by its
+    path as the agent loads this one, once, on first use."""
     name = f"cove_kernel_{filename.partition('.')[0]}"
     module = sys.modules.get(name)
     if module is None:

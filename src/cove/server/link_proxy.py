@@ -2,8 +2,10 @@
 
 Each request, or WebSocket, gets its own connection to the port, made by the session's tool agent
 (`AgentClient.open_port`: the agent connects inside the sandbox's network namespace and relays raw
-bytes). Over it the server speaks HTTP/1.1 with h11, or WebSocket with the sans-I/O protocol of
-`websockets`, and streams both ways, so no body or message is held whole beyond the message limit.
+bytes). Cove's links (api/links.py) and an E2B sandbox's ports (api/e2b/ports.py) are relayed alike
+(`proxy_http`, `proxy_websocket`); each surface only checks its credential and makes the connection.
+Over it the server speaks HTTP/1.1 with h11, or WebSocket with the sans-I/O protocol of `websockets`,
+and streams both ways, so no body or message is held whole beyond the message limit.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
 from dataclasses import dataclass
 
 import h11
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -58,6 +61,8 @@ WEBSOCKET_HANDSHAKE = {
     "sec-websocket-accept",
 }
 UNSENDABLE_CLOSE_CODES = {1004, 1005, 1006, 1015}
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+"""The HTTP methods relayed to a port."""
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -80,6 +85,15 @@ class Upstream:
     cove_authorizations: frozenset[bytes] = frozenset()
     """The request's Authorization values that carry a Cove API key (any tenant's): never passed into
     the sandbox, where code the key's owner may not control would read it."""
+
+
+Connection = tuple[Upstream, asyncio.StreamReader, asyncio.StreamWriter]
+"""Where a request goes, and the connection to its port."""
+
+
+def authorizations(scope: Scope) -> list[bytes]:
+    """The request's Authorization values, of which those with a Cove key are never passed on."""
+    return [value for key, value in scope["headers"] if key.lower() == b"authorization"]
 
 
 def split_target(raw_path: bytes, query: bytes) -> bytes:
@@ -308,6 +322,35 @@ async def relay_http(
     exchange = HttpExchange(reader, writer, upstream)
     head = await exchange.start(method, upstream.target, headers, chunked, receive)
     return RelayedResponse(exchange, head)
+
+
+async def proxy_http(request: Request, connect: Awaitable[Connection]) -> Response:
+    """An HTTP request to the service on the port that `connect` (which checks the request's
+    credential) reaches, relayed both ways as it streams."""
+    upstream, reader, writer = await connect
+    client = request.client.host if request.client else ""
+    headers = forwarded_headers(list(request.scope["headers"]), upstream, client, request.url.scheme)
+    chunked = "chunked" in request.headers.get("transfer-encoding", "").lower()
+    return await relay_http(request.method, headers, chunked, request.receive, upstream, reader, writer)
+
+
+async def proxy_websocket(websocket: WebSocket, connect: Awaitable[Connection]) -> None:
+    """A WebSocket to the service on the port that `connect` (which checks the request's credential)
+    reaches; refused with an HTTP answer if it cannot be."""
+    writer = None
+    try:
+        upstream, reader, writer = await connect
+        scheme = "https" if websocket.url.scheme == "wss" else "http"
+        client = websocket.client.host if websocket.client else ""
+        headers = forwarded_headers(list(websocket.scope["headers"]), upstream, client, scheme)
+        protocol, received = await websocket_handshake(websocket, upstream, headers, reader, writer)
+    except CoveError as error:
+        if writer is not None:
+            writer.transport.abort()
+        await refuse_websocket(websocket, error)
+        return
+    await websocket.accept(subprotocol=protocol.subprotocol)
+    await relay_websocket(websocket, protocol, received, reader, writer)
 
 
 async def _flush(protocol: ClientProtocol, writer: asyncio.StreamWriter) -> None:

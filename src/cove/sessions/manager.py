@@ -7,7 +7,6 @@ again if the sandbox cannot start, so a crash at any point leaves something `rec
 from __future__ import annotations
 
 import builtins
-import dataclasses
 import json
 import logging
 import secrets
@@ -39,8 +38,9 @@ from cove.sandbox.accounting import SessionMetrics
 from cove.sandbox.agent_client import AgentClient
 from cove.sandbox.images import ImageStore
 from cove.sandbox.network_policy import NetworkState
+from cove.sandbox.oci_spec import Limits
 from cove.sandbox.runtime import GVISOR, RUNC, CleanupReport, RuncRuntime
-from cove.sandbox.screen import DEFAULT_SCREEN
+from cove.sandbox.screen import DEFAULT_SCREEN, Screen
 from cove.sessions import browser
 from cove.sessions.context_syncs import Binding, SessionSyncs, select_tasks
 from cove.sessions.oss import OSS_TOOL_NAMES, OSS_TOOLS, ObjectStorageTools
@@ -254,31 +254,17 @@ class SessionManager:
         prepared = self.warm_pool.take(image) if self.warm_pool and runtime == RUNC else None
         row_written = False
         try:
-            now = utc_now()
-            record = SessionRecord(
-                session_id=prepared or new_session_id(),
-                tenant_id=tenant_id,
+            record = self._new_row(
+                tenant_id,
+                prepared or new_session_id(),
                 image_id=image.image_id,
-                status=CREATING,
-                memory_mb=limits.memory_mb,
-                cpus=limits.cpus,
-                pids=limits.pids,
-                disk_mb=limits.disk_mb,
-                created_at=now,
-                updated_at=now,
+                limits=limits,
                 labels=labels,
                 idle_timeout_s=idle_timeout_s,
                 max_lifetime_s=max_lifetime_s,
                 screen=screen,
                 runtime=runtime,
             )
-            with self._quota_lock:
-                live = self.store.insert_session_within_quota(record, self.settings.session_quota)
-            if live is not None:
-                raise QuotaExceeded(
-                    f"this API key already has {live} live sessions, the quota is "
-                    f"{self.settings.session_quota}; delete a session first"
-                )
             row_written = True
         finally:
             # Until its row exists, a taken sandbox is still the pool's, untouched: it goes back.
@@ -607,7 +593,18 @@ class SessionManager:
         records: builtins.list[SessionRecord] = []
         try:
             for _ in range(count):
-                records.append(self._new_row(tenant_id, source))
+                record = self._new_row(
+                    tenant_id,
+                    new_session_id(),
+                    image_id=source.image_id,
+                    limits=limits,
+                    labels=source.labels,
+                    idle_timeout_s=source.idle_timeout_s,
+                    max_lifetime_s=source.max_lifetime_s,
+                    screen=source.screen,
+                    runtime=source.runtime,
+                )
+                records.append(record)
             with self._sandbox_lock(session_id):
                 self._still_running(tenant_id, session_id, "forked")
                 self.runtime.fork(session_id, [r.session_id for r in records], image, limits)
@@ -738,24 +735,17 @@ class SessionManager:
         limits = check_limits(
             self.settings, snapshot.memory_mb, snapshot.cpus, snapshot.pids, snapshot.disk_mb
         )
-        now = utc_now()
-        like = SessionRecord(
-            session_id="",
-            tenant_id=tenant_id,
+        record = self._new_row(
+            tenant_id,
+            new_session_id(),
             image_id=snapshot.image_id,
-            status=CREATING,
-            memory_mb=limits.memory_mb,
-            cpus=limits.cpus,
-            pids=limits.pids,
-            disk_mb=limits.disk_mb,
-            created_at=now,
-            updated_at=now,
+            limits=limits,
             labels=labels,
             idle_timeout_s=idle_timeout_s,
             max_lifetime_s=max_lifetime_s,
+            screen=DEFAULT_SCREEN,
             runtime=GVISOR,
         )
-        record = self._new_row(tenant_id, like)
         try:
             self.runtime.from_snapshot(self._snapshot_folder(snapshot), record.session_id, image, limits)
         except BaseException as error:
@@ -771,19 +761,38 @@ class SessionManager:
         record.status = "RUNNING"
         return record
 
-    def _new_row(self, tenant_id: str, like: SessionRecord) -> SessionRecord:
-        """The CREATING row of a new session with the settings of `like`, within the key's quota."""
+    def _new_row(
+        self,
+        tenant_id: str,
+        session_id: str,
+        *,
+        image_id: str,
+        limits: Limits,
+        labels: Mapping[str, str],
+        idle_timeout_s: int,
+        max_lifetime_s: int,
+        screen: Screen,
+        runtime: str,
+    ) -> SessionRecord:
+        """The CREATING row of a new session (created, from a snapshot or forked), within the key's
+        session quota."""
         now = utc_now()
-        record = dataclasses.replace(
-            like,
-            session_id=new_session_id(),
+        record = SessionRecord(
+            session_id=session_id,
             tenant_id=tenant_id,
+            image_id=image_id,
             status=CREATING,
-            status_reason="",
+            memory_mb=limits.memory_mb,
+            cpus=limits.cpus,
+            pids=limits.pids,
+            disk_mb=limits.disk_mb,
             created_at=now,
             updated_at=now,
-            last_active_at=None,
-            labels=dict(like.labels),
+            labels=dict(labels),
+            idle_timeout_s=idle_timeout_s,
+            max_lifetime_s=max_lifetime_s,
+            screen=screen,
+            runtime=runtime,
         )
         with self._quota_lock:
             live = self.store.insert_session_within_quota(record, self.settings.session_quota)

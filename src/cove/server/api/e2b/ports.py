@@ -9,7 +9,6 @@ as Cove's own links are, on a host of their own (no path prefix, cookies kept to
 
 from __future__ import annotations
 
-import asyncio
 import socket
 
 from fastapi import FastAPI, Request, WebSocket
@@ -25,8 +24,6 @@ from cove.server.api.e2b.envd import PortClosed, SandboxGone
 from cove.server.api.e2b.routing import TARGET, SandboxTarget
 from cove.server.services import Services
 from cove.sessions import links
-
-METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def _open(
@@ -44,13 +41,11 @@ def _open(
     return agent, agent.connect(), frozenset(filter(services.keys.is_key, authorizations))
 
 
-async def _connect(
-    services: Services, scope: Scope
-) -> tuple[link_proxy.Upstream, asyncio.StreamReader, asyncio.StreamWriter]:
+async def _connect(services: Services, scope: Scope) -> link_proxy.Connection:
     target: SandboxTarget = scope[TARGET]
     if target.port == 0:
         raise PortClosed("E2b-Sandbox-Port is not a port number")
-    authorizations = [value for key, value in scope["headers"] if key.lower() == b"authorization"]
+    authorizations = link_proxy.authorizations(scope)
     agent, sock, cove_keys = await run_in_threadpool(_open, services, target, authorizations)
     try:
         reader, writer = await agent.open_port(target.port, sock)
@@ -76,37 +71,15 @@ def create_port_app() -> FastAPI:
         body = {"code": error.http_status, "message": error.message}
         return JSONResponse(body, status_code=error.http_status, headers=headers)
 
-    @app.api_route("/{path:path}", methods=METHODS)
+    @app.api_route("/{path:path}", methods=link_proxy.METHODS)
     async def port_http(request: Request, path: str) -> Response:
         """An HTTP request to the service on the port, relayed both ways as it streams."""
-        upstream, reader, writer = await _connect(request.app.state.services, request.scope)
-        client = request.client.host if request.client else ""
-        headers = link_proxy.forwarded_headers(
-            list(request.scope["headers"]), upstream, client, request.url.scheme
-        )
-        chunked = "chunked" in request.headers.get("transfer-encoding", "").lower()
-        return await link_proxy.relay_http(
-            request.method, headers, chunked, request.receive, upstream, reader, writer
-        )
+        return await link_proxy.proxy_http(request, _connect(request.app.state.services, request.scope))
 
     @app.websocket("/{path:path}")
     async def port_websocket(websocket: WebSocket, path: str) -> None:
         """A WebSocket to the service on the port; refused with an HTTP answer if it cannot be."""
-        writer = None
-        try:
-            upstream, reader, writer = await _connect(websocket.app.state.services, websocket.scope)
-            scheme = "https" if websocket.url.scheme == "wss" else "http"
-            client = websocket.client.host if websocket.client else ""
-            headers = link_proxy.forwarded_headers(list(websocket.scope["headers"]), upstream, client, scheme)
-            protocol, received = await link_proxy.websocket_handshake(
-                websocket, upstream, headers, reader, writer
-            )
-        except CoveError as error:
-            if writer is not None:
-                writer.transport.abort()
-            await link_proxy.refuse_websocket(websocket, error)
-            return
-        await websocket.accept(subprotocol=protocol.subprotocol)
-        await link_proxy.relay_websocket(websocket, protocol, received, reader, writer)
+        services = websocket.app.state.services
+        await link_proxy.proxy_websocket(websocket, _connect(services, websocket.scope))
 
     return app
