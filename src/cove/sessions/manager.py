@@ -978,8 +978,9 @@ class SessionManager:
                     self.runtime.settle_interrupted(record.session_id, record.status == "RUNNING")
                     self.syncs.settle_interrupted(record.session_id)
                 if at_startup and record.status in ("PAUSING", "RESUMING"):
-                    # A pause or resume cut off midway: the container's state says how far it got.
-                    settled = "PAUSED" if states[record.session_id] == "paused" else "RUNNING"
+                    # A pause or resume cut off midway: the sandbox's state, read again once settled,
+                    # says how far it got (a restore the server left running may have finished since).
+                    settled = "PAUSED" if self.runtime.state(record.session_id) == "paused" else "RUNNING"
                     self.store.set_status(record.session_id, settled, only_from=[record.status])
             else:
                 reason = REASON_DIED_WHILE_DOWN if at_startup else REASON_DIED
