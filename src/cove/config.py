@@ -96,7 +96,12 @@ class Settings:
     output_limit_bytes: int = _setting(10 * 1024 * 1024, "command output kept per stream; the rest is cut")
     max_command_timeout_ms: int = _setting(3_600_000, "longest timeout_ms a command may ask for")
     default_idle_timeout_s: int = _setting(
-        0, "a session idle this long is deleted unless it asks otherwise; 0: never"
+        0, "a session idle this long is deleted (or paused: IDLE_ACTION) unless it asks otherwise; 0: never"
+    )
+    idle_action: str = _setting(
+        "delete",
+        "what becomes of a session idle past its idle timeout unless it asks otherwise: delete, or "
+        "pause (a gvisor one is checkpointed, which frees its memory); a paused session is not idle",
     )
     default_max_lifetime_s: int = _setting(
         0, "a session is deleted this long after its creation unless it asks otherwise; 0: never"

@@ -7,8 +7,10 @@ import sqlite3
 import statistics
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner, Result
 
@@ -273,6 +275,54 @@ def test_a_pause_cut_off_midway_leaves_the_session_running(data_root: Path) -> N
             assert again.beta_pause().success, "and it can be paused again"
             assert again.beta_resume().success
             assert again.file_system.read_file("/home/user/kept.txt").content == "still here"
+            again.delete()
+
+
+@pytest.mark.parametrize("cut_off", ["before the restore", "during the restore"])
+def test_a_resume_cut_off_midway_loses_nothing(data_root: Path, cut_off: str) -> None:
+    """The server is killed while it resumes a paused session: once its image is renamed for the
+    restore, or once runsc restores from it (runsc, the server's child, goes on alone). The next
+    start finds the session RUNNING, or PAUSED and resumable, never RESUMING, with what its memory
+    held."""
+    with running_server(data_root / "data") as server:
+        with AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url)) as agent_bay:
+            session = agent_bay.create(CreateSessionParams(runtime="gvisor")).session
+            assert session is not None
+            held = session.code.run_code(
+                "import hashlib, os\nkept = os.urandom(128 << 20)\nhashlib.sha256(kept).hexdigest()"
+            )
+            assert held.success, held.error_message
+            assert session.beta_pause().success
+        directory = server.data_dir / "sessions" / session.session_id
+
+        def resume_began() -> bool:
+            if cut_off == "before the restore":
+                return (directory / "checkpoint.restoring").exists()
+            return server.runsc("state", session.session_id).returncode == 0
+
+        with ThreadPoolExecutor(1) as resuming, server.client(KEY_A) as http:
+            resume = resuming.submit(http.post, f"/v1/sessions/{session.session_id}/resume")
+            deadline = time.monotonic() + 60
+            while not resume_began():
+                assert time.monotonic() < deadline and not resume.done(), "the resume was not caught"
+                time.sleep(0.005)
+            server.stop(signal.SIGKILL)
+            with pytest.raises(httpx.TransportError):
+                resume.result()
+        server.start()
+        with AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url)) as agent_bay:
+            again = agent_bay.get(session.session_id).session
+            assert again is not None
+            status = again.get_status().status
+            assert status in ("RUNNING", "PAUSED"), status
+            if status == "PAUSED":
+                assert agent_bay.beta_resume(again).success
+            read = again.code.run_code("hashlib.sha256(kept).hexdigest()")
+            assert read.success and read.result == held.result, read.error_message
+            assert not (directory / "checkpoint.restoring").exists()
+            assert again.beta_pause().success, "and it pauses and resumes again"
+            assert again.beta_resume().success
+            assert again.code.run_code("hashlib.sha256(kept).hexdigest()").result == held.result
             again.delete()
 
 

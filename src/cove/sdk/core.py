@@ -202,6 +202,8 @@ def create_session(
         body["runtime"] = params.runtime
     if params.from_snapshot is not None:
         body["from_snapshot"] = params.from_snapshot
+    if params.idle_action is not None:
+        body["idle_action"] = params.idle_action
     return Call(
         method="POST",
         path="/v1/sessions",

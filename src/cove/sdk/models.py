@@ -353,6 +353,10 @@ class CreateSessionParams:
     from_snapshot: str | None = None
     """Cove's addition: a snapshot's id; the session starts from it (its image, limits, processes,
     memory and files)."""
+    idle_action: str | None = None
+    """Cove's addition: what becomes of the session once idle past its idle timeout, "delete" or
+    "pause" (a paused session is resumed by `beta_resume`, or by a call when the server auto-resumes);
+    None: the server's default."""
 
 
 @dataclass(kw_only=True)
@@ -373,6 +377,8 @@ class SessionData:
     created_at: str = ""
     updated_at: str = ""
     idle_timeout_s: int = 0
+    idle_action: str = ""
+    """What becomes of it once idle past its idle timeout: "delete" or "pause"."""
     max_lifetime_s: int = 0
     last_active_at: str = ""
 

@@ -50,6 +50,7 @@ from cove.sessions.tenant_limits import TenantToolCalls
 from cove.sessions.validation import (
     STATUSES,
     check_env,
+    check_idle_action,
     check_labels,
     check_limits,
     check_runtime,
@@ -177,6 +178,8 @@ class CreateRequest:
     """What runs the sandbox: "runc" or "gvisor" (docs/runtimes.md); None: the server's default."""
     from_snapshot: Any = None
     """A snapshot's id: the session starts from it (its image, limits, processes, memory, files)."""
+    idle_action: Any = None
+    """What becomes of it once idle past its idle timeout: "delete" or "pause"; None: the server's."""
 
 
 @dataclass(frozen=True)
@@ -206,8 +209,9 @@ class SessionManager:
         self.screenshots = Screenshots(settings.data_dir, settings.base_url)
         self.tool_calls = TenantToolCalls(settings.tenant_tool_calls)
         self._expiry_pool = ThreadPoolExecutor(EXPIRY_WORKERS, thread_name_prefix="cove-expire")
-        self._expiring: dict[str, Future[bool]] = {}
-        """Ends of expired sessions under way, by session id: a later sweep does not start them again."""
+        self._expiring: dict[str, Future[Any]] = {}
+        """Ends (or pauses) of expired sessions under way, by session id: a later sweep does not start
+        them again."""
 
     def start_warm_pool(self) -> None:
         """Keep `settings.warm_pool` sandboxes prepared for creates with the default image and limits
@@ -241,6 +245,7 @@ class SessionManager:
         idle_timeout_s, max_lifetime_s = check_timeouts(
             self.settings, request.idle_timeout_s, request.max_lifetime_s
         )
+        idle_action = check_idle_action(self.settings, request.idle_action)
         syncs = check_syncs(request.context_syncs)
         network = self.runtime.networks.policy(request.network)
         screen = check_screen(request.screen)
@@ -264,6 +269,7 @@ class SessionManager:
                 max_lifetime_s=max_lifetime_s,
                 screen=screen,
                 runtime=runtime,
+                idle_action=idle_action,
             )
             row_written = True
         finally:
@@ -528,11 +534,11 @@ class SessionManager:
             self.store.mark_active(record.session_id, now)
 
     def expire(self) -> builtins.list[str]:
-        """Delete the sessions past their idle timeout or maximum lifetime; answers the ids of those
-        ended within EXPIRY_WAIT_S.
+        """Delete the sessions past their idle timeout or maximum lifetime, but pause instead those
+        idle whose idle action is "pause"; answers the ids of those ended within EXPIRY_WAIT_S.
 
-        The ends run side by side (EXPIRY_WORKERS at once), so one session's slow upload delays
-        neither the others' ends nor, past the wait, the next sweep, which leaves it be meanwhile.
+        The ends and pauses run side by side (EXPIRY_WORKERS at once), so one session's slow upload
+        delays neither the others' ends nor, past the wait, the next sweep, which leaves it be meanwhile.
         """
         now = utc_now()
         records, _ = self.store.list_sessions(statuses=LIVE_STATUSES)
@@ -544,6 +550,10 @@ class SessionManager:
                 # Past its lifetime a session ends even if its upload fails: a session must not
                 # outlive its maximum lifetime by breaking its own sync.
                 force = _past_lifetime(record, now)
+                if record.idle_action == "pause" and not force:
+                    pause = self._expiry_pool.submit(self._pause_idle, record, reason)
+                    self._expiring[record.session_id] = pause
+                    continue
                 end = self._expiry_pool.submit(self._end_expired, record.session_id, reason, force)
                 self._expiring[record.session_id] = started[record.session_id] = end
         done, _ = wait(started.values(), timeout=EXPIRY_WAIT_S)
@@ -561,6 +571,22 @@ class SessionManager:
         except Exception:
             log.exception("session %s not ended (%s)", session_id, reason)
         return False
+
+    def _pause_idle(self, record: SessionRecord, reason: str) -> None:
+        """Pause an idle session instead of ending it. One that cannot be paused runs on, its idle
+        time counted again from now, so that the next sweep does not at once try again."""
+        current = self.store.get_session(record.session_id)
+        if current is None or not _expiry(current, utc_now()):
+            return  # used again since the sweep looked
+        try:
+            self.pause(record.tenant_id, record.session_id)
+            log.info("session %s paused: %s", record.session_id, reason)
+            return
+        except CoveError as error:
+            log.warning("session %s not paused (%s): %s", record.session_id, reason, error.message)
+        except Exception:
+            log.exception("session %s not paused (%s)", record.session_id, reason)
+        self.store.mark_active(record.session_id, utc_now())
 
     def pause(self, tenant_id: str, session_id: str) -> SessionRecord:
         """Freeze a RUNNING session: its processes keep their memory and files but get no CPU."""
@@ -730,6 +756,7 @@ class SessionManager:
         idle_timeout_s, max_lifetime_s = check_timeouts(
             self.settings, request.idle_timeout_s, request.max_lifetime_s
         )
+        idle_action = check_idle_action(self.settings, request.idle_action)
         self.runtime.check_available(GVISOR)
         image = self.images.for_session(snapshot.image_id)
         limits = check_limits(
@@ -745,6 +772,7 @@ class SessionManager:
             max_lifetime_s=max_lifetime_s,
             screen=DEFAULT_SCREEN,
             runtime=GVISOR,
+            idle_action=idle_action,
         )
         try:
             self.runtime.from_snapshot(self._snapshot_folder(snapshot), record.session_id, image, limits)
@@ -959,8 +987,9 @@ class SessionManager:
                     self.runtime.settle_interrupted(record.session_id, record.status == "RUNNING")
                     self.syncs.settle_interrupted(record.session_id)
                 if at_startup and record.status in ("PAUSING", "RESUMING"):
-                    # A pause or resume cut off midway: the container's state says how far it got.
-                    settled = "PAUSED" if states[record.session_id] == "paused" else "RUNNING"
+                    # A pause or resume cut off midway: the sandbox's state, read again once settled,
+                    # says how far it got (a restore the server left running may have finished since).
+                    settled = "PAUSED" if self.runtime.state(record.session_id) == "paused" else "RUNNING"
                     self.store.set_status(record.session_id, settled, only_from=[record.status])
             else:
                 reason = REASON_DIED_WHILE_DOWN if at_startup else REASON_DIED

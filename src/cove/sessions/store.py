@@ -60,6 +60,7 @@ sessions_table = Table(
     Column("screen_width", Integer, nullable=True),
     Column("screen_height", Integer, nullable=True),
     Column("runtime", String(16), nullable=True),
+    Column("idle_action", String(16), nullable=True),
 )
 
 context_syncs_table = Table(
@@ -152,6 +153,8 @@ class SessionRecord:
     """The desktop's size; a row without one is from a Cove whose screens were all the default."""
     runtime: str = "runc"
     """What runs the sandbox: runc or gvisor; a row without one is from a Cove that had only runc."""
+    idle_action: str = "delete"
+    """What becomes of it once idle past its idle timeout: "delete", or "pause"."""
 
     @property
     def active_at(self) -> datetime:
@@ -489,6 +492,7 @@ def _session_columns(record: SessionRecord) -> dict[str, Any]:
         "screen_width": record.screen.width,
         "screen_height": record.screen.height,
         "runtime": record.runtime,
+        "idle_action": record.idle_action,
     }
 
 
@@ -528,6 +532,7 @@ def _record(row: RowMapping, labels: dict[str, str]) -> SessionRecord:
         disk_mb=row["disk_mb"],
         screen=Screen(row["screen_width"], row["screen_height"]) if row["screen_width"] else DEFAULT_SCREEN,
         runtime=row["runtime"] or "runc",
+        idle_action=row["idle_action"] or "delete",
     )
 
 

@@ -31,6 +31,8 @@ process it starts."""
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_TIMEOUT_S = 10 * 366 * 24 * 3600
 """Ten years: longer timeouts are refused rather than stored (0 already means none)."""
+IDLE_ACTIONS = ("delete", "pause")
+"""What becomes of a session idle past its idle timeout (docs/runtimes.md)."""
 
 
 def is_text(value: str) -> bool:
@@ -132,6 +134,14 @@ def check_runtime(settings: Settings, runtime: Any) -> str:
         raise InvalidArgument(
             f"runtime {chosen!r} is not allowed on this server (COVE_ALLOWED_RUNTIMES: {', '.join(allowed)})"
         )
+    return str(chosen)
+
+
+def check_idle_action(settings: Settings, idle_action: Any) -> str:
+    """What becomes of the session once idle past its idle timeout (the server's default if none)."""
+    chosen = settings.idle_action if idle_action is None else idle_action
+    if chosen not in IDLE_ACTIONS:
+        raise InvalidArgument(f"idle_action must be one of {', '.join(IDLE_ACTIONS)}, not {chosen!r:.100}")
     return str(chosen)
 
 

@@ -77,6 +77,11 @@ class CreateSessionBody(BaseModel):
     resources: Resources | None = None
     idle_timeout_s: int | None = Field(default=None, description="delete after this long unused; 0: never")
     max_lifetime_s: int | None = Field(default=None, description="delete this long after creation; 0: never")
+    idle_action: str | None = Field(
+        default=None,
+        description='what becomes of the session once idle past idle_timeout_s: "delete", or "pause" '
+        "(it is then resumed as any paused session); without it, the server's COVE_IDLE_ACTION",
+    )
     context_syncs: list[Any] | None = Field(
         default=None,
         description=(
@@ -123,6 +128,7 @@ class SessionOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     idle_timeout_s: int
+    idle_action: str
     max_lifetime_s: int
     last_active_at: datetime
 
@@ -289,6 +295,7 @@ def _session_out(request: Request, record: SessionRecord) -> SessionOut:
         created_at=record.created_at,
         updated_at=record.updated_at,
         idle_timeout_s=record.idle_timeout_s,
+        idle_action=record.idle_action,
         max_lifetime_s=record.max_lifetime_s,
         last_active_at=record.active_at,
     )
@@ -342,6 +349,7 @@ def create_session(request: Request, tenant_id: Tenant, body: CreateSessionBody)
         env=body.env,
         runtime=body.runtime,
         from_snapshot=body.from_snapshot,
+        idle_action=body.idle_action,
     )
     return _answer(request, manager(request).create(tenant_id, create))
 
