@@ -223,6 +223,13 @@ def session() -> None:
     help="what runs it; default: the server's",
 )
 @click.option("--from-snapshot", default=None, help="a snapshot's id: start from it (gvisor)")
+@click.option("--idle-timeout", type=int, default=None, help="seconds without calls before the idle action")
+@click.option(
+    "--idle-action",
+    type=click.Choice(["delete", "pause"]),
+    default=None,
+    help="what happens once idle past the idle timeout; default: the server's",
+)
 def session_create(
     endpoint: str | None,
     api_key: str | None,
@@ -240,6 +247,8 @@ def session_create(
     env: tuple[str, ...],
     runtime: str | None,
     from_snapshot: str | None,
+    idle_timeout: int | None,
+    idle_action: str | None,
 ) -> None:
     """Create a session and print its id."""
     from cove import CreateSessionParams, NetworkPolicy, Screen
@@ -259,6 +268,8 @@ def session_create(
         env=_pairs(env, "--env") or None,
         runtime=runtime,
         from_snapshot=from_snapshot,
+        idle_release_timeout=idle_timeout,
+        idle_action=idle_action,
     )
     with _client(endpoint, api_key, data_dir) as client:
         click.echo(_check(client.create(params)).session.session_id)

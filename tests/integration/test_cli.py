@@ -38,7 +38,10 @@ def test_key_ls_shows_created_keys_by_tenant(server: CoveServer, client_args: li
 
 
 def test_session_create_ls_info_rm(client_args: list[str], server: CoveServer) -> None:
-    created = cove("session", "create", *client_args, "--label", "app=cli", "--memory-mb", "300")
+    created = cove(
+        "session", "create", *client_args, "--label", "app=cli", "--memory-mb", "300",
+        "--idle-timeout", "3600", "--idle-action", "pause",
+    )  # fmt: skip
     assert created.exit_code == 0, created.output
     session_id = created.output.strip()
     assert re.fullmatch(r"session-[0-9a-z]+", session_id)
@@ -54,6 +57,7 @@ def test_session_create_ls_info_rm(client_args: list[str], server: CoveServer) -
     info = cove("session", "info", *client_args, session_id)
     assert info.exit_code == 0
     assert '"memory_mb": 300' in info.output and f'"session_id": "{session_id}"' in info.output
+    assert '"idle_timeout_s": 3600' in info.output and '"idle_action": "pause"' in info.output
 
     removed = cove("session", "rm", *client_args, session_id)
     assert (removed.exit_code, removed.output.strip()) == (0, f"deleted {session_id}")

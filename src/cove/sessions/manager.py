@@ -629,6 +629,7 @@ class SessionManager:
                     max_lifetime_s=source.max_lifetime_s,
                     screen=source.screen,
                     runtime=source.runtime,
+                    idle_action=source.idle_action,
                 )
                 records.append(record)
             with self._sandbox_lock(session_id):
@@ -801,6 +802,7 @@ class SessionManager:
         max_lifetime_s: int,
         screen: Screen,
         runtime: str,
+        idle_action: str,
     ) -> SessionRecord:
         """The CREATING row of a new session (created, from a snapshot or forked), within the key's
         session quota."""
@@ -821,6 +823,7 @@ class SessionManager:
             max_lifetime_s=max_lifetime_s,
             screen=screen,
             runtime=runtime,
+            idle_action=idle_action,
         )
         with self._quota_lock:
             live = self.store.insert_session_within_quota(record, self.settings.session_quota)
