@@ -184,7 +184,8 @@ class AgentClient:
             try:
                 remaining = size
                 while remaining:
-                    chunk = await asyncio.wait_for(reader.read(min(CHUNK_BYTES, remaining)), stall_timeout_s)
+                    async with asyncio.timeout(stall_timeout_s):  # no task per chunk, as wait_for makes
+                        chunk = await reader.read(min(CHUNK_BYTES, remaining))
                     if not chunk:
                         raise self._failed(EOFError(f"the download of {path} was cut short"))
                     remaining -= len(chunk)
@@ -248,7 +249,8 @@ class AgentClient:
                     raise InvalidArgument(f"the {what} is longer than its declared size of {size} bytes")
                 writer.write(chunk)
                 try:
-                    await asyncio.wait_for(writer.drain(), stall_timeout_s)
+                    async with asyncio.timeout(stall_timeout_s):
+                        await writer.drain()
                 except TimeoutError as error:
                     raise self._failed(error) from None
             if sent < size:
@@ -271,7 +273,8 @@ class AgentClient:
                     continue
                 writer.write(protocol.FRAME_HEADER.pack(len(chunk)) + chunk)
                 try:
-                    await asyncio.wait_for(writer.drain(), stall_timeout_s)
+                    async with asyncio.timeout(stall_timeout_s):
+                        await writer.drain()
                 except TimeoutError as error:
                     raise self._failed(error) from None
             writer.write(protocol.FRAME_HEADER.pack(0))

@@ -26,7 +26,8 @@ async def within_stalls(chunks: AsyncIterator[bytes], stall_timeout_s: float) ->
     iterator = aiter(chunks)
     while True:
         try:
-            chunk = await asyncio.wait_for(anext(iterator), stall_timeout_s)
+            async with asyncio.timeout(stall_timeout_s):  # no task per chunk, as wait_for makes
+                chunk = await anext(iterator)
         except StopAsyncIteration:
             return
         except TimeoutError:
@@ -48,7 +49,8 @@ class StallGuardedResponse(StreamingResponse):
     async def stream_response(self, send: Send) -> None:
         async def send_in_time(message: Message) -> None:
             try:
-                await asyncio.wait_for(send(message), self.stall_timeout_s)
+                async with asyncio.timeout(self.stall_timeout_s):
+                    await send(message)
             except TimeoutError:
                 raise TransferStalled(
                     f"the client took nothing of the download for {self.stall_timeout_s:g} s"
