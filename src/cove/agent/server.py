@@ -36,7 +36,7 @@ LISTEN_FD = 3
 """The listening socket init.py passes on."""
 CONTROL_FD = 4
 """The agent's end of its socket pair with init (init.py)."""
-IDLE_EXIT_S = float(os.environ.get("COVE_AGENT_IDLE_EXIT_S", 120))
+IDLE_EXIT_S = float(os.environ.get("COVE_AGENT_IDLE_EXIT_S", 60))
 """An agent with no call for this long, and nothing to remember, leaves; init starts it again."""
 SERVER_INFO = {"name": "cove-agent", "version": "1"}
 PROTOCOL_VERSION = "2025-06-18"
