@@ -107,7 +107,7 @@ class Settings:
         0, "a session is deleted this long after its creation unless it asks otherwise; 0: never"
     )
     reconcile_interval_s: float = _setting(10.0, "how often to look for dead sandboxes and expired sessions")
-    agent_idle_exit_s: float = _setting(120.0, "a session's tool agent leaves after this long without calls")
+    agent_idle_exit_s: float = _setting(60.0, "a session's tool agent leaves after this long without calls")
     storage_backend: str = _setting("local", "where context files live: local (DATA_DIR/contexts) or s3")
     s3_endpoint_url: str = _setting("", "S3-compatible endpoint, such as http://minio:9000; empty: AWS S3")
     s3_bucket: str = _setting("", "bucket of the s3 storage backend (it must exist)")

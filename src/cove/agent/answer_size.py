@@ -6,9 +6,7 @@ twice (a tool that answers JSON is escaped again in the line), so a byte of outp
 not bound the line; everything here counts the escaped size instead.
 """
 
-import json
-
-from . import protocol
+from . import protocol, wire_json
 
 ANSWER_BUDGET_BYTES = protocol.MAX_LINE_BYTES - 1024 * 1024
 """What a tool's text may take once escaped in its answer line (the envelope gets the rest)."""
@@ -20,13 +18,13 @@ SEPARATOR_BYTES = 2
 
 def line_size(text: str) -> int:
     """Bytes a tool's text takes in its answer line, escaped once by the protocol."""
-    return len(json.dumps(text))
+    return len(wire_json.dumps(text))
 
 
 def wire_size(text: str) -> int:
     """Bytes `text` takes on the wire as a string inside a tool's JSON answer: escaped there, then
     again in the protocol line (a NUL, 1 byte of output, becomes 7)."""
-    return len(json.dumps(json.dumps(text, ensure_ascii=False)))
+    return len(wire_json.dumps(wire_json.dumps(text, ensure_ascii=False)))
 
 
 def cut_to_fit(data: bytes, budget: int, keep_end: bool = False) -> tuple[str, int]:

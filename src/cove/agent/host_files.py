@@ -11,10 +11,14 @@ and so is a file the session user owns (the host's root appears in the sandbox a
 
 from __future__ import annotations
 
-import json
 import os
 import stat
-from typing import Any
+
+from . import wire_json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 RUN_DIR = "/.cove/run"
 MAX_BYTES = 4096
@@ -35,7 +39,7 @@ def read_json(path: str, max_bytes: int = MAX_BYTES) -> Any:
     if len(data) > max_bytes:
         return None
     try:
-        return json.loads(data)
+        return wire_json.loads(data)
     except ValueError:
         return None
 

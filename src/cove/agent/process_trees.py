@@ -23,18 +23,26 @@ timeout, process_kill) or kill_all. Without the folder (older hosts) a tree is i
 
 from __future__ import annotations
 
-import contextlib
+import _thread
 import os
 import resource
-import signal
-import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable
-from typing import Any
 
 from . import host_files
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # not at run time: `typing` is a large part of a small agent
+    import subprocess
+    from collections.abc import Callable
+    from typing import Any, TypeVar
+
+    Started = TypeVar("Started")
+
+try:  # the C module under `signal`: the same calls and numbers, without the enums `signal` builds
+    _signal: Any = __import__("_signal")
+except ImportError:
+    _signal = __import__("signal")
 
 CGROUP_ROOT = "/.cove/cgroup"
 LIMITS_PATH = f"{host_files.RUN_DIR}/limits.json"
@@ -75,8 +83,10 @@ def members(cgroup: str) -> list[int]:
 
 def signal_members(cgroup: str, number: int) -> None:
     for pid in members(cgroup):
-        with contextlib.suppress(ProcessLookupError):
+        try:
             os.kill(pid, number)
+        except ProcessLookupError:
+            pass
 
 
 def kill_cgroup(cgroup: str) -> None:
@@ -92,7 +102,7 @@ def kill_cgroup(cgroup: str) -> None:
         pass
     deadline = time.monotonic() + KILL_WAIT_S
     while members(cgroup) and time.monotonic() < deadline:
-        signal_members(cgroup, signal.SIGKILL)
+        signal_members(cgroup, _signal.SIGKILL)
         time.sleep(KILL_ROUND_S)
 
 
@@ -110,15 +120,17 @@ class ProcessTree:
         if self.cgroup is not None:
             signal_members(self.cgroup, number)
         elif self.leader is not None:
-            with contextlib.suppress(ProcessLookupError):
+            try:
                 os.killpg(self.leader, number)
+            except ProcessLookupError:
+                pass
 
     def kill(self) -> None:
         """Kill the whole tree (as `signal`, but it waits until a cgroup is empty)."""
         if self.cgroup is not None:
             kill_cgroup(self.cgroup)
         else:
-            self.signal(signal.SIGKILL)
+            self.signal(_signal.SIGKILL)
 
     def release(self) -> None:
         """The first process has ended: remove the cgroup now if it is empty, else a later sweep will."""
@@ -133,7 +145,7 @@ class Trees:
     def __init__(self, root: str) -> None:
         self.root = root
         self.usable = os.access(root, os.W_OK)
-        self.lock = threading.Lock()
+        self.lock = _thread.allocate_lock()
         self.unreleased: set[str] = set()
 
     def new(self, label: str) -> str | None:
@@ -157,19 +169,26 @@ class Trees:
     def release(self, path: str) -> None:
         with self.lock:
             self.unreleased.discard(path)
-            with contextlib.suppress(OSError):  # processes it left behind still run there
+            try:
                 os.rmdir(path)
+            except OSError:  # processes it left behind still run there
+                pass
 
     def sweep(self) -> None:
         with self.lock:
             self.sweep_locked()
 
     def sweep_locked(self) -> None:
-        with contextlib.suppress(OSError), os.scandir(self.root) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False) and entry.path not in self.unreleased:
-                    with contextlib.suppress(OSError):
-                        os.rmdir(entry.path)
+        try:
+            with os.scandir(self.root) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False) and entry.path not in self.unreleased:
+                        try:
+                            os.rmdir(entry.path)
+                        except OSError:
+                            pass
+        except OSError:
+            pass
 
     def disable(self, reason: str) -> None:
         print(f"cove-agent: cannot start trees in cgroups ({reason}); using process groups", file=sys.stderr)
@@ -193,33 +212,159 @@ def enter(procs: int | None, process_limit: int | None, then: Callable[[], None]
 def popen(
     label: str, argv: list[str], preexec_fn: Callable[[], None] | None = None, **options: Any
 ) -> tuple[subprocess.Popen[bytes], ProcessTree]:
-    """subprocess.Popen as a new tree, in a session of its own; `label` names its cgroup.
+    """subprocess.Popen as a new tree, in a session of its own; `label` names its cgroup."""
+    import subprocess  # only here: with what it imports, over 1 MiB (`spawn` does without)
+
+    process_limit = session_process_limit()
+
+    def launch(procs: int | None) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            argv,
+            start_new_session=True,
+            preexec_fn=lambda: enter(procs, process_limit, preexec_fn),
+            **options,
+        )
+
+    return in_new_tree(label, launch, subprocess.SubprocessError)
+
+
+class Child:
+    """A process `spawn` started: the part of subprocess.Popen the shell tool needs."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        """The exit code (minus the signal's number if killed by one) once the process has ended."""
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The exit code, after at most `timeout` seconds (None: the process still runs then)."""
+        if timeout is None:
+            if self.returncode is None:
+                self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+            return self.returncode
+        deadline, delay = time.monotonic() + timeout, 0.0005
+        while self.poll() is None and (left := deadline - time.monotonic()) > 0:
+            delay = min(delay * 2, left, 0.05)  # subprocess.Popen.wait's polling
+            time.sleep(delay)
+        return self.returncode
+
+
+class EntryError(Exception):
+    """The child could not take its place in the tree (its cgroup, its limits) before exec."""
+
+
+def spawn(
+    label: str, argv: list[str], cwd: str, env: dict[bytes, bytes], fds: tuple[int, int, int]
+) -> tuple[Child, ProcessTree]:
+    """`argv` started as a new tree, as `popen` starts it (start_new_session, close_fds, the default
+    signal dispositions back), with `fds` as its stdin, stdout and stderr, without `subprocess`.
+
+    An error before exec comes back as Popen raises it: an OSError naming the cwd or the program.
+    """
+    process_limit = session_process_limit()
+
+    def launch(procs: int | None) -> Child:
+        return Child(fork_exec(argv, cwd, env, fds, lambda: enter(procs, process_limit, None)))
+
+    return in_new_tree(label, launch, EntryError)
+
+
+def fork_exec(
+    argv: list[str], cwd: str, env: dict[bytes, bytes], fds: tuple[int, int, int], prepare: Callable[[], None]
+) -> int:
+    """The pid of `argv` started in a new session, in the order of subprocess's child: standard
+    streams, cwd, signals, setsid, `prepare`, other descriptors closed, exec."""
+    errors_read, errors_write = os.pipe()  # close-on-exec: an exec that succeeds leaves it empty
+    pid = os.fork()
+    if pid == 0:
+        stage = "exec"
+        try:
+            for target, fd in enumerate(fds):
+                if fd == target:
+                    os.set_inheritable(fd, True)
+                else:
+                    os.dup2(fd, target)
+            stage = "chdir"
+            os.chdir(cwd)
+            stage = "exec"
+            for number in (_signal.SIGPIPE, _signal.SIGXFSZ):  # Python ignores them, programs expect not
+                _signal.signal(number, _signal.SIG_DFL)
+            os.setsid()
+            stage = "enter"
+            prepare()
+            stage = "exec"
+            close_descriptors(keep=errors_write)
+            os.execve(argv[0], argv, env)
+        except BaseException as error:
+            number = error.errno if isinstance(error, OSError) and error.errno else 0
+            os.write(errors_write, f"{stage} {number}".encode())
+        finally:
+            os._exit(255)
+    os.close(errors_write)
+    with open(errors_read, "rb") as errors:
+        failure = errors.read()
+    if not failure:
+        return pid
+    os.waitpid(pid, 0)
+    stage, number = failure.decode().split()
+    if stage == "enter":
+        raise EntryError(f"the child could not enter its tree (error {number})")
+    raise OSError(int(number), os.strerror(int(number)), cwd if stage == "chdir" else argv[0])
+
+
+def close_descriptors(keep: int) -> None:
+    """Close every descriptor above stderr but `keep`, as close_fds does: those /proc lists (a range
+    up to the descriptor limit could mean a million calls where close_range is missing)."""
+    try:
+        open_now = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc: by range
+        os.closerange(3, keep)
+        os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
+        return
+    for fd in open_now:
+        if fd > 2 and fd != keep:
+            try:
+                os.close(fd)
+            except OSError:  # the listing's own descriptor, gone already
+                pass
+
+
+def session_process_limit() -> int | None:
+    """RLIMIT_NPROC for a new tree, from the pids limit the host wrote; None without one."""
+    pids = read_pids_limit(LIMITS_PATH)
+    return None if pids is None else user_process_limit(pids)
+
+
+def in_new_tree(
+    label: str, launch: Callable[[int | None], Started], entry_error: type[Exception]
+) -> tuple[Started, ProcessTree]:
+    """What `launch` starts, given the descriptor of its cgroup's procs file (or None), as a tree.
 
     The cgroup is joined by the child itself, before exec, so nothing the program does escapes it. If
     the child cannot start in its cgroup but can without one (a host that delegated the folder but
     not the right to move into it), the agent says so once and uses process groups from then on.
     """
-    pids = read_pids_limit(LIMITS_PATH)
-    process_limit = None if pids is None else user_process_limit(pids)
 
-    def start(cgroup: str | None) -> tuple[subprocess.Popen[bytes], ProcessTree]:
+    def start(cgroup: str | None) -> tuple[Started, ProcessTree]:
         tree = ProcessTree(cgroup)
         try:
             procs = None if cgroup is None else os.open(f"{cgroup}/cgroup.procs", os.O_WRONLY)
             try:
-                process = subprocess.Popen(
-                    argv,
-                    start_new_session=True,
-                    preexec_fn=lambda: enter(procs, process_limit, preexec_fn),
-                    **options,
-                )
+                process = launch(procs)
             finally:
                 if procs is not None:
                     os.close(procs)
         except BaseException:
             tree.release()
             raise
-        tree.leader = process.pid
+        tree.leader = process.pid  # type: ignore[attr-defined]
         return process, tree
 
     cgroup = TREES.new(label)
@@ -227,7 +372,7 @@ def popen(
         return start(None)
     try:
         return start(cgroup)
-    except subprocess.SubprocessError as error:
+    except entry_error as error:
         started = start(None)  # raises again if the cgroup was not the trouble
         TREES.disable(str(error))
         return started
@@ -268,8 +413,10 @@ def kill_all() -> tuple[int, int]:
     deadline = time.monotonic() + KILL_WAIT_S
     while (alive := other_processes()) and time.monotonic() < deadline:
         ended |= alive
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(-1, signal.SIGKILL)
+        try:
+            os.kill(-1, _signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         time.sleep(KILL_ROUND_S)
     TREES.sweep()
     return len(ended), len(alive)

@@ -5,9 +5,15 @@ may carry raw bytes after its line (an upload) or answer with raw bytes after it
 download); the JSON says how many.
 """
 
-import json
+from __future__ import annotations
+
 import struct
-from typing import Any, Protocol
+
+from . import wire_json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # not at run time: `typing` is a large part of a small agent
+    from typing import Any, Protocol
 
 # JSON-RPC's error codes, as MCP uses them.
 PARSE_ERROR = -32700
@@ -28,14 +34,16 @@ FRAME_HEADER = struct.Struct(">I")
 """No message line may be longer; file contents beyond this go as raw bytes, not JSON."""
 
 
-class Stream(Protocol):
-    """A buffered binary stream: a socket's makefile("rwb") on the host, rfile/wfile in the agent."""
+if TYPE_CHECKING:
 
-    def readline(self, size: int | None = -1, /) -> bytes: ...
+    class Stream(Protocol):
+        """A buffered binary stream: a socket's makefile("rwb") on the host, rfile/wfile in the agent."""
 
-    def write(self, data: bytes, /) -> int: ...
+        def readline(self, size: int | None = -1, /) -> bytes: ...
 
-    def flush(self) -> None: ...
+        def write(self, data: bytes, /) -> int: ...
+
+        def flush(self) -> None: ...
 
 
 class ProtocolError(Exception):
@@ -43,7 +51,7 @@ class ProtocolError(Exception):
 
 
 def encode(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+    return wire_json.dumps(message, separators=(",", ":")).encode() + b"\n"
 
 
 def write_message(stream: Stream, message: dict[str, Any]) -> None:
@@ -63,7 +71,7 @@ def decode(line: bytes) -> dict[str, Any] | None:
     if len(line) > MAX_LINE_BYTES or not line.endswith(b"\n"):
         raise ProtocolError("message line too long or cut short")
     try:
-        message = json.loads(line)
+        message = wire_json.loads(line)
     except ValueError as error:
         raise ProtocolError(f"not JSON: {error}") from None
     except RecursionError:

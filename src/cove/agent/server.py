@@ -1,6 +1,6 @@
 """The tool agent: serves the session's tools on a Unix socket in a folder shared with the host.
 
-Started on demand by init.py inside every sandbox, as the session user, with the standard library
+Started on demand by init (init.c) inside every sandbox, as the session user, with the standard library
 only, so it runs in any image that has python3. init listens on the socket and hands it over; the
 agent leaves again after `IDLE_EXIT_S` without calls, unless it holds state (background processes,
 watched directories), so an idle session goes back to being one small process. Each connection
@@ -10,30 +10,38 @@ Before a checkpoint of a gvisor session, init asks (over CONTROL_FD) that the ag
 socket of the host it holds, which gVisor cannot checkpoint: the listening socket and each
 connection are shut down and their descriptors pointed at a socket pair of the sandbox's own, under
 the lock closing takes, so no descriptor number is reused meanwhile. After the restore init hands
-over a new listening socket, put in the listener's place (init.py).
+over a new listening socket, put in the listener's place (init.c).
 """
 
-import contextlib
+from __future__ import annotations
+
+import _socket
+import _thread
+import io
 import os
-import socket
-import socketserver
+import select
 import sys
-import threading
 import time
-from typing import Any
 
 from . import protocol
 from .answer_size import ANSWER_BUDGET_BYTES, line_size
 from .tools import InvalidArguments, Tool, ToolError, all_tools, find_tool, hold_state, tool_names
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # not at run time: `typing` and `socket` are a large part of a small agent
+    import socket
+    from typing import Any
+
 LISTEN_FD = 3
-"""The listening socket init.py passes on."""
+"""The listening socket init passes on."""
 CONTROL_FD = 4
-"""The agent's end of its socket pair with init (init.py)."""
-IDLE_EXIT_S = float(os.environ.get("COVE_AGENT_IDLE_EXIT_S", 120))
+"""The agent's end of its socket pair with init (init.c)."""
+IDLE_EXIT_S = float(os.environ.get("COVE_AGENT_IDLE_EXIT_S", 60))
 """An agent with no call for this long, and nothing to remember, leaves; init starts it again."""
 SERVER_INFO = {"name": "cove-agent", "version": "1"}
 PROTOCOL_VERSION = "2025-06-18"
+POLL_INTERVAL_S = 1.0
+"""How often the agent looks whether it has been idle long enough to leave."""
 
 
 class Agent:
@@ -111,13 +119,64 @@ class Agent:
         return protocol.result(request_id, {"content": [{"type": "text", "text": text}], "isError": is_error})
 
 
-class Connection(socketserver.StreamRequestHandler):
+class Writer(io.BufferedIOBase):
+    """A connection's write side, as socketserver's: each write goes out whole, unbuffered."""
+
+    def __init__(self, connection: _socket.socket) -> None:
+        self.connection = connection
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.connection.sendall(data)
+        return len(data)
+
+    def fileno(self) -> int:
+        return self.connection.fileno()
+
+
+class Connection:
+    """One connection from the host: requests one after another, on a thread of its own.
+
+    The agent serves on `_socket` sockets and plain file objects over their descriptors: the
+    `socket` and `socketserver` modules (with `enum`, `selectors` and `threading`) are about a
+    megabyte of an agent that runs one command. A transfer or a relay, which needs a full
+    `socket.socket`, gets one then (`host_socket`). A tool that needs `threading` imports it on its
+    connection's thread, which `threading` then takes for the main one; nothing here asks it which
+    thread that is.
+    """
+
     agent: Agent
-    activity: "Activity"
+    activity: Activity
+    host_sockets: HostSockets
+
+    def __init__(self, connection: _socket.socket) -> None:
+        self.connection: _socket.socket = connection
+        self.rfile = open(connection.fileno(), "rb", closefd=False)  # noqa: SIM115 (closed in handle)
+        self.wfile = Writer(connection)
 
     def handle(self) -> None:
-        with self.activity:
-            self.serve_requests()
+        try:
+            with self.activity:
+                self.serve_requests()
+        except Exception:  # as socketserver: said on stderr, and the connection ends
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            self.rfile.close()
+            try:
+                self.connection.shutdown(_socket.SHUT_WR)
+            except OSError:
+                pass
+            self.host_sockets.close(self.connection)
+
+    def host_socket(self) -> socket.socket:
+        """The connection as a `socket.socket`, for transfers and relays (sendfile, relays' polls)."""
+        upgraded = self.host_sockets.upgrade(self.connection)
+        self.connection = self.wfile.connection = upgraded
+        return upgraded
 
     def serve_requests(self) -> None:
         while True:
@@ -157,7 +216,7 @@ class Connection(socketserver.StreamRequestHandler):
             else:
                 source, size = transfers.open_for_download(params)
                 protocol.write_message(self.wfile, protocol.result(request_id, {"size": size}))
-                transfers.send_file(self.connection, source, size)
+                transfers.send_file(self.host_socket(), source, size)
         except transfers.TransferError as error:
             protocol.write_message(self.wfile, protocol.error(request_id, error.code, str(error)))
 
@@ -177,14 +236,14 @@ class Connection(socketserver.StreamRequestHandler):
             return
         with upstream:
             protocol.write_message(self.wfile, protocol.result(request_id, {}))
-            ports.relay(self.connection, self.rfile, upstream)
+            ports.relay(self.host_socket(), self.rfile, upstream)
 
 
 class Activity:
     """Open connections and the time of the last one, to know when the agent is idle."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.lock = _thread.allocate_lock()
         self.open = 0
         self.last = time.monotonic()
 
@@ -206,26 +265,38 @@ class HostSockets:
     """The host's sockets the agent holds (open connections), to let go of them for a checkpoint."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.open: set[socket.socket] = set()
-        self.stand_in, self._other_end = socket.socketpair()
+        self.lock = _thread.allocate_lock()
+        self.open: set[_socket.socket] = set()
+        self.stand_in, self._other_end = _socket.socketpair()
         """A socket of the sandbox's own, which released descriptors point at until they are closed."""
 
-    def add(self, connection: socket.socket) -> None:
+    def add(self, connection: _socket.socket) -> None:
         with self.lock:
             self.open.add(connection)
 
-    def close(self, connection: socket.socket) -> None:
+    def close(self, connection: _socket.socket) -> None:
         with self.lock:
             self.open.discard(connection)
             connection.close()
+
+    def upgrade(self, connection: _socket.socket) -> socket.socket:
+        """The same connection (same descriptor) as a `socket.socket`, held in its place."""
+        import socket
+
+        with self.lock:
+            self.open.discard(connection)
+            upgraded = socket.socket(fileno=connection.detach())
+            self.open.add(upgraded)
+        return upgraded
 
     def release(self) -> None:
         """Shut every connection and the listener down, their descriptors left on the stand-in."""
         with self.lock:
             for connection in [*self.open]:
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
+                try:
+                    connection.shutdown(_socket.SHUT_RDWR)
+                except OSError:
+                    pass
                 if connection.fileno() >= 0:
                     os.dup2(self.stand_in.fileno(), connection.fileno())
             os.dup2(self.stand_in.fileno(), LISTEN_FD)
@@ -235,11 +306,23 @@ class HostSockets:
         os.close(descriptor)
 
 
-def follow_init(control: socket.socket, sockets: HostSockets) -> None:
+def receive(control: _socket.socket) -> tuple[bytes, list[int]]:
+    """A message from init and the descriptors that came with it (socket.recv_fds, without `array`)."""
+    size = 4
+    message, ancillary, _, _ = control.recvmsg(16, _socket.CMSG_LEN(size))
+    descriptors = []
+    for level, kind, data in ancillary:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            usable = len(data) - len(data) % size
+            descriptors += [int.from_bytes(data[i : i + size], sys.byteorder) for i in range(0, usable, size)]
+    return message, descriptors
+
+
+def follow_init(control: _socket.socket, sockets: HostSockets) -> None:
     """Let go of the host's sockets when init asks, and take the listening socket it hands over."""
     while True:
         try:
-            message, descriptors, _, _ = socket.recv_fds(control, 16, 1)
+            message, descriptors = receive(control)
         except OSError:
             return
         if not message:
@@ -251,42 +334,38 @@ def follow_init(control: socket.socket, sockets: HostSockets) -> None:
             sockets.take_listener(descriptors[0])
 
 
-class Server(socketserver.ThreadingUnixStreamServer):
-    daemon_threads = True
-    host_sockets: HostSockets
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        self.host_sockets.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with contextlib.suppress(OSError):
-            request.shutdown(socket.SHUT_WR)
-        self.host_sockets.close(request)
-
-    def service_actions(self) -> None:
-        """Called between requests by serve_forever: leave when idle and stateless."""
-        if Connection.activity.idle_for(IDLE_EXIT_S) and not hold_state():
-            raise SystemExit(0)
-
-
 def serve() -> None:
-    """Serve on the listening socket init.py handed over (fd 3) until idle."""
+    """Serve on the listening socket init handed over (fd 3) until idle."""
     Connection.agent = Agent()
     Connection.activity = Activity()
-    server = Server("", Connection, bind_and_activate=False)
-    server.socket.close()
-    server.socket = socket.socket(fileno=LISTEN_FD)
-    server.host_sockets = HostSockets()
+    Connection.host_sockets = HostSockets()
+    listener = _socket.socket(fileno=LISTEN_FD)
     try:
-        control = socket.socket(fileno=CONTROL_FD)
+        control = _socket.socket(fileno=CONTROL_FD)
     except OSError:  # started by an older init
         pass
     else:
-        threading.Thread(target=follow_init, args=(control, server.host_sockets), daemon=True).start()
+        _thread.start_new_thread(follow_init, (control, Connection.host_sockets))
     print("cove-agent: serving", file=sys.stderr, flush=True)
+    poller = select.poll()
+    poller.register(LISTEN_FD, select.POLLIN)  # by number: a listener put in its place is polled too
     try:
-        server.serve_forever(poll_interval=1.0)
+        while True:
+            if poller.poll(POLL_INTERVAL_S * 1000):
+                accept(listener)
+            if Connection.activity.idle_for(IDLE_EXIT_S) and not hold_state():
+                return
     finally:
         # The listening socket stays open in init, which starts an agent for the next connection.
-        server.socket.close()
+        listener.close()
+
+
+def accept(listener: _socket.socket) -> None:
+    """The next connection, served on a thread of its own; none if it went away meanwhile."""
+    try:
+        descriptor, _ = listener._accept()  # type: ignore[attr-defined]  # what socket.accept calls
+    except OSError:
+        return
+    connection = _socket.socket(fileno=descriptor)
+    Connection.host_sockets.add(connection)
+    _thread.start_new_thread(Connection(connection).handle, ())

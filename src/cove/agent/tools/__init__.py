@@ -4,10 +4,15 @@ Tool functions return the text that MCP's `content[0].text` carries, in the form
 parses, and raise `ToolError` for a failure the caller should see (`isError: true`).
 """
 
+from __future__ import annotations
+
 import importlib
 import sys
-from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # not at run time: `typing` is a large part of a small agent
+    from collections.abc import Callable
+    from typing import Any
 
 JSON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),

@@ -6,19 +6,23 @@ cannot block on a full pipe; background children that keep the pipes open do not
 back, and keep running after it.
 """
 
-import json
-import os
-import selectors
-import subprocess
-import threading
-import time
-from collections.abc import Callable
-from typing import Any
+from __future__ import annotations
 
-from .. import process_trees
+import _thread
+import os
+import select
+import time
+
+from .. import process_trees, wire_json
 from ..answer_size import WIRE_BUDGET_BYTES, cut_to_fit
 from ..environment import user_environment
 from . import Tool, ToolError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # not at run time: `typing` and `subprocess` are most of a small agent
+    import subprocess
+    from collections.abc import Callable
+    from typing import Any
 
 DEFAULT_TIMEOUT_MS = 50_000
 OUTPUT_LIMIT_BYTES = int(os.environ.get("COVE_OUTPUT_LIMIT_BYTES", 10 * 1024 * 1024))
@@ -48,10 +52,27 @@ class Capture:
         return text
 
 
-def drain(stream: Any) -> None:
-    with stream:
-        while stream.read1(65536):
+def drain(fd: int) -> None:
+    try:
+        while os.read(fd, 65536):
             pass
+    finally:
+        os.close(fd)
+
+
+def shell_argv(command: str) -> list[str]:
+    return ["/bin/bash", "-c", command] if os.path.exists("/bin/bash") else ["/bin/sh", "-c", command]
+
+
+def start_error(error: OSError, cwd: str | None) -> OSError | ToolError:
+    """What the caller sees of a command that could not start: the words for a bad cwd."""
+    if isinstance(error, FileNotFoundError):
+        return ToolError(f"cwd '{cwd}' does not exist")
+    if isinstance(error, NotADirectoryError):
+        return ToolError(f"cwd '{cwd}' is not a directory")
+    if isinstance(error, PermissionError):
+        return ToolError(f"cannot run in '{cwd}': {error.strerror}")
+    return error
 
 
 def spawn(
@@ -66,13 +87,13 @@ def spawn(
 ) -> tuple[subprocess.Popen[bytes], process_trees.ProcessTree]:
     """Start `command` with bash as a process tree of its own, whose cgroup is named after `label`.
 
-    Shared by every tool that runs commands, so they agree on the shell, the working directory, the
-    environment and on the words for a bad cwd.
+    Shared by every tool that runs commands but `shell` (which starts its own without `subprocess`),
+    so they agree on the shell, the working directory, the environment and on the words for a bad cwd.
     """
     try:
         return process_trees.popen(
             label,
-            ["/bin/bash", "-c", command] if os.path.exists("/bin/bash") else ["/bin/sh", "-c", command],
+            shell_argv(command),
             cwd=cwd or os.environ.get("HOME") or "/",
             env=user_environment(envs),
             stdin=stdin,
@@ -80,67 +101,78 @@ def spawn(
             stderr=stderr,
             preexec_fn=preexec_fn,
         )
-    except FileNotFoundError:
-        raise ToolError(f"cwd '{cwd}' does not exist") from None
-    except NotADirectoryError:
-        raise ToolError(f"cwd '{cwd}' is not a directory") from None
-    except PermissionError as error:
-        raise ToolError(f"cannot run in '{cwd}': {error.strerror}") from None
+    except OSError as error:
+        raise start_error(error, cwd) from None
+
+
+def exec_environment(argv: list[str], env: dict[str, str]) -> dict[bytes, bytes]:
+    """`env` for execve, refused here, as subprocess refuses it, if execve could not take it."""
+    encoded = {os.fsencode(name): os.fsencode(value) for name, value in env.items()}
+    if any(b"=" in name for name in encoded):
+        raise ValueError("illegal environment variable name")
+    if any(b"\0" in part for pair in encoded.items() for part in pair) or any("\0" in a for a in argv):
+        raise ValueError("embedded null byte")
+    return encoded
 
 
 def run_command(command: str, timeout_ms: int, cwd: str | None, envs: dict[str, str]) -> dict[str, Any]:
     """Run `command`; the answer has exit_code, stdout, stderr and what was cut or timed out."""
-    process, tree = spawn(
-        command,
-        cwd,
-        envs,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        label="shell",
-    )
-    assert process.stdout is not None and process.stderr is not None
-    stdout_fd, stderr_fd = process.stdout.fileno(), process.stderr.fileno()
-    pipes = {stdout_fd: process.stdout, stderr_fd: process.stderr}
-    captures = {fd: Capture() for fd in pipes}
+    argv = shell_argv(command)
+    env = exec_environment(argv, user_environment(envs))
+    stdout_fd, stdout_end = os.pipe()
+    stderr_fd, stderr_end = os.pipe()
+    stdin = os.open(os.devnull, os.O_RDONLY)
+    try:
+        process, tree = process_trees.spawn(
+            "shell", argv, cwd or os.environ.get("HOME") or "/", env, (stdin, stdout_end, stderr_end)
+        )
+    except OSError as error:
+        os.close(stdout_fd)
+        os.close(stderr_fd)
+        raise start_error(error, cwd) from None
+    except BaseException:
+        os.close(stdout_fd)
+        os.close(stderr_fd)
+        raise
+    finally:
+        for fd in (stdin, stdout_end, stderr_end):
+            os.close(fd)
+    captures = {stdout_fd: Capture(), stderr_fd: Capture()}
+    still_open = set(captures)
     deadline = time.monotonic() + timeout_ms / 1000
     timed_out = False
     exited_at: float | None = None
-    with selectors.DefaultSelector() as selector:
-        for fd in pipes:
-            selector.register(fd, selectors.EVENT_READ)
-        while selector.get_map():
-            now = time.monotonic()
-            if exited_at is None and process.poll() is not None:
-                exited_at = now
-            if exited_at is not None and now - exited_at > LINGER_SECONDS:
-                break
-            if now >= deadline:
-                timed_out = True
-                break
-            for key, _ in selector.select(min(deadline - now, LINGER_SECONDS)):
-                data = os.read(key.fd, 65536)
-                if data:
-                    captures[key.fd].add(data)
-                else:
-                    selector.unregister(key.fd)
-        still_open = set(selector.get_map())
-    if timed_out or process.poll() is None:
-        remaining = max(deadline - time.monotonic(), 0)
-        try:
-            process.wait(remaining)
-        except subprocess.TimeoutExpired:
+    poller = select.poll()
+    for fd in captures:
+        poller.register(fd, select.POLLIN)
+    while still_open:
+        now = time.monotonic()
+        if exited_at is None and process.poll() is not None:
+            exited_at = now
+        if exited_at is not None and now - exited_at > LINGER_SECONDS:
+            break
+        if now >= deadline:
             timed_out = True
+            break
+        for fd, _ in poller.poll(min(deadline - now, LINGER_SECONDS) * 1000):
+            data = os.read(fd, 65536)
+            if data:
+                captures[fd].add(data)
+            else:
+                poller.unregister(fd)
+                still_open.discard(fd)
+    if (timed_out or process.poll() is None) and process.wait(max(deadline - time.monotonic(), 0)) is None:
+        timed_out = True
     if timed_out:
         tree.kill()
         process.wait()
     tree.release()
-    for fd, pipe in pipes.items():
+    for fd in captures:
         if fd in still_open:
             # Children still hold this pipe: keep draining it, so they neither block nor die of SIGPIPE.
-            threading.Thread(target=drain, args=(pipe,), daemon=True).start()
+            _thread.start_new_thread(drain, (fd,))
         else:
-            pipe.close()
+            os.close(fd)
     out, err = captures[stdout_fd], captures[stderr_fd]
     answer: dict[str, Any] = {
         "exit_code": TIMEOUT_EXIT_CODE if timed_out else process.returncode,
@@ -165,7 +197,7 @@ def shell(arguments: dict[str, Any]) -> str:
         arguments.get("cwd"),
         arguments.get("envs") or {},
     )
-    text = json.dumps(answer, ensure_ascii=False)
+    text = wire_json.dumps(answer, ensure_ascii=False)
     if answer["exit_code"] != 0:
         raise ToolError(text)
     return text
