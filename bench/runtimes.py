@@ -1,35 +1,50 @@
 """runc against gVisor's runsc (runtime "gvisor"): create, first command, exec round trip, idle memory,
-and pause and resume of a session holding 256 MiB (runc: freezer; gvisor: checkpoint and restore).
+pause and resume of sessions holding 256 MiB and 1 GiB (runc: freezer; gvisor: checkpoint and
+restore), and, gvisor only, a fork of a session holding 256 MiB up to its first command's answer.
 
 Run as root from the repo root: `.venv/bin/python -m bench.runtimes` (options: --runs, --execs,
---idle, --pauses).
-Needs runsc (scripts/install.sh --runsc-only). Prints a table of medians and writes
-bench/results/runtimes.json. The warm pool is off, so both runtimes pay for a whole create.
+--idle, --pauses, --sizes, --forks, --fork-sizes).
+Needs runsc (scripts/install.sh --runsc-only). Prints a table of medians, whether gvisor meets its
+targets, and writes bench/results/runtimes.json. The warm pool is off, so both runtimes pay for a
+whole create.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import statistics
 import time
 from pathlib import Path
 
 from tests.integration.server import CoveServer
 
-from bench.harness import bench_server, load_average
+from bench.harness import bench_server, load_average, verdict
 from cove import AgentBay, CreateSessionParams, Session
 
 RESULTS = Path(__file__).parent / "results" / "runtimes.json"
 RUNTIMES = ("runc", "gvisor")
 HOLDER = r"""
-import hashlib, os, time
-data = bytearray(os.urandom(1 << 20)) * 256
+import hashlib, os, sys, time
+data = bytearray(os.urandom(1 << 20)) * int(sys.argv[1])
 open("/tmp/digest.tmp", "w").write(hashlib.sha256(data).hexdigest())
 os.rename("/tmp/digest.tmp", "/tmp/digest")
 while True:
     time.sleep(1)
 """
+
+HEADROOM_MIB = 512
+"""Memory limit above what the holder holds: Python, the agent, and on gvisor the Sentry."""
+PAUSE_MS_PER_GIB = 1500
+RESUME_MS = 1000
+FORK_MS = 1000
+"""gvisor's targets: a pause per GiB held; a resume of up to 1 GiB, and a fork, to the first command."""
+
+
+def mib_list(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part]
 
 
 def mem_available_mib() -> float:
@@ -48,10 +63,27 @@ def cgroup_memory_mib(server: CoveServer, session_id: str) -> float:
     raise RuntimeError(f"no memory cgroup for {session_id}")
 
 
-def create(agent_bay: AgentBay, runtime: str) -> Session:
-    created = agent_bay.create(CreateSessionParams(runtime=runtime))
+def create(agent_bay: AgentBay, runtime: str, memory_mb: int | None = None) -> Session:
+    created = agent_bay.create(CreateSessionParams(runtime=runtime, memory_mb=memory_mb))
     assert created.session is not None, created.error_message
     return created.session
+
+
+def holding(agent_bay: AgentBay, runtime: str, size_mib: int) -> Session:
+    """A session whose Python process holds `size_mib` MiB it wrote (random: nothing to share or
+    compress), once it has filled them all."""
+    session = create(agent_bay, runtime, max(1024, size_mib + HEADROOM_MIB))
+    try:
+        assert session.file_system.write_file("/home/user/holder.py", HOLDER).success
+        assert session.command.start(f"python3 /home/user/holder.py {size_mib}").success
+        deadline = time.monotonic() + 300
+        while not session.command.execute_command("cat /tmp/digest 2>/dev/null").stdout.strip():
+            assert time.monotonic() < deadline, "the holder never filled its memory"
+            time.sleep(0.5)
+    except BaseException:
+        session.delete()
+        raise
+    return session
 
 
 def creates(agent_bay: AgentBay, runtime: str, runs: int) -> dict[str, float]:
@@ -100,17 +132,12 @@ def idle_memory(server: CoveServer, agent_bay: AgentBay, runtime: str, count: in
     return {"cgroup_mib": statistics.median(cgroups), "host_mib_per_session": (before - after) / count}
 
 
-def pause_resume(agent_bay: AgentBay, runtime: str, runs: int) -> dict[str, float]:
-    """A session holding 256 MiB written by Python: pause, resume, and the host memory a pause frees."""
-    session = create(agent_bay, runtime)
+def pause_resume(agent_bay: AgentBay, runtime: str, size_mib: int, runs: int) -> dict[str, float]:
+    """A session holding `size_mib` MiB: pause, resume to the first command, and the host memory a
+    pause frees."""
+    session = holding(agent_bay, runtime, size_mib)
     try:
-        assert session.file_system.write_file("/home/user/holder.py", HOLDER).success
-        assert session.command.start("python3 /home/user/holder.py").success
-        deadline = time.monotonic() + 120
-        while not session.command.execute_command("cat /tmp/digest 2>/dev/null").stdout.strip():
-            assert time.monotonic() < deadline, "the holder never filled its memory"
-            time.sleep(0.5)
-        pauses, resumes, freed = [], [], []
+        pauses, answers, resumes, freed = [], [], [], []
         for _ in range(runs):
             time.sleep(1)
             before = mem_available_mib()
@@ -121,16 +148,109 @@ def pause_resume(agent_bay: AgentBay, runtime: str, runs: int) -> dict[str, floa
             freed.append(mem_available_mib() - before)
             started = time.perf_counter()
             assert session.beta_resume().success
+            answers.append(time.perf_counter() - started)
             assert session.command.execute_command("true").success
             resumes.append(time.perf_counter() - started)
-        print(f"{runtime}: pauses {pauses}, resumes {resumes}, MemAvailable rises {freed}", flush=True)
+        print(
+            f"{runtime} {size_mib} MiB: pauses {pauses}, resume answers {answers}, resumes to the first "
+            f"command {resumes}, MemAvailable rises {freed}",
+            flush=True,
+        )
         return {
-            "pause_ms": statistics.median(pauses) * 1000,
-            "resume_to_first_command_ms": statistics.median(resumes) * 1000,
-            "mem_available_rise_mib": statistics.median(freed),
+            f"pause_{size_mib}mib_ms": statistics.median(pauses) * 1000,
+            f"resume_{size_mib}mib_answer_ms": statistics.median(answers) * 1000,
+            f"resume_{size_mib}mib_to_first_command_ms": statistics.median(resumes) * 1000,
+            f"mem_available_rise_{size_mib}mib": statistics.median(freed),
         }
     finally:
         session.delete()
+
+
+def forks(agent_bay: AgentBay, size_mib: int, runs: int) -> dict[str, float]:
+    """Forks of a gvisor session holding `size_mib` MiB: the fork's answer (the new session
+    RUNNING), and the answer to its first command, both from the request. Each fork is checked to
+    go on with the holder's process and its file, then deleted."""
+    source = holding(agent_bay, "gvisor", size_mib)
+    try:
+        digest = source.command.execute_command("cat /tmp/digest").stdout
+        answers, firsts = [], []
+        for _ in range(runs):
+            time.sleep(1)
+            started = time.perf_counter()
+            forked = source.beta_fork()
+            answers.append(time.perf_counter() - started)
+            assert forked.session is not None, forked.error_message
+            try:
+                assert forked.session.command.execute_command("true").success
+                firsts.append(time.perf_counter() - started)
+                assert forked.session.command.execute_command("pgrep -f holder.py").success
+                assert forked.session.command.execute_command("cat /tmp/digest").stdout == digest
+            finally:
+                forked.session.delete()
+        print(f"gvisor fork {size_mib} MiB: answers {answers}, first commands {firsts}", flush=True)
+        return {
+            f"fork_{size_mib}mib_answer_ms": statistics.median(answers) * 1000,
+            f"fork_{size_mib}mib_to_first_command_ms": statistics.median(firsts) * 1000,
+        }
+    finally:
+        source.delete()
+
+
+def runc_fork_answer(agent_bay: AgentBay) -> str:
+    """What a fork of a runc session answers (forks need gvisor's checkpoint)."""
+    session = create(agent_bay, "runc")
+    try:
+        forked = session.beta_fork()
+        assert not forked.success, "a runc session was forked"
+        return f"{forked.http_status_code} {forked.code}: {forked.error_message}"
+    finally:
+        session.delete()
+
+
+def targets(gvisor: dict[str, float], sizes: list[int], fork_sizes: list[int]) -> dict[str, str]:
+    """gvisor's figures against its targets, met or not: a pause per GiB held, a resume of up to
+    1 GiB, a fork."""
+    found = {}
+    for size in sizes:
+        pause_limit = PAUSE_MS_PER_GIB * size / 1024
+        found[f"pause {size} MiB < {pause_limit:.0f} ms"] = verdict(
+            gvisor[f"pause_{size}mib_ms"] < pause_limit
+        )
+        if size <= 1024:
+            found[f"resume {size} MiB to first command < {RESUME_MS} ms"] = verdict(
+                gvisor[f"resume_{size}mib_to_first_command_ms"] < RESUME_MS
+            )
+    for size in fork_sizes:
+        found[f"fork {size} MiB to first command < {FORK_MS} ms"] = verdict(
+            gvisor[f"fork_{size}mib_to_first_command_ms"] < FORK_MS
+        )
+    return found
+
+
+def orphan_reaping_ms() -> float:
+    """How long the host's init leaves an exited orphan unreaped, ms. A stopped gvisor sandbox is
+    such an orphan, and `runsc delete` (the end of a pause) waits until it is reaped."""
+    read_end, write_end = os.pipe()
+    middle = os.fork()
+    if middle == 0:
+        orphan = os.fork()
+        if orphan == 0:
+            time.sleep(0.2)
+            os._exit(0)
+        os.write(write_end, str(orphan).encode())
+        os._exit(0)
+    os.waitpid(middle, 0)
+    orphan = int(os.read(read_end, 32))
+    os.close(read_end)
+    os.close(write_end)
+    stat = Path(f"/proc/{orphan}/stat")
+    with contextlib.suppress(FileNotFoundError):
+        while stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            time.sleep(0.001)
+    started = time.perf_counter()
+    while stat.exists():
+        time.sleep(0.001)
+    return (time.perf_counter() - started) * 1000
 
 
 def main() -> None:
@@ -139,8 +259,14 @@ def main() -> None:
     parser.add_argument("--execs", type=int, default=30)
     parser.add_argument("--idle", type=int, default=5)
     parser.add_argument("--pauses", type=int, default=3)
+    parser.add_argument("--sizes", type=mib_list, default=[256, 1024], help="MiB held in pauses")
+    parser.add_argument("--forks", type=int, default=3)
+    parser.add_argument("--fork-sizes", type=mib_list, default=[256], help="MiB held in forks")
     args = parser.parse_args()
-    results: dict[str, object] = {"load_average_before": load_average()}
+    results: dict[str, object] = {
+        "load_average_before": load_average(),
+        "host_orphan_reaping_ms": orphan_reaping_ms(),
+    }
     with bench_server(warm_pool=0, session_quota=args.idle + 5) as bench:
         for runtime in RUNTIMES:
             figures: dict[str, float] = {}
@@ -152,16 +278,25 @@ def main() -> None:
                     for k, v in idle_memory(bench.server, bench.agent_bay, runtime, args.idle).items()
                 }
             )
-            figures.update(pause_resume(bench.agent_bay, runtime, args.pauses))
+            for size in args.sizes:
+                figures.update(pause_resume(bench.agent_bay, runtime, size, args.pauses))
+            if runtime == "gvisor":
+                for size in args.fork_sizes:
+                    figures.update(forks(bench.agent_bay, size, args.forks))
             results[runtime] = figures
+        results["runc_fork_answer"] = runc_fork_answer(bench.agent_bay)
     results["load_average_after"] = load_average()
+    results["gvisor_targets"] = targets(results["gvisor"], args.sizes, args.fork_sizes)  # type: ignore[arg-type]
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    names = list(results["runc"])  # type: ignore[call-overload]
     print(f"{'median':38} {'runc':>10} {'gvisor':>10}")
-    for name in names:
-        row = [results[r][name] for r in RUNTIMES]  # type: ignore[index]
-        print(f"{name:38} {row[0]:10.1f} {row[1]:10.1f}")
+    for name in results["gvisor"]:  # type: ignore[attr-defined]
+        row = [results[r].get(name) for r in RUNTIMES]  # type: ignore[attr-defined]
+        print(f"{name:38} " + " ".join("         -" if v is None else f"{v:10.1f}" for v in row))
+    print(f"a runc fork answers {results['runc_fork_answer']}")
+    print(f"the host's init reaped an orphan after {results['host_orphan_reaping_ms']:.0f} ms")
+    for target, met in results["gvisor_targets"].items():  # type: ignore[attr-defined]
+        print(f"gvisor {target}: {met}")
     print(f"load average before {results['load_average_before']}, after {results['load_average_after']}")
 
 
