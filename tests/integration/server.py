@@ -141,6 +141,16 @@ class CoveServer:
             return set()
         return set(self.runsc("list", "-quiet").stdout.split())
 
+    def gvisor_sandbox_goes(self, session_id: str, within_s: float = 30) -> bool:
+        """Whether a session's gvisor sandbox is gone within `within_s`: a pause answers once the
+        image is complete, and deletes the stopped sandbox in the background."""
+        deadline = time.monotonic() + within_s
+        while session_id in self.gvisor_containers():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
+
     def sandbox(self, session_id: str, script: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """Run a shell script inside a session's sandbox, as its user."""
         if session_id in self.gvisor_containers():

@@ -186,7 +186,7 @@ def test_pause_checkpoints_and_frees_memory_and_resume_restores_it(
         before = median_mem_available_mib()
         paused = session.beta_pause()
         assert paused.success and paused.status == "PAUSED", paused.error_message
-        assert session.session_id not in server.gvisor_containers(), "the sandbox is stopped"
+        assert server.gvisor_sandbox_goes(session.session_id), "the sandbox is stopped"
         image = directory / "checkpoint"
         assert image.is_dir() and not (directory / "checkpoint.partial").exists()
         assert sum(f.stat().st_size for f in image.iterdir()) > 256 * 1024 * 1024

@@ -48,7 +48,7 @@ def test_an_idle_gvisor_session_is_checkpointed_and_a_call_resumes_it() -> None:
             wait_for_status(session, "PAUSED")
             directory = server.data_dir / "sessions" / session.session_id
             assert (directory / "checkpoint").is_dir(), "its memory is in its checkpoint"
-            assert session.session_id not in server.gvisor_containers(), "the sandbox is stopped"
+            assert server.gvisor_sandbox_goes(session.session_id), "the sandbox is stopped"
             with server.client(KEY_A) as http:
                 body = http.get(f"/v1/sessions/{session.session_id}").json()["session"]
             assert body["idle_action"] == "pause" and body["status_reason"] == ""

@@ -121,6 +121,8 @@ def test_a_snapshot_past_the_quota_is_refused_and_the_cli_manages_snapshots() ->
     ):
         source = gvisor(agent_bay)
         try:
+            # an idle session's image can be under 1 MiB: this one holds more than the quota
+            assert source.code.run_code("held = bytearray(4 << 20)").success
             client = ["--endpoint", server.url, "--api-key", KEY_A]
             over = cove("session", "snapshot", *client, source.session_id, "too big")
             assert over.exit_code != 0 and "quota" in over.output, over.output

@@ -176,6 +176,8 @@ class RuncRuntime:
         }
         self._runtimes: dict[str, str] = {}
         """Each session's runtime, as its folder records it (read once)."""
+        self._stopping: dict[str, threading.Thread] = {}
+        """gvisor sandboxes checkpointed by a pause, being deleted in the background (_stop_later)."""
         self.volumes = SessionVolumes(self.sessions_dir, data_dir / "sessions.btrfs", sessions_volume_mb)
         for engine in self.engines.values():
             engine.state_dir.mkdir(parents=True, exist_ok=True)
@@ -592,7 +594,24 @@ class RuncRuntime:
                 raise
             os.rename(partial, final)
             gvisor.sync_folder(directory)
-        self._runc("delete", "--force", session_id)
+        self._stop_later(session_id)
+
+    def _stop_later(self, session_id: str) -> None:
+        """Delete a checkpointed sandbox in the background: the session is paused once its image is
+        complete, and the sandbox's memory goes back as soon as runsc kills it, but runsc then waits
+        until the host's init has reaped the sandbox's process, which some inits do only after a
+        second or two. Whatever next runs runsc on the session waits for it first (_stopped)."""
+        stop = threading.Thread(
+            target=self._runc, args=("delete", "--force", session_id), name=f"cove-stop-{session_id}"
+        )
+        self._stopping[session_id] = stop
+        stop.start()
+
+    def _stopped(self, session_id: str) -> None:
+        """Wait for a background delete of the session's sandbox, if one is under way."""
+        stop = self._stopping.pop(session_id, None)
+        if stop is not None:
+            stop.join()
 
     def _release_host_sockets(self, session_id: str) -> None:
         """Have the agent let go of the host's sockets (agent/init.c): done when its socket is gone.
@@ -801,6 +820,7 @@ class RuncRuntime:
         """Start the sandbox again from its image, with every process, file and page it had."""
         directory = self.session_dir(session_id)
         final, restoring = directory / gvisor.CHECKPOINT, directory / gvisor.CHECKPOINT_RESTORING
+        self._stopped(session_id)
         image = gvisor.image(directory)
         if image is None:  # frozen by a pause the server did not live to finish
             self._runc_logged(session_id, "resume", session_id)
@@ -829,6 +849,7 @@ class RuncRuntime:
     def destroy(self, session_id: str) -> None:
         """Remove the container, its mount, cgroups and files. Safe to call for any state."""
         mapping = self.id_mapping(session_id)
+        self._stopped(session_id)
         self._runc("delete", "--force", session_id)
         self._runtimes.pop(session_id, None)
         directory = self.session_dir(session_id)
@@ -884,9 +905,12 @@ class RuncRuntime:
     def usage(self, session_id: str) -> Usage:
         """A sample of the session's resource use (see accounting.py)."""
         result = self._runc("state", session_id)
-        layer = self.session_dir(session_id) / "upper"
-        if result.returncode != 0 and gvisor.image(self.session_dir(session_id)) is not None:
-            spec = json.loads((self.session_dir(session_id) / "config.json").read_bytes())
+        directory = self.session_dir(session_id)
+        layer = directory / "upper"
+        # paused into a complete image: its sandbox is gone, or being deleted (_stop_later)
+        stopped = result.returncode != 0 or (directory / gvisor.CHECKPOINT).is_dir()
+        if stopped and gvisor.image(directory) is not None:
+            spec = json.loads((directory / "config.json").read_bytes())
             return stopped_usage(layer, int(spec["linux"]["resources"]["memory"]["limit"]))
         if result.returncode != 0:
             raise SandboxError(f"the sandbox of {session_id} is gone: {result.stderr.strip()}")
