@@ -132,6 +132,10 @@ def idle_memory(server: CoveServer, agent_bay: AgentBay, runtime: str, count: in
     return {"cgroup_mib": statistics.median(cgroups), "host_mib_per_session": (before - after) / count}
 
 
+PAUSED_FOR_S = 3.0
+"""Longer than this host's init takes to reap an orphan (orphan_reaping_ms)."""
+
+
 def pause_resume(agent_bay: AgentBay, runtime: str, size_mib: int, runs: int) -> dict[str, float]:
     """A session holding `size_mib` MiB: pause, resume to the first command, and the host memory a
     pause frees."""
@@ -144,7 +148,9 @@ def pause_resume(agent_bay: AgentBay, runtime: str, size_mib: int, runs: int) ->
             started = time.perf_counter()
             assert session.beta_pause().success
             pauses.append(time.perf_counter() - started)
-            time.sleep(1)
+            # paused for a while, as a paused session is: a gvisor pause answers once its image is
+            # complete, and its stopped sandbox is deleted after that, which a resume waits for
+            time.sleep(PAUSED_FOR_S)
             freed.append(mem_available_mib() - before)
             started = time.perf_counter()
             assert session.beta_resume().success
