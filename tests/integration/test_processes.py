@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from cove import AsyncSession, Session
+from tests.integration.runtimes import BOTH_RUNTIMES
 from tests.integration.server import CoveServer
 
 
+@BOTH_RUNTIMES
 def test_streamed_output_arrives_in_order_through_callbacks(session: Session) -> None:
     stdout: list[str] = []
     stderr: list[str] = []
@@ -17,6 +19,7 @@ def test_streamed_output_arrives_in_order_through_callbacks(session: Session) ->
     assert result.error_message == "err 1\nerr 2\nerr 3\n"
 
 
+@BOTH_RUNTIMES
 def test_a_streamed_command_times_out_and_is_killed(session: Session, server: CoveServer) -> None:
     seen: list[str] = []
     result = session.command.run("echo begun; sleep 600", timeout_ms=1000, on_stdout=seen.append)
@@ -25,6 +28,7 @@ def test_a_streamed_command_times_out_and_is_killed(session: Session, server: Co
     assert "sleep 600" not in server.sandbox(session.session_id, "ps -eo args").stdout
 
 
+@BOTH_RUNTIMES
 def test_background_process_stdin_kill_wait_and_list(session: Session) -> None:
     command = session.command
     cat = command.start("cat")
@@ -80,6 +84,7 @@ def test_a_terminal_process(session: Session) -> None:
     assert command.wait(shell.process_id, timeout_ms=10_000).exit_code == 5
 
 
+@BOTH_RUNTIMES
 async def test_async_processes(async_session: AsyncSession) -> None:
     command = async_session.command
     chunks: list[str] = []
