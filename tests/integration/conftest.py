@@ -109,10 +109,11 @@ def api(server: CoveServer) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def runtime(request: pytest.FixtureRequest) -> str | None:
     """The runtime of the sessions a test's fixtures make: the server's default (None), or the one
-    a test is parametrized with (runtimes.both_runtimes)."""
+    a test is parametrized with (runtimes.both_runtimes). Module-scoped, so that a module-scoped
+    fixture can make its sessions on it too; a parametrization narrows it to each test."""
     chosen: str | None = getattr(request, "param", None)
     if chosen == "gvisor":
         ensure_runsc()
