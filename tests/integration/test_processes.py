@@ -54,6 +54,8 @@ def test_background_process_stdin_kill_wait_and_list(session: Session) -> None:
 
 
 def test_a_terminal_process(session: Session) -> None:
+    """On the default runtime (runc): it types ahead of the shell, which gVisor's terminals do not keep
+    reliably (docs/runtimes.md); test_async_processes runs a terminal on both."""
     command = session.command
     shell = command.start("bash --norc -i", pty=True, cols=100, rows=30)
     assert shell.success
