@@ -109,12 +109,26 @@ def api(server: CoveServer) -> Iterator[httpx.Client]:
         yield client
 
 
+@pytest.fixture(scope="module")
+def runtime(request: pytest.FixtureRequest) -> str | None:
+    """The runtime of the sessions a test's fixtures make: the server's default (None), or the one
+    a test is parametrized with (runtimes.both_runtimes). Module-scoped, so that a module-scoped
+    fixture can make its sessions on it too; a parametrization narrows it to each test."""
+    chosen: str | None = getattr(request, "param", None)
+    if chosen == "gvisor":
+        ensure_runsc()
+    return chosen
+
+
 @pytest.fixture
-def new_session(server: CoveServer) -> Iterator[Callable[..., dict[str, Any]]]:
-    """Create sessions through the REST API; each is deleted after the test, pass or fail."""
+def new_session(server: CoveServer, runtime: str | None) -> Iterator[Callable[..., dict[str, Any]]]:
+    """Create sessions through the REST API, on `runtime` unless the body names one; each is deleted
+    after the test, pass or fail."""
     created: list[tuple[str, str]] = []
 
     def create(key: str = KEY_A, **body: Any) -> dict[str, Any]:
+        if runtime is not None:
+            body.setdefault("runtime", runtime)
         with server.client(key) as client:
             response = client.post("/v1/sessions", json=body)
         assert response.status_code == 201, response.text
@@ -129,12 +143,8 @@ def new_session(server: CoveServer) -> Iterator[Callable[..., dict[str, Any]]]:
 
 
 @pytest.fixture
-def session(server: CoveServer, request: pytest.FixtureRequest) -> Iterator[Session]:
-    """A session through the sync SDK, deleted after the test; on the server's default runtime, or on
-    the one a test parametrizes it with (BOTH_RUNTIMES)."""
-    runtime = getattr(request, "param", None)
-    if runtime == "gvisor":
-        ensure_runsc()
+def session(server: CoveServer, runtime: str | None) -> Iterator[Session]:
+    """A session through the sync SDK on `runtime`, deleted after the test."""
     with AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url)) as agent_bay:
         created = agent_bay.create(CreateSessionParams(runtime=runtime))
         assert created.session is not None, created.error_message
@@ -143,10 +153,10 @@ def session(server: CoveServer, request: pytest.FixtureRequest) -> Iterator[Sess
 
 
 @pytest.fixture
-async def async_session(server: CoveServer) -> AsyncIterator[AsyncSession]:
-    """A session through the async SDK, deleted after the test."""
+async def async_session(server: CoveServer, runtime: str | None) -> AsyncIterator[AsyncSession]:
+    """A session through the async SDK on `runtime`, deleted after the test."""
     async with AsyncAgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url)) as agent_bay:
-        created = await agent_bay.create()
+        created = await agent_bay.create(CreateSessionParams(runtime=runtime))
         assert created.session is not None, created.error_message
         yield created.session
         await created.session.delete()

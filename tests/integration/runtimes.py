@@ -5,13 +5,25 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-BOTH_RUNTIMES = pytest.mark.parametrize("session", ["runc", "gvisor"], indirect=True)
-"""Runs a test that takes `session` once on a runc session and once on a gvisor one."""
+
+def both_runtimes(
+    gvisor: pytest.MarkDecorator | None = None, scope: Literal["function", "module"] = "function"
+) -> pytest.MarkDecorator:
+    """Runs a test once on runc and once on gvisor: the `runtime` fixture (conftest.py) takes each
+    in turn, and so do the sessions the fixtures built on it make (`session`, `async_session`,
+    `new_session`). `gvisor` marks the gvisor case: an xfail naming a gap of gVisor itself.
+    `scope="module"` is for a module-scoped fixture that makes one session per runtime."""
+    gvisor_case = "gvisor" if gvisor is None else pytest.param("gvisor", marks=gvisor)
+    return pytest.mark.parametrize("runtime", ["runc", gvisor_case], indirect=True, scope=scope)
+
+
+BOTH_RUNTIMES = both_runtimes()
 
 
 def ensure_runsc() -> None:

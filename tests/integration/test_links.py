@@ -14,11 +14,14 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from cove import AgentBay, Config, Session
+from cove import AgentBay, Config, CreateSessionParams, Session
+from tests.integration.runtimes import BOTH_RUNTIMES, both_runtimes
 from tests.integration.server import KEY_A, KEY_B, CoveServer
 
 WEB_PORT, CLOSED_PORT, SOCKET_PORT = 30100, 30101, 30102
 RANGE_MESSAGE = "port must be an integer in the range [30100, 30199]"
+WEB_RUNTIMES = both_runtimes(scope="module")
+"""For the tests on `web`: one serving session per runtime, shared by the module's tests."""
 
 WEB_APP = r"""
 import hashlib, http.server, json, sys
@@ -153,10 +156,11 @@ def start_servers(session: Session) -> None:
 
 
 @pytest.fixture(scope="module")
-def web(server: CoveServer) -> Iterator[tuple[Session, str]]:
-    """One session serving the web app and the WebSocket server, and the HTTP link to the app."""
+def web(server: CoveServer, runtime: str) -> Iterator[tuple[Session, str]]:
+    """One session on `runtime` serving the web app and the WebSocket server, and the HTTP link to the
+    app."""
     with AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url)) as agent_bay:
-        session = agent_bay.create().session
+        session = agent_bay.create(CreateSessionParams(runtime=runtime)).session
         assert session is not None
         try:
             start_servers(session)
@@ -172,6 +176,7 @@ def requests_seen(session: Session) -> int:
     return len(session.file_system.read_file("/tmp/requests.log").content.splitlines())
 
 
+@WEB_RUNTIMES
 def test_the_link_url_and_a_file_through_it(web: tuple[Session, str], server: CoveServer) -> None:
     session, link = web
     prefix = f"{server.link_url}/links/{session.session_id}/{WEB_PORT}/"
@@ -195,6 +200,7 @@ def test_the_link_url_and_a_file_through_it(web: tuple[Session, str], server: Co
     assert httpx.get(link + "missing.txt").status_code == 404, "the service's own answers pass through"
 
 
+@WEB_RUNTIMES
 def test_query_headers_and_bodies_reach_the_service(web: tuple[Session, str]) -> None:
     _, link = web
     query = httpx.get(
@@ -224,6 +230,7 @@ def test_query_headers_and_bodies_reach_the_service(web: tuple[Session, str]) ->
     assert (streamed["method"], streamed["length"]) == ("PUT", len(b"first,second"))
 
 
+@WEB_RUNTIMES
 @pytest.mark.parametrize("query", ["", "?nolength"])
 def test_a_large_response_streams_intact(web: tuple[Session, str], query: str) -> None:
     _, link = web
@@ -242,6 +249,7 @@ def test_a_large_response_streams_intact(web: tuple[Session, str], query: str) -
     assert received == size and digest.hexdigest() == expected.hexdigest()
 
 
+@WEB_RUNTIMES
 def test_websocket_messages_go_both_ways(web: tuple[Session, str]) -> None:
     session, _ = web
     link = session.get_link("wss", SOCKET_PORT)
@@ -267,6 +275,7 @@ def test_websocket_messages_go_both_ways(web: tuple[Session, str]) -> None:
         assert ws.close_code == 4001 and ws.close_reason == "asked to", closed.value
 
 
+@WEB_RUNTIMES
 def test_wrong_tokens_answer_404_and_reach_nothing(
     web: tuple[Session, str], server: CoveServer, new_session: Callable[..., dict[str, Any]]
 ) -> None:
@@ -302,6 +311,7 @@ def test_wrong_tokens_answer_404_and_reach_nothing(
     assert httpx.get(link + "hello.txt").status_code == 200
 
 
+@WEB_RUNTIMES
 def test_bad_ports_and_protocols_are_refused(web: tuple[Session, str], server: CoveServer) -> None:
     session, _ = web
     for port in (8080, 30099, 30200, "http"):
@@ -321,6 +331,7 @@ def test_bad_ports_and_protocols_are_refused(web: tuple[Session, str], server: C
     assert answer.status_code == 404, "another tenant's session is not found"
 
 
+@WEB_RUNTIMES
 def test_nothing_listening_is_502(web: tuple[Session, str]) -> None:
     session, _ = web
     link = session.get_link("https", CLOSED_PORT)
@@ -332,6 +343,7 @@ def test_nothing_listening_is_502(web: tuple[Session, str]) -> None:
     assert refused.value.response.status_code == 502
 
 
+@BOTH_RUNTIMES
 def test_a_paused_session_answers_409_and_a_deleted_one_no_more(session: Session) -> None:
     assert session.file_system.write_file("/tmp/site/hello.txt", "hi").success
     assert session.command.start(f"python3 -m http.server {WEB_PORT}", cwd="/tmp/site").success

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,7 +15,8 @@ from mcp.client import Client, ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from cove import AgentBay, Config
+from cove import Session
+from tests.integration.runtimes import BOTH_RUNTIMES
 from tests.integration.server import KEY_A, KEY_B, CoveServer
 
 
@@ -42,17 +43,12 @@ def text_of(result: types.CallToolResult) -> str:
 
 
 @pytest.fixture
-def session_id(server: CoveServer) -> Iterator[str]:
-    """A session of tenant A, made with the SDK and deleted after the test, pass or fail."""
-    with AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url)) as agent_bay:
-        created = agent_bay.create()
-        assert created.session is not None, created.error_message
-        try:
-            yield created.session.session_id
-        finally:
-            created.session.delete()
+def session_id(session: Session) -> str:
+    """A session of tenant A (conftest's `session`, on `runtime`), deleted after the test."""
+    return session.session_id
 
 
+@BOTH_RUNTIMES
 async def test_the_session_tools_over_mcp(server: CoveServer, session_id: str) -> None:
     async with connected(mcp_url(server, session_id)) as client:
         assert client.server_info is not None and client.server_info.name == "cove"
@@ -84,6 +80,7 @@ async def test_the_session_tools_over_mcp(server: CoveServer, session_id: str) -
         assert missing.is_error is True and "/nowhere" in text_of(missing)
 
 
+@BOTH_RUNTIMES
 async def test_an_unknown_tool_or_bad_arguments_are_results_that_name_the_problem(
     server: CoveServer, session_id: str
 ) -> None:
@@ -171,6 +168,7 @@ async def test_a_deleted_session_is_not_running(
     assert error.value.data == {"code": "InvalidState", "http_status": 409}
 
 
+@BOTH_RUNTIMES
 async def test_a_client_of_the_newest_protocol_without_a_handshake(
     server: CoveServer, session_id: str
 ) -> None:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from cove import AgentBay, AsyncAgentBay, Config, CreateSessionParams, Session, SessionInfo
+from tests.integration.runtimes import BOTH_RUNTIMES
 from tests.integration.server import KEY_A, KEY_B, CoveServer, free_port
 
 
@@ -35,8 +36,9 @@ def create(agent_bay: AgentBay, **params: object) -> Session:
     return result.session
 
 
-def test_session_lifecycle(agent_bay: AgentBay, server: CoveServer) -> None:
-    session = create(agent_bay, labels={"team": "a"}, memory_mb=256, cpus=0.5, pids=64)
+@BOTH_RUNTIMES
+def test_session_lifecycle(agent_bay: AgentBay, server: CoveServer, runtime: str) -> None:
+    session = create(agent_bay, runtime=runtime, labels={"team": "a"}, memory_mb=256, cpus=0.5, pids=64)
     assert session.session_id.startswith("session-")
     assert session.data.resources == {"memory_mb": 256, "cpus": 0.5, "pids": 64, "disk_mb": 10240}
     assert server.sandbox(session.session_id, "hostname").stdout.strip() == session.session_id
@@ -118,8 +120,11 @@ def test_environment_variables_configure_the_client(
         assert client.list().success
 
 
-async def test_async_client_does_the_same(async_agent_bay: AsyncAgentBay, server: CoveServer) -> None:
-    result = await async_agent_bay.create(CreateSessionParams(labels={"mode": "async"}))
+@BOTH_RUNTIMES
+async def test_async_client_does_the_same(
+    async_agent_bay: AsyncAgentBay, server: CoveServer, runtime: str
+) -> None:
+    result = await async_agent_bay.create(CreateSessionParams(runtime=runtime, labels={"mode": "async"}))
     assert result.success and result.session is not None
     session = result.session
     assert server.sandbox(session.session_id, "id -u").stdout.strip() == "1000"

@@ -11,8 +11,10 @@ import httpx
 import pytest
 
 from tests.integration.computer_tools import tool_caller
+from tests.integration.runtimes import BOTH_RUNTIMES
 
 
+@BOTH_RUNTIMES
 def test_every_process_starts_with_the_session_env(
     api: httpx.Client, new_session: Callable[..., dict[str, Any]]
 ) -> None:

@@ -10,7 +10,10 @@ from pathlib import Path
 import httpx
 
 from cove import AsyncSession, Session
+from tests.integration.runtimes import BOTH_RUNTIMES
 from tests.integration.server import KEY_A, CoveServer
+
+pytestmark = BOTH_RUNTIMES
 
 GiB = 1024**3
 MiB = 1024**2

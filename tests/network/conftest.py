@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.conftest import api, code_server, data_root, new_session, server  # noqa: F401
+from tests.integration.conftest import api, code_server, data_root, new_session, runtime, server  # noqa: F401
 from tests.integration.server import CoveServer
 
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from cove.sandbox.session_volumes import filesystem_type
-from tests.integration.runtimes import ensure_runsc
+from tests.integration.runtimes import BOTH_RUNTIMES
 from tests.integration.server import CoveServer
 
 MiB = 1024 * 1024
@@ -23,13 +23,11 @@ def fill(server: CoveServer, session_id: str, path: str, mib: int) -> subprocess
     return server.sandbox(session_id, f"dd if=/dev/zero of={path} bs=1M count={mib} 2>&1; echo rc=$?")
 
 
-@pytest.mark.parametrize("runtime", ["runc", "gvisor"])
+@BOTH_RUNTIMES
 def test_writing_past_the_limit_fails_and_the_session_goes_on(
-    server: CoveServer, new_session: Callable[..., dict[str, Any]], runtime: str
+    server: CoveServer, new_session: Callable[..., dict[str, Any]]
 ) -> None:
-    if runtime == "gvisor":
-        ensure_runsc()
-    session = new_session(resources={"disk_mb": 64}, runtime=runtime)
+    session = new_session(resources={"disk_mb": 64})
     assert session["resources"]["disk_mb"] == 64
     session_id = session["session_id"]
 

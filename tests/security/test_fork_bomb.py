@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from cove import AgentBay, AsyncSession, Config, Session
-from tests.integration.runtimes import BOTH_RUNTIMES, ensure_runsc
+from tests.integration.runtimes import BOTH_RUNTIMES, both_runtimes
 from tests.integration.server import KEY_A, CoveServer
 
 BOMB = ":(){ :|:& };:"
@@ -80,13 +80,11 @@ GVISOR_TREES = pytest.mark.xfail(
 )
 
 
-@pytest.mark.parametrize("runtime", ["runc", pytest.param("gvisor", marks=GVISOR_PIDS)])
+@both_runtimes(gvisor=GVISOR_PIDS)
 def test_a_fork_bomb_leaves_the_session_answering_and_kill_all_ends_it(
-    server: CoveServer, new_session: Callable[..., dict[str, Any]], runtime: str
+    server: CoveServer, new_session: Callable[..., dict[str, Any]]
 ) -> None:
-    if runtime == "gvisor":
-        ensure_runsc()
-    session_id = new_session(resources={"pids": 64}, runtime=runtime)["session_id"]
+    session_id = new_session(resources={"pids": 64})["session_id"]
     shell(server, session_id, BOMB, timeout_ms=3000)  # returns at once: the bomb runs on in the background
     eventually(lambda: processes(server, session_id) >= 40, "full of the bomb")
     assert shell(server, session_id, "echo alive")["stdout"] == "alive\n", "the reserve serves the agent"
@@ -109,7 +107,7 @@ def test_kill_all_through_the_sdk(session: Session, server: CoveServer) -> None:
     assert session.code.run_code("print(6 * 7)", "python").success, "a kernel starts again on demand"
 
 
-@pytest.mark.parametrize("session", ["runc", pytest.param("gvisor", marks=GVISOR_TREES)], indirect=True)
+@both_runtimes(gvisor=GVISOR_TREES)
 def test_a_command_that_times_out_takes_its_double_forked_child(server: CoveServer, session: Session) -> None:
     started = "kill -0 $(cat /tmp/orphan) && echo started"
     result = session.command.execute_command(f"{ORPHAN}; {started}; sleep 600", timeout_ms=2000)
