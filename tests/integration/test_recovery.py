@@ -79,19 +79,20 @@ def test_sandbox_that_dies_while_serving_is_reported_deleted(data_root: Path) ->
 
 def test_failed_create_leaves_nothing_behind(data_root: Path) -> None:
     with running_server(data_root / "data", warm_pool=0) as server:
-        # An image whose python3 the sandbox user may not run (its folder is closed to it): runc
-        # gets as far as namespaces, cgroups and mounts, then fails.
+        # An image with a file where the sandbox's /.cove folder goes: runc gets as far as
+        # namespaces and cgroups, then fails to mount the agent there.
         broken = server.data_dir / "images" / "broken"
         (broken / "rootfs" / "home" / "user").mkdir(parents=True)
-        (broken / "rootfs" / "usr" / "bin").mkdir(parents=True, mode=0o700)
+        (broken / "rootfs" / "usr" / "bin").mkdir(parents=True)
         (broken / "rootfs" / "usr" / "bin" / "python3").touch(mode=0o755)
+        (broken / "rootfs" / ".cove").touch(mode=0o644)
         (broken / "image.json").write_text(json.dumps({"source": "test", "size_bytes": 0, "created_at": 0}))
         for path in (broken / "rootfs", broken / "rootfs" / "home", broken / "rootfs" / "home" / "user"):
             os.chown(path, 100000, 100000)
         before = set(os.listdir(server.data_dir / "sessions"))
         with server.client() as client:
             answer = client.post("/v1/sessions", json={"image_id": "broken", "labels": {"case": "broken"}})
-            assert answer.status_code == 500
+            assert answer.status_code == 500, answer.text
             assert answer.json()["error"]["code"] == "SandboxError"
             assert "could not start the sandbox" in answer.json()["error"]["message"]
             listed = client.get("/v1/sessions", params={"labels": json.dumps({"case": "broken"})}).json()

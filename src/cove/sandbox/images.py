@@ -202,13 +202,13 @@ class ImageStore:
         return data
 
     def for_session(self, image_id: str) -> Image:
-        """The image, if a session can run on it: the sandbox's init and tools run its python3."""
+        """The image, if a session can run on it: the sandbox's tool agent runs its python3."""
         image = self.get(image_id)
         if image.python3 is None:
             raise InvalidArgument(
-                f"image {image_id!r} has no python3 on its PATH; Cove's sandbox init and tools run "
-                "with the image's own python3, so install python3 in the image (or import an image "
-                "that has it, like debian or python:3-slim)"
+                f"image {image_id!r} has no python3 on its PATH; Cove's tools run with the image's "
+                "own python3, so install python3 in the image (or import an image that has it, like "
+                "debian or python:3-slim)"
             )
         return image
 
