@@ -151,6 +151,15 @@ class CoveServer:
             time.sleep(0.1)
         return True
 
+    def release_agent_sockets(self, session_id: str, within_s: float = 15) -> None:
+        """Do what a gvisor pause or snapshot does first, with no server to go on: have the sandbox's
+        init let go of the host's sockets (SIGUSR1), and wait until its socket is gone."""
+        assert self.runsc("kill", session_id, "USR1").returncode == 0
+        socket_path = self.data_dir / "sessions" / session_id / "run" / "agent.sock"
+        deadline = time.monotonic() + within_s
+        while socket_path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def sandbox(self, session_id: str, script: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """Run a shell script inside a session's sandbox, as its user."""
         if session_id in self.gvisor_containers():
