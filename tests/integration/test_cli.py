@@ -39,9 +39,18 @@ def test_key_ls_shows_created_keys_by_tenant(server: CoveServer, client_args: li
 
 def test_session_create_ls_info_rm(client_args: list[str], server: CoveServer) -> None:
     created = cove(
-        "session", "create", *client_args, "--label", "app=cli", "--memory-mb", "300",
-        "--idle-timeout", "3600", "--idle-action", "pause",
-    )  # fmt: skip
+        "session",
+        "create",
+        *client_args,
+        "--label",
+        "app=cli",
+        "--memory-mb",
+        "300",
+        "--idle-timeout",
+        "3600",
+        "--idle-action",
+        "pause",
+    )
     assert created.exit_code == 0, created.output
     session_id = created.output.strip()
     assert re.fullmatch(r"session-[0-9a-z]+", session_id)

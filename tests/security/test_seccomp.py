@@ -7,22 +7,55 @@ import platform
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 from cove import Session
 from cove.sandbox.seccomp import ALLOWED, default_profile
 from tests.integration.server import CoveServer
 
 NewSession = Callable[..., dict[str, Any]]
 
-pytestmark = pytest.mark.skipif(
-    platform.machine() != "x86_64", reason="system call numbers below are x86_64's"
-)
+SYSCALL_NUMBERS = {
+    # the architectures Cove's profile covers (seccomp.ARCHITECTURES), where their numbers differ
+    "x86_64": {
+        "unshare": 272,
+        "clone": 56,
+        "clone3": 435,
+        "add_key": 248,
+        "request_key": 249,
+        "keyctl": 250,
+        "bpf": 321,
+        "perf_event_open": 298,
+        "userfaultfd": 323,
+        "io_uring_setup": 425,
+        "kexec_load": 246,
+        "open_by_handle_at": 304,
+        "mount": 165,
+        "setns": 308,
+        "fsopen": 430,
+    },
+    "aarch64": {
+        "unshare": 97,
+        "clone": 220,
+        "clone3": 435,
+        "add_key": 217,
+        "request_key": 218,
+        "keyctl": 219,
+        "bpf": 280,
+        "perf_event_open": 241,
+        "userfaultfd": 282,
+        "io_uring_setup": 425,
+        "kexec_load": 104,
+        "open_by_handle_at": 265,
+        "mount": 40,
+        "setns": 268,
+        "fsopen": 430,
+    },
+}
 
 # Each attack calls the raw system call through ctypes and prints errno (0: it was allowed).
 PROBE = r"""
-import ctypes, json, os, socket
+import ctypes, json, os, socket, sys
 libc = ctypes.CDLL(None, use_errno=True)
+NR = json.loads(sys.argv[1])
 def call(number, *args):
     ctypes.set_errno(0)
     result = libc.syscall(number, *[ctypes.c_long(a) for a in args])
@@ -35,23 +68,23 @@ def sock(family, kind, protocol):
         return error.errno
 CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWNET = 0x10000000, 0x20000, 0x40000000
 print(json.dumps({
-    "unshare_user": call(272, CLONE_NEWUSER),
-    "unshare_user_and_mount": call(272, CLONE_NEWUSER | CLONE_NEWNS),
-    "unshare_net": call(272, CLONE_NEWNET),
-    "clone_new_user": call(56, CLONE_NEWUSER | 17, 0, 0, 0, 0),
-    "clone3": call(435, 0, 0),
-    "add_key": call(248, 0, 0, 0, 0, 0),
-    "request_key": call(249, 0, 0, 0, 0),
-    "keyctl": call(250, 0, 0, 0, 0, 0),
-    "bpf": call(321, 0, 0, 0),
-    "perf_event_open": call(298, 0, 0, -1, -1, 0),
-    "userfaultfd": call(323, 0),
-    "io_uring_setup": call(425, 1, 0),
-    "kexec_load": call(246, 0, 0, 0, 0),
-    "open_by_handle_at": call(304, 0, 0, 0),
-    "mount": call(165, 0, 0, 0, 0, 0),
-    "setns": call(308, 0, 0),
-    "fsopen": call(430, 0, 0),
+    "unshare_user": call(NR["unshare"], CLONE_NEWUSER),
+    "unshare_user_and_mount": call(NR["unshare"], CLONE_NEWUSER | CLONE_NEWNS),
+    "unshare_net": call(NR["unshare"], CLONE_NEWNET),
+    "clone_new_user": call(NR["clone"], CLONE_NEWUSER | 17, 0, 0, 0, 0),
+    "clone3": call(NR["clone3"], 0, 0),
+    "add_key": call(NR["add_key"], 0, 0, 0, 0, 0),
+    "request_key": call(NR["request_key"], 0, 0, 0, 0),
+    "keyctl": call(NR["keyctl"], 0, 0, 0, 0, 0),
+    "bpf": call(NR["bpf"], 0, 0, 0),
+    "perf_event_open": call(NR["perf_event_open"], 0, 0, -1, -1, 0),
+    "userfaultfd": call(NR["userfaultfd"], 0),
+    "io_uring_setup": call(NR["io_uring_setup"], 1, 0),
+    "kexec_load": call(NR["kexec_load"], 0, 0, 0, 0),
+    "open_by_handle_at": call(NR["open_by_handle_at"], 0, 0, 0),
+    "mount": call(NR["mount"], 0, 0, 0, 0, 0),
+    "setns": call(NR["setns"], 0, 0),
+    "fsopen": call(NR["fsopen"], 0, 0),
     "af_packet": sock(17, socket.SOCK_RAW, 0),
     "netlink_netfilter": sock(16, socket.SOCK_RAW, 12),
     "netlink_route": sock(16, socket.SOCK_RAW, 0),
@@ -84,7 +117,8 @@ REFUSED = [
 
 
 def probe(server: CoveServer, session_id: str) -> dict[str, Any]:
-    result = server.sandbox(session_id, f"python3 -c '{PROBE}'")
+    numbers = json.dumps(SYSCALL_NUMBERS[platform.machine()])
+    result = server.sandbox(session_id, f"python3 -c '{PROBE}' '{numbers}'")
     assert result.returncode == 0, result.stderr
     answer: dict[str, Any] = json.loads(result.stdout)
     return answer
