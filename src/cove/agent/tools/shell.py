@@ -126,13 +126,11 @@ def run_command(command: str, timeout_ms: int, cwd: str | None, envs: dict[str, 
         process, tree = process_trees.spawn(
             "shell", argv, cwd or os.environ.get("HOME") or "/", env, (stdin, stdout_end, stderr_end)
         )
-    except OSError as error:
+    except BaseException as error:
         os.close(stdout_fd)
         os.close(stderr_fd)
-        raise start_error(error, cwd) from None
-    except BaseException:
-        os.close(stdout_fd)
-        os.close(stderr_fd)
+        if isinstance(error, OSError):
+            raise start_error(error, cwd) from None
         raise
     finally:
         for fd in (stdin, stdout_end, stderr_end):
