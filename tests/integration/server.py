@@ -281,10 +281,11 @@ def scratch_server(**settings: Any) -> Iterator[CoveServer]:
 
 
 @contextmanager
-def sdk_session(server: CoveServer, image_id: str) -> Iterator[Session]:
-    """A session of `image_id` made through Cove's SDK with KEY_A, deleted afterwards, pass or fail."""
+def sdk_session(server: CoveServer, image_id: str, runtime: str | None = None) -> Iterator[Session]:
+    """A session of `image_id` on `runtime` (None: the server's default) made through Cove's SDK
+    with KEY_A, deleted afterwards, pass or fail."""
     with AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url)) as agent_bay:
-        created = agent_bay.create(CreateSessionParams(image_id=image_id))
+        created = agent_bay.create(CreateSessionParams(image_id=image_id, runtime=runtime))
         assert created.session is not None, created.error_message
         try:
             yield created.session
