@@ -10,7 +10,9 @@ Before a checkpoint of a gvisor session, init asks (over CONTROL_FD) that the ag
 socket of the host it holds, which gVisor cannot checkpoint: the listening socket and each
 connection are shut down and their descriptors pointed at a socket pair of the sandbox's own, under
 the lock closing takes, so no descriptor number is reused meanwhile. After the restore init hands
-over a new listening socket, put in the listener's place (init.c).
+over a new listening socket, put in the listener's place (init.c), and the agent's poll is woken: a
+poll under way still watches the listener it started with, and would only see the new one at its
+next round.
 """
 
 from __future__ import annotations
@@ -269,6 +271,8 @@ class HostSockets:
         self.open: set[_socket.socket] = set()
         self.stand_in, self._other_end = _socket.socketpair()
         """A socket of the sandbox's own, which released descriptors point at until they are closed."""
+        self.wake, self._waker = _socket.socketpair()
+        """Readable once a new listener is in place: the accept loop polls it beside the listener."""
 
     def add(self, connection: _socket.socket) -> None:
         with self.lock:
@@ -304,6 +308,7 @@ class HostSockets:
     def take_listener(self, descriptor: int) -> None:
         os.dup2(descriptor, LISTEN_FD)
         os.close(descriptor)
+        self._waker.send(b"L")
 
 
 def receive(control: _socket.socket) -> tuple[bytes, list[int]]:
@@ -347,12 +352,17 @@ def serve() -> None:
     else:
         _thread.start_new_thread(follow_init, (control, Connection.host_sockets))
     print("cove-agent: serving", file=sys.stderr, flush=True)
+    wake = Connection.host_sockets.wake
     poller = select.poll()
     poller.register(LISTEN_FD, select.POLLIN)  # by number: a listener put in its place is polled too
+    poller.register(wake.fileno(), select.POLLIN)
     try:
         while True:
-            if poller.poll(POLL_INTERVAL_S * 1000):
-                accept(listener)
+            for descriptor, _ in poller.poll(POLL_INTERVAL_S * 1000):
+                if descriptor == LISTEN_FD:
+                    accept(listener)
+                else:
+                    wake.recv(64)  # a new listener: poll it from now on
             if Connection.activity.idle_for(IDLE_EXIT_S) and not hold_state():
                 return
     finally:
