@@ -14,19 +14,18 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
+
+from cove.install_paths import SHARE_DIR
 
 SOURCE = Path(__file__).resolve().parent.parent / "agent" / "init.c"
 COMPILE_TIMEOUT_S = 120.0
-BUILD_DIR = Path(sys.prefix) / "share" / "cove"
-"""Beside the Python environment, as the web assets are."""
 
 
 def init_binary() -> Path:
     """The compiled init for the current source, built first if missing."""
     digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
-    target = BUILD_DIR / f"cove-init-{digest}"
+    target = SHARE_DIR / f"cove-init-{digest}"
     if target.is_file():
         return target
     compiler = shutil.which("cc") or shutil.which("gcc")

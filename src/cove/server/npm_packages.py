@@ -12,12 +12,13 @@ import hashlib
 import io
 import os
 import shutil
-import sys
 import tarfile
 import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from cove.install_paths import SHARE_DIR
 
 DOWNLOAD_TIMEOUT_S = 60
 ASSETS_DIR_VARIABLE = "COVE_WEB_ASSETS_DIR"
@@ -27,7 +28,7 @@ ASSETS_DIR_VARIABLE = "COVE_WEB_ASSETS_DIR"
 def assets_root() -> Path:
     """The folder every package is unpacked under, one folder each."""
     given = os.environ.get(ASSETS_DIR_VARIABLE)
-    return Path(given) if given else Path(sys.prefix) / "share" / "cove"
+    return Path(given) if given else SHARE_DIR
 
 
 @dataclass(frozen=True)
