@@ -168,16 +168,24 @@ def median_mem_available_mib() -> float:
     return statistics.median(samples)
 
 
-def test_pause_checkpoints_and_frees_memory_and_resume_restores_it(
-    gvisor_session: Session, server: CoveServer
-) -> None:
-    session = gvisor_session
+def test_pause_checkpoints_and_frees_memory_and_resume_restores_it(server: CoveServer) -> None:
+    """The session's disk limit is below the memory it holds: its image is not its files."""
+    with AgentBay(api_key=KEY_A, cfg=Config(endpoint=server.url)) as agent_bay:
+        created = agent_bay.create(CreateSessionParams(runtime="gvisor", disk_mb=128))
+        assert created.session is not None, created.error_message
+        try:
+            paused_and_resumed(created.session, server)
+        finally:
+            created.session.delete()
+
+
+def paused_and_resumed(session: Session, server: CoveServer) -> None:
     assert session.file_system.write_file("/home/user/holder.py", HOLDER).success
     holder = session.command.start("python3 /home/user/holder.py")
     assert holder.success, holder.error_message
     digest = wait_for_file(session, "/tmp/digest")
     counted = int(wait_for_file(session, "/tmp/count"))
-    directory = server.data_dir / "sessions" / session.session_id
+    directory = server.data_dir / "paused" / session.session_id
 
     # The host is shared: other work may take memory while this pause gives it back. A pause whose
     # gain drowned in that is resumed and tried again, up to three times in all.
@@ -224,10 +232,11 @@ def test_a_paused_gvisor_session_is_deleted_with_its_checkpoint(server: CoveServ
         session = agent_bay.create(CreateSessionParams(runtime="gvisor")).session
         assert session is not None
         assert session.beta_pause().success
-        directory = server.data_dir / "sessions" / session.session_id
-        assert (directory / "checkpoint").is_dir()
+        images = server.data_dir / "paused" / session.session_id
+        assert (images / "checkpoint").is_dir()
         assert session.delete().success
-        assert not directory.exists(), "the checkpoint went with the session"
+        assert not images.exists(), "the checkpoint went with the session"
+        assert not (server.data_dir / "sessions" / session.session_id).exists()
 
 
 def test_a_paused_gvisor_session_survives_a_server_restart(data_root: Path) -> None:
@@ -255,10 +264,10 @@ def test_a_pause_cut_off_midway_leaves_the_session_running(data_root: Path) -> N
             session = agent_bay.create(CreateSessionParams(runtime="gvisor")).session
             assert session is not None
             assert session.file_system.write_file("/home/user/kept.txt", "still here").success
-        directory = server.data_dir / "sessions" / session.session_id
+        directory = server.data_dir / "paused" / session.session_id
         server.stop(signal.SIGKILL)
         server.release_agent_sockets(session.session_id)
-        (directory / "checkpoint.partial").mkdir()
+        (directory / "checkpoint.partial").mkdir(parents=True)
         (directory / "checkpoint.partial" / "checkpoint.img").write_bytes(b"cut off")
         with sqlite3.connect(server.data_dir / "cove.db") as db:
             db.execute("UPDATE sessions SET status = 'PAUSING' WHERE session_id = ?", (session.session_id,))
@@ -290,7 +299,7 @@ def test_a_resume_cut_off_midway_loses_nothing(data_root: Path, cut_off: str) ->
             )
             assert held.success, held.error_message
             assert session.beta_pause().success
-        directory = server.data_dir / "sessions" / session.session_id
+        directory = server.data_dir / "paused" / session.session_id
 
         def resume_began() -> bool:
             if cut_off == "before the restore":

@@ -46,8 +46,8 @@ def test_an_idle_gvisor_session_is_checkpointed_and_a_call_resumes_it() -> None:
         try:
             assert session.code.run_code("kept = 7").success
             wait_for_status(session, "PAUSED")
-            directory = server.data_dir / "sessions" / session.session_id
-            assert (directory / "checkpoint").is_dir(), "its memory is in its checkpoint"
+            images = server.data_dir / "paused" / session.session_id
+            assert (images / "checkpoint").is_dir(), "its memory is in its checkpoint"
             assert server.gvisor_sandbox_goes(session.session_id), "the sandbox is stopped"
             with server.client(KEY_A) as http:
                 body = http.get(f"/v1/sessions/{session.session_id}").json()["session"]

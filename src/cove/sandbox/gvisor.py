@@ -12,8 +12,9 @@ which needs no KVM. The differences, all kept here:
 - No delegated cgroup: the Sentry has its own cgroups, so the agent keeps process trees as
   process groups; the host's cgroups still cap the whole sandbox.
 - Pause is a checkpoint: the sandbox is frozen, its every process, open file and page of memory is
-  written to `checkpoint/` in the session's folder, and the sandbox is stopped, which gives its
-  memory back to the host. Resume restores it from there. Before the checkpoint the agent lets go
+  written to `checkpoint/` in DATA_DIR/paused/<session>/ (outside the session's disk limit: the
+  image is as large as the memory it held), and the sandbox is stopped, which gives its memory
+  back to the host. Resume restores it from there. Before the checkpoint the agent lets go
   of the host's sockets, which gVisor cannot save, and listens again after it (agent/init.c). The
   order keeps a server killed midway from losing the session (`_checkpoint` in runtime.py):
     checkpoint.partial/   an image being written; never trusted, removed before the next try
@@ -122,6 +123,25 @@ def checkpointed_state(directory: Path, container: str | None) -> str | None:
     if found.name == CHECKPOINT_RESTORING and container == "running":
         return "running"
     return "paused"
+
+
+def move_old_images(session_dir: Path, images_dir: Path) -> None:
+    """Move the image of a session paused by a server that kept it in the session's folder to
+    `images_dir`, where images are kept now: copied and flushed under another name, renamed, and
+    only then removed from the old place, so a server stopped midway finds it whole in one of them."""
+    remove(session_dir / CHECKPOINT_PARTIAL)
+    for name in (CHECKPOINT, CHECKPOINT_RESTORING):
+        old, new, moving = session_dir / name, images_dir / name, images_dir / f"{name}.moving"
+        if not old.is_dir():
+            continue
+        if not new.exists():
+            images_dir.mkdir(mode=0o700, exist_ok=True)
+            remove(moving)
+            shutil.copytree(old, moving, symlinks=True)
+            sync_tree(moving)
+            os.rename(moving, new)
+            sync_folder(images_dir)
+        remove(old)
 
 
 def sync_tree(root: Path) -> None:

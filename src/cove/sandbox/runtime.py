@@ -13,8 +13,11 @@ Layout under DATA_DIR:
                              runc.log and init.log, network.json (session_network.py), and run/:
                              the sandbox's /.cove/run, where its tool agent listens (agent.sock)
                              and reads what the host tells it (limits.json, screen.json, env.json);
-                             runtime: "runc" or "gvisor"; for gvisor also netns and a paused
-                             sandbox's checkpoint/ (gvisor.py)
+                             runtime: "runc" or "gvisor"; for gvisor also netns
+    paused/<id>/             a paused gvisor sandbox's checkpoint/ (gvisor.py): on the data
+                             directory's own filesystem, not in the session's subvolume, so that
+                             an image as large as the session's memory neither counts against its
+                             disk limit nor is written and flushed through the loop device
     snapshots/<tenant>/<id>/ a snapshot of a gvisor session (SessionManager.snapshot): image/ (its
                              checkpoint), upper/ (its writable layer), source.json
 Cgroups live at /cove/<instance>/<id> in every hierarchy, so two servers on one host never touch
@@ -169,6 +172,7 @@ class RuncRuntime:
         runsc: str = "runsc",
     ) -> None:
         self.sessions_dir = data_dir / "sessions"
+        self.paused_dir = data_dir / "paused"
         self.state_dir = data_dir / "runc"
         self.engines = {
             RUNC: Engine(RUNC, runc, self.state_dir),
@@ -179,9 +183,9 @@ class RuncRuntime:
         self._stopping: dict[str, threading.Thread] = {}
         """gvisor sandboxes checkpointed by a pause, being deleted in the background (_stop_later)."""
         self.volumes = SessionVolumes(self.sessions_dir, data_dir / "sessions.btrfs", sessions_volume_mb)
-        for engine in self.engines.values():
-            engine.state_dir.mkdir(parents=True, exist_ok=True)
-            engine.state_dir.chmod(0o700)
+        for private in (*(e.state_dir for e in self.engines.values()), self.paused_dir):
+            private.mkdir(parents=True, exist_ok=True)
+            private.chmod(0o700)
         self.sessions_dir.chmod(0o711)
         data_dir.chmod(0o711)
         _check_traversable(self.sessions_dir)
@@ -196,6 +200,8 @@ class RuncRuntime:
         self.agent_dir = data_dir / "agent"
         publish_agent(AGENT_DIR, self.agent_dir)
         self._keep_identities()
+        for directory in self.sessions_dir.iterdir():
+            gvisor.move_old_images(directory, self.images_dir(directory.name))
         raise_host_caps(capacity)
         self.network_settings = network or NetworkSettings()
         self.networks = SessionNetworks(
@@ -256,6 +262,10 @@ class RuncRuntime:
 
     def session_dir(self, session_id: str) -> Path:
         return self.sessions_dir / session_id
+
+    def images_dir(self, session_id: str) -> Path:
+        """Where a pause of the gvisor session `session_id` writes its checkpoint (gvisor.py)."""
+        return self.paused_dir / session_id
 
     def agent_run_dir(self, session_id: str) -> Path:
         """The host side of the sandbox's /.cove/run: writable by the sandbox, so never trusted."""
@@ -562,7 +572,9 @@ class RuncRuntime:
         leaves a running (or frozen) sandbox without a complete image, or a complete image: the
         session is running or paused, never lost.
         """
-        directory = self.session_dir(session_id)
+        directory = self.images_dir(session_id)
+        directory.mkdir(mode=0o700, exist_ok=True)
+        gvisor.sync_folder(self.paused_dir)
         final, partial = directory / gvisor.CHECKPOINT, directory / gvisor.CHECKPOINT_PARTIAL
         if not final.is_dir():
             gvisor.remove(directory / gvisor.CHECKPOINT_RESTORING)  # a resume's leftover, restored
@@ -638,7 +650,7 @@ class RuncRuntime:
         A session recorded running whose sandbox is frozen (a fork or snapshot cut off) is thawed."""
         if self.runtime_of(session_id) != GVISOR:
             return
-        directory = self.session_dir(session_id)
+        directory = self.images_dir(session_id)
         gvisor.remove(directory / gvisor.CHECKPOINT_PARTIAL)
         status = self._container_status(session_id)
         if (directory / gvisor.CHECKPOINT).is_dir():
@@ -818,7 +830,7 @@ class RuncRuntime:
 
     def _restore(self, session_id: str) -> None:
         """Start the sandbox again from its image, with every process, file and page it had."""
-        directory = self.session_dir(session_id)
+        directory = self.images_dir(session_id)
         final, restoring = directory / gvisor.CHECKPOINT, directory / gvisor.CHECKPOINT_RESTORING
         self._stopped(session_id)
         image = gvisor.image(directory)
@@ -831,7 +843,8 @@ class RuncRuntime:
             os.rename(final, restoring)
             gvisor.sync_folder(directory)
         try:
-            self.networks.configure_again(directory, str(directory / gvisor.NETNS_FILE))
+            session_dir = self.session_dir(session_id)
+            self.networks.configure_again(session_dir, str(session_dir / gvisor.NETNS_FILE))
             self._runc_logged(
                 session_id,
                 *("restore", "--detach", "--image-path", str(restoring)),
@@ -859,6 +872,7 @@ class RuncRuntime:
         cgroups.remove(self.cgroup_parent, session_id)
         if not mount_points_under(directory):
             self.volumes.remove(session_id)
+        gvisor.remove(self.images_dir(session_id))
         if mapping is not None and not directory.exists():
             self.identities.release(mapping.user_host_id, directory)
 
@@ -889,7 +903,9 @@ class RuncRuntime:
                 raise SandboxError(f"{engine.binary} list failed: {result.stderr.strip()}")
             found.update({e["id"]: e["status"] for e in json.loads(result.stdout or "null") or []})
         for directory in self.sessions_dir.iterdir():
-            checkpointed = gvisor.checkpointed_state(directory, found.get(directory.name))
+            checkpointed = gvisor.checkpointed_state(
+                self.images_dir(directory.name), found.get(directory.name)
+            )
             if checkpointed is not None:
                 found[directory.name] = checkpointed
         return found
@@ -899,7 +915,7 @@ class RuncRuntime:
         paused into a checkpoint is 'paused'."""
         status = self._container_status(session_id)
         if self.runtime_of(session_id) == GVISOR:
-            return gvisor.checkpointed_state(self.session_dir(session_id), status) or status
+            return gvisor.checkpointed_state(self.images_dir(session_id), status) or status
         return status
 
     def usage(self, session_id: str) -> Usage:
@@ -908,8 +924,9 @@ class RuncRuntime:
         directory = self.session_dir(session_id)
         layer = directory / "upper"
         # paused into a complete image: its sandbox is gone, or being deleted (_stop_later)
-        stopped = result.returncode != 0 or (directory / gvisor.CHECKPOINT).is_dir()
-        if stopped and gvisor.image(directory) is not None:
+        images = self.images_dir(session_id)
+        stopped = result.returncode != 0 or (images / gvisor.CHECKPOINT).is_dir()
+        if stopped and gvisor.image(images) is not None:
             spec = json.loads((directory / "config.json").read_bytes())
             return stopped_usage(layer, int(spec["linux"]["resources"]["memory"]["limit"]))
         if result.returncode != 0:
@@ -948,6 +965,9 @@ class RuncRuntime:
         for name in directories:
             if not mount_points_under(self.sessions_dir / name):
                 self.volumes.remove(name)
+        for images in self.paused_dir.iterdir():
+            if images.name not in keep:
+                gvisor.remove(images)
         return CleanupReport(
             containers=containers,
             mounts=[str(p) for p in mounts],
