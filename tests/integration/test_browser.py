@@ -54,7 +54,7 @@ def session_id(api: httpx.Client, runtime: str) -> Iterator[str]:
 
 @BOTH_RUNTIMES
 def test_playwright_drives_the_sessions_chromium(
-    api: httpx.Client, session_id: str, browser_server: CoveServer
+    api: httpx.Client, session_id: str, browser_server: CoveServer, runtime: str
 ) -> None:
     page_url = serve_form(api, session_id)
     started = api.post(
@@ -79,6 +79,15 @@ def test_playwright_drives_the_sessions_chromium(
     http_url = "http" + cdp_url.removeprefix("ws")
     assert httpx.get(http_url + "/json/version").json()["webSocketDebuggerUrl"] == cdp_url
     assert over_cdp(http_url, lambda browser: browser.contexts[0].pages[0].evaluate("1 + 1")) == 2
+    sandboxed = "You are adequately sandboxed." in over_cdp(cdp_url, sandbox_status)
+    assert sandboxed is (runtime == "gvisor"), "Chromium's own sandbox where user namespaces can be made"
+
+
+def sandbox_status(browser: Browser) -> str:
+    """What Chromium says of its own sandbox."""
+    page = browser.contexts[0].new_page()
+    page.goto("chrome://sandbox")
+    return page.inner_text("body")
 
 
 @BOTH_RUNTIMES
