@@ -21,13 +21,15 @@ from cove import AsyncAgentBay, BrowserError, BrowserOption, BrowserViewport, Co
 from cove.server.api.cdp import MAX_CONNECTIONS
 from tests.integration.browser_pages import fill_the_form, over_cdp, serve_form
 from tests.integration.computer_tools import ToolFailed, tool_caller
-from tests.integration.runtimes import BOTH_RUNTIMES
+from tests.integration.runtimes import BOTH_RUNTIMES, both_runtimes
 from tests.integration.server import KEY_A, CoveServer, sdk_session
 
 HEAP_GROWTH = "kept.push(new Array(1e6).fill(Math.random()))"
 """A page whose JavaScript heap grows without end."""
 BUFFER_GROWTH = "kept.push(new Uint8Array(1e7).fill(7))"
 """A page whose array buffers, memory outside its JavaScript heap, grow without end."""
+SHARED_RUNTIMES = both_runtimes(scope="module")
+"""For the tests of CDP connections to a running browser: one session per runtime, shared."""
 SANDBOX_DIES = pytest.mark.xfail(
     reason="gVisor has no OOM killer of its own: past the session's memory limit the host's kills the "
     "whole sandbox, the agent with it (docs/runtimes.md)",
@@ -50,6 +52,21 @@ def session_id(api: httpx.Client, runtime: str) -> Iterator[str]:
     found: str = created.json()["session"]["session_id"]
     yield found
     api.delete(f"/v1/sessions/{found}")
+
+
+@pytest.fixture(scope="module")
+def cdp_url(browser_server: CoveServer, runtime: str) -> Iterator[str]:
+    """The CDP URL of a session on `runtime` whose browser it starts, shared by the module's tests
+    that only connect to it."""
+    with browser_server.client(KEY_A) as client:
+        client.timeout = 120
+        created = client.post("/v1/sessions", json={"runtime": runtime})
+        assert created.status_code == 201, created.text
+        found = created.json()["session"]["session_id"]
+        try:
+            yield client.get(f"/v1/sessions/{found}/browser/cdp_url").json()["url"]
+        finally:
+            client.delete(f"/v1/sessions/{found}")
 
 
 @BOTH_RUNTIMES
@@ -112,15 +129,14 @@ def test_a_stopped_or_killed_browser_is_started_again(
     )
 
 
-@BOTH_RUNTIMES
-def test_a_wrong_cdp_token_is_refused(api: httpx.Client, session_id: str, browser_server: CoveServer) -> None:
-    url = api.get(f"/v1/sessions/{session_id}/browser/cdp_url").json()["url"]
-    wrong = url[:-4] + ("0000" if not url.endswith("0000") else "1111")
+@SHARED_RUNTIMES
+def test_a_wrong_cdp_token_is_refused(cdp_url: str) -> None:
+    wrong = cdp_url[:-4] + ("0000" if not cdp_url.endswith("0000") else "1111")
     with pytest.raises(InvalidStatus) as refused:
         connect(wrong, open_timeout=30).close()
     assert refused.value.response.status_code == 404
     assert httpx.get("http" + wrong.removeprefix("ws") + "/json/version").status_code == 404
-    with connect(url, open_timeout=30, max_size=None) as cdp:
+    with connect(cdp_url, open_timeout=30, max_size=None) as cdp:
         cdp.send(json.dumps({"id": 1, "method": "Browser.getVersion"}))
         assert "Chrome/" in json.loads(cdp.recv(timeout=30))["result"]["product"]
 
@@ -162,27 +178,25 @@ async def test_coves_async_sdk(browser_server: CoveServer, runtime: str) -> None
             await browser.get_endpoint_url()  # the session is gone
 
 
-@BOTH_RUNTIMES
-def test_many_cdp_connections_are_bounded(api: httpx.Client, session_id: str) -> None:
-    url = api.get(f"/v1/sessions/{session_id}/browser/cdp_url").json()["url"]
-    held = [connect(url, open_timeout=60, max_size=None) for _ in range(MAX_CONNECTIONS)]
+@SHARED_RUNTIMES
+def test_many_cdp_connections_are_bounded(cdp_url: str) -> None:
+    held = [connect(cdp_url, open_timeout=60, max_size=None) for _ in range(MAX_CONNECTIONS)]
     try:
         with pytest.raises(InvalidStatus) as refused:
-            connect(url, open_timeout=60).close()
+            connect(cdp_url, open_timeout=60).close()
         assert refused.value.response.status_code == 429
         assert b"CDP connections open" in refused.value.response.body
         held.pop().close()
-        assert browser_version(url)  # a slot is free again once a client leaves
+        assert browser_version(cdp_url)  # a slot is free again once a client leaves
     finally:
         for cdp in held:
             cdp.close()
 
 
-@BOTH_RUNTIMES
-def test_a_client_leaving_mid_message_does_not_hurt_the_browser(api: httpx.Client, session_id: str) -> None:
-    url = api.get(f"/v1/sessions/{session_id}/browser/cdp_url").json()["url"]
+@SHARED_RUNTIMES
+def test_a_client_leaving_mid_message_does_not_hurt_the_browser(cdp_url: str) -> None:
     for _ in range(3):
-        where = urlsplit(url)
+        where = urlsplit(cdp_url)
         with socket.create_connection((where.hostname, where.port), timeout=60) as raw:
             raw.sendall(
                 f"GET {where.path} HTTP/1.1\r\nHost: {where.netloc}\r\nUpgrade: websocket\r\n"
@@ -193,8 +207,8 @@ def test_a_client_leaving_mid_message_does_not_hurt_the_browser(api: httpx.Clien
             message = json.dumps({"id": 1, "method": "Browser.getVersion"}).encode()
             frame = bytes([0x81, 0x80 | len(message)]) + b"\0\0\0\0" + message  # masked with zeros
             raw.sendall(frame[: len(frame) // 2])
-    assert browser_version(url)
-    assert over_cdp(url, lambda browser: browser.contexts[0].pages[0].evaluate("1 + 1")) == 2
+    assert browser_version(cdp_url)
+    assert over_cdp(cdp_url, lambda browser: browser.contexts[0].pages[0].evaluate("1 + 1")) == 2
 
 
 @pytest.mark.parametrize(
