@@ -3,7 +3,8 @@ the session, page screenshots, and an idle browser's memory.
 
 Run as root from the repo root: `.venv/bin/python -m bench.browser` (options: --cold, --calls,
 --rounds, --shots). Starts a scratch server on browser_latest (built into the test image cache first
-if it is not there, tests/integration/recipe_images.py). Prints a table and writes
+if it is not there, tests/integration/recipe_images.py), whose sessions run on runc, the default
+runtime (the side in the session's network namespace finds it through runc's state). Prints a table and writes
 bench/results/browser.json.
 
 - InitBrowser cold: fresh sessions of two kinds, alternating. One calls `POST /v1/sessions/{id}/browser`

@@ -91,9 +91,9 @@ def code_server() -> Iterator[CoveServer]:
 
 
 @pytest.fixture
-def code_session(code_server: CoveServer) -> Iterator[Session]:
-    """A session of code_latest through Cove's SDK, deleted after the test."""
-    with sdk_session(code_server, "code_latest") as session:
+def code_session(code_server: CoveServer, runtime: str | None) -> Iterator[Session]:
+    """A session of code_latest on `runtime` through Cove's SDK, deleted after the test."""
+    with sdk_session(code_server, "code_latest", runtime) as session:
         yield session
 
 

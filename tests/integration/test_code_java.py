@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from cove import EnhancedCodeExecutionResult, Session
+from tests.integration.runtimes import BOTH_RUNTIMES
+
+pytestmark = BOTH_RUNTIMES
 
 
 def java(session: Session, code: str, **arguments: Any) -> EnhancedCodeExecutionResult:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from cove import EnhancedCodeExecutionResult, Session
+from tests.integration.runtimes import BOTH_RUNTIMES
 from tests.integration.server import KEY_A, CoveServer, sdk_session
 
 CODE_IMAGE = "code_latest"
@@ -49,6 +50,7 @@ def png_size(encoded: str | None) -> tuple[int, int]:
     return width, height
 
 
+@BOTH_RUNTIMES
 def test_javascript_state_persists_across_calls(code_session: Session) -> None:
     first = js(code_session, "const fs = require('fs')\nlet total = 40\nfunction add(n) { return total + n }")
     assert first.success and first.results == [] and first.execution_count == 1, first.error_message
@@ -66,6 +68,7 @@ def test_javascript_state_persists_across_calls(code_session: Session) -> None:
     assert js(code_session, "total").result == "1"
 
 
+@BOTH_RUNTIMES
 def test_javascript_output_streams_and_rich_results(code_session: Session) -> None:
     ran = js(
         code_session,
@@ -84,6 +87,7 @@ def test_javascript_output_streams_and_rich_results(code_session: Session) -> No
     assert main.is_main_result and main.text == "'drawn'"
 
 
+@BOTH_RUNTIMES
 def test_javascript_exception_name_value_and_stack(code_session: Session) -> None:
     ran = js(code_session, "console.log('before')\nfunction parse() {\n  return JSON.parse('{')\n}\nparse()")
     assert not ran.success and ran.error is not None
@@ -96,6 +100,7 @@ def test_javascript_exception_name_value_and_stack(code_session: Session) -> Non
     assert js(code_session, "parse.name").result == "'parse'", "the kernel goes on"
 
 
+@BOTH_RUNTIMES
 def test_javascript_timeout_interrupts_and_the_kernel_keeps_its_state(code_session: Session) -> None:
     assert js(code_session, "var kept = 'still here'").success
     looping = js(code_session, "console.log('looping')\nwhile (true) {}", timeout_s=2)
@@ -109,6 +114,7 @@ def test_javascript_timeout_interrupts_and_the_kernel_keeps_its_state(code_sessi
     assert after.success and after.result == "'still here'" and not after.kernel_restarted
 
 
+@BOTH_RUNTIMES
 def test_javascript_killed_kernel_is_restarted_and_says_so(code_session: Session) -> None:
     assert js(code_session, "var lost = 1").success
     died = js(code_session, "process.exit(3)")
@@ -122,15 +128,19 @@ def test_javascript_killed_kernel_is_restarted_and_says_so(code_session: Session
     assert back.success and back.result == "'undefined'" and back.kernel_restarted
 
 
-def test_javascript_kernels_of_two_sessions_are_apart(code_session: Session, code_server: CoveServer) -> None:
+@BOTH_RUNTIMES
+def test_javascript_kernels_of_two_sessions_are_apart(
+    code_session: Session, code_server: CoveServer, runtime: str
+) -> None:
     assert js(code_session, "var secret = 'mine'").success
-    with sdk_session(code_server, CODE_IMAGE) as other:
+    with sdk_session(code_server, CODE_IMAGE, runtime) as other:
         there = js(other, "secret")
         assert not there.success and there.error is not None and there.error.name == "ReferenceError"
         assert not there.kernel_restarted, "its first kernel"
     assert js(code_session, "secret").result == "'mine'"
 
 
+@BOTH_RUNTIMES
 def test_python_matplotlib_chart_and_pandas_table(code_session: Session) -> None:
     setup = code_session.code.run_code(
         "import numpy as np, pandas as pd\nimport matplotlib.pyplot as plt\nxs = np.linspace(0, 6, 50)"
@@ -219,6 +229,7 @@ fig.suptitle('two'); plt.show()
 """
 
 
+@BOTH_RUNTIMES
 def test_python_display_objects_give_every_format(code_session: Session) -> None:
     ran = code_session.code.run_code(DISPLAY_CELL)
     assert ran.success, ran.error_message
@@ -231,6 +242,7 @@ def test_python_display_objects_give_every_format(code_session: Session) -> None
     assert all(not result.is_main_result for result in ran.results)
 
 
+@BOTH_RUNTIMES
 def test_python_figures_carry_chart_data(code_session: Session) -> None:
     assert code_session.code.run_code("import matplotlib.pyplot as plt").success
     ran = code_session.code.run_code(CHARTS_CELL)
@@ -256,6 +268,7 @@ def test_python_figures_carry_chart_data(code_session: Session) -> None:
     assert [chart["type"] for chart in composite["elements"]] == ["line", "unknown"]
 
 
+@BOTH_RUNTIMES
 def test_bash_and_typescript_keep_their_state(code_session: Session) -> None:
     assert code_session.code.run_code("cd /tmp && kept=5", "bash").success
     ran = code_session.code.run_code("echo $PWD $kept", "bash")

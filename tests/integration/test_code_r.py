@@ -6,7 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from cove import EnhancedCodeExecutionResult, Session
+from tests.integration.runtimes import BOTH_RUNTIMES
 from tests.integration.test_code_languages import png_size
+
+pytestmark = BOTH_RUNTIMES
 
 
 def r(session: Session, code: str, **arguments: Any) -> EnhancedCodeExecutionResult:

@@ -12,7 +12,8 @@ from cove.agent import browser
 from cove.sessions import links
 
 
-def test_honoured_options_become_chromium_switches(tmp_path: Path) -> None:
+def test_honoured_options_become_chromium_switches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(browser, "user_namespaces", lambda: False)
     (tmp_path / "ext_a").mkdir()
     (tmp_path / "ext_a" / "manifest.json").write_text("{}")
     (tmp_path / "not_an_extension").mkdir()
@@ -37,6 +38,13 @@ def test_without_options_the_window_fills_the_display() -> None:
     argv = browser.command({}, "/p")
     assert "--window-size=1280,800" in argv and argv[-1] == "about:blank"
     assert not any(arg.startswith(("--user-agent", "--load-extension")) for arg in argv)
+
+
+def test_chromium_keeps_its_own_sandbox_where_user_namespaces_can_be_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(browser, "user_namespaces", lambda: True)
+    assert "--no-sandbox" not in browser.command({}, "/p")
 
 
 def test_the_sdk_sends_agentbays_keys() -> None:

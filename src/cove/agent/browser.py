@@ -13,6 +13,7 @@ the browser starts, and a call on a running browser keeps it as it is.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -44,9 +45,6 @@ SINGLETON_FILES = ("SingletonLock", "SingletonSocket", "SingletonCookie")
 FLAGS = (
     f"--remote-debugging-port={PORT}",
     "--remote-debugging-address=127.0.0.1",
-    # Chromium's own sandbox needs user namespaces or a setuid helper, neither of which a session
-    # has; the session itself is the sandbox (runc, no capabilities, a user of its own).
-    "--no-sandbox",
     "--test-type",  # no infobar warning about --no-sandbox over every page
     "--no-first-run",
     "--no-default-browser-check",
@@ -60,8 +58,28 @@ FLAGS = (
     "--disable-features=Translate,MediaRouter",
     "--window-position=0,0",
 )
+NO_SANDBOX = "--no-sandbox"
+"""Chromium's own sandbox (namespaces and seccomp-bpf around each renderer) needs user namespaces
+for the session's user. runc's seccomp filter refuses them, and the session is then the sandbox; a
+gvisor session's kernel gives them, and there Chromium keeps its sandbox as a layer of its own."""
 
 _starting = threading.Lock()
+
+
+@functools.cache
+def user_namespaces() -> bool:
+    """Whether the session's user can make a user namespace (asked once: the runtime never changes)."""
+    try:
+        made = subprocess.run(
+            ["unshare", "--user", "true"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return made.returncode == 0
 
 
 def version() -> dict[str, Any] | None:
@@ -108,6 +126,8 @@ def ensure(option: dict[str, Any], profile: str | None) -> dict[str, Any]:
 def command(option: dict[str, Any], profile: str) -> list[str]:
     """Chromium's command line for AgentBay's BrowserOption keys."""
     argv = ["chromium", *FLAGS, f"--user-data-dir={profile}"]
+    if not user_namespaces():
+        argv.append(NO_SANDBOX)
     viewport = option.get("viewport") or {}
     screen_width, screen_height = display.screen_size()
     width = viewport.get("width") or screen_width
