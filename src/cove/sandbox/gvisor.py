@@ -42,7 +42,8 @@ CHECKPOINT = "checkpoint"
 CHECKPOINT_PARTIAL = "checkpoint.partial"
 CHECKPOINT_RESTORING = "checkpoint.restoring"
 FORK_IMAGE = "fork-image"
-"""Where a fork's image is written, in the new session's folder, and removed once restored."""
+"""Where a fork's image is written, in the images folder of the fork's first new session, and
+removed once restored."""
 SET_HOSTNAME = ("python3", "-I", "-S", "-c", "import socket, sys; socket.sethostname(sys.argv[1])")
 """Run by the sandbox's root with the session's id after it: sets the hostname of a restored sandbox."""
 SUSPEND_SIGNAL = "USR1"

@@ -678,13 +678,14 @@ class RuncRuntime:
         old_mapping = self.id_mapping(source_id)
         attachment = self.networks.attachment(source)
         first = self.session_dir(session_ids[0])
-        image_dir = first / gvisor.FORK_IMAGE
+        image_dir = self.images_dir(session_ids[0]) / gvisor.FORK_IMAGE
         try:
             for session_id in session_ids:
                 with self._cleaned_up_on_failure(session_id, "fork"):
                     self._make_bundle(session_id, image, limits, GVISOR)
                     unmount(self.session_dir(session_id) / "rootfs")
                     shutil.rmtree(self.session_dir(session_id) / "upper")
+            image_dir.parent.mkdir(mode=0o700, exist_ok=True)
             image_dir.mkdir(mode=0o700)
             self.write_image(source_id, image_dir, first / "upper")
             for session_id in session_ids[1:]:
