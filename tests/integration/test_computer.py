@@ -11,10 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.computer_tools import Call, ToolFailed, tool_caller, until
+from tests.integration.computer_tools import XTERM_RUNTIMES, Call, ToolFailed, tool_caller, until
+from tests.integration.runtimes import BOTH_RUNTIMES
 from tests.integration.server import CoveServer
 
 
+@BOTH_RUNTIMES
 def test_the_pointer_lands_exactly_including_the_corners(desktop: tuple[str, Call]) -> None:
     _, call = desktop
     size = json.loads(call("get_screen_size"))
@@ -28,6 +30,7 @@ def test_the_pointer_lands_exactly_including_the_corners(desktop: tuple[str, Cal
         call("press_keys", keys=["Ctrl", "Hyper"])
 
 
+@BOTH_RUNTIMES
 def test_screenshots_are_png_and_jpeg_of_the_screen(desktop: tuple[str, Call]) -> None:
     _, call = desktop
     shot = json.loads(call("screenshot", format="png"))
@@ -44,6 +47,7 @@ def test_screenshots_are_png_and_jpeg_of_the_screen(desktop: tuple[str, Call]) -
     assert shot["mime_type"] == "image/jpeg" and base64.b64decode(shot["data"])[:3] == b"\xff\xd8\xff"
 
 
+@BOTH_RUNTIMES
 def test_a_session_keeps_to_the_screen_size_it_was_created_with(
     api: httpx.Client, new_session: Callable[..., dict[str, Any]]
 ) -> None:
@@ -66,6 +70,7 @@ def test_a_session_keeps_to_the_screen_size_it_was_created_with(
     assert "screen.height" in refused.json()["error"]["message"] and "not 100" in refused.text
 
 
+@BOTH_RUNTIMES
 def test_the_screenshot_url_downloads_as_png_until_the_session_ends(
     desktop: tuple[str, Call], server: CoveServer, api: httpx.Client
 ) -> None:
@@ -91,6 +96,7 @@ def test_the_screenshot_url_downloads_as_png_until_the_session_ends(
     assert not (server.data_dir / "screenshots" / session_id).exists()
 
 
+@BOTH_RUNTIMES
 def test_the_tool_list_names_system_screenshot_once(desktop: tuple[str, Call], api: httpx.Client) -> None:
     session_id, _ = desktop
     tools: list[dict[str, Any]] = api.get(f"/v1/sessions/{session_id}/tools").json()["tools"]
@@ -107,6 +113,7 @@ def near(size: tuple[int, int], wanted: tuple[int, int], cell: int = 16) -> bool
     return all(0 <= want - have < cell for have, want in zip(size, wanted, strict=True))
 
 
+@XTERM_RUNTIMES
 def test_an_app_and_its_window(desktop: tuple[str, Call], server: CoveServer) -> None:
     session_id, call = desktop
     apps = json.loads(call("get_installed_apps", start_menu=True, desktop=False, ignore_system_app=True))
@@ -136,6 +143,7 @@ def test_an_app_and_its_window(desktop: tuple[str, Call], server: CoveServer) ->
         call("stop_app_by_pid", pid=pid)
 
 
+@XTERM_RUNTIMES
 def test_typed_text_reaches_the_app(desktop: tuple[str, Call], server: CoveServer) -> None:
     session_id, call = desktop
     call("start_app", start_cmd="xterm -title typing -e sh -c 'cat > /tmp/typed.txt'")
@@ -149,6 +157,7 @@ def test_typed_text_reaches_the_app(desktop: tuple[str, Call], server: CoveServe
     until(lambda: server.sandbox(session_id, "cat /tmp/typed.txt").stdout == "héllo wörld 42\n")
 
 
+@XTERM_RUNTIMES
 def test_text_of_more_characters_than_spare_keycodes_arrives_whole(
     desktop: tuple[str, Call], server: CoveServer
 ) -> None:
@@ -169,6 +178,7 @@ def test_text_of_more_characters_than_spare_keycodes_arrives_whole(
     assert "(U4E2D)" in bound, "the last piece's characters stay bound"
 
 
+@BOTH_RUNTIMES
 def test_a_killed_display_starts_again(desktop: tuple[str, Call], server: CoveServer) -> None:
     session_id, call = desktop
     assert "Xvfb" not in server.sandbox(session_id, "ps -eo comm").stdout, "no display before a call"

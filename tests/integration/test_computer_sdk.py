@@ -12,9 +12,10 @@ import httpx
 import pytest
 
 from cove import AgentBayError, AsyncSession, MouseButton, Session, Window
-from tests.integration.server import KEY_A, CoveServer
+from tests.integration.computer_tools import XTERM_ON_GVISOR, until
+from tests.integration.runtimes import BOTH_RUNTIMES
+from tests.integration.server import KEY_A, CoveServer, sdk_session
 from tests.integration.test_agentbay_sdk import PROXY_VARIABLES
-from tests.integration.test_computer import until
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -40,6 +41,7 @@ def cursor(session: Session) -> tuple[int, int]:
     return position["x"], position["y"]
 
 
+@BOTH_RUNTIMES
 def test_the_pointer_the_keyboard_and_the_screen(session: Session, server: CoveServer) -> None:
     computer = session.computer
     size = computer.get_screen_size()
@@ -98,14 +100,15 @@ def active(session: Session) -> int | None:
     return window.window_id if window else None
 
 
-@pytest.fixture(params=["cove", "official"])
+@pytest.fixture
 def either_session(
-    request: pytest.FixtureRequest, server: CoveServer, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest, server: CoveServer, runtime: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Any]:
-    """A session made by Cove's SDK, then one made by the unmodified official AgentBay SDK: both
-    have the same `session.computer`."""
+    """A session made by Cove's SDK on `runtime`, or one made by the unmodified official AgentBay SDK
+    (EITHER_SESSION): both have the same `session.computer`."""
     if request.param == "cove":
-        yield request.getfixturevalue("session")
+        with sdk_session(server, "linux_latest", runtime) as session:
+            yield session
         return
     import agentbay
 
@@ -118,6 +121,17 @@ def either_session(
     created.session.delete()
 
 
+EITHER_SESSION = pytest.mark.parametrize(
+    ("either_session", "runtime"),
+    [("cove", "runc"), pytest.param("cove", "gvisor", marks=XTERM_ON_GVISOR), ("official", None)],
+    ids=["cove-runc", "cove-gvisor", "official"],
+    indirect=True,
+)
+"""Cove's SDK on each runtime; the official SDK cannot name one, so its session is on the server's
+default."""
+
+
+@EITHER_SESSION
 @pytest.mark.filterwarnings(r"ignore:Config\(endpoint=:DeprecationWarning")
 def test_apps_their_windows_and_typed_text(either_session: Any, server: CoveServer) -> None:
     session = either_session
@@ -207,6 +221,7 @@ def test_apps_their_windows_and_typed_text(either_session: Any, server: CoveServ
     assert computer.list_root_windows().windows == [] and computer.get_active_window().window is None
 
 
+@BOTH_RUNTIMES
 async def test_the_async_client_drives_the_same_desktop(async_session: AsyncSession) -> None:
     computer = async_session.computer
     assert (await computer.move_mouse(1279, 0)).success

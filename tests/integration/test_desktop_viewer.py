@@ -7,7 +7,6 @@ import json
 import struct
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import httpx
 import pytest
@@ -15,8 +14,9 @@ from click.testing import CliRunner
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from cove.cli import main
-from tests.integration.computer_tools import Call, until
+from tests.integration.computer_tools import XTERM_RUNTIMES, Call, until
 from tests.integration.rfb import RfbClient
+from tests.integration.runtimes import BOTH_RUNTIMES
 from tests.integration.server import KEY_A, CoveServer, sdk_session
 
 CHROMIUM = "/usr/bin/chromium"
@@ -53,6 +53,18 @@ def desktop_url(desktop: tuple[str, Call], api: httpx.Client) -> Callable[..., s
     return url
 
 
+PIXEL_AT = (
+    "([x, y]) => [...document.querySelector('#screen canvas').getContext('2d').getImageData(x, y, 1, 1).data]"
+)
+"""The viewer's pixel at (x, y) of the session's screen, as RGBA."""
+
+
+def rgb_at(page: Page, x: int, y: int) -> str:
+    """The viewer's colour at (x, y), as #rrggbb."""
+    red, green, blue, _ = page.evaluate(PIXEL_AT, [x, y])
+    return f"#{red:02x}{green:02x}{blue:02x}"
+
+
 def open_viewer(browser: Browser, url: str) -> Page:
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     page.goto(url)
@@ -61,22 +73,18 @@ def open_viewer(browser: Browser, url: str) -> Page:
     return page
 
 
+@BOTH_RUNTIMES
 def test_the_viewer_shows_the_desktop_live_and_only_views_by_default(
-    desktop: tuple[str, Call], desktop_url: Callable[..., str], browser: Browser
+    desktop: tuple[str, Call], desktop_url: Callable[..., str], browser: Browser, server: CoveServer
 ) -> None:
-    _, call = desktop
+    session_id, call = desktop
     page = open_viewer(browser, desktop_url())  # the first viewer starts the display
     assert page.inner_text("#status") == "view only"
     canvas = page.locator("#screen canvas")
     assert canvas.bounding_box() == {"x": 0, "y": 0, "width": 1280, "height": 800}
-    before = canvas.screenshot()
-
-    pid = json.loads(call("start_app", start_cmd="xterm -geometry 40x10+100+100"))[0]["pid"]
-    window = until(lambda: _window_of(call, pid))
-    until(lambda: canvas.screenshot() != before)  # the new window is seen
-    with_window = canvas.screenshot()
-    call("resize_window", window_id=window["window_id"], width=900, height=600)
-    until(lambda: canvas.screenshot() != with_window)  # and its new size
+    for colour in ("#ff00ff", "#00ffff"):  # the screen's background, as it changes
+        server.sandbox(session_id, f"DISPLAY=:99 xsetroot -solid '{colour}'")
+        until(lambda wanted=colour: rgb_at(page, 640, 400) == wanted)
 
     call("move_mouse", x=5, y=5)
     page.mouse.click(640, 400)
@@ -84,6 +92,7 @@ def test_the_viewer_shows_the_desktop_live_and_only_views_by_default(
     page.close()
 
 
+@XTERM_RUNTIMES
 def test_the_interactive_viewer_takes_over_the_pointer_and_keyboard(
     desktop: tuple[str, Call], desktop_url: Callable[..., str], browser: Browser, server: CoveServer
 ) -> None:
@@ -100,6 +109,7 @@ def test_the_interactive_viewer_takes_over_the_pointer_and_keyboard(
     page.close()
 
 
+@BOTH_RUNTIMES
 def test_a_view_only_url_cannot_control_whatever_its_client_sends(
     desktop: tuple[str, Call], desktop_url: Callable[..., str]
 ) -> None:
@@ -118,6 +128,7 @@ def test_a_view_only_url_cannot_control_whatever_its_client_sends(
         until(lambda: json.loads(call("get_cursor_position")) == {"x": 200, "y": 100})
 
 
+@BOTH_RUNTIMES
 def test_wrong_tokens_and_stopped_sessions_find_no_viewer(
     desktop: tuple[str, Call], desktop_url: Callable[..., str], api: httpx.Client
 ) -> None:
@@ -138,10 +149,6 @@ def test_wrong_tokens_and_stopped_sessions_find_no_viewer(
     assert api.get("/v1/sessions/session-none/desktop_url").status_code == 404
 
 
-def _window_of(call: Call, pid: int) -> dict[str, Any] | None:
-    return next((w for w in json.loads(call("list_root_windows")) if w["pid"] == pid), None)
-
-
 @contextmanager
 def rfb(page_url: str) -> Iterator[RfbClient]:
     client = RfbClient(page_url)
@@ -152,8 +159,9 @@ def rfb(page_url: str) -> Iterator[RfbClient]:
         client.connection.close()
 
 
-def test_the_sdk_gives_both_viewer_urls(server: CoveServer) -> None:
-    with sdk_session(server, "linux_latest") as session:
+@BOTH_RUNTIMES
+def test_the_sdk_gives_both_viewer_urls(server: CoveServer, runtime: str) -> None:
+    with sdk_session(server, "linux_latest", runtime) as session:
         view_only, interactive = session.get_desktop_url(), session.get_desktop_url(interactive=True)
         assert view_only.success and interactive.success
         assert view_only.data.startswith(f"{server.link_url}/desktop/{session.session_id}/")
@@ -164,18 +172,17 @@ def test_the_sdk_gives_both_viewer_urls(server: CoveServer) -> None:
         assert (printed.exit_code, printed.output) == (0, interactive.data + "\n")
 
 
-PIXEL_AT = (
-    "([x, y]) => [...document.querySelector('#screen canvas').getContext('2d').getImageData(x, y, 1, 1).data]"
-)
-"""The viewer's pixel at (x, y) of the session's screen, as RGBA."""
 MAGENTA_PAGE = "data:text/html,<body style='margin:0;background:rgb(255,0,255)'>"
 
 
-def test_the_sessions_browser_is_seen_in_the_viewer(browser_server: CoveServer, browser: Browser) -> None:
+@BOTH_RUNTIMES
+def test_the_sessions_browser_is_seen_in_the_viewer(
+    browser_server: CoveServer, browser: Browser, runtime: str
+) -> None:
     """On browser_latest, Chromium runs on the display the viewer shows."""
     with browser_server.client(KEY_A) as api:
         api.timeout = 120
-        created = api.post("/v1/sessions", json={})
+        created = api.post("/v1/sessions", json={"runtime": runtime})
         assert created.status_code == 201, created.text
         session_id = created.json()["session"]["session_id"]
         try:

@@ -39,8 +39,10 @@ LOCK_PATH = f"/tmp/.X{NUMBER}-lock"
 FRAMEBUFFER_DIR = "/tmp/.cove-display"
 FRAMEBUFFER_PATH = f"{FRAMEBUFFER_DIR}/Xvfb_screen0"
 LOG_PATH = f"{FRAMEBUFFER_DIR}/display.log"
-START_TIMEOUT_S = 5.0
-"""How long Xvfb and the window manager get to answer after they were started."""
+START_TIMEOUT_S = 20.0
+"""How long Xvfb and the window manager get to answer after they were started. They answer within a
+second on runc; on gVisor, where every file they first read goes through its gofer, openbox alone
+takes about 3 s (building the session's font cache is half of it), and more on a busy host."""
 X_COMMAND_TIMEOUT_S = 10.0
 """The longest an X client the tools run may take, unless the tool gives it more."""
 
