@@ -156,7 +156,15 @@ static int reap_children(pid_t agent) {
     return agent_exited;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    /* `init --hostname NAME`, run by the host with CAP_SYS_ADMIN in a sandbox restored from another's
+     * checkpoint, whose UTS namespace came with that image: gives the sandbox its own name. */
+    if (argc == 3 && strcmp(argv[1], "--hostname") == 0) {
+        if (sethostname(argv[2], strlen(argv[2])) == 0)
+            return 0;
+        perror("sethostname");
+        return 1;
+    }
     sigset_t handled;
     sigemptyset(&handled);
     int numbers[] = {SIGCHLD, SIGTERM, SIGINT, SIGUSR1, SIGUSR2};

@@ -44,8 +44,6 @@ CHECKPOINT_RESTORING = "checkpoint.restoring"
 FORK_IMAGE = "fork-image"
 """Where a fork's image is written, in the images folder of the fork's first new session, and
 removed once restored."""
-SET_HOSTNAME = ("python3", "-I", "-S", "-c", "import socket, sys; socket.sethostname(sys.argv[1])")
-"""Run by the sandbox's root with the session's id after it: sets the hostname of a restored sandbox."""
 SUSPEND_SIGNAL = "USR1"
 """Sent to the sandbox's init before a checkpoint: the agent lets go of the host's sockets."""
 RESUME_SIGNAL = "USR2"

@@ -180,8 +180,8 @@ class RuncRuntime:
         }
         self._runtimes: dict[str, str] = {}
         """Each session's runtime, as its folder records it (read once)."""
-        self._stopping: dict[str, threading.Thread] = {}
-        """gvisor sandboxes checkpointed by a pause, being deleted in the background (_stop_later)."""
+        self._finishing: dict[str, threading.Thread] = {}
+        """What the host finishes in the background after a gvisor pause or resume (_finish_later)."""
         self.volumes = SessionVolumes(self.sessions_dir, data_dir / "sessions.btrfs", sessions_volume_mb)
         for private in (*(e.state_dir for e in self.engines.values()), self.paused_dir):
             private.mkdir(parents=True, exist_ok=True)
@@ -572,6 +572,7 @@ class RuncRuntime:
         leaves a running (or frozen) sandbox without a complete image, or a complete image: the
         session is running or paused, never lost.
         """
+        self._finished(session_id)
         directory = self.images_dir(session_id)
         directory.mkdir(mode=0o700, exist_ok=True)
         gvisor.sync_folder(self.paused_dir)
@@ -606,24 +607,24 @@ class RuncRuntime:
                 raise
             os.rename(partial, final)
             gvisor.sync_folder(directory)
-        self._stop_later(session_id)
+        self._finish_later(session_id, self._runc, "delete", "--force", session_id)
 
-    def _stop_later(self, session_id: str) -> None:
-        """Delete a checkpointed sandbox in the background: the session is paused once its image is
-        complete, and the sandbox's memory goes back as soon as runsc kills it, but runsc then waits
-        until the host's init has reaped the sandbox's process, which some inits do only after a
-        second or two. Whatever next runs runsc on the session waits for it first (_stopped)."""
-        stop = threading.Thread(
-            target=self._runc, args=("delete", "--force", session_id), name=f"cove-stop-{session_id}"
-        )
-        self._stopping[session_id] = stop
-        stop.start()
+    def _finish_later(self, session_id: str, work: Callable[..., object], *args: object) -> None:
+        """Run `work(*args)` in the background, for what need not hold up a pause's or a resume's
+        answer: deleting a checkpointed sandbox (its memory goes back as soon as runsc kills it,
+        but runsc then waits until the host's init has reaped its process, which some inits do
+        only after a second or two), and removing the image a sandbox was restored from. Whatever
+        next works on the session's sandbox or images waits for it first (_finished)."""
+        self._finished(session_id)
+        thread = threading.Thread(target=work, args=args, name=f"cove-finish-{session_id}")
+        self._finishing[session_id] = thread
+        thread.start()
 
-    def _stopped(self, session_id: str) -> None:
-        """Wait for a background delete of the session's sandbox, if one is under way."""
-        stop = self._stopping.pop(session_id, None)
-        if stop is not None:
-            stop.join()
+    def _finished(self, session_id: str) -> None:
+        """Wait for what _finish_later started for the session, if it is under way."""
+        thread = self._finishing.pop(session_id, None)
+        if thread is not None:
+            thread.join()
 
     def _release_host_sockets(self, session_id: str) -> None:
         """Have the agent let go of the host's sockets (agent/init.c): done when its socket is gone.
@@ -801,7 +802,8 @@ class RuncRuntime:
         is set from inside, by a process of the sandbox's root with CAP_SYS_ADMIN there."""
         result = self._runc(
             *("exec", "--user=0:0", "--cap=CAP_SYS_ADMIN", session_id),
-            *gvisor.SET_HOSTNAME,
+            *INIT_ARGS,
+            "--hostname",
             session_id,
         )
         if result.returncode != 0:
@@ -833,7 +835,7 @@ class RuncRuntime:
         """Start the sandbox again from its image, with every process, file and page it had."""
         directory = self.images_dir(session_id)
         final, restoring = directory / gvisor.CHECKPOINT, directory / gvisor.CHECKPOINT_RESTORING
-        self._stopped(session_id)
+        self._finished(session_id)
         image = gvisor.image(directory)
         if image is None:  # frozen by a pause the server did not live to finish
             self._runc_logged(session_id, "resume", session_id)
@@ -858,12 +860,12 @@ class RuncRuntime:
             self._runc("delete", "--force", session_id)
             os.rename(restoring, final)
             raise
-        gvisor.remove(restoring)
+        self._finish_later(session_id, gvisor.remove, restoring)
 
     def destroy(self, session_id: str) -> None:
         """Remove the container, its mount, cgroups and files. Safe to call for any state."""
         mapping = self.id_mapping(session_id)
-        self._stopped(session_id)
+        self._finished(session_id)
         self._runc("delete", "--force", session_id)
         self._runtimes.pop(session_id, None)
         directory = self.session_dir(session_id)
@@ -924,7 +926,7 @@ class RuncRuntime:
         result = self._runc("state", session_id)
         directory = self.session_dir(session_id)
         layer = directory / "upper"
-        # paused into a complete image: its sandbox is gone, or being deleted (_stop_later)
+        # paused into a complete image: its sandbox is gone, or being deleted (_finish_later)
         images = self.images_dir(session_id)
         stopped = result.returncode != 0 or (images / gvisor.CHECKPOINT).is_dir()
         if stopped and gvisor.image(images) is not None:
