@@ -359,7 +359,8 @@ class RuncRuntime:
 
     def _set_network(self, session_id: str, policy: NetworkPolicy, starting: bool = False) -> None:
         directory = self.session_dir(session_id)
-        if self.runtime_of(session_id) == RUNC:
+        on_gvisor = self.runtime_of(session_id) == GVISOR
+        if not on_gvisor:
             netns = f"/proc/{self._init_pid(session_id)}/ns/net"
         else:
             netns = str(directory / gvisor.NETNS_FILE)
@@ -369,7 +370,7 @@ class RuncRuntime:
                     "starts, so a session created without network cannot be given one; create a new "
                     "session with network egress"
                 )
-        self.networks.apply(session_id, directory, netns, policy)
+        self.networks.apply(session_id, directory, netns, policy, keep_interface=on_gvisor)
 
     def network_state(self, session_id: str) -> NetworkState:
         return self.networks.state(self.session_dir(session_id))
