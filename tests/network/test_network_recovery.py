@@ -6,14 +6,18 @@ import signal
 import sqlite3
 from pathlib import Path
 
+from tests.integration.runtimes import BOTH_RUNTIMES
 from tests.integration.server import NOTHING_LEFT, running_server
 from tests.network.test_egress import API, DENIED, probe, refused_fast
 
 
-def test_rules_survive_a_sigkill_and_orphans_are_swept(data_root: Path) -> None:
+@BOTH_RUNTIMES
+def test_rules_survive_a_sigkill_and_orphans_are_swept(data_root: Path, runtime: str) -> None:
     with running_server(data_root / "data", warm_pool=1) as server, server.client() as client:
         created = [
-            client.post("/v1/sessions", json={"network": {"deny_out": [f"{DENIED}/32"]}}).json()["session"]
+            client.post(
+                "/v1/sessions", json={"network": {"deny_out": [f"{DENIED}/32"]}, "runtime": runtime}
+            ).json()["session"]
             for _ in range(2)
         ]
         survivor, orphan = (session["session_id"] for session in created)
