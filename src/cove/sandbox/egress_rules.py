@@ -91,7 +91,7 @@ table inet {t} {{
     chain refuse {{
         meta l4proto {{ tcp, udp }} update @denied {{ ip saddr . ip daddr . meta l4proto . th dport }}
         meta l4proto tcp reject with tcp reset
-        reject with icmpx admin-prohibited
+        reject with icmpx port-unreachable
     }}
     chain prerouting {{
         type nat hook prerouting priority dstnat; policy accept;
