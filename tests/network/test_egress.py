@@ -37,6 +37,12 @@ def attempt(kind, target, port, name=None, timeout=10):
                     s.sendall(b"ping\n")
                     return "ok" if s.recv(16) == b"ping\n" else "closed"
             return "ok"
+        if kind == "udp":
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.settimeout(timeout)
+                s.connect((target, port))
+                s.send(b"ping\n")
+                return "ok" if s.recv(64) else "closed"
         if kind == "https":
             context = ssl.create_default_context(cafile="/tmp/ca.pem")
             with socket.create_connection((target, port), timeout=timeout) as raw:
@@ -58,7 +64,7 @@ def attempt(kind, target, port, name=None, timeout=10):
 print(json.dumps([attempt(*a) for a in json.loads(sys.argv[1])]))
 """
 FAST_FAILURES = ("refused", "reset", "error:113:", "error:101:", "error:104:", "closed")
-"""A refusal the client sees at once: a reset, or ICMP unreachable (EHOSTUNREACH, ENETUNREACH)."""
+"""A refusal the client sees at once: a reset, ICMP port unreachable, no route (EHOSTUNREACH, ENETUNREACH)."""
 
 
 def probe(server: CoveServer, session_id: str, *attempts: tuple[Any, ...]) -> list[str]:
@@ -141,8 +147,15 @@ def test_the_host_other_sessions_metadata_and_private_ranges_are_refused_at_once
         ("100.64.0.1", 80),
         ("192.0.2.1", 80),  # outside the operator's allow-list
     ]
-    outcomes = probe(server, session_id, *[("tcp", address, port) for address, port in targets])
-    assert all(refused_fast(outcome) for outcome in outcomes), list(zip(targets, outcomes, strict=True))
+    outcomes = probe(
+        server,
+        session_id,
+        *[("tcp", address, port) for address, port in targets],
+        ("udp", "169.254.169.254", 53),
+    )
+    assert all(refused_fast(outcome) for outcome in outcomes), list(
+        zip([*targets, "udp"], outcomes, strict=True)
+    )
 
     denied = api.get(f"/v1/sessions/{session_id}/network").json()["denied"]
     assert denied["count"] >= len(targets) - 1, denied
