@@ -220,6 +220,26 @@ def test_a_denied_cidr_and_a_live_change_take_effect_on_the_next_connection(
     assert probe(server, session_id, ("tcp", API, 80)) == ["ok"]
 
 
+@pytest.mark.parametrize("runtime", ["gvisor"], indirect=True)
+def test_a_fork_of_a_gvisor_session_shut_to_none_can_be_opened(
+    server: CoveServer, session_with: Callable[..., str], api: Any
+) -> None:
+    """Only gvisor sessions fork. A copy's network stack is restored with the source's interface, so
+    the copy of a shut session is shut on an interface of its own, which it can open."""
+    session_id = session_with()
+    assert api.put(f"/v1/sessions/{session_id}/network", json={"mode": "none"}).status_code == 200
+    fork = api.post(f"/v1/sessions/{session_id}/fork")
+    assert fork.status_code == 201, fork.text
+    fork_id = fork.json()["session"]["session_id"]
+    try:
+        assert refused_fast(probe(server, fork_id, ("tcp", API, 80))[0])
+        opened = api.put(f"/v1/sessions/{fork_id}/network", json={"mode": "egress"})
+        assert opened.status_code == 200 and opened.json()["address"], opened.text
+        assert probe(server, fork_id, ("tcp", API, 80)) == ["ok"]
+    finally:
+        api.delete(f"/v1/sessions/{fork_id}")
+
+
 @BOTH_RUNTIMES
 def test_mode_none_sees_only_loopback(server: CoveServer, session_with: Callable[..., str]) -> None:
     session_id = session_with({"mode": "none"})

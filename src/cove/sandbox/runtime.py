@@ -770,9 +770,12 @@ class RuncRuntime:
         if old_uid is not None and new_mapping is not None:
             gvisor.change_owner(directory / "upper", old_uid, new_mapping.user_host_id)
         mount_overlay(image.rootfs, directory / "upper", directory / "work", directory / "rootfs")
-        if policy is not None:
+        if policy is not None:  # the source had an interface, which its network stack restores with
+            netns = str(directory / gvisor.NETNS_FILE)
+            if policy.mode != EGRESS:  # shut to none: so is the copy's own, which it can open again
+                self.networks.attach(session_id, directory, netns)
             self._set_network(session_id, policy, starting=True)
-            self.networks.configure_again(directory, str(directory / gvisor.NETNS_FILE))
+            self.networks.configure_again(directory, netns)
         self._runc_logged(
             session_id,
             *("restore", "--detach", "--image-path", str(image_dir)),
