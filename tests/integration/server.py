@@ -199,11 +199,10 @@ class CoveServer:
 
     def leftovers(self) -> dict[str, list[str]]:
         """What this server's sessions hold on the host, but for prepared (warm pool) sandboxes."""
-        states = json.loads(self.runc("list", "--format", "json").stdout or "null") or []
         prepared = self.prepared()
         sessions = self.data_dir / "sessions"
         return {
-            "containers": sorted({entry["id"] for entry in states} - prepared),
+            "containers": sorted(self.containers() - prepared),
             "mounts": [m for m in self.mounts() if Path(m).parent.name not in prepared],
             "cgroups": [str(p) for p in self.cgroup_dirs() if p.name not in prepared],
             "folders": sorted(p.name for p in sessions.iterdir() if p.is_dir() and p.name not in prepared),

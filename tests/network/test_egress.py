@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.runtimes import ensure_runsc
+from tests.integration.runtimes import BOTH_RUNTIMES
 from tests.integration.server import CoveServer, scratch_server
 from tests.network.testnet import TestNetwork
 
@@ -37,6 +37,12 @@ def attempt(kind, target, port, name=None, timeout=10):
                     s.sendall(b"ping\n")
                     return "ok" if s.recv(16) == b"ping\n" else "closed"
             return "ok"
+        if kind == "udp":
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.settimeout(timeout)
+                s.connect((target, port))
+                s.send(b"ping\n")
+                return "ok" if s.recv(64) else "closed"
         if kind == "https":
             context = ssl.create_default_context(cafile="/tmp/ca.pem")
             with socket.create_connection((target, port), timeout=timeout) as raw:
@@ -58,7 +64,7 @@ def attempt(kind, target, port, name=None, timeout=10):
 print(json.dumps([attempt(*a) for a in json.loads(sys.argv[1])]))
 """
 FAST_FAILURES = ("refused", "reset", "error:113:", "error:101:", "error:104:", "closed")
-"""A refusal the client sees at once: a reset, or ICMP unreachable (EHOSTUNREACH, ENETUNREACH)."""
+"""A refusal the client sees at once: a reset, ICMP port unreachable, no route (EHOSTUNREACH, ENETUNREACH)."""
 
 
 def probe(server: CoveServer, session_id: str, *attempts: tuple[Any, ...]) -> list[str]:
@@ -74,24 +80,29 @@ def refused_fast(outcome: str) -> bool:
     return outcome.startswith(FAST_FAILURES)
 
 
+def interfaces(server: CoveServer, session_id: str) -> list[str]:
+    """The network interfaces a session sees (from /proc/net/dev: gVisor's /sys has no class/net)."""
+    listed = server.sandbox(session_id, "cat /proc/net/dev")
+    assert listed.returncode == 0, listed.stderr
+    return [line.split(":")[0].strip() for line in listed.stdout.splitlines()[2:]]
+
+
 @pytest.fixture
 def session_with(new_session: Callable[..., dict[str, Any]]) -> Callable[..., str]:
-    def create(network: dict[str, Any] | None = None, runtime: str | None = None) -> str:
+    """Makes a session with a network policy (the server's default without one), on `runtime`."""
+
+    def create(network: dict[str, Any] | None = None) -> str:
         body: dict[str, Any] = {"network": network} if network else {}
-        if runtime is not None:
-            if runtime == "gvisor":
-                ensure_runsc()
-            body["runtime"] = runtime
         return str(new_session(**body)["session_id"])
 
     return create
 
 
-@pytest.mark.parametrize("runtime", ["runc", "gvisor"])
+@BOTH_RUNTIMES
 def test_reaches_a_test_host_by_name_and_by_address(
-    server: CoveServer, session_with: Callable[..., str], runtime: str
+    server: CoveServer, session_with: Callable[..., str]
 ) -> None:
-    session_id = session_with(runtime=runtime)
+    session_id = session_with()
     outcomes = probe(
         server,
         session_id,
@@ -105,11 +116,13 @@ def test_reaches_a_test_host_by_name_and_by_address(
     assert (curl.returncode, curl.stdout.strip()) == (0, "hello from api.test"), curl.stderr
 
 
-def test_a_gvisor_session_reaches_the_test_hosts_after_a_pause(
+@BOTH_RUNTIMES
+def test_a_session_reaches_the_test_hosts_after_a_pause(
     server: CoveServer, session_with: Callable[..., str], api: Any
 ) -> None:
-    """A restored gVisor network stack takes the session's interface again, rules and all."""
-    session_id = session_with({"mode": "egress", "deny_out": [DENIED]}, runtime="gvisor")
+    """The interface and its rules outlive a pause; on gvisor the restored network stack takes the
+    session's interface again."""
+    session_id = session_with({"mode": "egress", "deny_out": [DENIED]})
     assert api.post(f"/v1/sessions/{session_id}/pause").status_code == 200
     assert api.post(f"/v1/sessions/{session_id}/resume").status_code == 200
     reached, denied = probe(server, session_id, ("http", "http://api.test/", 0), ("tcp", DENIED, 80))
@@ -117,6 +130,7 @@ def test_a_gvisor_session_reaches_the_test_hosts_after_a_pause(
     assert refused_fast(denied), denied
 
 
+@BOTH_RUNTIMES
 def test_the_host_other_sessions_metadata_and_private_ranges_are_refused_at_once(
     server: CoveServer, session_with: Callable[..., str], api: Any
 ) -> None:
@@ -133,8 +147,15 @@ def test_the_host_other_sessions_metadata_and_private_ranges_are_refused_at_once
         ("100.64.0.1", 80),
         ("192.0.2.1", 80),  # outside the operator's allow-list
     ]
-    outcomes = probe(server, session_id, *[("tcp", address, port) for address, port in targets])
-    assert all(refused_fast(outcome) for outcome in outcomes), list(zip(targets, outcomes, strict=True))
+    outcomes = probe(
+        server,
+        session_id,
+        *[("tcp", address, port) for address, port in targets],
+        ("udp", "169.254.169.254", 53),
+    )
+    assert all(refused_fast(outcome) for outcome in outcomes), list(
+        zip([*targets, "udp"], outcomes, strict=True)
+    )
 
     denied = api.get(f"/v1/sessions/{session_id}/network").json()["denied"]
     assert denied["count"] >= len(targets) - 1, denied
@@ -142,6 +163,7 @@ def test_the_host_other_sessions_metadata_and_private_ranges_are_refused_at_once
     assert ("169.254.169.254", 80) in seen and ("192.0.2.2", server.port) in seen, seen
 
 
+@BOTH_RUNTIMES
 def test_an_allow_list_by_name_over_http_and_tls(
     server: CoveServer, session_with: Callable[..., str], test_network: TestNetwork, api: Any
 ) -> None:
@@ -175,6 +197,7 @@ def test_an_allow_list_by_name_over_http_and_tls(
     ).items()
 
 
+@BOTH_RUNTIMES
 def test_a_denied_cidr_and_a_live_change_take_effect_on_the_next_connection(
     server: CoveServer, session_with: Callable[..., str], api: Any
 ) -> None:
@@ -187,21 +210,46 @@ def test_a_denied_cidr_and_a_live_change_take_effect_on_the_next_connection(
     api_now, denied_now = probe(server, session_id, ("tcp", API, 80), ("tcp", DENIED, 80))
     assert refused_fast(api_now) and denied_now == "ok"
 
-    assert api.put(f"/v1/sessions/{session_id}/network", json={"mode": "none"}).status_code == 200
-    interfaces = server.sandbox(session_id, "ls /sys/class/net")
-    assert interfaces.stdout.split() == ["lo"]
+    shut = api.put(f"/v1/sessions/{session_id}/network", json={"mode": "none"})
+    assert shut.status_code == 200 and shut.json()["address"] is None, shut.text
+    # runc takes the interface away; gVisor's network stack keeps it, refused everything
+    connection, name = probe(server, session_id, ("tcp", API, 80), ("dns", "api.test", 0))
+    assert refused_fast(connection) and name.startswith("error:"), (connection, name)
     back = api.put(f"/v1/sessions/{session_id}/network", json={"mode": "egress"})
     assert back.status_code == 200 and back.json()["address"], back.text
     assert probe(server, session_id, ("tcp", API, 80)) == ["ok"]
 
 
+@pytest.mark.parametrize("runtime", ["gvisor"], indirect=True)
+def test_a_fork_of_a_gvisor_session_shut_to_none_can_be_opened(
+    server: CoveServer, session_with: Callable[..., str], api: Any
+) -> None:
+    """Only gvisor sessions fork. A copy's network stack is restored with the source's interface, so
+    the copy of a shut session is shut on an interface of its own, which it can open."""
+    session_id = session_with()
+    assert api.put(f"/v1/sessions/{session_id}/network", json={"mode": "none"}).status_code == 200
+    fork = api.post(f"/v1/sessions/{session_id}/fork")
+    assert fork.status_code == 201, fork.text
+    fork_id = fork.json()["session"]["session_id"]
+    try:
+        assert refused_fast(probe(server, fork_id, ("tcp", API, 80))[0])
+        opened = api.put(f"/v1/sessions/{fork_id}/network", json={"mode": "egress"})
+        assert opened.status_code == 200 and opened.json()["address"], opened.text
+        assert probe(server, fork_id, ("tcp", API, 80)) == ["ok"]
+    finally:
+        api.delete(f"/v1/sessions/{fork_id}")
+
+
+@BOTH_RUNTIMES
 def test_mode_none_sees_only_loopback(server: CoveServer, session_with: Callable[..., str]) -> None:
     session_id = session_with({"mode": "none"})
-    assert server.sandbox(session_id, "ls /sys/class/net").stdout.split() == ["lo"]
+    assert interfaces(server, session_id) == ["lo"]
     outcome = probe(server, session_id, ("tcp", API, 80))[0]
-    assert outcome.startswith("error:101:"), outcome  # ENETUNREACH: no route at all
+    # no route at all: Linux says ENETUNREACH, gVisor's network stack EHOSTUNREACH
+    assert outcome.startswith(("error:101:", "error:113:")), outcome
 
 
+@BOTH_RUNTIMES
 def test_pip_downloads_from_a_test_index(server: CoveServer, session_with: Callable[..., str]) -> None:
     session_id = session_with({"allow_out": ["pypi.test"], "deny_out": ["0.0.0.0/0"]})
     result = server.sandbox(
@@ -214,6 +262,7 @@ def test_pip_downloads_from_a_test_index(server: CoveServer, session_with: Calla
     assert "covetestpkg-1.0-py3-none-any.whl" in result.stdout
 
 
+@BOTH_RUNTIMES
 def test_traffic_shows_in_metrics(server: CoveServer, session_with: Callable[..., str], api: Any) -> None:
     session_id = session_with()
     fetched = server.sandbox(
@@ -230,9 +279,10 @@ def limited_server() -> Iterator[CoveServer]:
         yield server
 
 
-def test_connection_and_bandwidth_caps(limited_server: CoveServer) -> None:
+@BOTH_RUNTIMES
+def test_connection_and_bandwidth_caps(limited_server: CoveServer, runtime: str) -> None:
     with limited_server.client() as client:
-        created = client.post("/v1/sessions", json={})
+        created = client.post("/v1/sessions", json={"runtime": runtime})
         assert created.status_code == 201, created.text
         session_id = created.json()["session"]["session_id"]
         held = r"""
@@ -263,11 +313,18 @@ print(json.dumps(outcomes))
         client.delete(f"/v1/sessions/{session_id}")
 
 
-def test_an_operator_can_forbid_egress() -> None:
-    with scratch_server(network_egress_allowed=False, warm_pool=0) as server, server.client() as client:
-        refused = client.post("/v1/sessions", json={"network": {"mode": "egress"}})
+@pytest.fixture(scope="module")
+def no_egress_server() -> Iterator[CoveServer]:
+    with scratch_server(network_egress_allowed=False, warm_pool=0) as server:
+        yield server
+
+
+@BOTH_RUNTIMES
+def test_an_operator_can_forbid_egress(no_egress_server: CoveServer, runtime: str) -> None:
+    with no_egress_server.client() as client:
+        refused = client.post("/v1/sessions", json={"network": {"mode": "egress"}, "runtime": runtime})
         assert refused.status_code == 400 and "mode 'none'" in refused.json()["error"]["message"]
-        created = client.post("/v1/sessions", json={})
+        created = client.post("/v1/sessions", json={"runtime": runtime})
         assert created.status_code == 201, created.text
         session_id = created.json()["session"]["session_id"]
         shown = client.get(f"/v1/sessions/{session_id}/network").json()
@@ -275,9 +332,19 @@ def test_an_operator_can_forbid_egress() -> None:
         client.delete(f"/v1/sessions/{session_id}")
 
 
-def test_an_operator_allow_list_with_names_binds_every_session() -> None:
-    with scratch_server(egress_allow=f"{API},pypi.test", warm_pool=0) as server, server.client() as client:
-        created = client.post("/v1/sessions", json={"network": {"allow_out": [DENIED]}})
+@pytest.fixture(scope="module")
+def operator_list_server() -> Iterator[CoveServer]:
+    with scratch_server(egress_allow=f"{API},pypi.test", warm_pool=0) as server:
+        yield server
+
+
+@BOTH_RUNTIMES
+def test_an_operator_allow_list_with_names_binds_every_session(
+    operator_list_server: CoveServer, runtime: str
+) -> None:
+    server = operator_list_server
+    with server.client() as client:
+        created = client.post("/v1/sessions", json={"network": {"allow_out": [DENIED]}, "runtime": runtime})
         assert created.status_code == 201, created.text
         session_id = created.json()["session"]["session_id"]
         outcomes = probe(

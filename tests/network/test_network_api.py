@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from cove import AgentBay, AsyncAgentBay, Config, CreateSessionParams, NetworkPolicy, Session, SessionData
 from cove.cli import main
+from tests.integration.runtimes import BOTH_RUNTIMES
 from tests.integration.server import KEY_A, CoveServer
 
 SUBNET = ipaddress.ip_network("10.203.0.0/16")
@@ -39,15 +40,18 @@ def api(network_server: CoveServer, agent_bay: AgentBay) -> Iterator[httpx.Clien
 
 
 @pytest.fixture
-def create(agent_bay: AgentBay) -> Callable[..., Session]:
+def create(agent_bay: AgentBay, runtime: str | None) -> Callable[..., Session]:
+    """Makes a session on `runtime` (conftest.py) with a network policy."""
+
     def made(network: NetworkPolicy | None = None) -> Session:
-        result = agent_bay.create(CreateSessionParams(network=network))
+        result = agent_bay.create(CreateSessionParams(network=network, runtime=runtime))
         assert result.success and result.session is not None, result.error_message
         return result.session
 
     return made
 
 
+@BOTH_RUNTIMES
 def test_sdk_create_with_a_policy_and_get_it_back(create: Callable[..., Session]) -> None:
     session = create(ALLOW_LIST)
     got = session.network.get()
@@ -62,9 +66,10 @@ def test_sdk_create_with_a_policy_and_get_it_back(create: Callable[..., Session]
     assert other.address is not None and other.address != got.address
 
 
-def test_rest_create_get_and_put(api: httpx.Client) -> None:
+@BOTH_RUNTIMES
+def test_rest_create_get_and_put(api: httpx.Client, runtime: str) -> None:
     policy = {"mode": "egress", "allow_out": ["198.18.0.10"], "deny_out": ["198.18.0.0/24"]}
-    created = api.post("/v1/sessions", json={"network": policy})
+    created = api.post("/v1/sessions", json={"network": policy, "runtime": runtime})
     assert created.status_code == 201, created.text
     path = f"/v1/sessions/{created.json()['session']['session_id']}/network"
 
@@ -83,15 +88,19 @@ def test_rest_create_get_and_put(api: httpx.Client) -> None:
     assert api.get(path).json()["policy"] == changed.json()["policy"]
 
 
+@BOTH_RUNTIMES
 def test_mode_none_has_no_address(create: Callable[..., Session]) -> None:
     got = create(NetworkPolicy(mode="none")).network.get()
     assert got.success, got.error_message
     assert (got.policy, got.address, got.gateway) == (NetworkPolicy(mode="none"), None, None)
 
 
-async def test_async_sdk_updates_the_policy(network_server: CoveServer, agent_bay: AgentBay) -> None:
+@BOTH_RUNTIMES
+async def test_async_sdk_updates_the_policy(
+    network_server: CoveServer, agent_bay: AgentBay, runtime: str
+) -> None:
     async with AsyncAgentBay(api_key=KEY_A, cfg=Config(endpoint=network_server.url)) as client:
-        created = await client.create()
+        created = await client.create(CreateSessionParams(runtime=runtime))
         assert created.session is not None, created.error_message
         updated = await created.session.network.update(ALLOW_LIST)
         assert updated.success and updated.policy == ALLOW_LIST, updated.error_message
@@ -130,6 +139,7 @@ def test_an_unknown_session_is_404(api: httpx.Client, agent_bay: AgentBay) -> No
     assert (missing.success, missing.code, missing.http_status_code) == (False, "SessionNotFound", 404)
 
 
+@BOTH_RUNTIMES
 def test_cli_session_net_shows_and_changes_the_policy(
     network_server: CoveServer, create: Callable[..., Session]
 ) -> None:

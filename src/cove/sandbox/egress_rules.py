@@ -10,6 +10,8 @@ Chains of a session S on interface I:
     s_S   forward: its connections out (anti-spoofing, always denied, operator list, its rules)
     d_S   prerouting: which of its TCP connections go to the proxy
     r_S   a refusal: counted, remembered in @denied, answered at once (TCP reset, ICMP otherwise)
+A session with no policy in force (mode `none` on an interface it keeps, as a gvisor session does)
+is also in the set `shut`: the host's DNS forwarder and egress proxy refuse it too.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ table inet {t} {{
     map sessions {{ type ifname : verdict; }}
     map diverts {{ type ifname : verdict; }}
     map refusals {{ type ifname : verdict; }}
+    set shut {{ type ifname; }}
     set connections {{ type ipv4_addr; size 65535; flags dynamic; }}
     set denied {{
         type ipv4_addr . ipv4_addr . inet_proto . inet_service; size {DENIED_REMEMBERED};
@@ -88,7 +91,7 @@ table inet {t} {{
     chain refuse {{
         meta l4proto {{ tcp, udp }} update @denied {{ ip saddr . ip daddr . meta l4proto . th dport }}
         meta l4proto tcp reject with tcp reset
-        reject with icmpx admin-prohibited
+        reject with icmpx port-unreachable
     }}
     chain prerouting {{
         type nat hook prerouting priority dstnat; policy accept;
@@ -106,6 +109,7 @@ table inet {t} {{
     }}
     chain to_host {{
         ct state established,related accept
+        iifname @shut iifname vmap @refusals
         ip daddr {gateway} tcp dport {proxy_ports} {too_many} iifname vmap @refusals
         ip daddr {gateway} udp dport {layout.dns_port} accept
         ip daddr {gateway} tcp dport {proxy_ports} accept
@@ -171,7 +175,19 @@ def session_rules(
         f"add element inet {t} diverts {{ {quoted} : jump {d} }}",
         f"add element inet {t} refusals {{ {quoted} : goto {r} }}",
     ]
+    if policy.mode == EGRESS:
+        lines += _leave_shut(t, quoted)
+    else:
+        lines.append(f"add element inet {t} shut {{ {quoted} }}")
     return "\n".join(lines) + "\n"
+
+
+def _leave_shut(table: str, quoted: str) -> list[str]:
+    """Take an interface out of `shut`, whether or not it is in: a delete alone fails on one that is not."""
+    return [
+        f"add element inet {table} shut {{ {quoted} }}",
+        f"delete element inet {table} shut {{ {quoted} }}",
+    ]
 
 
 def session_removal(layout: TableLayout, session_id: str, interface: str) -> list[str]:
@@ -181,5 +197,6 @@ def session_removal(layout: TableLayout, session_id: str, interface: str) -> lis
     commands = [
         f"delete element inet {t} {name} {{ {quoted} }}" for name in ("sessions", "diverts", "refusals")
     ]
+    commands += _leave_shut(t, quoted)
     chains = [f"delete chain inet {t} {prefix}_{key}" for prefix in ("s", "d", "r")]
     return [*commands, *chains, f"delete counter inet {t} r_{key}"]

@@ -9,6 +9,7 @@ which needs no KVM. The differences, all kept here:
 - Network: runsc's own network stack reads the sandbox's interfaces once, when it starts. So the
   session's network namespace is made first, bound to `netns` in its folder, and given its
   interface before runsc runs; the spec names that namespace instead of asking for a new one.
+  For the same reason a session shut to network `none` keeps its interface, all it sends refused.
 - No delegated cgroup: the Sentry has its own cgroups, so the agent keeps process trees as
   process groups; the host's cgroups still cap the whole sandbox.
 - Pause is a checkpoint: the sandbox is frozen, its every process, open file and page of memory is

@@ -369,7 +369,8 @@ class RuncRuntime:
 
     def _set_network(self, session_id: str, policy: NetworkPolicy, starting: bool = False) -> None:
         directory = self.session_dir(session_id)
-        if self.runtime_of(session_id) == RUNC:
+        on_gvisor = self.runtime_of(session_id) == GVISOR
+        if not on_gvisor:
             netns = f"/proc/{self._init_pid(session_id)}/ns/net"
         else:
             netns = str(directory / gvisor.NETNS_FILE)
@@ -379,7 +380,7 @@ class RuncRuntime:
                     "starts, so a session created without network cannot be given one; create a new "
                     "session with network egress"
                 )
-        self.networks.apply(session_id, directory, netns, policy)
+        self.networks.apply(session_id, directory, netns, policy, keep_interface=on_gvisor)
 
     def network_state(self, session_id: str) -> NetworkState:
         return self.networks.state(self.session_dir(session_id))
@@ -783,9 +784,12 @@ class RuncRuntime:
         if old_uid is not None and new_mapping is not None:
             gvisor.change_owner(directory / "upper", old_uid, new_mapping.user_host_id)
         mount_overlay(image.rootfs, directory / "upper", directory / "work", directory / "rootfs")
-        if policy is not None:
+        if policy is not None:  # the source had an interface, which its network stack restores with
+            netns = str(directory / gvisor.NETNS_FILE)
+            if policy.mode != EGRESS:  # shut to none: so is the copy's own, which it can open again
+                self.networks.attach(session_id, directory, netns)
             self._set_network(session_id, policy, starting=True)
-            self.networks.configure_again(directory, str(directory / gvisor.NETNS_FILE))
+            self.networks.configure_again(directory, netns)
         self._runc_logged(
             session_id,
             *("restore", "--detach", "--image-path", str(image_dir)),

@@ -263,10 +263,19 @@ class SessionNetworks:
         if attachment is not None:
             self._configure_inside(netns, attachment.address)
 
-    def apply(self, session_id: str, directory: Path, netns: str, policy: NetworkPolicy) -> None:
-        """Put a policy in force: from the next connection on. `none` takes the interface away."""
+    def apply(
+        self,
+        session_id: str,
+        directory: Path,
+        netns: str,
+        policy: NetworkPolicy,
+        keep_interface: bool = False,
+    ) -> None:
+        """Put a policy in force: from the next connection on. `none` takes the interface away, or
+        with `keep_interface` refuses all it sends (gVisor's network stack takes the interfaces only
+        when it starts: one taken away could not be given back)."""
         attachment = self.attachment(directory)
-        if policy.mode == NONE:
+        if policy.mode == NONE and not (keep_interface and attachment is not None):
             self.detach(session_id, directory)
             return
         if attachment is None:
@@ -313,14 +322,14 @@ class SessionNetworks:
         attachment = self.attachment(directory)
         if attachment is None:
             return NetworkState(NetworkPolicy(mode=NONE), None, None, 0, [])
+        shut = attachment.policy.mode == NONE
         counted = self._refused_count(directory.name)
         with self._lock:
             proxied = list(self._proxy_denials.get(attachment.address, ()))
             counted += self._proxy_denied.get(attachment.address, 0)
         recent = sorted(proxied + self._recent_refusals(attachment.address), key=lambda d: d.at, reverse=True)
-        return NetworkState(
-            attachment.policy, attachment.address, str(self.gateway), counted, recent[:RECENT_DENIALS]
-        )
+        address, gateway = (None, None) if shut else (attachment.address, str(self.gateway))
+        return NetworkState(attachment.policy, address, gateway, counted, recent[:RECENT_DENIALS])
 
     def attachment(self, directory: Path) -> Attachment | None:
         try:
