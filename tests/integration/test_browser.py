@@ -58,15 +58,12 @@ def session_id(api: httpx.Client, runtime: str) -> Iterator[str]:
 def cdp_url(browser_server: CoveServer, runtime: str) -> Iterator[str]:
     """The CDP URL of a session on `runtime` whose browser it starts, shared by the module's tests
     that only connect to it."""
-    with browser_server.client(KEY_A) as client:
+    with (
+        sdk_session(browser_server, "browser_latest", runtime) as session,
+        browser_server.client(KEY_A) as client,
+    ):
         client.timeout = 120
-        created = client.post("/v1/sessions", json={"runtime": runtime})
-        assert created.status_code == 201, created.text
-        found = created.json()["session"]["session_id"]
-        try:
-            yield client.get(f"/v1/sessions/{found}/browser/cdp_url").json()["url"]
-        finally:
-            client.delete(f"/v1/sessions/{found}")
+        yield client.get(f"/v1/sessions/{session.session_id}/browser/cdp_url").json()["url"]
 
 
 @BOTH_RUNTIMES

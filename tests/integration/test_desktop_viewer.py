@@ -180,18 +180,15 @@ def test_the_sessions_browser_is_seen_in_the_viewer(
     browser_server: CoveServer, browser: Browser, runtime: str
 ) -> None:
     """On browser_latest, Chromium runs on the display the viewer shows."""
-    with browser_server.client(KEY_A) as api:
+    with (
+        sdk_session(browser_server, "browser_latest", runtime) as session,
+        browser_server.client(KEY_A) as api,
+    ):
         api.timeout = 120
-        created = api.post("/v1/sessions", json={"runtime": runtime})
-        assert created.status_code == 201, created.text
-        session_id = created.json()["session"]["session_id"]
-        try:
-            option = {"defaultNavigateUrl": MAGENTA_PAGE}
-            started = api.post(f"/v1/sessions/{session_id}/browser", json={"option": option})
-            assert started.status_code == 200, started.text
-            url = api.get(f"/v1/sessions/{session_id}/desktop_url").json()["url"]
-            page = open_viewer(browser, url)
-            until(lambda: page.evaluate(PIXEL_AT, [640, 500]) == [255, 0, 255, 255], timeout=30)
-            page.close()
-        finally:
-            api.delete(f"/v1/sessions/{session_id}")
+        option = {"defaultNavigateUrl": MAGENTA_PAGE}
+        started = api.post(f"/v1/sessions/{session.session_id}/browser", json={"option": option})
+        assert started.status_code == 200, started.text
+        url = api.get(f"/v1/sessions/{session.session_id}/desktop_url").json()["url"]
+        page = open_viewer(browser, url)
+        until(lambda: page.evaluate(PIXEL_AT, [640, 500]) == [255, 0, 255, 255], timeout=30)
+        page.close()
