@@ -141,6 +141,14 @@ def browser_server() -> Iterator[CoveServer]:
         yield started
 
 
+@pytest.fixture(scope="session")
+def gvisor_browser_server() -> Iterator[CoveServer]:
+    """`browser_server` whose sessions run on gvisor unless their create names a runtime."""
+    ensure_runsc()
+    with recipe_server("browser_latest", default_runtime="gvisor") as started:
+        yield started
+
+
 @pytest.fixture
 def api(server: CoveServer) -> Iterator[httpx.Client]:
     with server.client(KEY_A) as client:

@@ -51,6 +51,7 @@ from tests.s3 import S3Server
 pytestmark = pytest.mark.filterwarnings(r"ignore:Config\(endpoint=:DeprecationWarning")
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "AGENTBAY_REGION_ID")
 server = on_default_runtime("server")
+browser_server = on_default_runtime("browser_server")
 RUNTIMES = both_runtimes(scope="module")
 """The SDK names no runtime: on gvisor, its sessions are made on a server whose default is gvisor."""
 XTERM_NEEDS_DEV_TTY = pytest.mark.xfail(
@@ -696,6 +697,7 @@ def test_the_computer_modules_apps_and_windows(official: Any) -> None:
     assert computer.stop_app_by_pid(pid).success
 
 
+@RUNTIMES
 def test_the_browser_over_cdp(browser_server: CoveServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """On browser_latest: Playwright drives the session's Chromium through the URL the SDK gets."""
     for name in PROXY_VARIABLES:
@@ -726,6 +728,7 @@ def test_the_browser_over_cdp(browser_server: CoveServer, monkeypatch: pytest.Mo
         session.delete()
 
 
+@RUNTIMES
 def test_the_browser_operator(browser_server: CoveServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """`session.browser.operator`: navigate and screenshot on the session's Chromium, the LLM-driven
     act refused at once, close stopping the browser; a later call says it is not running."""
@@ -775,6 +778,7 @@ def test_the_browser_operator(browser_server: CoveServer, monkeypatch: pytest.Mo
 
 
 @pytest.mark.parametrize("close_first", [True, False], ids=["closed", "left-open"])
+@RUNTIMES
 def test_browser_context_keeps_cookies(
     browser_server: CoveServer, monkeypatch: pytest.MonkeyPatch, close_first: bool
 ) -> None:
