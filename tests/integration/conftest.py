@@ -29,24 +29,40 @@ def data_root() -> Iterator[Path]:
     remove_data(path)
 
 
-@pytest.fixture(scope="session")
-def server() -> Iterator[CoveServer]:
-    """One server shared by the tests that do not restart or reconfigure it."""
+@contextlib.contextmanager
+def shared_server(**settings: Any) -> Iterator[CoveServer]:
+    """A server for the tests that do not restart or reconfigure it."""
     root = Path(tempfile.mkdtemp(prefix="cove-test-", dir="/var/tmp"))
     root.chmod(0o711)
     # OSS tools may reach the loopback S3 server the tests start (s3_server), which is refused by default
-    with running_server(root / "data", session_quota=20, oss_private_networks=True) as started:
+    with running_server(root / "data", session_quota=20, oss_private_networks=True, **settings) as started:
         yield started
     shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def tls_server() -> Iterator[CoveServer]:
+def server() -> Iterator[CoveServer]:
+    """One server shared by the tests that do not restart or reconfigure it."""
+    with shared_server() as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def gvisor_server() -> Iterator[CoveServer]:
+    """`server` whose sessions run on gvisor unless their create names a runtime: for clients that
+    cannot name one (runtimes.on_default_runtime)."""
+    ensure_runsc()
+    with shared_server(default_runtime="gvisor") as started:
+        yield started
+
+
+@contextlib.contextmanager
+def shared_tls_server(**settings: Any) -> Iterator[CoveServer]:
     """A server on HTTPS, for E2B's SDK routed by host (e2b_modes.py)."""
     root = Path(tempfile.mkdtemp(prefix="cove-test-", dir="/var/tmp"))
     root.chmod(0o711)
     try:
-        server = start_tls_server(root)
+        server = start_tls_server(root, **settings)
         try:
             yield server
         finally:
@@ -54,6 +70,20 @@ def tls_server() -> Iterator[CoveServer]:
             server.remove_sandboxes()
     finally:
         remove_data(root)
+
+
+@pytest.fixture(scope="session")
+def tls_server() -> Iterator[CoveServer]:
+    with shared_tls_server() as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def gvisor_tls_server() -> Iterator[CoveServer]:
+    """`tls_server` whose sessions run on gvisor unless their create names a runtime."""
+    ensure_runsc()
+    with shared_tls_server(default_runtime="gvisor") as started:
+        yield started
 
 
 RECIPE_SERVERS = {"code_server": "code_latest", "browser_server": "browser_latest"}
@@ -71,14 +101,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @contextlib.contextmanager
-def recipe_server(image_id: str) -> Iterator[CoveServer]:
+def recipe_server(image_id: str, **settings: Any) -> Iterator[CoveServer]:
     """A server whose default image is `image_id`, built by ImageStore.build (recipe_images.py).
 
     Its images folder (COVE_IMAGES_DIR) is the persistent test image cache, shared across runs.
     """
     root = Path(tempfile.mkdtemp(prefix="cove-test-", dir="/var/tmp"))
     root.chmod(0o711)
-    settings = {"images_dir": IMAGES_DIR, "default_image": image_id, "session_quota": 20}
+    settings = {"images_dir": IMAGES_DIR, "default_image": image_id, "session_quota": 20, **settings}
     with running_server(root / "data", **settings) as started:
         yield started
     shutil.rmtree(root, ignore_errors=True)
@@ -87,6 +117,14 @@ def recipe_server(image_id: str) -> Iterator[CoveServer]:
 @pytest.fixture(scope="session")
 def code_server() -> Iterator[CoveServer]:
     with recipe_server("code_latest") as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def gvisor_code_server() -> Iterator[CoveServer]:
+    """`code_server` whose sessions run on gvisor unless their create names a runtime."""
+    ensure_runsc()
+    with recipe_server("code_latest", default_runtime="gvisor") as started:
         yield started
 
 
@@ -100,6 +138,14 @@ def code_session(code_server: CoveServer, runtime: str | None) -> Iterator[Sessi
 @pytest.fixture(scope="session")
 def browser_server() -> Iterator[CoveServer]:
     with recipe_server("browser_latest") as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def gvisor_browser_server() -> Iterator[CoveServer]:
+    """`browser_server` whose sessions run on gvisor unless their create names a runtime."""
+    ensure_runsc()
+    with recipe_server("browser_latest", default_runtime="gvisor") as started:
         yield started
 
 

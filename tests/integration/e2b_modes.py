@@ -35,7 +35,7 @@ UNSET = (
 )
 
 
-def start_tls_server(root: Path) -> CoveServer:
+def start_tls_server(root: Path, **settings: Any) -> CoveServer:
     """A server on HTTPS with the certificate `cove e2b-cert` made in its data directory."""
     data_dir = root / "data"
     environment = {name: value for name, value in os.environ.items() if not name.startswith("COVE_")}
@@ -48,7 +48,7 @@ def start_tls_server(root: Path) -> CoveServer:
     )
     files = certificate_files(data_dir)
     assert f"SSL_CERT_FILE={files.bundle}" in made.stdout
-    server = CoveServer(data_dir, tls_cert_file=files.certificate, tls_key_file=files.key)
+    server = CoveServer(data_dir, tls_cert_file=files.certificate, tls_key_file=files.key, **settings)
     server.verify = str(files.bundle)
     server.start()
     return server

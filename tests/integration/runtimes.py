@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 
@@ -24,6 +24,20 @@ def both_runtimes(
 
 
 BOTH_RUNTIMES = both_runtimes()
+
+
+def on_default_runtime(name: str) -> Any:
+    """For a module whose clients cannot name a runtime (AgentBay's and E2B's SDKs): a module fixture
+    that stands in for conftest's server fixture `name` and is that server on runc, or its twin
+    `gvisor_{name}`, whose creates run on gvisor unless they name a runtime, on gvisor. Its tests
+    take the runtime from `both_runtimes(scope="module")`; the module keeps it as `name`:
+    `server = on_default_runtime("server")`."""
+
+    @pytest.fixture(scope="module", name=name)
+    def chosen(request: pytest.FixtureRequest, runtime: str | None) -> Any:
+        return request.getfixturevalue(f"gvisor_{name}" if runtime == "gvisor" else name)
+
+    return chosen
 
 
 def ensure_runsc() -> None:

@@ -7,7 +7,11 @@ from typing import Any
 
 import httpx
 
+from tests.integration.runtimes import both_runtimes, on_default_runtime
 from tests.integration.server import KEY_A, CoveServer
+
+server = on_default_runtime("server")
+"""A raw RPC client names no runtime: on gvisor, its sessions are made on a server whose default is gvisor."""
 
 
 def rpc(server: CoveServer, action: str | None, key: str | None = KEY_A, **fields: str) -> httpx.Response:
@@ -24,6 +28,7 @@ def envelope(response: httpx.Response) -> dict[str, Any]:
     return body
 
 
+@both_runtimes(scope="module")
 def test_a_session_through_raw_rpc(server: CoveServer) -> None:
     created = envelope(rpc(server, "CreateMcpSession", Labels=json.dumps({"wire": "raw"})))
     assert created["Success"] is True and created["Code"] == "ok"

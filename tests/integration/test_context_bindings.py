@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.integration.runtimes import BOTH_RUNTIMES
 from tests.integration.server import KEY_B, CoveServer
 
 
@@ -25,6 +26,7 @@ def context(api: httpx.Client) -> Iterator[str]:
     api.delete(f"/v1/contexts/{context_id}")
 
 
+@BOTH_RUNTIMES
 def test_bind_and_list(api: httpx.Client, server: CoveServer, new_session: Any, context: str) -> None:
     session_id = new_session()["session_id"]
     path = f"/v1/sessions/{session_id}/contexts"
@@ -50,6 +52,7 @@ def test_bind_and_list(api: httpx.Client, server: CoveServer, new_session: Any, 
     assert httpx.get(url).content == b"later\n", "uploaded before release, as the default policy says"
 
 
+@BOTH_RUNTIMES
 def test_a_failed_download_binds_nothing(
     api: httpx.Client, server: CoveServer, new_session: Any, context: str
 ) -> None:
@@ -62,6 +65,7 @@ def test_a_failed_download_binds_nothing(
     assert server.sandbox(session_id, "cat /home/user/taken").stdout == "file\n"
 
 
+@BOTH_RUNTIMES
 def test_sync_now_and_its_tasks(
     api: httpx.Client, server: CoveServer, new_session: Any, context: str
 ) -> None:

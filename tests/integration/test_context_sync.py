@@ -19,6 +19,7 @@ from cove.contexts.policy import ContextSync
 from cove.contexts.storage import LocalFolderStorage
 from cove.contexts.sync import import_tar
 from cove.sandbox.images import SANDBOX_HOME
+from tests.integration.runtimes import BOTH_RUNTIMES
 from tests.integration.server import KEY_A, KEY_B, CoveServer
 
 os.environ.setdefault("AGENTBAY_LOG_LEVEL", "CRITICAL")
@@ -50,6 +51,7 @@ def inside(server: CoveServer, session_id: str, script: str) -> str:
     return ran.stdout
 
 
+@BOTH_RUNTIMES
 def test_written_in_one_session_read_in_the_next(
     api: httpx.Client, server: CoveServer, new_session: Any, context: dict[str, Any]
 ) -> None:
@@ -71,6 +73,7 @@ def test_written_in_one_session_read_in_the_next(
     assert context_file(api, context["id"], "sub/note.txt").status_code == 404
 
 
+@BOTH_RUNTIMES
 def test_no_auto_upload_keeps_the_context(
     api: httpx.Client, server: CoveServer, new_session: Any, context: dict[str, Any]
 ) -> None:
@@ -81,13 +84,12 @@ def test_no_auto_upload_keeps_the_context(
     assert api.get(f"/v1/contexts/{context['id']}/files").json()["files"] == []
 
 
+@BOTH_RUNTIMES
 def test_upload_when_the_session_expires(
-    api: httpx.Client, server: CoveServer, context: dict[str, Any]
+    api: httpx.Client, server: CoveServer, context: dict[str, Any], runtime: str
 ) -> None:
-    created = api.post(
-        "/v1/sessions",
-        json={"max_lifetime_s": 2, "context_syncs": [{"context_id": context["id"], "path": SYNCED}]},
-    )
+    syncs = [{"context_id": context["id"], "path": SYNCED}]
+    created = api.post("/v1/sessions", json={"max_lifetime_s": 2, "context_syncs": syncs, "runtime": runtime})
     assert created.status_code == 201, created.text
     session_id = created.json()["session"]["session_id"]
     try:
@@ -101,6 +103,7 @@ def test_upload_when_the_session_expires(
         api.delete(f"/v1/sessions/{session_id}")
 
 
+@BOTH_RUNTIMES
 def test_links_and_special_names_from_the_sandbox_stay_out(
     api: httpx.Client, server: CoveServer, new_session: Any, context: dict[str, Any]
 ) -> None:
@@ -178,8 +181,9 @@ def test_bad_syncs_are_refused(api: httpx.Client, server: CoveServer, context: d
     assert api.get("/v1/sessions", params={"status": "RUNNING"}).status_code == 200
 
 
+@BOTH_RUNTIMES
 def test_coves_sdk_create_with_context_sync(
-    api: httpx.Client, server: CoveServer, context: dict[str, Any]
+    api: httpx.Client, server: CoveServer, context: dict[str, Any], runtime: str
 ) -> None:
     from cove import AgentBay as CoveAgentBay
     from cove import BWList, Lifecycle, RecyclePolicy, UploadPolicy, WhiteList
@@ -197,7 +201,7 @@ def test_coves_sdk_create_with_context_sync(
             recycle_policy=RecyclePolicy(Lifecycle.LIFECYCLE_30DAYS),
         )
         created = agent_bay.create(
-            CoveParams(context_syncs=[CoveContextSync.new(context["id"], SYNCED, policy)])
+            CoveParams(context_syncs=[CoveContextSync.new(context["id"], SYNCED, policy)], runtime=runtime)
         )
         assert created.success, created.error_message
         assert inside(server, created.session.session_id, f"ls {SYNCED}") == "seed.txt\n"
@@ -206,6 +210,7 @@ def test_coves_sdk_create_with_context_sync(
         assert not refused.success and "path" in refused.error_message
 
 
+@BOTH_RUNTIMES
 def test_a_paused_session_uploads_on_delete(
     api: httpx.Client, server: CoveServer, new_session: Any, context: dict[str, Any]
 ) -> None:
@@ -217,6 +222,7 @@ def test_a_paused_session_uploads_on_delete(
     assert context_file(api, context["id"], "paused.txt").content == b"paused\n"
 
 
+@BOTH_RUNTIMES
 def test_a_failed_upload_keeps_the_session(
     api: httpx.Client, server: CoveServer, new_session: Any, context: dict[str, Any]
 ) -> None:
@@ -231,6 +237,7 @@ def test_a_failed_upload_keeps_the_session(
     assert context_file(api, context["id"], "fixed.txt").content == b"fixed\n"
 
 
+@BOTH_RUNTIMES
 def test_a_file_replacing_a_folder_replaces_it_in_the_context(
     api: httpx.Client, server: CoveServer, new_session: Any, context: dict[str, Any]
 ) -> None:
@@ -249,6 +256,7 @@ def put_file(api: httpx.Client, context_id: str, path: str, content: bytes) -> N
     assert httpx.put(url, content=content).status_code == 200
 
 
+@BOTH_RUNTIMES
 def test_white_lists_and_the_delete_policy(
     api: httpx.Client, server: CoveServer, new_session: Any, context: dict[str, Any]
 ) -> None:
@@ -280,6 +288,7 @@ def test_white_lists_and_the_delete_policy(
         assert context_file(api, context["id"], absent).status_code == 404, absent
 
 
+@BOTH_RUNTIMES
 def test_archives_in_the_context_are_unpacked_on_download(
     api: httpx.Client, server: CoveServer, new_session: Any, context: dict[str, Any]
 ) -> None:
@@ -294,6 +303,7 @@ def test_archives_in_the_context_are_unpacked_on_download(
     assert "dataset.tar.gz" not in inside(server, made["session_id"], f"ls {SYNCED}")  # deleteSrcFile
 
 
+@BOTH_RUNTIMES
 def test_periodic_upload(
     api: httpx.Client, server: CoveServer, new_session: Any, context: dict[str, Any]
 ) -> None:
@@ -307,6 +317,7 @@ def test_periodic_upload(
     assert api.get(f"/v1/sessions/{made['session_id']}").json()["session"]["status"] == "RUNNING"
 
 
+@BOTH_RUNTIMES
 def test_sync_and_info_report_each_task(
     api: httpx.Client, server: CoveServer, new_session: Any, context: dict[str, Any]
 ) -> None:

@@ -21,7 +21,12 @@ from e2b_code_interpreter import (
 from e2b_code_interpreter.charts import ChartType
 
 from tests.integration.e2b_modes import new_async_sandbox, new_sandbox, point_the_sdk_at
+from tests.integration.runtimes import both_runtimes, on_default_runtime
 from tests.integration.server import CoveServer
+
+# The SDK names no runtime: on gvisor, its sandboxes are made on a server whose default is gvisor.
+pytestmark = both_runtimes(scope="module")
+code_server = on_default_runtime("code_server")
 
 
 @pytest.fixture

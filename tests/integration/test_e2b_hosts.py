@@ -21,9 +21,13 @@ from websockets.sync.client import connect
 
 from cove.server.api.e2b.ids import SESSION_PREFIX, TAG_CHARS
 from tests.integration.e2b_modes import DOMAIN, new_sandbox, point_the_sdk_at
+from tests.integration.runtimes import both_runtimes, on_default_runtime
 from tests.integration.server import KEY_A, KEY_B, CoveServer
 from tests.integration.test_links import SOCKET_APP
 
+# The SDK names no runtime: on gvisor, its sandboxes are made on a server whose default is gvisor.
+pytestmark = both_runtimes(scope="module")
+tls_server = on_default_runtime("tls_server")
 WEB_PORT, SOCKET_PORT = 8000, 8001
 
 

@@ -1,6 +1,8 @@
 """The unmodified E2B SDK (`e2b`, pinned in pyproject.toml) against Cove, pointed at it by its
 environment variables alone, in both routing modes (e2b_modes.py): by `E2b-Sandbox-Id` on the
-server's own address, and by host (`{port}-{id}.{domain}`) over HTTPS.
+server's own address, and by host (`{port}-{id}.{domain}`) over HTTPS. The SDK names no runtime:
+its sandboxes run on the server's default, runc, and on gvisor on servers whose default is gvisor,
+reached by header (test_e2b_hosts.py drives gvisor sandboxes by host).
 
 Effects are checked in the real sandbox (with `runc exec`, past the API) where the SDK's own answer
 could hide a fake.
@@ -35,7 +37,11 @@ from e2b import (
 
 from cove.server.api.e2b.ids import SESSION_PREFIX, TAG_CHARS
 from tests.integration.e2b_modes import new_async_sandbox, new_sandbox, point_the_sdk_at
+from tests.integration.runtimes import on_default_runtime
 from tests.integration.server import KEY_A, KEY_B, CoveServer
+
+server = on_default_runtime("server")
+tls_server = on_default_runtime("tls_server")
 
 
 def session_of(sandbox: Sandbox) -> str:
@@ -43,10 +49,10 @@ def session_of(sandbox: Sandbox) -> str:
     return SESSION_PREFIX + sandbox.sandbox_id[:-TAG_CHARS]
 
 
-@pytest.fixture(params=["headers", "hosts"])
+@pytest.fixture
 def e2b_server(request: pytest.FixtureRequest, server: CoveServer) -> CoveServer:
-    """The server the SDK drives, in each of the ways it can reach Cove: by header on the plain
-    server, by host on the HTTPS one."""
+    """The server the SDK drives, in the way its test's parameter names (ROUTES): by header on the
+    plain server, by host on the HTTPS one."""
     return request.getfixturevalue("tls_server") if request.param == "hosts" else server
 
 
@@ -56,7 +62,14 @@ def e2b_env(e2b_server: CoveServer, request: pytest.FixtureRequest, monkeypatch:
     point_the_sdk_at(e2b_server, request.node.callspec.params["e2b_server"] == "hosts", monkeypatch)
 
 
-HEADERS_ONLY = pytest.mark.parametrize("e2b_server", ["headers"], indirect=True)
+def routes(*routes: tuple[str, str]) -> pytest.MarkDecorator:
+    """Runs a test once for each routing mode and runtime given ("headers" or "hosts", "runc" or
+    "gvisor"); each runtime's cases share a module-scoped server (`server`)."""
+    return pytest.mark.parametrize(("e2b_server", "runtime"), routes, indirect=True, scope="module")
+
+
+ROUTES = routes(("headers", "runc"), ("hosts", "runc"), ("headers", "gvisor"))
+HEADERS_ONLY = routes(("headers", "runc"), ("headers", "gvisor"))
 """For what only header routing shows: a test that reaches envd by its address with plain httpx
 (glibc here does not resolve `*.localhost`, which the SDK's own HTTP stack does)."""
 
@@ -72,6 +85,7 @@ async def async_sandbox(e2b_env: None) -> AsyncIterator[AsyncSandbox]:
         yield created
 
 
+@ROUTES
 def test_create_is_a_cove_session(e2b_server: CoveServer, sandbox: Sandbox) -> None:
     answer = e2b_server.client().get(f"/v1/sessions/{session_of(sandbox)}")
     assert answer.status_code == 200
@@ -86,6 +100,7 @@ def test_create_is_a_cove_session(e2b_server: CoveServer, sandbox: Sandbox) -> N
     assert again.sandbox_id == sandbox.sandbox_id
 
 
+@ROUTES
 def test_commands_run(e2b_server: CoveServer, sandbox: Sandbox) -> None:
     result = sandbox.commands.run("echo hi")
     assert (result.exit_code, result.stdout, result.stderr) == (0, "hi\n", "")
@@ -99,6 +114,7 @@ def test_commands_run(e2b_server: CoveServer, sandbox: Sandbox) -> None:
     assert result.stdout == "/tmp\nhello\n"
 
 
+@ROUTES
 def test_streaming_callbacks(sandbox: Sandbox) -> None:
     seen: list[str] = []
     errors: list[str] = []
@@ -112,8 +128,13 @@ def test_streaming_callbacks(sandbox: Sandbox) -> None:
     assert result.stdout == "line 1\nline 2\nline 3\n"
 
 
+@ROUTES
 def test_background_command_and_kill(e2b_server: CoveServer, sandbox: Sandbox) -> None:
-    handle = sandbox.commands.run("echo started; sleep 600", background=True)
+    handle = sandbox.commands.run("echo started; : > /tmp/started; sleep 600", background=True)
+    deadline = time.monotonic() + 30
+    while not sandbox.files.exists("/tmp/started"):  # its output is written: the kill comes after
+        assert time.monotonic() < deadline, "the command did not start"
+        time.sleep(0.05)
     assert handle.pid in [process.pid for process in sandbox.commands.list()]
     again = sandbox.commands.connect(handle.pid)
     assert handle.kill()
@@ -126,6 +147,7 @@ def test_background_command_and_kill(e2b_server: CoveServer, sandbox: Sandbox) -
     assert not sandbox.commands.kill(handle.pid)
 
 
+@ROUTES
 def test_stdin(sandbox: Sandbox) -> None:
     handle = sandbox.commands.run("read line; echo got $line", background=True, stdin=True)
     sandbox.commands.send_stdin(handle.pid, "hello\n")
@@ -153,6 +175,7 @@ def test_stdin(sandbox: Sandbox) -> None:
         sandbox.commands.stream_input(999_999, ["x"])
 
 
+@ROUTES
 def test_pty(sandbox: Sandbox) -> None:
     terminal = sandbox.pty.create(PtySize(rows=24, cols=80))
     sandbox.pty.resize(terminal.pid, PtySize(rows=30, cols=100))
@@ -175,6 +198,7 @@ def test_pty(sandbox: Sandbox) -> None:
         sandbox.pty.resize(sandbox.commands.run("sleep 30", background=True).pid, PtySize(rows=2, cols=2))
 
 
+@ROUTES
 def test_files(e2b_server: CoveServer, sandbox: Sandbox) -> None:
     info = sandbox.files.write("notes/a.txt", "hello e2b")
     assert (info.path, info.name) == ("/home/user/notes/a.txt", "a.txt")
@@ -209,6 +233,7 @@ def test_files(e2b_server: CoveServer, sandbox: Sandbox) -> None:
         sandbox.files.list("/tmp/none")
 
 
+@ROUTES
 def test_large_uploads_stream(e2b_server: CoveServer, sandbox: Sandbox) -> None:
     """Multipart (bytes), octet-stream of unknown length (a file object) and gzip: each streams into
     the sandbox and comes back whole."""
@@ -226,6 +251,7 @@ def test_large_uploads_stream(e2b_server: CoveServer, sandbox: Sandbox) -> None:
         assert sandbox.files.read(f"/tmp/{name}.bin", format="bytes") == data
 
 
+@ROUTES
 def test_watch_dir(sandbox: Sandbox) -> None:
     sandbox.files.make_dir("/tmp/watched/sub")
     shallow = sandbox.files.watch_dir("/tmp/watched")
@@ -269,6 +295,7 @@ def test_signed_file_urls(e2b_server: CoveServer, sandbox: Sandbox) -> None:
         assert browser.get(download).status_code == 401
 
 
+@ROUTES
 def test_metadata_list_timeout_and_kill(e2b_server: CoveServer, e2b_env: None) -> None:
     tag = uuid.uuid4().hex
     first = Sandbox.create(metadata={"list-test": str(tag)})
@@ -300,6 +327,7 @@ def test_metadata_list_timeout_and_kill(e2b_server: CoveServer, e2b_env: None) -
     assert answer["session"]["status"] == "DELETED"
 
 
+@ROUTES
 async def test_async_sdk(async_sandbox: AsyncSandbox) -> None:
     result = await async_sandbox.commands.run("echo async")
     assert result.stdout == "async\n"
@@ -330,6 +358,7 @@ async def test_async_sdk(async_sandbox: AsyncSandbox) -> None:
     assert [entry.name for entry in await async_sandbox.files.list("/tmp") if entry.name == "async.txt"]
 
 
+@ROUTES
 def test_pause_and_connect(e2b_server: CoveServer, sandbox: Sandbox) -> None:
     sandbox.commands.run("echo kept > /tmp/state")
     assert sandbox.pause()
@@ -343,6 +372,7 @@ def test_pause_and_connect(e2b_server: CoveServer, sandbox: Sandbox) -> None:
     assert resumed.commands.run("cat /tmp/state").stdout == "kept\n"
 
 
+@ROUTES
 def test_errors(e2b_env: None) -> None:
     with pytest.raises(AuthenticationException):
         Sandbox.create(api_key="not-a-key")
@@ -354,6 +384,7 @@ def test_errors(e2b_env: None) -> None:
         Sandbox.create(envs={"COVE_A": "b"})
 
 
+@ROUTES
 def test_create_time_envs_reach_every_process(e2b_env: None) -> None:
     sandbox = Sandbox.create(envs={"FROM_CREATE": "made at create", "SHADOWED": "create"})
     try:

@@ -6,6 +6,7 @@ import json
 import time
 
 from cove import AsyncSession, Session, SessionMetrics
+from tests.integration.runtimes import BOTH_RUNTIMES
 
 MiB = 1024 * 1024
 
@@ -16,6 +17,7 @@ def metrics(session: Session) -> SessionMetrics:
     return result.metrics
 
 
+@BOTH_RUNTIMES
 def test_metrics_move_when_the_sandbox_works(session: Session) -> None:
     idle = metrics(session)
     assert idle.cpu_count == 1.0 and idle.mem_total == 1024 * MiB, "the session's own limits"
@@ -42,6 +44,7 @@ def test_metrics_move_when_the_sandbox_works(session: Session) -> None:
     session.command.kill(holder.process_id)
 
 
+@BOTH_RUNTIMES
 def test_metrics_as_a_tool(session: Session) -> None:
     listed = [tool.name for tool in session.list_mcp_tools().tools]
     assert "get_metrics" in listed and "shell" in listed
@@ -51,13 +54,19 @@ def test_metrics_as_a_tool(session: Session) -> None:
     assert refused.code == "InvalidArgument" and "no arguments" in refused.error_message
 
 
-def test_metrics_of_a_paused_session(session: Session) -> None:
+@BOTH_RUNTIMES
+def test_metrics_of_a_paused_session(session: Session, runtime: str) -> None:
     assert session.beta_pause().success
-    frozen = metrics(session)
-    assert frozen.cpu_used_pct == 0 and frozen.processes >= 1
+    paused = metrics(session)
+    assert paused.cpu_used_pct == 0
+    if runtime == "gvisor":  # checkpointed: nothing runs, its memory went back to the host
+        assert (paused.processes, paused.mem_used) == (0, 0)
+    else:  # frozen: its processes keep their memory
+        assert paused.processes >= 1 and paused.mem_used > 0
     assert session.beta_resume().success
 
 
+@BOTH_RUNTIMES
 async def test_async_metrics(async_session: AsyncSession) -> None:
     result = await async_session.get_metrics()
     assert result.success and result.metrics is not None and result.metrics.mem_used > 0

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from cove import AsyncSession, Session
+from tests.integration.runtimes import BOTH_RUNTIMES
 from tests.integration.server import CoveServer
 from tests.s3 import REGION, S3Server
 
@@ -22,6 +23,7 @@ def checking_s3() -> Iterator[S3Server]:
         yield started
 
 
+@BOTH_RUNTIMES
 def test_upload_and_download_both_ways(session: Session, server: CoveServer, s3_server: S3Server) -> None:
     bucket, client = s3_server.new_bucket(), s3_server.client()
     assert {tool.name for tool in session.list_mcp_tools().tools} >= OSS_TOOLS
@@ -44,6 +46,7 @@ def test_upload_and_download_both_ways(session: Session, server: CoveServer, s3_
     assert session.file_system.read_file("/home/user/anon/store.txt").content == "from the store"
 
 
+@BOTH_RUNTIMES
 async def test_async_sdk(async_session: AsyncSession, s3_server: S3Server) -> None:
     bucket, client = s3_server.new_bucket(), s3_server.client()
     init = await async_session.oss.env_init("any", "any", endpoint=s3_server.endpoint)
@@ -57,6 +60,7 @@ async def test_async_sdk(async_session: AsyncSession, s3_server: S3Server) -> No
     assert back.success and (await async_session.file_system.read_file("/home/user/b.txt")).content == "async"
 
 
+@BOTH_RUNTIMES
 def test_errors_are_clear(session: Session, s3_server: S3Server, checking_s3: S3Server) -> None:
     bucket = checking_s3.new_bucket()
     assert session.file_system.write_file("/home/user/f.txt", "x").success

@@ -26,6 +26,7 @@ from cove import (
     UploadPolicy,
     WhiteList,
 )
+from tests.integration.runtimes import BOTH_RUNTIMES
 from tests.integration.server import KEY_A, KEY_B, CoveServer
 
 SYNCED = "/home/user/work"
@@ -55,9 +56,10 @@ def contexts(agent_bay: AgentBay) -> Iterator[list[Context]]:
 
 
 @pytest.fixture
-def session(agent_bay: AgentBay, contexts: list[Context]) -> Iterator[Session]:
-    """A session syncing the first context at SYNCED; deleted after the test."""
-    created = agent_bay.create(CreateSessionParams(context_syncs=[ContextSync.new(contexts[0].id, SYNCED)]))
+def session(agent_bay: AgentBay, contexts: list[Context], runtime: str | None) -> Iterator[Session]:
+    """A session on `runtime` syncing the first context at SYNCED; deleted after the test."""
+    syncs = [ContextSync.new(contexts[0].id, SYNCED)]
+    created = agent_bay.create(CreateSessionParams(context_syncs=syncs, runtime=runtime))
     assert created.session is not None, created.error_message
     yield created.session
     created.session.delete()
@@ -67,6 +69,7 @@ def context_files(agent_bay: AgentBay, context_id: str) -> list[str]:
     return sorted(entry.file_name for entry in agent_bay.context.list_files(context_id, "/").entries)
 
 
+@BOTH_RUNTIMES
 def test_sync_uploads_and_info_reports_each_task(
     agent_bay: AgentBay, session: Session, contexts: list[Context]
 ) -> None:
@@ -93,6 +96,7 @@ def test_sync_uploads_and_info_reports_each_task(
     assert session.file_system.read_file(f"{SYNCED}/seed.txt").content == "seeded"
 
 
+@BOTH_RUNTIMES
 def test_a_failed_sync_reports_failed_with_the_error(agent_bay: AgentBay, session: Session) -> None:
     assert session.command.execute_command(f"rm -rf {SYNCED} && echo not-a-folder > {SYNCED}").success
     failed = session.context.sync()
@@ -103,11 +107,13 @@ def test_a_failed_sync_reports_failed_with_the_error(agent_bay: AgentBay, sessio
     assert session.get_status().status == "RUNNING", "a failed sync leaves the session as it was"
 
 
+@BOTH_RUNTIMES
 def test_delete_with_sync_context_uploads_first_and_keeps_the_session_if_it_cannot(
-    agent_bay: AgentBay, contexts: list[Context]
+    agent_bay: AgentBay, contexts: list[Context], runtime: str
 ) -> None:
     no_upload = SyncPolicy(upload_policy=UploadPolicy(auto_upload=False))
-    params = CreateSessionParams(context_syncs=[ContextSync.new(contexts[0].id, SYNCED, no_upload)])
+    syncs = [ContextSync.new(contexts[0].id, SYNCED, no_upload)]
+    params = CreateSessionParams(context_syncs=syncs, runtime=runtime)
     kept = agent_bay.create(params).session
     assert kept is not None
     assert kept.command.execute_command(f"rm -rf {SYNCED} && echo not-a-folder > {SYNCED}").success
@@ -121,6 +127,7 @@ def test_delete_with_sync_context_uploads_first_and_keeps_the_session_if_it_cann
     assert "last.txt" in context_files(agent_bay, contexts[0].id), "uploaded although its policy does not"
 
 
+@BOTH_RUNTIMES
 def test_bind_and_list_bindings(agent_bay: AgentBay, session: Session, contexts: list[Context]) -> None:
     policy = SyncPolicy(
         upload_policy=UploadPolicy(auto_upload=False),
@@ -190,10 +197,11 @@ async def async_agent_bay(server: CoveServer) -> AsyncIterator[AsyncAgentBay]:
         yield client
 
 
+@BOTH_RUNTIMES
 async def test_async_sync_info_bind_and_list_bindings(
-    async_agent_bay: AsyncAgentBay, agent_bay: AgentBay, contexts: list[Context]
+    async_agent_bay: AsyncAgentBay, agent_bay: AgentBay, contexts: list[Context], runtime: str
 ) -> None:
-    params = CreateSessionParams(context_syncs=[ContextSync.new(contexts[0].id, SYNCED)])
+    params = CreateSessionParams(context_syncs=[ContextSync.new(contexts[0].id, SYNCED)], runtime=runtime)
     created = await async_agent_bay.create(params)
     session: AsyncSession | None = created.session
     assert session is not None, created.error_message

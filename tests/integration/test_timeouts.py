@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from cove import AgentBay, Config, CreateSessionParams, LifecyclePolicy
+from tests.integration.runtimes import BOTH_RUNTIMES
 from tests.integration.server import KEY_A, CoveServer, running_server
 
 
@@ -36,9 +37,10 @@ def wait_for_status(http: Any, session_id: str, status: str, seconds: float = 30
         time.sleep(0.2)
 
 
-def test_an_idle_session_is_deleted_and_says_why(quick_server: CoveServer) -> None:
+@BOTH_RUNTIMES
+def test_an_idle_session_is_deleted_and_says_why(quick_server: CoveServer, runtime: str) -> None:
     with quick_server.client(KEY_A) as http:
-        session = http.post("/v1/sessions", json={"idle_timeout_s": 2}).json()["session"]
+        session = http.post("/v1/sessions", json={"idle_timeout_s": 2, "runtime": runtime}).json()["session"]
         assert session["idle_timeout_s"] == 2 and session["max_lifetime_s"] == 0
         session_id = session["session_id"]
         for _ in range(5):  # used every second: not idle
@@ -52,10 +54,12 @@ def test_an_idle_session_is_deleted_and_says_why(quick_server: CoveServer) -> No
         assert session_id not in quick_server.containers()
 
 
-def test_keep_alive_and_pause_hold_the_idle_timeout(quick_server: CoveServer) -> None:
+@BOTH_RUNTIMES
+def test_keep_alive_and_pause_hold_the_idle_timeout(quick_server: CoveServer, runtime: str) -> None:
+    body = {"idle_timeout_s": 2, "runtime": runtime}
     with quick_server.client(KEY_A) as http:
-        kept = http.post("/v1/sessions", json={"idle_timeout_s": 2}).json()["session"]["session_id"]
-        paused = http.post("/v1/sessions", json={"idle_timeout_s": 2}).json()["session"]["session_id"]
+        kept = http.post("/v1/sessions", json=body).json()["session"]["session_id"]
+        paused = http.post("/v1/sessions", json=body).json()["session"]["session_id"]
         http.post(f"/v1/sessions/{paused}/pause")
         for _ in range(4):
             time.sleep(1)
@@ -67,9 +71,11 @@ def test_keep_alive_and_pause_hold_the_idle_timeout(quick_server: CoveServer) ->
         http.delete(f"/v1/sessions/{kept}")
 
 
-def test_the_maximum_lifetime_ends_even_a_busy_session(quick_server: CoveServer) -> None:
+@BOTH_RUNTIMES
+def test_the_maximum_lifetime_ends_even_a_busy_session(quick_server: CoveServer, runtime: str) -> None:
+    body = {"max_lifetime_s": 3, "runtime": runtime}
     with quick_server.client(KEY_A) as http:
-        session_id = http.post("/v1/sessions", json={"max_lifetime_s": 3}).json()["session"]["session_id"]
+        session_id = http.post("/v1/sessions", json=body).json()["session"]["session_id"]
         time.sleep(1)
         http.post(f"/v1/sessions/{session_id}/keep_alive")
         ended = wait_for_status(http, session_id, "DELETED")

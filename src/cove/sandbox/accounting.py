@@ -1,8 +1,9 @@
 """A session's resource use, read on the host from the kernel's own accounting.
 
 CPU time, memory and process counts come from the session's cgroups (v1 or v2), network bytes from
-the procfs of its init process (its network namespace), disk use from its writable layer. Nothing
-is asked of the sandbox, so nothing it does can make the figures wrong.
+the procfs of its init process (its network namespace; a gvisor sandbox's from its Sentry, which
+carries its loopback), disk use from its writable layer. Nothing is asked of the sandbox's
+processes, so nothing they do can make the figures wrong.
 """
 
 from __future__ import annotations
@@ -34,10 +35,13 @@ class Usage:
     """time.monotonic() of the sample, to turn two samples into rates."""
 
 
-def read_usage(cgroup_path: str, writable_layer: Path, init_pid: int) -> Usage:
-    """One sample; `cgroup_path` is the session's path inside each hierarchy (e.g. /cove/i/id)."""
+def read_usage(
+    cgroup_path: str, writable_layer: Path, init_pid: int, network: tuple[int, int] | None = None
+) -> Usage:
+    """One sample; `cgroup_path` is the session's path inside each hierarchy (e.g. /cove/i/id);
+    `network`: the bytes received and sent, when the init's namespace does not see them all."""
     directories = [root / cgroup_path.lstrip("/") for root in hierarchy_roots()]
-    rx_bytes, tx_bytes = _network_bytes(init_pid)
+    rx_bytes, tx_bytes = network if network is not None else _network_bytes(init_pid)
     return Usage(
         cpu_seconds=_cpu_seconds(directories),
         memory_bytes=_number(directories, "memory.usage_in_bytes", "memory.current"),

@@ -21,6 +21,8 @@ which needs no KVM. The differences, all kept here:
     checkpoint.partial/   an image being written; never trusted, removed before the next try
     checkpoint/           a complete image: the session is paused, whatever else is left
     checkpoint.restoring/ an image a resume is restoring from: paused unless its sandbox runs
+- Network bytes: the Sentry's own network stack carries the sandbox's loopback, which never reaches
+  the host's interfaces; its counters of every interface come from `runsc events --stats`.
 - The runsc build this was made for (20240729) decides that it runs in the host's own network
   namespace when /proc/sys/net/core/rmem_default exists, which newer kernels show in every
   namespace; it then refuses to start its network stack. `runsc run` is therefore started in a
@@ -29,6 +31,7 @@ which needs no KVM. The differences, all kept here:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -142,6 +145,13 @@ def move_old_images(session_dir: Path, images_dir: Path) -> None:
             os.rename(moving, new)
             sync_folder(images_dir)
         remove(old)
+
+
+def network_bytes(stats: str) -> tuple[int, int]:
+    """Bytes received and sent on every interface of the sandbox's network stack, loopback
+    included, from the JSON that `runsc events --stats` prints."""
+    interfaces = json.loads(stats)["data"].get("network_interfaces") or []
+    return sum(found["RxBytes"] for found in interfaces), sum(found["TxBytes"] for found in interfaces)
 
 
 def sync_tree(root: Path) -> None:

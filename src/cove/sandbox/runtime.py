@@ -939,7 +939,13 @@ class RuncRuntime:
         if result.returncode != 0:
             raise SandboxError(f"the sandbox of {session_id} is gone: {result.stderr.strip()}")
         pid = int(json.loads(result.stdout)["pid"])
-        return read_usage(f"{self.cgroup_parent}/{session_id}", layer, pid)
+        network = None
+        if self.runtime_of(session_id) == GVISOR:
+            stats = self._runc("events", "--stats", session_id)
+            if stats.returncode != 0:
+                raise SandboxError(f"the sandbox of {session_id} gave no figures: {stats.stderr.strip()}")
+            network = gvisor.network_bytes(stats.stdout)
+        return read_usage(f"{self.cgroup_parent}/{session_id}", layer, pid, network)
 
     def exec(
         self, session_id: str, argv: list[str], timeout: float = RUNC_TIMEOUT_S

@@ -1,8 +1,10 @@
-"""Images of paused gvisor sessions that a server kept in the session's folder move to where they
-are kept now, whole, whichever step a server stopped at before."""
+"""What the host reads and keeps of gvisor sandboxes: images of paused sessions that a server kept
+in the session's folder move to where they are kept now, whole, whichever step a server stopped
+at before; network figures come from the Sentry's own statistics."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from cove.sandbox import gvisor
@@ -42,3 +44,22 @@ def test_a_move_cut_off_after_the_rename_only_removes_the_old_copy(tmp_path: Pat
     gvisor.move_old_images(session_dir, images_dir)
     assert not (session_dir / gvisor.CHECKPOINT).exists()
     assert (images_dir / gvisor.CHECKPOINT / "checkpoint.img").read_bytes() == b"moved"
+
+
+def test_network_bytes_add_up_every_interface_loopback_included() -> None:
+    stats = {
+        "type": "stats",
+        "id": "s1",
+        "data": {
+            "network_interfaces": [
+                {"Name": "lo", "RxBytes": 700, "TxBytes": 700, "RxPackets": 7},
+                {"Name": "eth0", "RxBytes": 1500, "TxBytes": 60, "RxPackets": 2},
+            ]
+        },
+    }
+    assert gvisor.network_bytes(json.dumps(stats)) == (2200, 760)
+
+
+def test_a_sandbox_without_interfaces_has_moved_no_bytes() -> None:
+    assert gvisor.network_bytes(json.dumps({"data": {"network_interfaces": None}})) == (0, 0)
+    assert gvisor.network_bytes(json.dumps({"data": {}})) == (0, 0)
