@@ -42,6 +42,10 @@ from cove.sandbox.process_runner import run_bounded
 RUNSC_OPTIONS = ("--platform=systrap", "--overlay2=none", "--host-uds=create", "--network=sandbox")
 NETNS_FILE = "netns"
 CHECKPOINT_OPTIONS = ("--compression=none", "--exclude-committed-zero-pages")
+RESUME_OPTIONS = ("--direct",)
+"""A paused session's image is read with O_DIRECT: it is flushed, and read once, so the page cache
+only costs a copy (a resume of 1 GiB to its first command: about 1.1 s, against 1.2 to 1.8 s
+through the cache). A fork's image, just written and not flushed, is read through the cache."""
 CHECKPOINT = "checkpoint"
 CHECKPOINT_PARTIAL = "checkpoint.partial"
 CHECKPOINT_RESTORING = "checkpoint.restoring"

@@ -854,7 +854,7 @@ class RuncRuntime:
             self.networks.configure_again(session_dir, str(session_dir / gvisor.NETNS_FILE))
             self._runc_logged(
                 session_id,
-                *("restore", "--detach", "--image-path", str(restoring)),
+                *("restore", "--detach", *gvisor.RESUME_OPTIONS, "--image-path", str(restoring)),
                 *self._new_container(session_id),
                 session_id,
                 timeout=CHECKPOINT_TIMEOUT_S,
