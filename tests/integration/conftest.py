@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from tests.integration.computer_tools import Call, tool_caller
 from tests.integration.e2b_modes import start_tls_server
 from tests.integration.recipe_images import IMAGES_DIR, ensure_built
 from tests.integration.runtimes import ensure_runsc
-from tests.integration.server import KEY_A, CoveServer, remove_data, running_server, sdk_session
+from tests.integration.server import KEY_A, CoveServer, remove_data, scratch_server, sdk_session
 
 
 @pytest.fixture
@@ -32,12 +31,9 @@ def data_root() -> Iterator[Path]:
 @contextlib.contextmanager
 def shared_server(**settings: Any) -> Iterator[CoveServer]:
     """A server for the tests that do not restart or reconfigure it."""
-    root = Path(tempfile.mkdtemp(prefix="cove-test-", dir="/var/tmp"))
-    root.chmod(0o711)
     # OSS tools may reach the loopback S3 server the tests start (s3_server), which is refused by default
-    with running_server(root / "data", session_quota=20, oss_private_networks=True, **settings) as started:
+    with scratch_server(session_quota=20, oss_private_networks=True, **settings) as started:
         yield started
-    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -106,12 +102,9 @@ def recipe_server(image_id: str, **settings: Any) -> Iterator[CoveServer]:
 
     Its images folder (COVE_IMAGES_DIR) is the persistent test image cache, shared across runs.
     """
-    root = Path(tempfile.mkdtemp(prefix="cove-test-", dir="/var/tmp"))
-    root.chmod(0o711)
     settings = {"images_dir": IMAGES_DIR, "default_image": image_id, "session_quota": 20, **settings}
-    with running_server(root / "data", **settings) as started:
+    with scratch_server(**settings) as started:
         yield started
-    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
