@@ -156,6 +156,18 @@ def _check_traversable(directory: Path) -> None:
             )
 
 
+class _Finishing(threading.Thread):
+    """Work on a session's sandbox done in the background (RuncRuntime._finish_later)."""
+
+    def __init__(self, session_id: str, work: Callable[[], bool]) -> None:
+        super().__init__(name=f"cove-finish-{session_id}")
+        self.work = work
+        self.went_well = False
+
+    def run(self) -> None:
+        self.went_well = self.work()
+
+
 class RuncRuntime:
     """Creates, inspects and destroys session sandboxes with runc, or with runsc for gvisor sessions."""
 
@@ -180,8 +192,8 @@ class RuncRuntime:
         }
         self._runtimes: dict[str, str] = {}
         """Each session's runtime, as its folder records it (read once)."""
-        self._finishing: dict[str, threading.Thread] = {}
-        """What the host finishes in the background after a gvisor pause or resume (_finish_later)."""
+        self._finishing: dict[str, _Finishing] = {}
+        """What the host finishes in the background after a gvisor pause, resume or fork (_finish_later)."""
         self.volumes = SessionVolumes(self.sessions_dir, data_dir / "sessions.btrfs", sessions_volume_mb)
         for private in (*(e.state_dir for e in self.engines.values()), self.paused_dir):
             private.mkdir(parents=True, exist_ok=True)
@@ -584,8 +596,7 @@ class RuncRuntime:
             partial.mkdir(mode=0o700)
             try:
                 self._release_host_sockets(session_id)
-                if self._container_status(session_id) != "paused":
-                    self._runc_logged(session_id, "pause", session_id)
+                self._freeze(session_id)
                 self._runc_logged(
                     session_id,
                     *("checkpoint", "--leave-running", *gvisor.CHECKPOINT_OPTIONS),
@@ -608,24 +619,44 @@ class RuncRuntime:
                 raise
             os.rename(partial, final)
             gvisor.sync_folder(directory)
-        self._finish_later(session_id, self._runc, "delete", "--force", session_id)
+        self._finish_later(session_id, lambda: self._ran("delete", "--force", session_id))
 
-    def _finish_later(self, session_id: str, work: Callable[..., object], *args: object) -> None:
-        """Run `work(*args)` in the background, for what need not hold up a pause's or a resume's
-        answer: deleting a checkpointed sandbox (its memory goes back as soon as runsc kills it,
+    def _freeze(self, session_id: str) -> None:
+        """Freeze a running sandbox; one a cut-off checkpoint left frozen stays so."""
+        try:
+            self._runc_logged(session_id, "pause", session_id)
+        except SandboxError:
+            if self._container_status(session_id) != "paused":
+                raise
+
+    def _ran(self, *args: str) -> bool:
+        """Run a runtime command (as _runc) whose failure is only logged: whether it went well."""
+        result = self._runc(*args)
+        if result.returncode != 0:
+            log.warning("runsc %s failed: %s", " ".join(args), result.stderr.strip()[-500:])
+        return result.returncode == 0
+
+    def _finish_later(self, session_id: str, work: Callable[[], bool]) -> None:
+        """Run `work` in the background, for what need not hold up the answer to a pause, a resume
+        or a fork: deleting a checkpointed sandbox (its memory goes back as soon as runsc kills it,
         but runsc then waits until the host's init has reaped its process, which some inits do
-        only after a second or two), and removing the image a sandbox was restored from. Whatever
-        next works on the session's sandbox or images waits for it first (_finished)."""
+        only after a second or two); telling a restored sandbox's init to listen again (the tool
+        agent's client waits for its socket); removing the image a sandbox was restored from;
+        thawing a fork's source. Whatever next works on the session's sandbox or images waits for
+        it first (_finished)."""
         self._finished(session_id)
-        thread = threading.Thread(target=work, args=args, name=f"cove-finish-{session_id}")
+        thread = _Finishing(session_id, work)
         self._finishing[session_id] = thread
         thread.start()
 
-    def _finished(self, session_id: str) -> None:
-        """Wait for what _finish_later started for the session, if it is under way."""
+    def _finished(self, session_id: str) -> bool:
+        """Wait for what _finish_later started for the session, if it is under way: whether it
+        went well (True if nothing was)."""
         thread = self._finishing.pop(session_id, None)
-        if thread is not None:
-            thread.join()
+        if thread is None:
+            return True
+        thread.join()
+        return thread.went_well
 
     def _release_host_sockets(self, session_id: str) -> None:
         """Have the agent let go of the host's sockets (agent/init.c): done when its socket is gone.
@@ -748,6 +779,7 @@ class RuncRuntime:
         """Checkpoint the running gvisor sandbox `source_id` into `image_dir` and copy its writable
         layer to `layer` (not there yet), with the sandbox frozen meanwhile so that the two agree;
         it then runs on."""
+        self._finished(source_id)
         try:
             self._release_host_sockets(source_id)
             self._runc_logged(source_id, "pause", source_id)
@@ -759,8 +791,16 @@ class RuncRuntime:
             )
             self._copy_layer(self.session_dir(source_id) / "upper", layer)
         finally:
-            self._runc("resume", source_id)
-            self._runc("kill", source_id, gvisor.RESUME_SIGNAL)
+            self._finish_later(source_id, lambda: self._thaw(source_id))
+
+    def _thaw(self, session_id: str) -> bool:
+        """Thaw a sandbox frozen for a checkpoint and have it listen for the host again."""
+        thawed = self._ran("resume", session_id)
+        return self._listen_again(session_id) and thawed
+
+    def _listen_again(self, session_id: str) -> bool:
+        """Tell the init of a sandbox that was checkpointed or restored to listen for the host again."""
+        return self._ran("kill", session_id, gvisor.RESUME_SIGNAL)
 
     def _copy_layer(self, source: Path, destination: Path) -> None:
         copied = run_bounded(
@@ -792,13 +832,13 @@ class RuncRuntime:
             self.networks.configure_again(directory, netns)
         self._runc_logged(
             session_id,
-            *("restore", "--detach", "--image-path", str(image_dir)),
+            *("restore", "--detach", *gvisor.RESUME_OPTIONS, "--image-path", str(image_dir)),
             *self._new_container(session_id),
             session_id,
             timeout=CHECKPOINT_TIMEOUT_S,
         )
         self._set_hostname(session_id)
-        self._runc_logged(session_id, "kill", session_id, gvisor.RESUME_SIGNAL)
+        self._finish_later(session_id, lambda: self._listen_again(session_id))
 
     def _set_hostname(self, session_id: str) -> None:
         """Give a restored sandbox its own hostname: the image has its source's, kept in the
@@ -839,13 +879,14 @@ class RuncRuntime:
         """Start the sandbox again from its image, with every process, file and page it had."""
         directory = self.images_dir(session_id)
         final, restoring = directory / gvisor.CHECKPOINT, directory / gvisor.CHECKPOINT_RESTORING
-        self._finished(session_id)
+        stopped = self._finished(session_id)
         image = gvisor.image(directory)
         if image is None:  # frozen by a pause the server did not live to finish
             self._runc_logged(session_id, "resume", session_id)
             self._runc("kill", session_id, gvisor.RESUME_SIGNAL)
             return
-        self._runc("delete", "--force", session_id)  # a pause's sandbox the server did not live to stop
+        if not stopped:  # the paused sandbox could not be deleted (a server's start deletes its own)
+            self._runc("delete", "--force", session_id)
         if image == final:
             os.rename(final, restoring)
             gvisor.sync_folder(directory)
@@ -859,12 +900,17 @@ class RuncRuntime:
                 session_id,
                 timeout=CHECKPOINT_TIMEOUT_S,
             )
-            self._runc_logged(session_id, "kill", session_id, gvisor.RESUME_SIGNAL)
         except BaseException:
             self._runc("delete", "--force", session_id)
             os.rename(restoring, final)
             raise
-        self._finish_later(session_id, gvisor.remove, restoring)
+        self._finish_later(session_id, lambda: self._restored(session_id, restoring))
+
+    def _restored(self, session_id: str, image: Path) -> bool:
+        """After a resume: the sandbox listens again, and the image it was restored from goes."""
+        listening = self._listen_again(session_id)
+        gvisor.remove(image)
+        return listening
 
     def destroy(self, session_id: str) -> None:
         """Remove the container, its mount, cgroups and files. Safe to call for any state."""
