@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import socket
 import statistics
@@ -33,6 +32,7 @@ import time
 from pathlib import Path
 
 from bench.harness import bench_server
+from cove.sandbox.agent_files import copy_agent
 
 AGENT_SOURCE = Path(__file__).resolve().parent.parent / "src" / "cove" / "agent"
 RESULTS = Path(__file__).parent / "results" / "agent_memory.json"
@@ -118,7 +118,7 @@ def measure_local(count: int, env: dict[str, str], flags: list[str]) -> list[dic
     """The agent started `count` times as init starts it (fds 3 and 4), each after one shell call."""
     runs: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="cove-agent-memory-") as folder:
-        shutil.copytree(AGENT_SOURCE, Path(folder) / "agent", ignore=shutil.ignore_patterns("__pycache__"))
+        copy_agent(AGENT_SOURCE, Path(folder) / "agent")
         subprocess.run(["/usr/bin/python3", "-m", "compileall", "-q", folder], check=True)
         for _ in range(count):
             runs.append(run_local_agent(folder, env, flags))

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 from cove.agent import tools
+from cove.sandbox.agent_files import copy_agent
 
-AGENT_PARENT = Path(tools.__file__).resolve().parent.parent.parent
+AGENT_DIR = Path(tools.__file__).resolve().parent.parent
 HEAVY_MODULES = ("subprocess", "socket", "socketserver", "threading", "json", "typing", "re", "enum")
 """Modules the agent's shell path does without: each, with what it imports, a few hundred KiB of an
 agent whose interpreter alone takes about 2.3 MiB (bench/agent_memory.py)."""
@@ -24,11 +25,13 @@ def test_an_unknown_name_finds_no_tool() -> None:
     assert tools.find_tool("no_such_tool") is None
 
 
-def test_a_shell_call_loads_no_other_tool_module_nor_a_heavy_one() -> None:
-    # A fresh interpreter, as in a sandbox: the agent package imported as `agent`, standard library only.
+def test_a_shell_call_loads_no_other_tool_module_nor_a_heavy_one(tmp_path: Path) -> None:
+    # A fresh interpreter, as in a sandbox: the agent package imported as `agent`, with init beside
+    # it (its launcher starts commands), standard library only.
+    copy_agent(AGENT_DIR, tmp_path / "agent")
     script = f"""
 import sys
-sys.path.insert(0, {str(AGENT_PARENT)!r})
+sys.path.insert(0, {str(tmp_path)!r})
 from agent.server import Agent
 answer = Agent().answer({{"id": 1, "method": "tools/call",
                           "params": {{"name": "shell", "arguments": {{"command": "echo hi"}}}}}})

@@ -35,12 +35,16 @@ def publish_agent(source: Path, target: Path) -> None:
         unmount(target)
     mount_tmpfs(target, AGENT_FILES_LIMIT_BYTES)
     try:
-        shutil.copytree(
-            source, target, ignore=shutil.ignore_patterns("__pycache__", "*.c"), dirs_exist_ok=True
-        )
-        shutil.copy(program, target / INIT_NAME)
+        copy_agent(source, target, program)
         compileall.compile_dir(target, quiet=1)
         remount_read_only(target)
     except BaseException:
         unmount(target)
         raise
+
+
+def copy_agent(source: Path, target: Path, program: Path | None = None) -> None:
+    """The agent package `source` copied into `target` with init (`program`, built if None) beside
+    it, as a sandbox sees them: init also starts the agent's commands (init --launch)."""
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.c"), dirs_exist_ok=True)
+    shutil.copy(program or init_binary(), target / INIT_NAME)
