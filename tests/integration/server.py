@@ -105,11 +105,14 @@ class CoveServer:
         for session_id in self.gvisor_containers():
             self.runsc("delete", "--force", session_id)
         unmount_all(self.data_dir)
-        # The server keeps its rules when it stops, for sessions that outlive it; these are gone.
+        # The server keeps its rules and cgroups when it stops, for sessions that outlive it; these
+        # are gone.
         instance = self.data_dir / "instance_id"
         if instance.exists():
             table = table_name(instance.read_text().strip())
             subprocess.run(["nft", "delete", "table", "inet", table], capture_output=True, check=False)
+            for root in hierarchy_roots():
+                remove_cgroup_tree(root / "cove" / instance.read_text().strip())
 
     def client(self, key: str = KEY_A) -> httpx.Client:
         return httpx.Client(
@@ -265,6 +268,15 @@ def running_server(data_dir: Path, **settings: Any) -> Iterator[CoveServer]:
     finally:
         server.stop()
         server.remove_sandboxes()
+
+
+def remove_cgroup_tree(top: Path) -> None:
+    """Remove a cgroup folder and the ones below it, deepest first; any still in use stays."""
+    if not top.is_dir():
+        return
+    for folder, _, _ in os.walk(top, topdown=False):
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
 
 
 @contextmanager
