@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cove import AgentBay, AsyncAgentBay, Config, Session
+from cove.agent.process_trees import user_process_limit
 from tests.integration.runtimes import BOTH_RUNTIMES
 from tests.integration.server import KEY_A, CoveServer, running_server
 
@@ -31,6 +32,29 @@ def test_cwd_and_environment(session: Session) -> None:
     assert result.stdout.splitlines() == ["/tmp", "hi", "0"], "the agent's own settings do not leak"
     missing = session.command.exec("true", cwd="/nowhere")
     assert not missing.success and "/nowhere" in missing.error_message
+
+
+@BOTH_RUNTIMES
+def test_a_command_starts_in_a_tree_of_its_own(
+    new_session: Callable[..., dict[str, Any]], server: CoveServer, runtime: str
+) -> None:
+    """What is set up before a command runs: a session of its own, its tree's cgroup (on gvisor the
+    agent has none: the tree is the session's process group, docs/runtimes.md), the pids limit less
+    the agent's reserve, and no descriptor of the agent's."""
+    session_id = new_session(resources={"pids": 64})["session_id"]
+    script = "echo $$; ps -o sid= -p $$; ulimit -u; cat /proc/self/cgroup; echo fds; ls /proc/self/fd"
+    with server.client(KEY_A) as client:
+        called = client.post(
+            f"/v1/sessions/{session_id}/tools/shell", json={"arguments": {"command": script}}
+        )
+    assert called.status_code == 200, called.text
+    shell, sid, limit, *rest = json.loads(called.json()["result"]["content"][0]["text"])["stdout"].split()
+    cgroups, fds = rest[: rest.index("fds")], rest[rest.index("fds") + 1 :]
+    assert sid == shell, "the command leads a session of its own"
+    assert limit == str(user_process_limit(64)), "the pids limit less the agent's reserve"
+    in_tree = any(line.rsplit("/", 1)[-1].startswith("shell-") for line in cgroups)
+    assert in_tree == (runtime == "runc"), cgroups
+    assert fds == ["0", "1", "2", "3"], "the standard streams, and the listing's own"
 
 
 @BOTH_RUNTIMES
