@@ -13,9 +13,10 @@
  * on. After the restore (or a checkpoint that failed), SIGUSR2: init listens again and hands the new
  * socket to the agent, which keeps every process, kernel and state it had.
  *
- * Commands. The agent starts every command through `init --launch` (launch below), spawned without
- * a copy of its own address space: under gVisor, a fork of the agent's interpreter alone takes about
- * 30 ms.
+ * Commands. The shell tool's commands, the agent's most frequent start, go through `init --launch`
+ * (launch below), spawned without a copy of the agent's address space: under gVisor, a fork of the
+ * agent's interpreter alone takes about 30 ms. Longer-lived processes (background processes,
+ * kernels, the browser) are started by subprocess in the agent.
  *
  * Code in the session may remove or replace the socket (the run folder is the session user's), and
  * the host would then reach no agent: init checks every CHECK_INTERVAL_MS that its socket is still in
