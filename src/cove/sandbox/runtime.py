@@ -606,8 +606,7 @@ class RuncRuntime:
                 gvisor.sync_tree(partial)
             except BaseException as error:
                 gvisor.remove(partial)
-                self._runc("resume", session_id)
-                self._runc("kill", session_id, gvisor.RESUME_SIGNAL)
+                self._thaw(session_id)
                 if isinstance(error, SandboxError) and gvisor.HOST_SOCKET_REFUSAL in self._log_tail(
                     session_id
                 ):
@@ -633,7 +632,7 @@ class RuncRuntime:
         """Run a runtime command (as _runc) whose failure is only logged: whether it went well."""
         result = self._runc(*args)
         if result.returncode != 0:
-            log.warning("runsc %s failed: %s", " ".join(args), result.stderr.strip()[-500:])
+            log.warning("runtime command %s failed: %s", " ".join(args), result.stderr.strip()[-500:])
         return result.returncode == 0
 
     def _finish_later(self, session_id: str, work: Callable[[], bool]) -> None:
@@ -690,11 +689,10 @@ class RuncRuntime:
             if status is not None:
                 self._runc("delete", "--force", session_id)
         elif status == "running":
-            self._runc("kill", session_id, gvisor.RESUME_SIGNAL)
+            self._listen_again(session_id)
             gvisor.remove(directory / gvisor.CHECKPOINT_RESTORING)
         elif status == "paused" and recorded_running:
-            self._runc("resume", session_id)
-            self._runc("kill", session_id, gvisor.RESUME_SIGNAL)
+            self._thaw(session_id)
 
     def fork(self, source_id: str, session_ids: list[str], image: Image, limits: Limits) -> None:
         """New gvisor sandboxes `session_ids` restored from one checkpoint of the running `source_id`:
@@ -883,7 +881,7 @@ class RuncRuntime:
         image = gvisor.image(directory)
         if image is None:  # frozen by a pause the server did not live to finish
             self._runc_logged(session_id, "resume", session_id)
-            self._runc("kill", session_id, gvisor.RESUME_SIGNAL)
+            self._listen_again(session_id)
             return
         if not stopped:  # the paused sandbox could not be deleted (a server's start deletes its own)
             self._runc("delete", "--force", session_id)
