@@ -107,12 +107,14 @@ class CoveServer:
         unmount_all(self.data_dir)
         # The server keeps its rules and cgroups when it stops, for sessions that outlive it; these
         # are gone.
-        instance = self.data_dir / "instance_id"
-        if instance.exists():
-            table = table_name(instance.read_text().strip())
-            subprocess.run(["nft", "delete", "table", "inet", table], capture_output=True, check=False)
+        instance_file = self.data_dir / "instance_id"
+        if instance_file.exists():
+            instance = instance_file.read_text().strip()
+            subprocess.run(
+                ["nft", "delete", "table", "inet", table_name(instance)], capture_output=True, check=False
+            )
             for root in hierarchy_roots():
-                remove_cgroup_tree(root / "cove" / instance.read_text().strip())
+                remove_cgroup_tree(root / "cove" / instance)
 
     def client(self, key: str = KEY_A) -> httpx.Client:
         return httpx.Client(
